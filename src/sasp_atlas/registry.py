@@ -1,0 +1,130 @@
+"""The data registry: which public datasets the atlas uses, where they live and how to read them.
+
+One source of truth, ``data_registry.yaml`` at the project root, validated against
+``registry_schema.json`` (JSON Schema, ``additionalProperties: false``): an unknown key, a
+missing field or a malformed value is a :class:`RegistryError` that names the entry and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One validated registry entry (the raw mapping is kept in :attr:`entry`)."""
+
+    entry: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.entry["id"]
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return self.entry["files"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.entry[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.entry.get(key, default)
+
+
+def registry_path() -> Path:
+    """Path of the registry: ``$SASP_ATLAS_REGISTRY`` or ``data_registry.yaml`` at the project root."""
+    env = os.environ.get("SASP_ATLAS_REGISTRY")
+    return Path(env) if env else PROJECT_ROOT / "data_registry.yaml"
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("sasp_atlas").joinpath("registry_schema.json").read_text())
+
+
+def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
+    path = list(error.absolute_path)
+    where = "registry"
+    if len(path) >= 2 and path[0] == "datasets" and isinstance(path[1], int):
+        entries = doc.get("datasets") or []
+        entry_id = entries[path[1]].get("id", f"#{path[1]}") if isinstance(entries[path[1]], dict) else f"#{path[1]}"
+        where = f"dataset entry {entry_id!r}"
+        path = path[2:]
+    field = ".".join(str(p) for p in path) or "(top level)"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{where}: unknown key(s) {extra} in {field}; allowed: {sorted(error.schema.get('properties', {}))}"
+    if error.validator == "required":
+        return f"{where}: missing field in {field}: {error.message}"
+    return f"{where}: field {field!r}: {error.message}"
+
+
+def validate_registry(doc: Any) -> None:
+    """Validate a parsed registry document; raise :class:`RegistryError` naming entry and field."""
+    if not isinstance(doc, dict):
+        raise RegistryError("registry: the top level must be a mapping with 'schema_version' and 'datasets'")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        # the deepest error is the most specific one (oneOf/anyOf report on the parent first)
+        best = jsonschema.exceptions.best_match(errors)
+        raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
+    ids = [d["id"] for d in doc["datasets"]]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
+    for d in doc["datasets"]:
+        names = [f["name"] for f in d["files"]]
+        if len(set(names)) != len(names):
+            raise RegistryError(f"dataset entry {d['id']!r}: field 'files': duplicated file names {names}")
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> tuple[Dataset, ...]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
+    validate_registry(doc)
+    return tuple(Dataset(d) for d in doc["datasets"])
+
+
+def load_registry(path: str | Path | None = None) -> tuple[Dataset, ...]:
+    """Read and validate the registry; returns the entries in file order."""
+    p = Path(path) if path else registry_path()
+    if not p.exists():
+        raise RegistryError(f"registry file not found: {p} (set SASP_ATLAS_REGISTRY to its path)")
+    return _load(str(p), p.stat().st_mtime)
+
+
+def list_datasets(profile: str | None = None, path: str | Path | None = None) -> list[Dataset]:
+    """Registry entries, optionally of one profile (``core`` is part of ``full``)."""
+    entries = load_registry(path)
+    if profile in (None, "full"):
+        return list(entries)
+    return [d for d in entries if d["profile"] == profile]
+
+
+def get_dataset(dataset_id: str, path: str | Path | None = None) -> Dataset:
+    """The registry entry ``dataset_id``; a :class:`KeyError` lists the known ids."""
+    for d in load_registry(path):
+        if d.id == dataset_id:
+            return d
+    known = ", ".join(d.id for d in load_registry(path))
+    raise KeyError(f"unknown dataset id {dataset_id!r}; the registry has: {known}")

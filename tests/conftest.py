@@ -1,0 +1,120 @@
+"""Shared fixtures: a session-wide mirror/cache environment and the real datasets.
+
+* ``SASP_ATLAS_MIRROR`` points at the shared data folder next to the project
+  (``<project>/../shared/data``); it is read in place and never copied into the project.
+* ``SASP_ATLAS_CACHE`` points at a pytest temporary folder for the whole session, so the
+  user's cache is never read or written.
+* Tests that need the mirror (or the reference gene sets) are skipped with a clear reason if
+  the folder does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+TESTS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+MIRROR = SHARED / "data"
+SOURCES_YAML = MIRROR / "sources.yaml"
+GENESETS = SHARED / "reference" / "genesets"
+REGISTRY_YAML = PROJECT_ROOT / "data_registry.yaml"
+
+WU = "wu2021_breast_tnbc_cid4465"
+MGH = "tirosh2016_oligodendroglioma_mgh53_mgh54"
+TIROSH = "tirosh2016_oligodendroglioma"
+PURAM = "puram2017_hnscc_chetah_ref"
+ALL_DATASETS = (WU, MGH, TIROSH, PURAM)
+
+_ENV_KEYS = ("SASP_ATLAS_MIRROR", "SASP_ATLAS_CACHE", "SASP_ATLAS_REGISTRY")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def atlas_env(tmp_path_factory):
+    """Point the package at the shared mirror and a session-private cache; restore afterwards."""
+    saved = {k: os.environ.get(k) for k in _ENV_KEYS}
+    cache = tmp_path_factory.mktemp("sasp_atlas_cache")
+    os.environ["SASP_ATLAS_MIRROR"] = str(MIRROR)
+    os.environ["SASP_ATLAS_CACHE"] = str(cache)
+    os.environ.pop("SASP_ATLAS_REGISTRY", None)  # always test the project's own registry
+    try:
+        yield {"mirror": MIRROR, "cache": cache}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def mirror(atlas_env) -> Path:
+    """The shared data mirror; skips the test if it is not there."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"shared data mirror not found at {MIRROR} (needed for real-data tests)")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def sources(mirror) -> dict:
+    """``sources.yaml`` of the mirror as ``{dataset id: entry}``."""
+    if not SOURCES_YAML.is_file():
+        pytest.skip(f"{SOURCES_YAML} not found (needed to check the registry against the mirror)")
+    doc = yaml.safe_load(SOURCES_YAML.read_text())
+    return {d["id"]: d for d in doc["datasets"]}
+
+
+@pytest.fixture(scope="session")
+def genesets_dir() -> Path:
+    if not GENESETS.is_dir():
+        pytest.skip(f"reference gene sets not found at {GENESETS}")
+    return GENESETS
+
+
+@pytest.fixture(scope="session")
+def registry_doc() -> dict:
+    """The raw parsed project registry (tests deep-copy it before changing anything)."""
+    return yaml.safe_load(REGISTRY_YAML.read_text())
+
+
+def source_file(sources: dict, dataset_id: str, name: str) -> dict:
+    """The sources.yaml record of file ``name`` of ``dataset_id``."""
+    for f in sources[dataset_id]["files"]:
+        if Path(f["path"]).name == name:
+            return f
+    raise AssertionError(f"sources.yaml has no file {name!r} for {dataset_id!r}")
+
+
+def _load(dataset_id: str):
+    import sasp_atlas
+
+    return sasp_atlas.load_dataset(dataset_id)
+
+
+@pytest.fixture(scope="session")
+def wu(mirror):
+    return _load(WU)
+
+
+@pytest.fixture(scope="session")
+def mgh(mirror):
+    return _load(MGH)
+
+
+@pytest.fixture(scope="session")
+def tirosh(mirror):
+    return _load(TIROSH)
+
+
+@pytest.fixture(scope="session")
+def puram(mirror):
+    return _load(PURAM)
+
+
+@pytest.fixture(scope="session")
+def datasets(wu, mgh, tirosh, puram) -> dict:
+    return {WU: wu, MGH: mgh, TIROSH: tirosh, PURAM: puram}
