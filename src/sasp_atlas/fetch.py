@@ -22,7 +22,7 @@ import pooch
 
 from .registry import Dataset, get_dataset
 
-__all__ = ["HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "fetch_dataset", "file_sha256"]
+__all__ = ["HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset", "fetch_resource", "file_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,23 @@ def _check(path: Path, expected: str, what: str) -> None:
         )
 
 
+def resource_mirror_dir(mirror: str | os.PathLike | None = None) -> Path | None:
+    """Mirror of reference resources: ``$SASP_ATLAS_RESOURCE_MIRROR``, else ``<data mirror>/../reference/raw``."""
+    env = os.environ.get("SASP_ATLAS_RESOURCE_MIRROR")
+    if env:
+        return Path(env).expanduser()
+    data = mirror_dir(mirror)
+    if data is not None and (data.parent / "reference" / "raw").is_dir():
+        return data.parent / "reference" / "raw"
+    return None
+
+
 def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike | None = None,
-               progress: bool = False) -> Path:
-    """Return a local, sha256-verified path for one registry file (see the module doc)."""
+               progress: bool = False, mirror_candidate: Path | None = None) -> Path:
+    """Return a local, sha256-verified path for one registry file (see the module doc).
+
+    ``mirror_candidate`` overrides the mirror location (used for reference resources).
+    """
     name, expected, url = file_entry["name"], file_entry["sha256"], file_entry["url"]
     cached = cache_dir() / dataset.id / name
     if cached.exists():
@@ -89,13 +103,13 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
         cached.unlink()
 
     mdir = mirror_dir(mirror)
-    if mdir is not None:
-        candidate = mdir / dataset.id / name
+    candidate = mirror_candidate if mirror_candidate is not None else (mdir / dataset.id / name if mdir else None)
+    if candidate is not None:
         if candidate.exists():
             _check(candidate, expected, "mirror file")
             log.info("mirror  %s/%s (%s, sha256 verified)", dataset.id, name, candidate)
             return candidate
-        log.warning("mirror %s has no %s/%s; trying the public URL", mdir, dataset.id, name)
+        log.warning("mirror has no %s; trying the public URL", candidate)
 
     log.info("download %s/%s from %s", dataset.id, name, url)
     try:
@@ -119,3 +133,13 @@ def fetch_dataset(dataset_id: str | Dataset, *, mirror: str | os.PathLike | None
     """Fetch every file of a dataset; returns ``{file name: verified local path}``."""
     ds = dataset_id if isinstance(dataset_id, Dataset) else get_dataset(dataset_id)
     return {f["name"]: fetch_file(ds, f, mirror=mirror, progress=progress) for f in ds.files}
+
+
+def fetch_resource(resource_id: str, *, mirror: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Fetch a reference resource's files (``{file name: verified path}``); see :func:`resource_mirror_dir`."""
+    from .registry import get_resource
+
+    res = get_resource(resource_id)
+    rdir = resource_mirror_dir(mirror)
+    return {f["name"]: fetch_file(res, f, mirror=mirror, mirror_candidate=(rdir / f["name"]) if rdir else None)
+            for f in res.files}

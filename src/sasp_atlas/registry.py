@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets"]
+__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,32 +85,45 @@ def validate_registry(doc: Any) -> None:
         # the deepest error is the most specific one (oneOf/anyOf report on the parent first)
         best = jsonschema.exceptions.best_match(errors)
         raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
-    ids = [d["id"] for d in doc["datasets"]]
+    ids = [d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
-    for d in doc["datasets"]:
+    for d in doc["datasets"] + doc.get("resources", []):
         names = [f["name"] for f in d["files"]]
         if len(set(names)) != len(names):
             raise RegistryError(f"dataset entry {d['id']!r}: field 'files': duplicated file names {names}")
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[Dataset, ...]:
+def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
     validate_registry(doc)
-    return tuple(Dataset(d) for d in doc["datasets"])
+    return tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", []))
 
 
-def load_registry(path: str | Path | None = None) -> tuple[Dataset, ...]:
-    """Read and validate the registry; returns the entries in file order."""
+def _read(path: str | Path | None):
     p = Path(path) if path else registry_path()
     if not p.exists():
         raise RegistryError(f"registry file not found: {p} (set SASP_ATLAS_REGISTRY to its path)")
     return _load(str(p), p.stat().st_mtime)
+
+
+def load_registry(path: str | Path | None = None) -> tuple[Dataset, ...]:
+    """Read and validate the registry; returns the dataset entries in file order."""
+    return _read(path)[0]
+
+
+def get_resource(resource_id: str, path: str | Path | None = None) -> Dataset:
+    """A reference resource of the registry (e.g. ``hgnc_symbols``); same file fields as datasets."""
+    resources_ = _read(path)[1]
+    for r in resources_:
+        if r.id == resource_id:
+            return r
+    raise KeyError(f"unknown resource id {resource_id!r}; the registry has: {', '.join(r.id for r in resources_)}")
 
 
 def list_datasets(profile: str | None = None, path: str | Path | None = None) -> list[Dataset]:
