@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 from anndata import AnnData
 
-__all__ = ["harmonise_cell_types", "celltype_scores", "coverage_table", "CELLTYPE_COLUMNS"]
+__all__ = ["harmonise_cell_types", "crosswalk_table", "celltype_scores", "coverage_table", "CELLTYPE_COLUMNS"]
 
 CELLTYPE_COLUMNS = ["dataset", "cancer_type", "cell_type", "lineage", "cell_type_author", "signature", "method",
                     "mean", "median", "sd", "q25", "q75", "n_cells", "n_samples", "n_genes", "n_genes_used", "coverage"]
@@ -27,22 +27,38 @@ def _crosswalk() -> dict:
     return yaml.safe_load(resources.files("sasp_atlas").joinpath("crosswalk.yaml").read_text())
 
 
-def harmonise_cell_types(adata: AnnData, dataset_id: str) -> None:
-    """Add ``obs["cell_type"]`` and ``obs["lineage"]`` from the package crosswalk.
+def crosswalk_table() -> pd.DataFrame:
+    """The published crosswalk: ``dataset, cell_type_author, cell_type, cell_type_ontology_id,
+    cell_type_ontology_label, lineage`` (malignant cells: "Malignant cell", CL:0001064)."""
+    cw = _crosswalk()
+    rows = []
+    for dataset_id, labels in cw["datasets"].items():
+        for author, harmonised in labels.items():
+            ct = cw["cell_types"][harmonised]
+            rows.append({"dataset": dataset_id, "cell_type_author": author, "cell_type": harmonised,
+                         "cell_type_ontology_id": ct["ontology_id"], "cell_type_ontology_label": ct["ontology_label"],
+                         "lineage": ct["lineage"]})
+    return pd.DataFrame(rows)
 
-    Malignant cells (``obs["malignant"]``) become "Malignant cell". An author label missing from
-    the crosswalk is an error naming the label and the dataset (never a silent "Unknown").
+
+def harmonise_cell_types(adata: AnnData, dataset_id: str) -> None:
+    """Add ``obs["cell_type"]``, ``obs["cell_type_ontology_id"]`` and ``obs["lineage"]`` from the crosswalk.
+
+    Malignant cells (``obs["malignant"]``) become "Malignant cell" (CL:0001064). An author label
+    missing from the crosswalk is an error naming the label and the dataset (never a silent "Unknown").
     """
-    table = _crosswalk().get(dataset_id, {})
+    cw = _crosswalk()
+    table = cw["datasets"].get(dataset_id, {})
     authors = adata.obs["cell_type_author"].astype(str)
     malignant = adata.obs["malignant"].to_numpy(bool)
     unknown = sorted(set(authors[~malignant]) - set(table))
     if unknown:
         raise KeyError(f"dataset {dataset_id!r}: author cell types {unknown} are not in crosswalk.yaml; add them")
-    ct = np.where(malignant, "Malignant cell", [table.get(a, {}).get("cell_type", "") for a in authors])
-    lin = np.where(malignant, "malignant", [table.get(a, {}).get("lineage", "") for a in authors])
+    ct = np.where(malignant, "Malignant cell", [table.get(a, "Malignant cell") for a in authors])
+    vocab = cw["cell_types"]
     adata.obs["cell_type"] = pd.Categorical(ct)
-    adata.obs["lineage"] = pd.Categorical(lin)
+    adata.obs["cell_type_ontology_id"] = pd.Categorical([vocab[c]["ontology_id"] for c in ct])
+    adata.obs["lineage"] = pd.Categorical([vocab[c]["lineage"] for c in ct])
 
 
 def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, group_by: str = "cell_type") -> pd.DataFrame:
