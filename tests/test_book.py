@@ -83,3 +83,31 @@ def test_site_check_sees_drawn_and_undrawn_charts(tmp_path):
     report = check_site(_site(tmp_path / "ext", external))
     assert not report["ok"]
     assert report["pages"][0]["external"] == ["http://example.invalid/x.png"]
+
+
+def test_committed_notebooks_equal_the_generator_output(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", PROJECT_ROOT / "scripts" / "make_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, make in [("dataset", mod.dataset_notebook), ("atlas", mod.atlas_notebook), ("catalogue", mod.catalogue_notebook),
+                       ("table2", mod.table2_notebook)]:
+        committed = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        generated = make()
+        assert [c.source for c in committed.cells] == [c.source for c in generated.cells], name
+        assert [c.metadata.get("tags", []) for c in committed.cells] == [c.metadata.get("tags", []) for c in generated.cells]
+        params = [c for c in committed.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, name
+
+
+def test_family_pages_cover_every_signature(tmp_path):
+    from sasp_atlas.book import signature_families, write_family_pages
+    from sasp_atlas.signatures import list_signatures
+
+    (tmp_path / "book").mkdir()
+    paths = write_family_pages(tmp_path)
+    assert [p.stem for p in paths] == signature_families()
+    text = "\n".join(p.read_text() for p in paths)
+    for sid in list_signatures()["id"]:
+        assert f"## `{sid}`" in text, sid

@@ -35,8 +35,8 @@ def test_list_signatures_columns_and_sizes():
     sizes = df.set_index("id")["n_genes"].to_dict()
     assert sizes["senmayo"] == 125
     assert sizes["fridman_senescence_up"] == 77
-    for sid, n in sizes.items():
-        assert n == len(get_signature(sid)), sid
+    for sid, n in sizes.items():  # n_genes: as published; scored genes can only be fewer (mouse orthologs)
+        assert 0 < len(get_signature(sid)) <= n, sid
     assert set(df["species"]) <= {"human", "mouse"}
     assert df["citation"].notna().all() and df["license"].notna().all()
 

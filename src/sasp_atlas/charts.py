@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["write_vega_bundle", "enable_offline_renderer", "composition_chart", "score_distribution_chart",
-           "celltype_heatmap", "embedding_chart", "atlas_heatmap"]
+           "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
+           "gene_dotplot", "table2_forest"]
 
 _TEMPLATE = jinja2.Template("""\
 <div id="{{ output_div }}" class="sasp-chart"></div>
@@ -85,12 +86,20 @@ def score_distribution_chart(table: pd.DataFrame, *, signature: str) -> alt.Char
     return (iqr + med + mean).properties(width=420)
 
 
+def _mean_colour(table: pd.DataFrame):
+    """Diverging colour for mean scores; cells whose signature has low gene coverage are grey."""
+    colour = alt.Color("mean:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True), title="mean score")
+    if "low_coverage" in table:
+        return alt.condition("datum.low_coverage", alt.value("#d9d9d9"), colour)
+    return colour
+
+
 def celltype_heatmap(table: pd.DataFrame, *, title: str = "Mean score per signature and cell type") -> alt.Chart:
-    """Heatmap of mean score, signature x cell type, with n and coverage in tooltips."""
+    """Heatmap of mean score, signature x cell type, with n and coverage in tooltips; low-coverage grey."""
     return alt.Chart(table, title=title).mark_rect().encode(
         x=alt.X("cell_type:N", title="cell type"),
         y=alt.Y("signature:N", title="signature"),
-        color=alt.Color("mean:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True), title="mean score"),
+        color=_mean_colour(table),
         tooltip=["signature", "cell_type", alt.Tooltip("mean:Q", format=".3f"), "n_cells", "n_samples",
                  alt.Tooltip("coverage:Q", format=".0%")],
     )
@@ -120,9 +129,96 @@ def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     return alt.Chart(df).mark_rect().encode(
         x=alt.X("dataset:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220)),
         y=alt.Y("cell_type:N", title="cell type"),
-        color=alt.Color("mean:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True), title="mean score"),
-        tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("mean:Q", format=".3f"), "n_cells", "n_samples",
+        color=_mean_colour(df),
+        tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("mean:Q", format=".3f"),
+                 alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit",
+                 alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"), "n_cells", "n_samples",
                  alt.Tooltip("coverage:Q", format=".0%")],
     ).properties(width=alt.Step(28)).facet(
         column=alt.Column("cancer_type:N", title=None), title=f"{signature}: mean score by cell type, dataset and cancer type"
     ).resolve_scale(x="independent")
+
+
+def jaccard_heatmap(jaccard: pd.DataFrame) -> alt.Chart:
+    """Gene-set overlap (Jaccard index) between signatures."""
+    return alt.Chart(jaccard, title="Gene overlap between signatures (Jaccard index)").mark_rect().encode(
+        x=alt.X("a:N", title=None, axis=alt.Axis(labelAngle=-60, labelLimit=200)),
+        y=alt.Y("b:N", title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("jaccard:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="Jaccard"),
+        tooltip=["a", "b", alt.Tooltip("jaccard:Q", format=".2f"), "n_shared"],
+    ).properties(width=alt.Step(11), height=alt.Step(11))
+
+
+def coverage_heatmap(coverage: pd.DataFrame) -> alt.Chart:
+    """Fraction of each signature's genes present in each dataset (after alias resolution)."""
+    df = coverage.assign(low=coverage["low_coverage"].astype(bool))
+    return alt.Chart(df, title="Signature gene coverage per dataset").mark_rect().encode(
+        x=alt.X("dataset:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=260)),
+        y=alt.Y("signature:N", title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("coverage:Q", scale=alt.Scale(scheme="greens", domain=[0, 1]), title="coverage"),
+        stroke=alt.condition("datum.low", alt.value("#b00"), alt.value(None)),
+        tooltip=["signature", "dataset", "n_genes", "n_present", "n_rescued", alt.Tooltip("coverage:Q", format=".0%"),
+                 "flag"],
+    ).properties(width=alt.Step(60), height=alt.Step(11))
+
+
+def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Cell types ranked by a signature's mean score within each dataset, with 95 % intervals.
+
+    Points: mean (of sample means where there are several samples); bars: bootstrap interval
+    (over samples, or over cells for single-sample datasets: see ``ci_unit``); hollow: low coverage.
+    """
+    df = table[table["signature"] == signature].copy()
+    df["label"] = df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", " + df["n_samples"].astype(str) + " smp)"
+    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=alt.EncodingSortField("mean", order="descending"), title=None))
+    bars = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"mean {signature} score (95% CI)"), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=60).encode(
+        x="mean:Q", color=alt.Color("lineage:N", title="lineage"),
+        opacity=alt.condition("datum.low_coverage", alt.value(0.3), alt.value(1.0)),
+        tooltip=["dataset", "cell_type", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
+                 alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
+                 "n_cells", "n_samples", alt.Tooltip("coverage:Q", format=".0%"), "flag"])
+    return (bars + points).properties(width=360).facet(
+        row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=300)),
+        title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent")
+
+
+def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.Chart:
+    """Which genes drive a score: mean expression (colour) x fraction expressing (size) per cell type.
+
+    Shows the ``top`` genes with the largest cell-type-vs-rest difference (``delta``) anywhere;
+    the CSV download has all genes.
+    """
+    df = genes[genes["signature"] == signature]
+    keep = df.groupby("gene")["delta"].max().nlargest(top).index
+    df = df[df["gene"].isin(keep)]
+    facet = "dataset:N" if df["dataset"].nunique() > 1 else None
+    chart = alt.Chart(df).mark_circle().encode(
+        x=alt.X("gene:N", sort=list(keep), title=None, axis=alt.Axis(labelAngle=-60)),
+        y=alt.Y("cell_type:N", title=None),
+        size=alt.Size("frac_expressing:Q", scale=alt.Scale(domain=[0, 1]), title="fraction expressing"),
+        color=alt.Color("mean_expression:Q", scale=alt.Scale(scheme="reds"), title="mean expression"),
+        tooltip=["dataset", "cell_type", "gene", alt.Tooltip("mean_expression:Q", format=".2f"),
+                 alt.Tooltip("frac_expressing:Q", format=".0%"), alt.Tooltip("delta:Q", format=".2f"), "n_cells"],
+    ).properties(width=alt.Step(14))
+    if facet:
+        return chart.facet(row=alt.Row(facet, title=None), title=f"{signature}: genes behind the score").resolve_scale(y="independent")
+    return chart.properties(title=f"{signature}: genes behind the score")
+
+
+def table2_forest(checks: pd.DataFrame) -> alt.Chart:
+    """Effect size (AUROC vs the rest of the tumour) with 95 % interval for each testable Table 2 row x dataset."""
+    df = checks.dropna(subset=["effect_size"]).copy()
+    df["label"] = "Row " + df["row"].astype(str) + ": " + df["table2_cell_type"] + " — " + df["dataset"]
+    base = alt.Chart(df, title="Review Table 2 tested: is the row's gene set higher in its cell type?").encode(
+        y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=420)))
+    rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 3], color="#888").encode(x="x:Q")
+    bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="AUROC vs other cells of the tumour (95% CI)",
+                                           scale=alt.Scale(domain=[0, 1])), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=70).encode(
+        x="effect_size:Q", color=alt.Color("verdict:N", scale=alt.Scale(domain=["supported", "not supported"],
+                                                                         range=["#1b7837", "#b2182b"])),
+        tooltip=["row", "table2_cell_type", "table2_cancer_types", "dataset", "cancer_type", "cell_type",
+                 alt.Tooltip("effect_size:Q", format=".2f"), alt.Tooltip("ci_low:Q", format=".2f"),
+                 alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit", "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
+    return (rule + bars + points).properties(width=420)

@@ -28,12 +28,13 @@ import scipy.sparse as sp
 from .fetch import cache_dir, fetch_dataset
 from .registry import Dataset, get_dataset
 
-__all__ = ["load_dataset", "normalise", "READERS", "LOADER_VERSION"]
+__all__ = ["load_dataset", "normalise", "resolve_var_names", "READERS", "LOADER_VERSION"]
 
 log = logging.getLogger(__name__)
 
-#: bump when readers or normalisation change: it is part of the h5ad cache key
-LOADER_VERSION = "1"
+#: bump when readers, normalisation or symbol resolution change: it is part of the h5ad cache key
+#: ("2": var_names resolved to approved HGNC symbols, see :func:`resolve_var_names`)
+LOADER_VERSION = "2"
 
 Reader = Callable[[dict[str, Path], dict[str, Any]], tuple[sp.csr_matrix, list[str], list[str], pd.DataFrame]]
 READERS: dict[str, Reader] = {}
@@ -255,6 +256,50 @@ def _harmonise_obs(obs: pd.DataFrame, ds: Dataset) -> pd.DataFrame:
     return out
 
 
+def resolve_var_names(adata: ad.AnnData) -> dict[str, Any]:
+    """Rename ``var_names`` to approved HGNC symbols (2022-04-04) in place; returns the summary.
+
+    Uses :func:`sasp_atlas.genes.resolve_symbols`. ``var["symbol_original"]`` keeps the released
+    symbol and ``var["symbol_status"]`` its status. A symbol is renamed only when it is an alias or
+    previous symbol of exactly one approved gene (``CTGF`` -> CCN2); approved, ambiguous and unknown
+    symbols keep their released name. If the approved name is taken already (the data hold the
+    approved symbol too, or an earlier alias of the same gene was renamed to it), the symbol keeps
+    its released name and counts as a collision. The summary (``n_renamed``, ``n_ambiguous``,
+    ``n_unknown``, ``n_collisions`` and the affected symbols) goes to
+    ``uns["provenance"]["symbol_resolution"]``.
+    """
+    from .genes import HGNC_SOURCE, resolve_symbols
+
+    original = [str(g) for g in adata.var_names]
+    res = resolve_symbols(original, warn=False)
+    names, taken = list(original), set(original)
+    renamed, collisions = [], []
+    for i, (status, approved) in enumerate(zip(res["status"], res["approved"])):
+        if status != "alias":
+            continue
+        if approved in taken:
+            collisions.append(f"{original[i]}->{approved}")
+            continue
+        names[i] = approved
+        taken.add(approved)
+        renamed.append(f"{original[i]}->{approved}")
+    adata.var["symbol_original"] = original
+    adata.var["symbol_status"] = res["status"].astype(str).to_numpy()
+    adata.var_names = pd.Index(names, name="gene_symbol")
+    ambiguous = [f"{r.input} ({r.candidates})" for r in res[res["status"] == "ambiguous"].itertuples()]
+    if ambiguous:
+        log.warning("%d gene symbol(s) are aliases of several approved genes and keep their released name: %s",
+                    len(ambiguous), "; ".join(ambiguous[:20]) + (" ..." if len(ambiguous) > 20 else ""))
+    return {
+        "source": HGNC_SOURCE,
+        "rule": "alias/previous symbol of exactly one approved gene -> approved symbol; approved, ambiguous, "
+                "unknown and colliding symbols keep the released name (var['symbol_original'])",
+        "n_renamed": len(renamed), "n_ambiguous": len(ambiguous),
+        "n_unknown": int((res["status"] == "unknown").sum()), "n_collisions": len(collisions),
+        "ambiguous": "; ".join(ambiguous), "collisions": "; ".join(collisions),
+    }
+
+
 def _cache_key(ds: Dataset) -> str:
     h = hashlib.sha256(LOADER_VERSION.encode())
     for f in ds.files:
@@ -272,9 +317,11 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     ``layers["original"]`` the values as released, ``.obs`` columns ``cell_type_author``,
     ``cell_type_fine``, ``sample``, ``malignant`` (bool) plus the author columns, and
     ``.uns["provenance"]`` with dataset id, citation, DOI, accession, licence, value type, the
-    normalisation, and each file's URL and sha256. The converted object is cached as
-    ``<cache>/<id>/converted-<key>.h5ad`` (key: source sha256s + loader version); a cache hit
-    skips the fetch entirely.
+    normalisation, the gene symbol resolution (``symbol_resolution``, see
+    :func:`resolve_var_names`: var_names are approved HGNC symbols where the released symbol is an
+    unambiguous alias, ``var["symbol_original"]`` keeps the released one), and each file's URL and
+    sha256. The converted object is cached as ``<cache>/<id>/converted-<key>.h5ad`` (key: source
+    sha256s + loader version); a cache hit skips the fetch entirely.
     """
     ds = get_dataset(dataset_id)
     key = _cache_key(ds)
@@ -293,6 +340,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
         n = int(adata.var_names.duplicated().sum())
         log.warning("%s: %d duplicated gene symbols made unique with suffixes", ds.id, n)
         adata.var_names_make_unique()
+    symbol_resolution = resolve_var_names(adata)
     adata.layers["original"] = adata.X.copy()
     norm = normalise(adata, ds["value_type"])
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
@@ -302,7 +350,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
         "cancer_type_short": ds["cancer_type_short"], "tissue": ds["tissue"], "technology": ds["technology"],
         "citation": pub["citation"], "doi": pub["doi"], "accession": pub["accession"], "license": ds["license"],
         "value_type": ds["value_type"], "normalisation": norm["method"], "loader": ds["loader"]["name"],
-        "loader_version": LOADER_VERSION,
+        "loader_version": LOADER_VERSION, "symbol_resolution": symbol_resolution,
         "files": {f["name"]: {"url": f["url"], "sha256": f["sha256"], "size": f["size"]} for f in ds.files},
     }
     h5ad.parent.mkdir(parents=True, exist_ok=True)

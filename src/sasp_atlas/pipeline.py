@@ -16,13 +16,17 @@ from anndata import AnnData
 from .io import load_dataset
 from .registry import get_dataset
 from .scoring import score
-from .stats import celltype_scores, coverage_table, harmonise_cell_types
+from .stats import (celltype_scores, coverage_table, crosswalk_table, gene_decomposition, harmonise_cell_types,
+                    sample_celltype_summary, table2_checks)
 
 __all__ = ["DatasetResult", "run_dataset", "embed", "DEFAULT_SIGNATURES", "results_dir"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURES = ["senmayo", "fridman_senescence_up"]
+#: signatures scored on every page (heatmaps); the first two also get distribution and UMAP figures
+DEFAULT_SIGNATURES = ["senmayo", "senmayo_secreted", "fridman_senescence_up", "reactome_sasp",
+                      "kamminga_senescence", "tang_senescence_tp53_targets_up", "deepscence_core_up",
+                      "gavish_mp19_epithelial_senescence", "gavish_mp22_secreted_i", "gavish_mp23_secreted_ii"]
 
 
 def results_dir(base: str | Path | None = None) -> Path:
@@ -37,6 +41,8 @@ class DatasetResult:
     celltype_scores: pd.DataFrame
     coverage: pd.DataFrame
     cell_scores: pd.DataFrame
+    sample_scores: pd.DataFrame
+    gene_decomposition: pd.DataFrame
 
 
 def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30) -> None:
@@ -63,8 +69,10 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
 
     Files written (``out_dir`` defaults to ``results/``):
-    ``tables/datasets/<id>/celltype_scores.csv``, ``coverage.csv`` and ``cell_scores.csv.gz``
-    (per-cell scores with cell type, sample and UMAP coordinates).
+    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean with bootstrap interval,
+    effect size, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
+    ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
+    cell type) and ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
     """
     ds = get_dataset(dataset_id)
     sigs = list(signatures or DEFAULT_SIGNATURES)
@@ -73,8 +81,12 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     score(adata, sigs, method=method, random_state=random_state)
     if with_embedding:
         embed(adata, random_state=random_state)
-    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=ds["cancer_type"])
+    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=ds["cancer_type"],
+                            cancer_type_ontology_id=ds["cancer_type_ontology_id"], random_state=random_state)
     cov = coverage_table(adata, dataset_id=dataset_id)
+    samples = sample_celltype_summary(adata, dataset_id=dataset_id)
+    genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
+                                          dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
     cells = adata.obsm["sasp_scores"].copy()
     for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
         cells[col] = adata.obs[col].to_numpy()
@@ -85,17 +97,66 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "celltype_scores.csv", index=False, float_format="%.6g")
     cov.to_csv(out / "coverage.csv", index=False)
+    samples.to_csv(out / "sample_celltype_scores.csv", index=False, float_format="%.6g")
+    genes.to_csv(out / "gene_decomposition.csv", index=False, float_format="%.6g")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
-    return DatasetResult(dataset_id, adata, table, cov, cells)
+    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes)
+
+
+def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0) -> pd.DataFrame:
+    """The review's Table 2 tested on every dataset -> ``tables/table2_checks.csv`` (see
+    :func:`sasp_atlas.stats.table2_checks`); also writes the crosswalk as ``tables/crosswalk.csv``."""
+    adatas = {}
+    for dataset_id in dataset_ids:
+        adata = load_dataset(dataset_id)
+        harmonise_cell_types(adata, dataset_id)
+        adatas[dataset_id] = adata
+    checks = table2_checks(adatas, random_state=random_state)
+    base = results_dir(out_dir) / "tables"
+    base.mkdir(parents=True, exist_ok=True)
+    checks.to_csv(base / "table2_checks.csv", index=False, float_format="%.6g")
+    crosswalk_table().to_csv(base / "crosswalk.csv", index=False)
+    return checks
+
+
+def catalogue_coverage(dataset_ids: list[str], *, out_dir: str | Path | None = None,
+                       signatures: list[str] | None = None) -> pd.DataFrame:
+    """Coverage of every catalogued signature in every dataset -> ``tables/coverage.csv``.
+
+    Gene matching after symbol resolution (:func:`sasp_atlas.stats.coverage_table`), no scoring;
+    reads the cached converted datasets.
+    """
+    import warnings
+
+    from .signatures import SignatureResolutionWarning, list_signatures
+
+    sigs = list(signatures or list_signatures()["id"])
+    frames = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SignatureResolutionWarning)
+        for dataset_id in dataset_ids:
+            adata = load_dataset(dataset_id)
+            frames.append(coverage_table(adata, dataset_id=dataset_id, signatures=sigs))
+    cov = pd.concat(frames, ignore_index=True)
+    base = results_dir(out_dir) / "tables"
+    base.mkdir(parents=True, exist_ok=True)
+    cov.to_csv(base / "coverage.csv", index=False, float_format="%.6g")
+    return cov
 
 
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv`` and ``tables/coverage.csv``."""
+    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv``; read ``tables/coverage.csv``
+    (all signatures x datasets, :func:`catalogue_coverage`) when it exists."""
     base = results_dir(out_dir) / "tables"
     ids = dataset_ids or sorted(p.name for p in (base / "datasets").iterdir() if p.is_dir())
     out = {}
-    for name in ("celltype_scores", "coverage"):
+    if (base / "coverage.csv").exists():
+        out["coverage"] = pd.read_csv(base / "coverage.csv")
+    for name in ("table2_checks", "crosswalk"):
+        if (base / f"{name}.csv").exists():
+            out[name] = pd.read_csv(base / f"{name}.csv")
+    for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")

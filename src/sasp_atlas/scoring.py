@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .signatures import get_signature
+from .stats import is_low_coverage
 
 __all__ = ["score", "resolve_signatures", "scanpy_control_genes", "weighted_row_sums"]
 
@@ -148,7 +149,8 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
             weights_cols.append(np.full(len(idx), k))
             weights_vals.append(np.full(len(idx), w))
         info[name] = {"genes_used": [str(g) for g in used], "genes_missing": [str(g) for g in missing],
-                      "n_genes": int(len(gene_list)), "n_control_genes": int(len(ctrl))}
+                      "n_genes": int(len(gene_list)), "n_control_genes": int(len(ctrl)),
+                      "coverage": len(used) / len(gene_list), "low_coverage": is_low_coverage(len(used), len(gene_list))}
     W = sp.csr_matrix((np.concatenate(weights_vals), (np.concatenate(weights_rows), np.concatenate(weights_cols))),
                       shape=(adata.n_vars, len(sigs)))
     scores = weighted_row_sums(X, W)
