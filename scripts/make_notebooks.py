@@ -45,12 +45,20 @@ def dataset_notebook():
              'signatures = None  # None: sasp_atlas.pipeline.DEFAULT_SIGNATURES\n'
              'method = "scanpy"\n'
              'random_state = 0\n'
-             'results = "results"', "parameters"),
+             'results = "results"\n'
+             'input_h5ad = None  # a user\'s .h5ad (sasp-atlas score) instead of the registry entry\n'
+             'user_options = {}  # options for sasp_atlas.byod.load_user_data (cell_type_key, sample_key, species, ...)',
+             "parameters"),
         code(SETUP +
              'from sasp_atlas.pipeline import DEFAULT_SIGNATURES, run_dataset\n'
              'signatures = list(signatures or DEFAULT_SIGNATURES)\n'
-             'ds = sasp_atlas.get_dataset(dataset_id)\n'
-             'res = run_dataset(dataset_id, signatures=signatures, method=method, random_state=random_state, out_dir=results)\n'
+             'if input_h5ad:\n'
+             '    from sasp_atlas.byod import load_user_data\n'
+             '    ds, adata = load_user_data(input_h5ad, **user_options)\n'
+             'else:\n'
+             '    ds, adata = sasp_atlas.get_dataset(dataset_id), None\n'
+             'res = run_dataset(ds.id, signatures=signatures, method=method, random_state=random_state, out_dir=results,\n'
+             '                  adata=adata)\n'
              'prov = res.adata.uns["provenance"]\n'
              'fig = dict(datasets=[ds], method=method, page_depth=2, results=results)', "remove-cell"),
         md("## Data and provenance"),
@@ -68,6 +76,20 @@ def dataset_notebook():
            "expression-matched control genes, per cell, averaged over the cells of each type. Grey: low gene "
            "coverage. Tooltips give the number of cells, of samples, and the coverage."),
         code('figures.show("fig-{dataset}-heatmap", res.celltype_scores, signatures=signatures, **fig)', "remove-input"),
+        md("## Is it high? Against random gene sets\n\nA mean score means little alone: its scale depends on the "
+           "signature's size and expression. Here each cell type's mean is set against 100 random gene sets with "
+           "the same expression-bin composition (empirical p, z). This tests the gene set in these cells; "
+           "across-patient replication is the interval in the tables."),
+        code('for sig in signatures[:2]:\n'
+             '    figures.show("fig-{dataset}-null-{signature}", res.null[res.null.signature == sig], signatures=[sig],\n'
+             '                 signature=sig, **fig)', "remove-input"),
+        md("## Method sensitivity\n\nThe same signatures scored by four engines (scanpy control-gene score, AUCell, "
+           "UCell, z-mean): if the cell-type order changes with the method, read the number with care."),
+        code('shown = signatures[:4]\n'
+             'conc = res.method_concordance[res.method_concordance.signature.isin(shown)]\n'
+             'figures.show("fig-{dataset}-methods", res.method_means[res.method_means.signature.isin(shown)],\n'
+             '             signatures=shown, concordance=conc, **fig)\n'
+             'display(Markdown(pages.concordance_markdown(conc)))', "remove-input"),
         md("## Score distributions per cell type\n\nBars: interquartile range of per-cell scores; black tick: median; "
            "red diamond: mean."),
         code('for sig in signatures[:2]:\n'
@@ -86,7 +108,8 @@ def dataset_notebook():
         md("## Signatures"),
         code('display(Markdown(pages.signature_sources_markdown(signatures)))', "remove-input"),
         md("## Reproduce"),
-        code('display(Markdown(pages.reproduce_markdown(dataset_id, method=method, random_state=random_state)))',
+        code('display(Markdown(pages.reproduce_markdown(ds.id, method=method, random_state=random_state,\n'
+             '                                              input_h5ad=input_h5ad)))',
              "remove-input"),
     ]
     return nb

@@ -79,6 +79,10 @@ def test_site_check_sees_drawn_and_undrawn_charts(tmp_path):
     report = check_site(_site(tmp_path / "bad", bad))
     assert not report["ok"]
 
+    broken = good + '<a href="_static/figures/missing.svg" download>SVG</a>'
+    report = check_site(_site(tmp_path / "dl", broken))
+    assert not report["ok"] and report["pages"][0]["broken_downloads"]
+
     external = good + '<img src="http://example.invalid/x.png">'
     report = check_site(_site(tmp_path / "ext", external))
     assert not report["ok"]
@@ -111,3 +115,44 @@ def test_family_pages_cover_every_signature(tmp_path):
     text = "\n".join(p.read_text() for p in paths)
     for sid in list_signatures()["id"]:
         assert f"## `{sid}`" in text, sid
+
+
+def test_publish_commits_the_site_to_a_gh_pages_branch(tmp_path):
+    import subprocess
+
+    from sasp_atlas.book import publish
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q", "-b", "main"], cwd=repo, check=True)
+    (repo / "README.md").write_text("x")
+    subprocess.run(git + ["add", "README.md"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "init"], cwd=repo, check=True)
+    site = tmp_path / "html"
+    (site / "_static").mkdir(parents=True)
+    (site / "index.html").write_text("<html>atlas</html>")
+    (site / "_static" / "x.css").write_text("body{}")
+    publish(site, push=False, repo=repo)
+    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", "gh-pages"], cwd=repo, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert set(files) == {".nojekyll", "index.html", "_static/x.css"}  # .nojekyll: GitHub serves _static/
+
+
+def test_publish_refuses_an_unbuilt_site(tmp_path):
+    from sasp_atlas.book import publish
+
+    with pytest.raises(FileNotFoundError, match="sasp-atlas build"):
+        publish(tmp_path, push=False, repo=tmp_path)
+
+
+def test_reproduce_page_lists_every_registry_hash():
+    from sasp_atlas.pages import reproduce_page_markdown
+    from sasp_atlas.registry import load_resources
+
+    text = reproduce_page_markdown(list_datasets("core"), load_resources(), commit="abc1234", version="0.1.0")
+    assert "git checkout abc1234" in text and "sasp-atlas build" in text
+    for d in list(list_datasets("core")) + list(load_resources()):
+        for f in d.files:
+            assert f["sha256"] in text
+    assert "| scanpy |" in text

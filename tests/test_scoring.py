@@ -264,4 +264,4 @@ def test_single_id_string_and_unknown_id(wu):
 def test_unknown_method():
     adata, sigs = _small()
     with pytest.raises(ValueError, match="method"):
-        sasp_atlas.score(adata, sigs, method="aucell")
+        sasp_atlas.score(adata, sigs, method="no_such_method")

@@ -1,6 +1,7 @@
 """Book orchestration: papermill pages from the registry, then Jupyter Book 1.x.
 
-Steps of :func:`build`: fetch every dataset of the profile (verified), execute
+Steps of :func:`build`: fetch every dataset of the profile (verified; for ``--profile full`` a
+pre-flight, :func:`preflight`, leaves out and reports the datasets that cannot be reached or read), execute
 ``notebooks/dataset.ipynb`` once per dataset into ``book/datasets/<id>.ipynb`` (2 workers),
 then ``notebooks/atlas.ipynb`` into ``book/atlas.ipynb``; tidy the outputs (hide parameter
 cells, give each page its own title); stop on the first failed notebook (a traceback is never
@@ -23,7 +24,7 @@ import yaml
 
 from .registry import PROJECT_ROOT, Dataset, list_datasets
 
-__all__ = ["toc", "write_toc", "run_dataset_page", "build", "NotebookFailed"]
+__all__ = ["toc", "write_toc", "run_dataset_page", "build", "publish", "write_reproduce_page", "NotebookFailed", "preflight", "print_unavailable_report"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ def toc(datasets: list[Dataset]) -> dict:
             {"caption": "Datasets", "chapters": [
                 {"file": f"book/datasets/{d.id}", "title": f"{d['cancer_type_short']}: {d.id}"} for d in datasets]},
             {"caption": "About", "chapters": [{"file": "book/methods", "title": "Methods"},
-                                              {"file": "book/cite", "title": "How to cite"}]},
+                                              {"file": "book/bad_inputs", "title": "Bad inputs and what happens"},
+                                              {"file": "book/unverified_sources", "title": "Unverified sources"},
+                                              {"file": "book/cite", "title": "How to cite"},
+                                              {"file": "book/generated/reproduce", "title": "Reproduce"}]},
         ],
     }
 
@@ -84,6 +88,39 @@ def _run_page(template: str, out: Path, params: dict, root: Path, title: str | N
     except Exception as exc:
         raise NotebookFailed(f"{out.name} failed: {exc}".splitlines()[0]) from None
     _tidy(out, title)
+
+
+def write_reproduce_page(datasets: list[Dataset], root: Path = PROJECT_ROOT) -> Path:
+    """``book/generated/reproduce.md``: commands, package versions, registry hashes of this build."""
+    from .figures import atlas_version
+    from .pages import reproduce_page_markdown
+    from .registry import load_resources
+
+    v = atlas_version()
+    out = root / "book" / "generated" / "reproduce.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(reproduce_page_markdown(datasets, load_resources(), commit=v["commit"], version=v["version"]))
+    return out
+
+
+def publish(html_dir: Path = PROJECT_ROOT / "_build" / "html", *, branch: str = "gh-pages", remote: str = "origin",
+            push: bool = True, message: str | None = None, repo: Path = PROJECT_ROOT) -> None:
+    """Commit the built site to ``branch`` with ghp-import (``-n``: adds ``.nojekyll`` so GitHub
+    Pages serves ``_static/``), and push it to ``remote`` unless ``push=False``. All links are
+    relative, so the site works under a project sub-path (checked by ``sasp-atlas check-site``).
+    """
+    from .figures import atlas_version
+
+    if not (Path(html_dir) / "index.html").exists():
+        raise FileNotFoundError(f"{html_dir} has no index.html: run `sasp-atlas build` first")
+    v = atlas_version()
+    cmd = [str(Path(sys.executable).with_name("ghp-import")), "-n", "-b", branch, "-m",
+           message or f"Publish sasp-atlas {v['version']} ({v['commit']})"]
+    if push:
+        cmd += ["-p", "-r", remote]
+    proc = subprocess.run(cmd + [str(html_dir)], capture_output=True, text=True, cwd=repo)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ghp-import failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
 def _stamp_footer(html_dir: Path) -> None:
@@ -143,14 +180,158 @@ def run_dataset_page(dataset_id: str, title: str, params: dict, root: str) -> tu
     return dataset_id, time.perf_counter() - t0
 
 
+# --------------------------------------------------------------------------- pre-flight (profile full)
+def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = None, advance=None,
+              resolve_dir: Path | None = None) -> tuple[list[Dataset], list[dict]]:
+    """Fetch (and, for ``profile: full`` entries, read once) every dataset before any page runs.
+
+    Profile ``core``: the first missing or corrupt file raises, as before. Other profiles: a
+    dataset is left out and reported, and the build goes on with the others, when its files cannot
+    be reached (:class:`~sasp_atlas.fetch.DataUnavailableError`) or are refused
+    (:class:`~sasp_atlas.fetch.HashMismatchError`), or, for ``profile: full`` entries (whose loader
+    options are partly documented guesses), when it cannot be converted or has author cell types
+    missing from ``crosswalk.yaml``.
+    With ``resolve_dir`` (the build's results folder), files verified by their git blob id only get
+    their sha256 and size in a build-local registry copy first (see :func:`_resolve_unpinned`), so the
+    read here fills the same converted-h5ad cache entry the page kernels use.
+    Returns ``(available datasets, problems)``; ``problems`` has one record per left-out dataset.
+    """
+    from .fetch import DataUnavailableError, HashMismatchError, fetch_file, mirror_dir
+
+    strict = profile == "core"
+    fetched, available, problems, paths = [], [], [], {}
+    for d in datasets:
+        missing, refused = [], []
+        for f in d.files:
+            try:
+                paths[(d.id, f["name"])] = fetch_file(d, f, mirror=mirror)
+            except DataUnavailableError:
+                if strict:
+                    raise
+                missing.append(f)
+            except HashMismatchError as exc:
+                if strict:
+                    raise
+                refused.append(f"{f['name']}: {exc}")
+        if missing or refused:
+            problems.append({"dataset": d, "status": "refused (hash mismatch)" if refused else "not reachable",
+                             "missing": missing, "detail": "; ".join(refused)})
+        else:
+            fetched.append(d)
+        if advance:
+            advance()
+    if not strict and resolve_dir is not None:
+        fetched = _resolve_unpinned(fetched, paths, Path(resolve_dir))
+    for d in fetched:
+        if d["profile"] == "full" and not strict and (err := _read_check(d, mirror)):
+            problems.append({"dataset": d, "status": "unreadable", "missing": [], "detail": err})
+        else:
+            available.append(d)
+    if problems and not available:
+        raise DataUnavailableError("no dataset of profile " + repr(profile) + " is available:\n"
+                                   + unavailable_report_text(problems, mirror_dir(mirror)))
+    return available, problems
+
+
+def _read_check(d: Dataset, mirror: str | None) -> str | None:
+    """Convert a full-profile dataset once and check its labels against the crosswalk; the error text or None."""
+    import gc
+
+    from .io import load_dataset
+    from .stats import harmonise_cell_types
+
+    try:
+        adata = load_dataset(d.id, mirror=mirror)
+        harmonise_cell_types(adata, d.id)
+    except Exception as exc:  # loader options of full entries are partly guesses: report, do not stop
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    del adata
+    gc.collect()
+    return None
+
+
+def _how_to_provide(problem: dict, mdir: Path | None) -> str:
+    d = problem["dataset"]
+    if problem["status"] == "unreadable":
+        return ("the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
+                "fix loader/columns there, or add the author labels to crosswalk.yaml")
+    if problem["missing"]:
+        how = f"copy the missing file(s) into {mdir or '<mirror>'}/{d.id}/"
+        if mdir is None:
+            how += " and pass --mirror <mirror> (or set SASP_ATLAS_MIRROR)"
+        return how + ", or build with internet access (verified by sha256 / git blob id either way)"
+    return "replace the refused file(s) with the bytes from the registry URL"
+
+
+def unavailable_report_text(problems: list[dict], mdir: Path | None) -> str:
+    """Plain-text version of the pre-flight report (for error messages and logs)."""
+    return "\n".join(f"- {p['dataset'].id} ({p['dataset']['cancer_type_short']}): {p['status']}"
+                     + (f" [{p['detail'] or 'missing: ' + ', '.join(f['name'] for f in p['missing'])}]")
+                     + f"; to provide it: {_how_to_provide(p, mdir)}" for p in problems)
+
+
+def print_unavailable_report(problems: list[dict], mirror: str | None, console=None, built: int | None = None) -> None:
+    """A rich table: one row per dataset left out of the build, with how to provide it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .fetch import mirror_dir
+
+    console = console or Console(stderr=True)
+    mdir = mirror_dir(mirror)
+    table = Table(title=f"datasets left out of this build ({len(problems)})", show_lines=True)
+    for col in ("dataset", "cancer type", "status", "problem", "how to provide it"):
+        table.add_column(col, overflow="fold")
+    for p in problems:
+        d = p["dataset"]
+        problem = p["detail"] or ("missing: " + ", ".join(f["name"] for f in p["missing"]))
+        table.add_row(d.id, d["cancer_type_short"], p["status"], problem, _how_to_provide(p, mdir))
+    console.print(table)
+    console.print(f"Mirror layout: <mirror>/<dataset id>/<file name> (mirror now: {mdir or 'not set'}). "
+                  "File names and URLs: `sasp-atlas list --profile full`, data_registry.yaml."
+                  + (f" Pages were built for the {built} available dataset(s)." if built is not None else ""))
+
+
+def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path], results: Path) -> list[Dataset]:
+    """Full-profile files verified by git blob id only have no sha256/size in the registry, which the
+    pages show. Write a build-local registry copy (``results/registry.resolved.yaml``) with them
+    filled in from the verified local files and point ``SASP_ATLAS_REGISTRY`` (inherited by the page
+    kernels) at it. ``data_registry.yaml`` itself is never changed (``sasp-atlas registry pin`` does that).
+    """
+    from .fetch import file_hashes, pin_registry_text
+    from .registry import get_dataset, load_registry, registry_path
+
+    pins = {}
+    for d in datasets:
+        for f in d.files:
+            if not (f.get("sha256") and f.get("size")):
+                path = paths[(d.id, f["name"])]  # verified by fetch_file in the pre-flight
+                pins.setdefault(d.id, {})[f["name"]] = {"sha256": file_hashes(path)[0], "size": path.stat().st_size}
+    if not pins:
+        return datasets
+    text = registry_path().read_text()
+    for did, file_pins in pins.items():
+        text = pin_registry_text(text, did, file_pins)
+    out = Path(results) / "registry.resolved.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    load_registry(out)  # validates
+    os.environ["SASP_ATLAS_REGISTRY"] = str(out)
+    log.info("blob-verified files of %s: sha256/size resolved in %s", sorted(pins), out)
+    return [get_dataset(d.id) for d in datasets]
+
+
 def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
           method: str = "scanpy", random_state: int = 0, workers: int = 2, root: Path = PROJECT_ROOT,
-          book: bool = True, console=None) -> dict[str, float]:
-    """Build the atlas (see the module doc). Returns timings in seconds per step."""
+          book: bool = True, console=None, report: list | None = None) -> dict[str, float]:
+    """Build the atlas (see the module doc). Returns timings in seconds per step.
+
+    Datasets the pre-flight leaves out (profile full) are reported in a table right away and again
+    at the end; pass a list as ``report`` to receive those records instead of the closing table.
+    """
     from rich.progress import Progress
 
     from .charts import write_vega_bundle
-    from .fetch import fetch_dataset
     from .figures import atlas_version, write_index
     from .pipeline import DEFAULT_SIGNATURES, catalogue_coverage, run_table2
 
@@ -166,9 +347,11 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
     t0 = time.perf_counter()
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("fetch", total=len(datasets))
-        for d in datasets:
-            fetch_dataset(d, mirror=mirror)
-            progress.advance(task)
+        # pre-flight: profile core stops on a missing file; other profiles leave such datasets out
+        datasets, problems = preflight(datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task),
+                                       resolve_dir=Path(results))
+        if problems:
+            print_unavailable_report(problems, mirror, console)
         timings["fetch"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -197,6 +380,7 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         timings["atlas_catalogue_pages"] = time.perf_counter() - t2
 
     write_toc(datasets, root)
+    write_reproduce_page(datasets, root)
     write_vega_bundle(root / "_static")
     figures_dir = root / "_static" / "figures"
     shutil.rmtree(figures_dir, ignore_errors=True)
@@ -217,4 +401,8 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         _stamp_footer(root / "_build" / "html")
         timings["jupyter_book"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
+    if problems and report is not None:
+        report.extend(problems)
+    elif problems:  # the build ends with the per-dataset report
+        print_unavailable_report(problems, mirror, console, built=len(datasets))
     return timings

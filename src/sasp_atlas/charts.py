@@ -17,7 +17,7 @@ import pandas as pd
 
 __all__ = ["write_vega_bundle", "enable_offline_renderer", "composition_chart", "score_distribution_chart",
            "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
-           "gene_dotplot", "table2_forest"]
+           "gene_dotplot", "table2_forest", "null_chart", "method_sensitivity_chart"]
 
 _TEMPLATE = jinja2.Template("""\
 <div id="{{ output_div }}" class="sasp-chart"></div>
@@ -194,7 +194,8 @@ def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.C
     df = df[df["gene"].isin(keep)]
     facet = "dataset:N" if df["dataset"].nunique() > 1 else None
     chart = alt.Chart(df).mark_circle().encode(
-        x=alt.X("gene:N", sort=list(keep), title=None, axis=alt.Axis(labelAngle=-60)),
+        x=alt.X("gene:N", sort=alt.EncodingSortField("delta", op="max", order="descending"), title=None,
+                axis=alt.Axis(labelAngle=-60)),
         y=alt.Y("cell_type:N", title=None),
         size=alt.Size("frac_expressing:Q", scale=alt.Scale(domain=[0, 1]), title="fraction expressing"),
         color=alt.Color("mean_expression:Q", scale=alt.Scale(scheme="reds"), title="mean expression"),
@@ -202,7 +203,8 @@ def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.C
                  alt.Tooltip("frac_expressing:Q", format=".0%"), alt.Tooltip("delta:Q", format=".2f"), "n_cells"],
     ).properties(width=alt.Step(14))
     if facet:
-        return chart.facet(row=alt.Row(facet, title=None), title=f"{signature}: genes behind the score").resolve_scale(y="independent")
+        # a shared cell-type axis (resolve_scale(y="independent") breaks vl-convert's SVG export here)
+        return chart.facet(row=alt.Row(facet, title=None), title=f"{signature}: genes behind the score")
     return chart.properties(title=f"{signature}: genes behind the score")
 
 
@@ -222,3 +224,33 @@ def table2_forest(checks: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("effect_size:Q", format=".2f"), alt.Tooltip("ci_low:Q", format=".2f"),
                  alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit", "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
     return (rule + bars + points).properties(width=420)
+
+
+def null_chart(null: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Observed cell-type mean against expression-matched random gene sets (mean ± 2 SD band)."""
+    df = null[null["signature"] == signature].copy()
+    df["low"], df["high"] = df["null_mean"] - 2 * df["null_sd"], df["null_mean"] + 2 * df["null_sd"]
+    base = alt.Chart(df, title=f"{signature}: observed vs random gene sets of matched expression").encode(
+        y=alt.Y("cell_type:N", sort=alt.EncodingSortField("z", order="descending"), title=None))
+    band = base.mark_bar(color="#bbb", size=10).encode(x=alt.X("low:Q", title="cell-type mean score"), x2="high:Q")
+    point = base.mark_point(filled=True, size=70, color="firebrick").encode(
+        x="observed_mean:Q",
+        tooltip=["cell_type", alt.Tooltip("observed_mean:Q", format=".3f"), alt.Tooltip("null_mean:Q", format=".3f"),
+                 alt.Tooltip("null_sd:Q", format=".3f"), alt.Tooltip("z:Q", format=".1f"),
+                 alt.Tooltip("empirical_p:Q", format=".3f"), "n_cells"])
+    return (band + point).properties(width=380)
+
+
+def method_sensitivity_chart(method_means: pd.DataFrame, concordance: pd.DataFrame) -> alt.Chart:
+    """Rank of each cell type under each scoring engine (1 = highest), one panel per signature;
+    the per-signature Spearman concordance of the cell-type order is in the tooltips and the CSV."""
+    conc = (concordance.groupby("signature")["spearman_groups"].min().rename("min_spearman").reset_index())
+    df = method_means.merge(conc, on="signature", how="left")
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("method:N", title=None),
+        y=alt.Y("cell_type:N", title=None),
+        color=alt.Color("rank:O", scale=alt.Scale(scheme="viridis", reverse=True), title="rank"),
+        tooltip=["signature", "cell_type", "method", "rank", alt.Tooltip("mean:Q", format=".3f"), "n_cells",
+                 alt.Tooltip("min_spearman:Q", format=".2f", title="lowest Spearman between methods")],
+    ).properties(width=alt.Step(40)).facet(column=alt.Column("signature:N", title=None),
+                                           title="Cell-type ranking under each scoring engine")

@@ -1,4 +1,4 @@
-"""The ``sasp-atlas`` command line: ``list``, ``fetch``, ``build``, ``check-site``."""
+"""The ``sasp-atlas`` command line: ``list``, ``fetch``, ``build``, ``check-site``, ``score``."""
 
 from __future__ import annotations
 
@@ -20,16 +20,22 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_list(args) -> int:
-    from .registry import list_datasets
+    from .registry import list_datasets, list_unverified
 
     table = Table(title=f"datasets (profile {args.profile})")
-    for col in ("id", "cancer type", "value type", "files", "MiB", "citation"):
+    table.add_column("id", overflow="fold")
+    for col in ("cancer type", "value type", "cells", "files", "MiB", "citation"):
         table.add_column(col)
     for d in list_datasets(args.profile):
-        size = sum(f["size"] for f in d.files) / 2**20
-        table.add_row(d.id, d["cancer_type"], d["value_type"], str(len(d.files)), f"{size:.1f}",
-                      d["publication"]["citation"][:60] + "…")
+        known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
+        size = f"{sum(known) / 2**20:.1f}" if len(known) == len(d.files) else \
+            f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
+        cells = (d.get("expected") or {}).get("n_cells")
+        table.add_row(d.id, d["cancer_type"], d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
+                      size, d["publication"]["citation"][:60] + "…")
     Console().print(table)
+    if args.profile == "full" and (n := len(list_unverified())):
+        console.print(f"{n} candidate sources without a published checksum are never fetched: see book/unverified_sources.md")
     return 0
 
 
@@ -42,14 +48,32 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def cmd_build(args) -> int:
-    from .book import build
+def cmd_registry_pin(args) -> int:
+    from .fetch import pin_dataset
+    from .registry import registry_path
 
+    records = pin_dataset(args.dataset_id, registry=args.registry, mirror=args.mirror, progress=True)
+    table = Table(title=f"registry pin {args.dataset_id}")
+    for col in ("file", "status", "sha256", "bytes"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r["name"], r["status"], r["sha256"], f"{r['size']:,}")
+    Console().print(table)
+    console.print(f"[green]pinned[/green] {args.dataset_id} in {args.registry or registry_path()}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from .book import build, print_unavailable_report
+
+    left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
-                    workers=args.workers, book=not args.no_book, console=console)
+                    workers=args.workers, book=not args.no_book, console=console, report=left_out)
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
     console.print("[green]atlas built[/green]: tables in results/tables, site in _build/html")
+    if left_out:  # the build ends with the per-dataset report
+        print_unavailable_report(left_out, args.mirror, console, built=sum(k.startswith("page:") for k in timings))
     return 0
 
 
@@ -59,10 +83,49 @@ def cmd_check_site(args) -> int:
     report = check_site(args.html_dir, screenshot=args.screenshot)
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
-        console.print(f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn"
+        console.print(f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn, "
+                      f"{page['downloads'] - len(page['broken_downloads'])}/{page['downloads']} downloads resolve"
+                      + (f"; broken: {page['broken_downloads']}" if page["broken_downloads"] else "")
                       + (f"; off-host requests: {page['external']}" if page["external"] else ""))
-    console.print(f"{report['n_pages']} pages, {report['n_charts']} charts, {'all drawn' if report['ok'] else 'FAILURES'}")
+    console.print(f"{report['n_pages']} pages, {report['n_charts']} charts, {report['n_downloads']} downloads: "
+                  f"{'all drawn and resolving, nothing off 127.0.0.1' if report['ok'] else 'FAILURES'}")
     return 0 if report["ok"] else 1
+
+
+def cmd_publish(args) -> int:
+    from .book import publish
+
+    publish(branch=args.branch, remote=args.remote, push=not args.no_push)
+    console.print(f"[green]published[/green] _build/html to branch {args.branch}"
+                  + ("" if args.no_push else f" and pushed to {args.remote}"))
+    return 0
+
+
+def cmd_score(args) -> int:
+    import warnings
+
+    from rich.markup import escape
+
+    from .byod import InputError, InputWarning, score_user_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        try:
+            written = score_user_file(args.input, args.out, cell_type_key=args.cell_type_key, sample_key=args.sample_key,
+                                      signatures=args.signatures, method=args.method, species=args.species,
+                                      report=not args.no_report, malignant_key=args.malignant_key,
+                                      cancer_type=args.cancer_type, min_cells=args.min_cells, layer=args.layer,
+                                      gene_symbols_key=args.gene_symbols_key)
+        except InputError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            return 2
+        finally:
+            for w in caught:
+                if issubclass(w.category, InputWarning):
+                    console.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}")
+    for name, path in written.items():
+        print(f"{name}\t{path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +155,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("html_dir", nargs="?", default="_build/html")
     p.add_argument("--screenshot", help="write a PNG screenshot of the atlas page here")
     p.set_defaults(func=cmd_check_site)
+
+    p = sub.add_parser("publish", help="commit _build/html to a gh-pages branch (ghp-import -n) and push it")
+    p.add_argument("--branch", default="gh-pages")
+    p.add_argument("--remote", default="origin")
+    p.add_argument("--no-push", action="store_true", help="only commit to the branch")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("score", help="score your own .h5ad: tables, scored .h5ad and an offline HTML report")
+    p.add_argument("input", help="an .h5ad file, cells x genes (raw counts or log-normalised; not scaled)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--cell-type-key", help="obs column of cell-type labels (default: 'cell_type' if present)")
+    p.add_argument("--sample-key", help="obs column of samples/patients (default: one pseudo-sample)")
+    p.add_argument("--malignant-key", help="obs column of booleans marking malignant cells")
+    p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
+    p.add_argument("--method", default="scanpy")
+    p.add_argument("--species", default="human", choices=["human", "mouse"])
+    p.add_argument("--cancer-type", default="unknown")
+    p.add_argument("--min-cells", type=int, default=10, help="flag cell types with fewer cells")
+    p.add_argument("--layer", help="score adata.layers[LAYER] ('raw': adata.raw) instead of X")
+    p.add_argument("--gene-symbols-key", help="var column of gene symbols when var_names are Ensembl ids")
+    p.add_argument("--no-report", action="store_true", help="tables and scored .h5ad only")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("registry", help="maintain data_registry.yaml")
+    rsub = p.add_subparsers(dest="registry_command", required=True)
+    q = rsub.add_parser("pin", help="download each unpinned file of an entry once, verify its published hash, "
+                                    "write its sha256 and size into the registry (needs internet or --mirror)")
+    q.add_argument("dataset_id")
+    q.add_argument("--mirror", help="local mirror folder (<mirror>/<dataset id>/<file>); default $SASP_ATLAS_MIRROR")
+    q.add_argument("--registry", help="registry YAML to edit; default $SASP_ATLAS_REGISTRY or the project's data_registry.yaml")
+    q.set_defaults(func=cmd_registry_pin)
 
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

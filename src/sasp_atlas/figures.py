@@ -51,6 +51,13 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
     FigureSpec("fig-{dataset}-genes-{signature}", "Genes behind the {signature} score in {dataset}", charts.gene_dotplot,
                "Mean log-normalised expression (colour) and fraction of cells expressing (size) of the {signature} genes "
                "that differ most between a cell type and the rest (top 30; the CSV has all genes)."),
+    FigureSpec("fig-{dataset}-null-{signature}", "Is {signature} high? Observed vs random gene sets in {dataset}",
+               charts.null_chart,
+               "Red: the cell type's mean {signature} score; grey: mean ± 2 SD of the same score for 100 random gene "
+               "sets with the signature's expression-bin composition (empirical p and z in the tooltip and CSV)."),
+    FigureSpec("fig-{dataset}-methods", "Method sensitivity in {dataset}", charts.method_sensitivity_chart,
+               "Rank of each cell type (1 = highest mean) under the scanpy, AUCell, UCell and z-mean engines; the "
+               "Spearman concordance of the orders is in the tooltip and the CSV."),
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
                "Mean {signature} score per harmonised cell type with 95% bootstrap intervals (over samples; over cells "
                "where a dataset has a single sample), n cells and n samples in the labels; faded: low gene coverage."),
@@ -95,7 +102,8 @@ def _dataset_sources(datasets: list[Dataset]) -> list[str]:
     for d in datasets:
         pub = d["publication"]
         files = "; ".join(f"{f['url']} (sha256 {f['sha256']})" for f in d.files)
-        out.append(f"{d.id}: {pub['citation']} doi:{pub['doi']}, {pub['accession']}. Files: {files}")
+        ids = ", ".join(x for x in (f"doi:{pub['doi']}" if pub["doi"] else "", pub["accession"]) if x)
+        out.append(f"{d.id}: {pub['citation']}" + (f" {ids}" if ids else "") + f". Files: {files}")
     return out
 
 
@@ -114,7 +122,8 @@ def _signature_sources(signatures: list[str]) -> list[str]:
 
 def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[str]) -> str:
     v = atlas_version()
-    notes = "; ".join([f"data: doi:{d['publication']['doi']}" for d in datasets]
+    notes = "; ".join([f"data: doi:{d['publication']['doi']}" if d["publication"]["doi"] else
+                       f"data: {d['publication']['citation']}" for d in datasets]
                       + [f"signature {s}: doi:{signature_record(s)['source']['doi']}" for s in signatures
                          if _has_signature(s) and signature_record(s)["source"].get("doi")])
     key = fig_id.replace("-", "_")
@@ -132,8 +141,8 @@ def _has_signature(s: str) -> bool:
 
 
 def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: list[str], method: str,
-         page_depth: int, results: str | Path = "results", extra_caption: str = "", **params: Any):
-    """Draw, save and display one registered figure; returns its index record.
+         page_depth: int, results: str | Path = "results", extra_caption: str = "", **params: Any) -> None:
+    """Draw, save and display one registered figure (its index record goes to ``<id>.json``).
 
     ``data`` is what the chart encodes (saved as ``<id>.csv``); ``params`` fill the id/title
     pattern and are passed to the chart function (e.g. ``signature``); ``page_depth`` is the
@@ -169,7 +178,7 @@ def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: 
               "n_rows": len(data)}
     (out / f"{fig_id}.json").write_text(json.dumps(record, indent=1))
     plain = (f"sasp-atlas contributors (2026). {title} (figure {fig_id}). SASP atlas version {v['version']}, "
-             f"commit {v['commit']}." + (" Data: " + "; ".join(f"{d['publication']['citation']} doi:{d['publication']['doi']}"
+             f"commit {v['commit']}." + (" Data: " + "; ".join(d['publication']['citation'] + (f" doi:{d['publication']['doi']}" if d['publication']['doi'] else "")
                                                              for d in datasets) + "." if datasets else ""))
     up = "../" * page_depth
     links = " · ".join(f'<a href="{up}_static/figures/{fig_id}.{ext}" download>{ext.upper()}</a>' for ext in ("svg", "png", "csv"))
@@ -179,7 +188,6 @@ def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: 
         f"{html.escape(caption)}</p><p>Download: {links}</p>"
         f"<details><summary>Cite this figure</summary><p>{html.escape(plain)}</p>"
         f"<pre>{html.escape(_bibtex(fig_id, title, datasets, signatures))}</pre></details></div>"))
-    return record
 
 
 def write_index(results: str | Path = "results") -> pd.DataFrame:

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
+from .engines import method_concordance
 from .io import load_dataset
+from .null import celltype_null
 from .registry import get_dataset
 from .scoring import score
 from .stats import (celltype_scores, coverage_table, crosswalk_table, gene_decomposition, harmonise_cell_types,
@@ -43,6 +45,9 @@ class DatasetResult:
     cell_scores: pd.DataFrame
     sample_scores: pd.DataFrame
     gene_decomposition: pd.DataFrame
+    null: pd.DataFrame
+    method_means: pd.DataFrame
+    method_concordance: pd.DataFrame
 
 
 def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30) -> None:
@@ -63,26 +68,53 @@ def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_p
                               "n_top_genes": n_top, "n_pcs": int(adata.obsm["X_pca"].shape[1])}
 
 
+#: engines compared on every page (method sensitivity)
+COMPARED_METHODS = ("scanpy", "aucell", "ucell", "zmean")
+
+
 def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method: str = "scanpy",
                 random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
-                with_embedding: bool = True) -> DatasetResult:
+                with_embedding: bool = True, adata: AnnData | None = None, n_null: int = 100,
+                compare_methods: tuple[str, ...] = COMPARED_METHODS) -> DatasetResult:
     """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
+
+    ``adata`` (optional): an already loaded and harmonised object (``obs["cell_type"]``,
+    ``obs["sample"]``, ``uns["provenance"]`` with ``cancer_type``) to use instead of the registry
+    entry ``dataset_id`` — the path for users' own data (``sasp-atlas score``).
 
     Files written (``out_dir`` defaults to ``results/``):
     ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean with bootstrap interval,
     effect size, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
     ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
-    cell type) and ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
+    cell type), ``null.csv`` (each cell type's mean against ``n_null`` expression-matched random
+    gene sets, :func:`sasp_atlas.null.celltype_null`; its ``z`` and ``empirical_p`` are also joined
+    into ``celltype_scores.csv``), ``method_means.csv`` / ``method_concordance.csv`` (the same
+    signatures under each engine of ``compare_methods`` and their rank concordance) and
+    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
     """
-    ds = get_dataset(dataset_id)
     sigs = list(signatures or DEFAULT_SIGNATURES)
-    adata = load_dataset(dataset_id, mirror=mirror)
-    harmonise_cell_types(adata, dataset_id)
+    if adata is None:
+        ds = get_dataset(dataset_id)
+        cancer_type, cancer_type_id = ds["cancer_type"], ds["cancer_type_ontology_id"]
+        adata = load_dataset(dataset_id, mirror=mirror)
+        harmonise_cell_types(adata, dataset_id)
+    else:
+        prov = adata.uns.get("provenance", {})
+        cancer_type, cancer_type_id = prov.get("cancer_type", "unknown"), prov.get("cancer_type_ontology_id", "")
     score(adata, sigs, method=method, random_state=random_state)
     if with_embedding:
         embed(adata, random_state=random_state)
-    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=ds["cancer_type"],
-                            cancer_type_ontology_id=ds["cancer_type_ontology_id"], random_state=random_state)
+    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
+                            cancer_type_ontology_id=cancer_type_id, random_state=random_state)
+    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=random_state, random_state=random_state)
+    null.insert(0, "dataset", dataset_id)
+    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
+                        .rename(columns={"z": "null_z"}), on=["signature", "cell_type"], how="left")
+    table["n_null"] = n_null
+    methods = tuple(dict.fromkeys((method, *compare_methods)))
+    conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
+    method_means = conc.means.assign(dataset=dataset_id)
+    method_conc = conc.concordance.assign(dataset=dataset_id)
     cov = coverage_table(adata, dataset_id=dataset_id)
     samples = sample_celltype_summary(adata, dataset_id=dataset_id)
     genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
@@ -99,9 +131,12 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     cov.to_csv(out / "coverage.csv", index=False)
     samples.to_csv(out / "sample_celltype_scores.csv", index=False, float_format="%.6g")
     genes.to_csv(out / "gene_decomposition.csv", index=False, float_format="%.6g")
+    null.to_csv(out / "null.csv", index=False, float_format="%.6g")
+    method_means.to_csv(out / "method_means.csv", index=False, float_format="%.6g")
+    method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
-    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes)
+    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc)
 
 
 def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0) -> pd.DataFrame:
@@ -156,7 +191,8 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     for name in ("table2_checks", "crosswalk"):
         if (base / f"{name}.csv").exists():
             out[name] = pd.read_csv(base / f"{name}.csv")
-    for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition"):
+    for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
+                 "method_concordance"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")

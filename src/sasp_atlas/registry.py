@@ -18,7 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource"]
+__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
+           "list_unverified", "get_unverified", "unverified_markdown"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,10 +62,11 @@ def _schema() -> dict[str, Any]:
 def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
     path = list(error.absolute_path)
     where = "registry"
-    if len(path) >= 2 and path[0] == "datasets" and isinstance(path[1], int):
-        entries = doc.get("datasets") or []
+    kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry"}
+    if len(path) >= 2 and path[0] in kinds and isinstance(path[1], int):
+        entries = doc.get(path[0]) or []
         entry_id = entries[path[1]].get("id", f"#{path[1]}") if isinstance(entries[path[1]], dict) else f"#{path[1]}"
-        where = f"dataset entry {entry_id!r}"
+        where = f"{kinds[path[0]]} {entry_id!r}"
         path = path[2:]
     field = ".".join(str(p) for p in path) or "(top level)"
     if error.validator == "additionalProperties":
@@ -85,7 +87,8 @@ def validate_registry(doc: Any) -> None:
         # the deepest error is the most specific one (oneOf/anyOf report on the parent first)
         best = jsonschema.exceptions.best_match(errors)
         raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
-    ids = [d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
+    ids = ([d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
+           + [u["id"] for u in doc.get("unverified", [])])
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
@@ -96,13 +99,14 @@ def validate_registry(doc: Any) -> None:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...]]:
+def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...]]:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
     validate_registry(doc)
-    return tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", []))
+    return (tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", [])),
+            tuple(doc.get("unverified", [])))
 
 
 def _read(path: str | Path | None):
@@ -115,6 +119,11 @@ def _read(path: str | Path | None):
 def load_registry(path: str | Path | None = None) -> tuple[Dataset, ...]:
     """Read and validate the registry; returns the dataset entries in file order."""
     return _read(path)[0]
+
+
+def load_resources(path: str | Path | None = None) -> tuple[Dataset, ...]:
+    """The registry's reference resources (e.g. the HGNC symbol table)."""
+    return _read(path)[1]
 
 
 def get_resource(resource_id: str, path: str | Path | None = None) -> Dataset:
@@ -141,3 +150,52 @@ def get_dataset(dataset_id: str, path: str | Path | None = None) -> Dataset:
             return d
     known = ", ".join(d.id for d in load_registry(path))
     raise KeyError(f"unknown dataset id {dataset_id!r}; the registry has: {known}")
+
+
+# --------------------------------------------------------------------------- unverified candidates
+def list_unverified(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The registry's ``unverified`` section: candidate sources with no published checksum.
+
+    They are documentation only: never returned by :func:`list_datasets` or :func:`get_dataset`,
+    so ``fetch``, ``list`` and ``build`` never touch them.
+    """
+    return [dict(u) for u in _read(path)[2]]
+
+
+def get_unverified(source_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """One entry of the ``unverified`` section (a :class:`KeyError` lists the known ids)."""
+    for u in list_unverified(path):
+        if u["id"] == source_id:
+            return u
+    raise KeyError(f"unknown unverified source {source_id!r}; the registry lists: "
+                   f"{', '.join(u['id'] for u in list_unverified(path))}")
+
+
+def unverified_markdown(path: str | Path | None = None) -> str:
+    """``book/unverified_sources.md``: the unverified candidates as a page (regenerate after editing the registry)."""
+    entries = list_unverified(path)
+    lines = [
+        "# Unverified sources",
+        "",
+        "<!-- Generated from the `unverified:` section of data_registry.yaml by "
+        "`sasp_atlas.registry.unverified_markdown()`; do not edit by hand. -->",
+        "",
+        f"These {len(entries)} public datasets would extend the atlas, but it does not fetch them, for the reason "
+        "in the last column: almost always that no checksum (sha256, md5 or git blob id) was published for their "
+        "files, so a download could not be verified. They are listed here and in the `unverified:` section of "
+        "`data_registry.yaml` only: `sasp-atlas list`, `fetch` and `build` never download them. To add one, obtain "
+        "a checksum from its publisher (or download it once on a trusted connection, record the sha256 and size, "
+        "and say so in the entry notes) and move it to `datasets:` with `profile: full`.",
+        "",
+        "| id | title | cancer type | cells | publication | URL | why not fetched |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for u in entries:
+        cells = f"{u['n_cells']:,}" if isinstance(u.get("n_cells"), int) else "unknown"
+        pub = "; ".join(x for x in ((f"doi:{u['doi']}" if u.get("doi") else ""), u.get("accession") or "") if x) or "none given"
+        urls = [u["url"], *u.get("other_urls", [])]
+        url_md = "<br>".join(f"<{x}>" for x in urls)
+        cells_md = " | ".join(str(x).replace("|", "\\|") for x in (
+            f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"]))
+        lines.append(f"| {cells_md} |")
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """Check a built site in headless Chromium: every chart draws, nothing leaves 127.0.0.1.
 
-Serves the HTML folder on 127.0.0.1 (a random free port), loads each page with Debian's
+Serves the HTML folder on 127.0.0.1 (a random free port) under a sub-path, checks that every
+download link answers, loads each page with Debian's
 ``chromium --headless --dump-dom`` and counts drawn Vega charts (``<svg class="marks">`` or a
 ``<canvas class="marks">``) against the chart containers in the static HTML. Off-host requests
 are detected from Chromium's net log.
@@ -68,43 +69,76 @@ def _external_requests(netlog: Path) -> list[str]:
     return sorted(out)
 
 
-def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, budget_ms: int = 15000) -> dict:
-    """Return ``{"ok", "n_pages", "n_charts", "pages": [{page, charts, drawn, external, ok}]}``."""
-    root = Path(html_dir)
-    if not (root / "index.html").exists():
-        raise FileNotFoundError(f"{root} has no index.html: build the site first (sasp-atlas build)")
+def _downloads(page_html: str) -> list[str]:
+    """The ``href`` of every ``<a ... download>`` link (the figure and table downloads)."""
+    return re.findall(r'<a href="([^"]+)"[^>]*\bdownload\b', page_html)
+
+
+def _resolves(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status == 200 and len(resp.read(1)) == 1
+    except OSError:
+        return False
+
+
+def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, budget_ms: int = 15000,
+               subpath: str = "sasp-atlas") -> dict:
+    """Return ``{"ok", "n_pages", "n_charts", "n_downloads", "pages": [{page, charts, drawn, downloads,
+    broken_downloads, external, errors, ok}]}``.
+
+    The site is served under ``/<subpath>/`` (as on a GitHub project page), so a link that only
+    works at the server root is caught; every download link must answer 200.
+    """
+    import urllib.parse
+
+    html_root = Path(html_dir).resolve()
+    if not (html_root / "index.html").exists():
+        raise FileNotFoundError(f"{html_root} has no index.html: build the site first (sasp-atlas build)")
+    serve_dir = tempfile.TemporaryDirectory()
+    (Path(serve_dir.name) / subpath).symlink_to(html_root, target_is_directory=True)
+    root = html_root
     exe = chromium_path()
     if exe is None:
         raise RuntimeError("chromium not found: install Debian's chromium (apt-get install -y chromium)")
     pages = sorted(p for p in root.rglob("*.html") if "_static" not in p.parts and p.name not in ("search.html", "genindex.html"))
-    httpd = _serve(root)
+    httpd = _serve(Path(serve_dir.name))
     port = httpd.server_address[1]
+    base = f"http://127.0.0.1:{port}/{subpath}/"
     report = []
     try:
         for page in pages:
             rel = page.relative_to(root).as_posix()
-            charts = len(re.findall(r'class="sasp-chart"', page.read_text(errors="ignore")))
+            text = page.read_text(errors="ignore")
+            charts = len(re.findall(r'class="sasp-chart"', text))
+            downloads = [urllib.parse.urljoin(base + rel, href) for href in _downloads(text)]
+            broken = [u for u in downloads if not _resolves(u)]
             with tempfile.TemporaryDirectory() as profile:
                 netlog = Path(profile) / "net.json"
                 cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--log-net-log={netlog}",
-                       f"--virtual-time-budget={budget_ms}", "--dump-dom", f"http://127.0.0.1:{port}/{rel}"]
+                       f"--virtual-time-budget={budget_ms}", "--dump-dom", base + rel]
                 dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
                 external = _external_requests(netlog)
             drawn = len(re.findall(r'<(?:svg|canvas)[^>]*class="marks"', dom))
             errors = len(re.findall(r'class="sasp-chart-error"', dom))
-            report.append({"page": rel, "charts": charts, "drawn": drawn, "external": external,
-                           "errors": errors, "ok": drawn >= charts and errors == 0 and not external})
+            report.append({"page": rel, "charts": charts, "drawn": drawn, "downloads": len(downloads),
+                           "broken_downloads": broken, "external": external, "errors": errors,
+                           "ok": drawn >= charts and errors == 0 and not external and not broken})
         if screenshot:
             atlas = next((p for p in pages if p.name == "atlas.html"), pages[0])
             with tempfile.TemporaryDirectory() as profile:
                 subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
                                 f"--screenshot={Path(screenshot).resolve()}", "--window-size=1400,2400",
-                                f"http://127.0.0.1:{port}/{atlas.relative_to(root).as_posix()}"],
+                                base + atlas.relative_to(root).as_posix()],
                                capture_output=True, timeout=120)
     finally:
         httpd.shutdown()
+        serve_dir.cleanup()
     return {"ok": all(r["ok"] for r in report) and bool(report), "n_pages": len(report),
-            "n_charts": sum(r["charts"] for r in report), "pages": report}
+            "n_charts": sum(r["charts"] for r in report), "n_downloads": sum(r["downloads"] for r in report),
+            "pages": report}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,8 @@ CELLTYPE_COLUMNS = ["dataset", "cancer_type", "cancer_type_ontology_id", "cell_t
                     "cell_type_author", "signature", "method", "mean", "ci_low", "ci_high", "ci_unit", "effect_size",
                     "effect_ci_low", "effect_ci_high", "effect_measure", "median", "sd", "q25", "q75", "n_cells",
                     "n_samples", "n_genes", "n_genes_used", "coverage", "low_coverage", "flag", "n_boot", "random_state"]
+#: added by :func:`sasp_atlas.pipeline.run_dataset` from :func:`sasp_atlas.null.celltype_null`
+NULL_JOIN_COLUMNS = ["null_mean", "null_sd", "null_z", "empirical_p", "n_null"]
 
 
 @lru_cache(maxsize=1)

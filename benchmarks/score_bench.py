@@ -1,0 +1,314 @@
+"""Benchmark: scoring 30 signatures on a synthetic sparse log-normalised matrix, each method in a
+fresh process.
+
+    python benchmarks/score_bench.py --cells 50000 --json bench_50k.json [--skip scanpy_loop ...]
+
+Data (as in the project's scoring baseline note): negative-binomial counts for 20,000 genes,
+generated cell by cell with numba from a per-cell seed (gene means log-normal, sigma 1.8, scaled to
+~2,000 non-zeros per cell; dispersion phi ~ logN(log 0.3, 0.5); size factors ~ logN(0, 0.45)), then
+``log1p(count / total * 1e4)`` (normalize_total to 1e4 + log1p), CSR float32 with int32 indices.
+30 signatures of 10-150 genes drawn uniformly from all genes (fixed seed). The matrix is cached as
+``.npy`` files under ``--cache-dir`` and memory-loaded (not timed) by each worker. ``--update``
+merges into an existing ``--json`` (e.g. rerun the fast methods, keep the slow references).
+
+Each method runs in its own subprocess: load X, one warm-up call on the first 2,000 cells (numba
+compile or cache load, imports; reported as ``warmup_seconds``), then ``repeats`` timed calls on
+all cells (median and minimum reported; the machine is shared and noisy). ``peak_extra_mib``: the
+process's peak RSS over the timed calls (VmHWM, reset through ``/proc/self/clear_refs`` before
+them) minus its RSS just before the first one, plus,
+for methods with worker processes (pyucell's loky pool), the largest sampled total RSS of the
+children (shared pages counted once per process, so an over-estimate).
+
+Methods: ``floor`` (numba, read data+indices once, 2 threads), ``sasp_atlas_scanpy``,
+``sasp_atlas_ucell``, ``sasp_atlas_aucell`` (``sasp_atlas.score``, all of it: gene statistics,
+control genes, kernel, output), ``scanpy_loop`` (30 x ``sc.tl.score_genes``), ``pyucell``
+(``compute_ucell_scores``, defaults), ``decoupler_aucell`` (``dc.mt.aucell``, defaults, tmin=5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+N_GENES = 20_000
+TARGET_NNZ = 2_000
+N_SIGNATURES = 30
+WARMUP_CELLS = 2_000
+METHODS = ("floor", "sasp_atlas_scanpy", "sasp_atlas_ucell", "sasp_atlas_aucell", "scanpy_loop", "pyucell",
+           "decoupler_aucell")
+SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell"}
+CHILD_PROCESSES = {"pyucell"}
+
+
+# --------------------------------------------------------------------------- data
+@numba.njit(parallel=True, cache=True)
+def _nb_counts_block(first_cell, n_cells, seed, mu, phi, size_factors, out):
+    """Dense NB counts for cells ``first_cell ..`` (one row each), every cell seeded by its index."""
+    n_genes = mu.shape[0]
+    for r in numba.prange(n_cells):
+        cell = first_cell + r
+        np.random.seed(seed * 1_000_003 + cell)
+        s = size_factors[cell]
+        for g in range(n_genes):
+            lam = np.random.gamma(1.0 / phi[g], phi[g] * mu[g] * s)
+            out[r, g] = np.random.poisson(lam) if lam > 0 else 0
+
+
+def _expected_nnz(scale, mu0, phi, s_sample) -> float:
+    lam = scale * mu0[None, :] * s_sample[:, None]
+    return float(np.mean(np.sum(1.0 - (1.0 + lam * phi[None, :]) ** (-1.0 / phi[None, :]), axis=1)))
+
+
+def generate(n_cells: int, seed: int = 0):
+    """``(data, indices, indptr, gene_names)`` of the normalised CSR matrix."""
+    rng = np.random.default_rng(seed)
+    mu0 = np.exp(rng.normal(0.0, 1.8, N_GENES))
+    phi = np.exp(rng.normal(np.log(0.3), 0.5, N_GENES))
+    size_factors = np.exp(rng.normal(0.0, 0.45, n_cells))
+    s_sample = np.exp(rng.normal(0.0, 0.45, 256))
+    lo, hi = -20.0, 10.0
+    for _ in range(60):  # bisection on log(scale) for ~TARGET_NNZ non-zeros per cell
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _expected_nnz(np.exp(mid), mu0, phi, s_sample) < TARGET_NNZ else (lo, mid)
+    mu = np.exp(0.5 * (lo + hi)) * mu0
+    block = 2048
+    dense = np.empty((block, N_GENES), dtype=np.int32)
+    data_parts, index_parts, lengths = [], [], []
+    for first in range(0, n_cells, block):
+        m = min(block, n_cells - first)
+        _nb_counts_block(first, m, seed, mu, phi, size_factors, dense)
+        rows, cols = np.nonzero(dense[:m])
+        counts = dense[:m][rows, cols].astype(np.float64)
+        totals = dense[:m].sum(axis=1, dtype=np.float64)
+        data_parts.append(np.log1p(counts * (1e4 / totals[rows])).astype(np.float32))
+        index_parts.append(cols.astype(np.int32))
+        lengths.append(np.bincount(rows, minlength=m))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    names = np.array([f"G{g:05d}" for g in range(N_GENES)])
+    return np.concatenate(data_parts), np.concatenate(index_parts), indptr, names
+
+
+def signatures(seed: int = 1) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(10, 151, N_SIGNATURES)
+    return {f"sig{k:02d}": [f"G{g:05d}" for g in rng.choice(N_GENES, n, replace=False)] for k, n in enumerate(sizes)}
+
+
+def ensure_data(n_cells: int, cache_dir: Path, seed: int = 0) -> Path:
+    folder = cache_dir / f"synth_{n_cells}_seed{seed}"
+    if (folder / "indptr.npy").exists():
+        return folder
+    t0 = time.perf_counter()
+    data, indices, indptr, names = generate(n_cells, seed)
+    tmp = folder.with_suffix(".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("data", data), ("indices", indices), ("names", names), ("indptr", indptr)):
+        np.save(tmp / f"{name}.npy", arr)
+    tmp.rename(folder)
+    print(f"generated {n_cells} cells, nnz {len(data):,} ({len(data) / n_cells:.0f}/cell), "
+          f"{(data.nbytes + indices.nbytes + indptr.nbytes) / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
+          file=sys.stderr)
+    return folder
+
+
+# --------------------------------------------------------------------------- worker
+def _rss_mib(pid: int | str = "self", key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _ChildSampler(threading.Thread):
+    """Largest total RSS of this process's children (pyucell's loky workers), sampled every 50 ms."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0.0
+        self._halt = threading.Event()
+
+    def run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._halt.is_set():
+            total = 0.0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss / 2**20
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.05)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _floor_kernel(data, indices, n_blocks):
+    n = data.shape[0]
+    sums = np.zeros(n_blocks, dtype=np.float32)
+    xors = np.zeros(n_blocks, dtype=np.int32)
+    for b in numba.prange(n_blocks):
+        acc = np.float32(0.0)
+        x = np.int32(0)
+        for p in range(n * b // n_blocks, n * (b + 1) // n_blocks):
+            acc += data[p]
+            x ^= indices[p]
+        sums[b] = acc
+        xors[b] = x
+    return sums.sum(), xors
+
+
+def _method(name: str, sigs: dict[str, list[str]]):
+    """A callable ``f(adata)`` for method ``name``."""
+    if name == "floor":
+        return lambda a: _floor_kernel(a.X.data, a.X.indices, numba.get_num_threads())
+    if name.startswith("sasp_atlas_"):
+        import sasp_atlas
+
+        method = name.removeprefix("sasp_atlas_")
+        return lambda a: sasp_atlas.score(a, sigs, method=method)
+    if name == "scanpy_loop":
+        import scanpy as sc
+
+        def run(a):
+            for k, genes in sigs.items():
+                sc.tl.score_genes(a, genes, ctrl_size=50, n_bins=25, use_raw=False, score_name=k)
+        return run
+    if name == "pyucell":
+        import pyucell
+
+        return lambda a: pyucell.compute_ucell_scores(a, sigs)
+    if name == "decoupler_aucell":
+        import decoupler as dc
+        import pandas as pd
+
+        net = pd.DataFrame([(k, g) for k, genes in sigs.items() for g in genes], columns=["source", "target"])
+        return lambda a: dc.mt.aucell(a, net, tmin=5)
+    raise ValueError(f"unknown method {name!r}")
+
+
+def worker(name: str, folder: Path, repeats: int) -> dict:
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    names = np.load(folder / "names.npy")
+    indptr = np.load(folder / "indptr.npy")
+    X = sp.csr_matrix((np.load(folder / "data.npy"), np.load(folder / "indices.npy"), indptr),
+                      shape=(len(indptr) - 1, len(names)))
+    X.has_sorted_indices = True
+    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
+                       var=pd.DataFrame(index=names))
+    run = _method(name, signatures())
+    small = adata[: min(WARMUP_CELLS, adata.n_obs)].copy()
+    t0 = time.perf_counter()
+    run(small)
+    warmup = time.perf_counter() - t0
+    del small
+    times = []
+    # peak extra memory: the highest RSS over all timed calls (VmHWM, reset here) above the RSS
+    # before the first one; later calls may reuse memory freed by earlier ones, never less
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _rss_mib()
+    # the sampler thread takes CPU from a 2-core run: only where there are worker processes
+    sampler = _ChildSampler() if name in CHILD_PROCESSES else None
+    if sampler:
+        sampler.start()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(adata)
+        times.append(time.perf_counter() - t0)
+    if sampler:
+        sampler.stop()
+    extra = _rss_mib(key="VmHWM") - before + (sampler.peak if sampler else 0.0)
+    return {"seconds": statistics.median(times), "min_seconds": min(times), "runs": times,
+            "warmup_seconds": warmup, "peak_extra_mib": extra, "repeats": repeats}
+
+
+# --------------------------------------------------------------------------- driver
+def _ratio(methods: dict, a: str, b: str) -> float | None:
+    if a in methods and b in methods and methods[b]["seconds"] > 0:
+        return methods[a]["seconds"] / methods[b]["seconds"]
+    return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=50_000)
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--skip", nargs="*", default=[], choices=METHODS, help="methods not to run (slow references)")
+    ap.add_argument("--only", nargs="*", choices=METHODS, help="run only these methods")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (median reported)")
+    ap.add_argument("--ref-repeats", type=int, default=1, help="timed runs of scanpy_loop, pyucell, decoupler_aucell")
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "sasp_atlas_bench")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--update", action="store_true",
+                    help="keep the other methods' results already in --json (e.g. rerun only the fast ones)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.data, args.repeats)))
+        return
+    folder = ensure_data(args.cells, args.cache_dir, args.seed)
+    nbytes = sum((folder / f"{k}.npy").stat().st_size - 128 for k in ("data", "indices", "indptr"))
+    result = {"cells": args.cells, "genes": N_GENES, "nnz": int((folder / "data.npy").stat().st_size - 128) // 4,
+              "matrix_mib": nbytes / 2**20, "threads": numba.get_num_threads(), "methods": {}}
+    if args.update and args.json and args.json.exists():
+        previous = json.loads(args.json.read_text())
+        if previous.get("cells") == args.cells:
+            result["methods"] = previous["methods"]
+    for name in args.only or METHODS:
+        if name in args.skip:
+            continue
+        repeats = args.ref_repeats if name in SLOW else args.repeats
+        cmd = [sys.executable, __file__, "--worker", name, "--data", str(folder), "--repeats", str(repeats)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        if proc.returncode != 0:
+            print(f"{name}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
+            result["methods"][name] = {"error": proc.stderr[-1000:]}
+            continue
+        rec = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["methods"][name] = rec
+        print(f"{name:>20}: {rec['seconds']:9.3f} s (runs {', '.join(f'{t:.3f}' for t in rec['runs'])}; "
+              f"warm-up {rec['warmup_seconds']:.2f} s)  peak extra {rec['peak_extra_mib']:8.0f} MiB  "
+              f"[{time.perf_counter() - t0:.0f} s wall]", file=sys.stderr, flush=True)
+    m = {k: v for k, v in result["methods"].items() if "seconds" in v}
+    result["ratios"] = {
+        "scanpy_loop/sasp_atlas_scanpy": _ratio(m, "scanpy_loop", "sasp_atlas_scanpy"),
+        "sasp_atlas_scanpy/floor": _ratio(m, "sasp_atlas_scanpy", "floor"),
+        "pyucell/sasp_atlas_ucell": _ratio(m, "pyucell", "sasp_atlas_ucell"),
+        "decoupler_aucell/sasp_atlas_aucell": _ratio(m, "decoupler_aucell", "sasp_atlas_aucell"),
+    }
+    result["extra_over_matrix"] = {k: v["peak_extra_mib"] / result["matrix_mib"] for k, v in m.items()}
+    print(f"\n{result['cells']:,} cells x {N_GENES:,} genes, nnz {result['nnz']:,}, matrix {result['matrix_mib']:.0f} MiB")
+    print(f"{'method':>20} {'median s':>10} {'min s':>9} {'peak extra MiB':>15} {'x matrix':>9}")
+    for k, v in m.items():
+        print(f"{k:>20} {v['seconds']:10.3f} {v.get('min_seconds', v['seconds']):9.3f} {v['peak_extra_mib']:15.0f} "
+              f"{result['extra_over_matrix'][k]:9.2f}")
+    targets = {"scanpy_loop/sasp_atlas_scanpy": ">= 100", "sasp_atlas_scanpy/floor": "<= 15",
+               "pyucell/sasp_atlas_ucell": ">= 10", "decoupler_aucell/sasp_atlas_aucell": "(no target)"}
+    for k, v in result["ratios"].items():
+        print(f"{k:>36}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]}   (medians)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

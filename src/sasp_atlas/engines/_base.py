@@ -1,0 +1,92 @@
+"""What every scoring method provides: a metadata record and a *plan* the driver runs.
+
+A method module (``_scanpy``, ``_aucell``, ...) holds its numba kernel, a :class:`MethodMeta`
+record and a ``prepare(context, gene_sets, **params)`` function returning a :class:`Plan`. The
+driver (:mod:`._driver`) owns everything else: gene matching, chunking over cells, output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._linear import CodeTable
+
+
+@dataclass(frozen=True)
+class MethodMeta:
+    """The record :func:`sasp_atlas.engines.list_methods` shows for one method."""
+
+    name: str
+    description: str
+    value_range: tuple[float, float]
+    reference: str
+    assumptions: str
+    kind: str  # "linear" (score = X @ W + offset) or "rank" (per-cell ranks)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "value_range": self.value_range,
+                "reference": self.reference, "assumptions": self.assumptions, "kind": self.kind,
+                "params": dict(self.defaults)}
+
+
+class Plan:
+    """Everything a method precomputed for one matrix and one list of gene sets.
+
+    ``compute(indptr, indices, data, start, end, out)`` fills ``out`` (rows ``start:end`` of a CSR
+    matrix given by its arrays; ``out`` zeroed, float64, rows x sets). ``set_info`` holds one dict
+    of method-specific facts per set (e.g. ``n_control_genes``); ``params`` the resolved parameters.
+    """
+
+    n_sets: int
+    set_info: list[dict[str, Any]]
+    params: dict[str, Any]
+
+    def compute(self, indptr, indices, data, start: int, end: int, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    @property
+    def linear(self) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        """``(W, offset)`` if the score is ``X @ W + offset`` (genes x sets), else ``None``."""
+        return None
+
+
+class LinearPlan(Plan):
+    """A score that is a weighted sum of a cell's values plus a per-set constant:
+    ``X @ diag(gene_scale) @ W + offset`` (``gene_scale``: optional per-gene factor, genes x 1)."""
+
+    def __init__(self, weights: sp.spmatrix, offset: np.ndarray | None = None, *, gene_scale: np.ndarray | None = None,
+                 set_info: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None):
+        W = sp.csr_matrix(weights, dtype=np.float64)
+        W.sum_duplicates()
+        self.n_sets = W.shape[1]
+        self.offset = np.zeros(self.n_sets) if offset is None else np.asarray(offset, dtype=np.float64)
+        self.set_info = set_info if set_info is not None else [{} for _ in range(self.n_sets)]
+        self.params = params or {}
+        self._W, self._gene_scale = W, gene_scale
+        self._codes: CodeTable | None = None
+
+    def compute(self, indptr, indices, data, start, end, out):
+        if self._codes is None:  # built on first use: the group-mean path never needs it
+            self._codes = CodeTable(self._W, self._gene_scale)
+        self._codes.add_into(indptr, indices, data, start, end, out)
+        out += self.offset
+
+    @property
+    def linear(self):
+        W = self._W if self._gene_scale is None else sp.csr_matrix(sp.diags(self._gene_scale) @ self._W)
+        return W, self.offset
+
+
+def gene_lookup(gene_sets: list[np.ndarray], n_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gene -> sets it belongs to, as CSR arrays ``(ptr, set_ids)`` (the kernels' lookup table)."""
+    rows = np.concatenate([np.asarray(g, dtype=np.int64) for g in gene_sets]) if gene_sets else np.empty(0, np.int64)
+    cols = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(gene_sets)]) if gene_sets \
+        else np.empty(0, np.int64)
+    M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_genes, len(gene_sets)))
+    M.sum_duplicates()
+    return M.indptr.astype(np.int64), M.indices.astype(np.int64)
