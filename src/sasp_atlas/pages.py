@@ -30,14 +30,22 @@ def provenance_markdown(ds: Dataset, normalisation: str) -> str:
     return "\n".join(lines)
 
 
+def _first(items: str, n: int = 8) -> str:
+    """The first ``n`` space-separated items, then how many more (the full list is in coverage.csv)."""
+    parts = items.split() if isinstance(items, str) else []
+    if not parts:
+        return "—"
+    more = f" … (+{len(parts) - n} more, see `coverage.csv`)" if len(parts) > n else ""
+    return ", ".join(parts[:n]) + more
+
+
 def coverage_markdown(coverage: pd.DataFrame) -> str:
     """Signature genes present / rescued by alias / missing in the dataset, one row per signature."""
     lines = ["| signature | genes | present | coverage | rescued by alias | missing | flag |", "|---|---|---|---|---|---|---|"]
     for r in coverage.itertuples():
-        missing = r.missing if isinstance(r.missing, str) and r.missing else "—"
-        rescued = r.rescued if isinstance(r.rescued, str) and r.rescued else "—"
         flag = f"**{r.flag}**" if isinstance(r.flag, str) and r.flag else ""
-        lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | {rescued} | {missing} | {flag} |")
+        lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
+                     f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |")
     return "\n".join(lines)
 
 
