@@ -118,3 +118,32 @@ def puram(mirror):
 @pytest.fixture(scope="session")
 def datasets(wu, mgh, tirosh, puram) -> dict:
     return {WU: wu, MGH: mgh, TIROSH: tirosh, PURAM: puram}
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty cache folder for one test (the session cache is restored afterwards)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("SASP_ATLAS_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download attempt fails like a machine without network; records the attempted URLs."""
+    import pooch
+
+    calls = []
+
+    def retrieve(url, *args, **kwargs):
+        calls.append(url)
+        raise ConnectionError(f"network is unreachable (test): {url}")
+
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    return calls
+
+
+def files_in(folder: Path) -> list[Path]:
+    """Every file below ``folder``."""
+    return [p for p in folder.rglob("*") if p.is_file()]

@@ -11,33 +11,13 @@ from pathlib import Path
 import pooch
 import pytest
 
-from conftest import ALL_DATASETS, TIROSH, WU, source_file
+from conftest import ALL_DATASETS, TIROSH, WU, files_in, source_file
 from sasp_atlas import fetch
 from sasp_atlas.fetch import HashMismatchError
 from sasp_atlas.registry import Dataset, get_dataset
 
 CORE_FILES = [(d, f["name"]) for d in ALL_DATASETS for f in get_dataset(d).files]
 WRONG_BLOB = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("SASP_ATLAS_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    calls = []
-
-    def retrieve(url, *args, **kwargs):
-        calls.append(url)
-        raise ConnectionError(f"network is unreachable (test): {url}")
-
-    monkeypatch.setattr(pooch, "retrieve", retrieve)
-    return calls
 
 
 def _copy(dataset_id: str, *, drop_sha256: bool = False, blob: str | None = None, name: str | None = None) -> Dataset:
@@ -56,10 +36,6 @@ def _file(ds: Dataset, name: str) -> dict:
     return next(f for f in ds.files if f["name"] == name)
 
 
-def _files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
-
-
 @pytest.mark.parametrize("dataset_id,name", CORE_FILES)
 def test_file_hashes_of_real_files_match_sources_yaml(mirror, sources, dataset_id, name):
     sha, blob = fetch.file_hashes(mirror / dataset_id / name)
@@ -75,7 +51,7 @@ def test_mirror_file_verifies_by_blob_id_without_sha256(mirror, empty_cache, no_
     f = _file(ds, name)
     assert "sha256" not in f and f["git_blob_sha1"]
     assert fetch.fetch_file(ds, f) == mirror / dataset_id / name
-    assert no_network == [] and _files_in(empty_cache) == []
+    assert no_network == [] and files_in(empty_cache) == []
 
 
 @pytest.mark.parametrize("dataset_id,name", CORE_FILES)
@@ -87,7 +63,7 @@ def test_wrong_blob_id_is_refused(mirror, empty_cache, no_network, dataset_id, n
     msg = str(exc.value)
     actual = fetch.git_blob_sha1(mirror / dataset_id / name)
     assert WRONG_BLOB in msg and actual in msg and "git blob sha1" in msg and name in msg
-    assert no_network == [] and _files_in(empty_cache) == []
+    assert no_network == [] and files_in(empty_cache) == []
 
 
 def test_both_hashes_are_checked_when_both_are_given(mirror, empty_cache, no_network):
@@ -148,7 +124,7 @@ def test_blob_only_download_is_verified_then_moved_into_the_cache(mirror, empty_
     # downloaded with known_hash=None under a temporary name in the same folder, then moved
     assert len(seen) == 1 and seen[0]["known_hash"] is None and seen[0]["url"] == f["url"]
     assert seen[0]["fname"] != f["name"] and seen[0]["fname"].endswith(".part") and seen[0]["path"] == empty_cache / WU
-    assert _files_in(empty_cache) == [p]
+    assert files_in(empty_cache) == [p]
 
 
 def test_blob_only_download_with_wrong_bytes_is_deleted(empty_cache, monkeypatch):
@@ -162,7 +138,7 @@ def test_blob_only_download_with_wrong_bytes_is_deleted(empty_cache, monkeypatch
     msg = str(exc.value)
     actual = fetch.hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
     assert f["git_blob_sha1"] in msg and actual in msg and WU in msg
-    assert _files_in(empty_cache) == []  # neither the temporary nor the final name is left
+    assert files_in(empty_cache) == []  # neither the temporary nor the final name is left
 
 
 def test_download_with_both_hashes_also_checks_the_blob_id(mirror, tmp_path, monkeypatch):

@@ -9,36 +9,10 @@ from pathlib import Path
 import pooch
 import pytest
 
-from conftest import ALL_DATASETS, TIROSH, WU, source_file
+from conftest import ALL_DATASETS, TIROSH, WU, files_in, source_file
 from sasp_atlas import fetch
 from sasp_atlas.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.registry import get_dataset, list_datasets
-
-
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    """A fresh, empty cache folder for one test (the session cache is restored afterwards)."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("SASP_ATLAS_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any download attempt fails like a machine without network; records the attempts."""
-    calls = []
-
-    def retrieve(url, *args, **kwargs):
-        calls.append(url)
-        raise ConnectionError(f"network is unreachable (test): {url}")
-
-    monkeypatch.setattr(pooch, "retrieve", retrieve)
-    return calls
-
-
-def _files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
 
 
 def _flip_bytes(path: Path, offset: int = 100, n: int = 8) -> None:
@@ -87,7 +61,7 @@ def test_mirror_files_are_used_in_place(mirror, empty_cache, no_network):
     paths = fetch.fetch_dataset(TIROSH)
     for name, p in paths.items():
         assert p == mirror / TIROSH / name
-    assert _files_in(empty_cache) == []  # never copied into the cache
+    assert files_in(empty_cache) == []  # never copied into the cache
 
 
 def test_explicit_mirror_argument_overrides_env(mirror, tmp_path, empty_cache, monkeypatch, no_network):
@@ -118,7 +92,7 @@ def test_corrupt_mirror_raises_hash_mismatch(corrupt_mirror, empty_cache, no_net
     assert name in msg
     # nothing reached the cache: not the corrupt file, and not a download attempt either
     assert not (empty_cache / TIROSH / name).exists()
-    assert _files_in(empty_cache) == []
+    assert files_in(empty_cache) == []
     assert no_network == []
 
 
@@ -159,7 +133,7 @@ def test_no_mirror_no_network(empty_cache, monkeypatch, no_network):
     assert "SASP_ATLAS_MIRROR" in msg
     assert WU in msg
     assert no_network == [get_dataset(WU).files[0]["url"]]
-    assert _files_in(empty_cache) == []
+    assert files_in(empty_cache) == []
 
 
 def test_mirror_without_the_file_and_no_network(tmp_path, empty_cache, no_network):

@@ -69,12 +69,10 @@ def server():
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("SASP_ATLAS_CACHE", str(cache))
+def empty_cache(empty_cache, monkeypatch) -> Path:
+    """conftest's empty cache, and no mirror either: only the local test server can provide files."""
     monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
-    return cache
+    return empty_cache
 
 
 def _dataset(url: str, *, hashes: str = "sha256") -> Dataset:
@@ -166,18 +164,6 @@ def test_connection_refused_names_the_dataset_and_the_fix(empty_cache):
 
 
 # --------------------------------------------------------------------------- corrupt mirror and cache
-@pytest.fixture
-def no_network(monkeypatch):
-    calls = []
-
-    def retrieve(url, *args, **kwargs):
-        calls.append(url)
-        raise ConnectionError(f"network is unreachable (test): {url}")
-
-    monkeypatch.setattr(pooch, "retrieve", retrieve)
-    return calls
-
-
 def _small_file(dataset_id: str = TIROSH) -> dict:
     return min(get_dataset(dataset_id).files, key=lambda f: f["size"])
 

@@ -24,7 +24,7 @@ import pooch
 import pytest
 import yaml
 
-from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML
+from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, files_in
 from sasp_atlas import fetch, registry
 from sasp_atlas.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.registry import RegistryError, load_registry
@@ -43,30 +43,6 @@ def candidates() -> dict:
     if not CANDIDATES_YAML.is_file():
         pytest.skip(f"{CANDIDATES_YAML} not found")
     return {c["id"]: c for c in yaml.safe_load(CANDIDATES_YAML.read_text())["candidates"]}
-
-
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("SASP_ATLAS_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    calls = []
-
-    def retrieve(url, *args, **kwargs):
-        calls.append(url)
-        raise ConnectionError(f"network is unreachable (test): {url}")
-
-    monkeypatch.setattr(pooch, "retrieve", retrieve)
-    return calls
-
-
-def _files_in(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
 
 
 # --------------------------------------------------------------------------- the registry entries
@@ -288,14 +264,14 @@ def test_blob_only_file_downloads_verified_over_https(https_server, empty_cache,
     ds = registry.get_dataset(TNBC1, _registry_copy(Path(empty_cache.parent), f"{https_server['url']}/{NAME}", _blob(PAYLOAD)))
     p = fetch.fetch_file(ds, ds.files[0])
     assert p == empty_cache / TNBC1 / NAME and p.read_bytes() == PAYLOAD
-    assert _files_in(empty_cache) == [p]
+    assert files_in(empty_cache) == [p]
 
     p.unlink()  # a wrong blob id: refused, nothing left in the cache
     bad = dict(ds.files[0], git_blob_sha1="f" * 40)
     with pytest.raises(HashMismatchError) as exc:
         fetch.fetch_file(ds, bad)
     assert "f" * 40 in str(exc.value) and _blob(PAYLOAD) in str(exc.value)
-    assert _files_in(empty_cache) == []
+    assert files_in(empty_cache) == []
 
 
 # --------------------------------------------------------------------------- sasp-atlas registry pin
@@ -335,7 +311,7 @@ def test_pin_refuses_a_wrong_blob_id(https_server, empty_cache, tmp_path, monkey
     with pytest.raises(HashMismatchError) as exc:
         fetch.pin_dataset(TNBC1, registry=reg)
     assert "e" * 40 in str(exc.value) and _blob(PAYLOAD) in str(exc.value)
-    assert reg.read_text() == before and _files_in(empty_cache) == []
+    assert reg.read_text() == before and files_in(empty_cache) == []
 
 
 def test_pin_from_a_mirror_needs_no_network(empty_cache, tmp_path, no_network):
@@ -358,7 +334,7 @@ def test_pin_offline_is_a_clear_data_unavailable_error(empty_cache, tmp_path, mo
     msg = str(exc.value)
     assert "registry pin gao2021_tnbc1_xclone" in msg and "needs internet access" in msg
     assert f"--mirror DIR with {TNBC1}/<file name>" in msg and NAME in msg
-    assert reg.read_text() == before and _files_in(empty_cache) == []
+    assert reg.read_text() == before and files_in(empty_cache) == []
 
     from sasp_atlas.cli import main
 
@@ -411,7 +387,7 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
     assert tried == {f["url"] for d in full_entries() for f in d.files if not (mirror / d.id / f["name"]).exists()}
     unverified_urls = {u["url"] for u in registry.list_unverified()}
     assert not tried & unverified_urls
-    assert _files_in(empty_cache) == []
+    assert files_in(empty_cache) == []
 
     buf = StringIO()
     from rich.console import Console
