@@ -147,3 +147,15 @@ def no_network(monkeypatch):
 def files_in(folder: Path) -> list[Path]:
     """Every file below ``folder``."""
     return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def write_registry(doc: dict, tmp_path: Path) -> Path:
+    """Write a (modified) registry document to ``tmp_path/registry.yaml``."""
+    p = tmp_path / "registry.yaml"
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def registry_entry(doc: dict, dataset_id: str) -> dict:
+    """The dataset entry ``dataset_id`` of a registry document (to modify in place)."""
+    return next(d for d in doc["datasets"] if d["id"] == dataset_id)

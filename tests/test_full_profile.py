@@ -25,6 +25,8 @@ import pytest
 import yaml
 
 from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, files_in
+from conftest import registry_entry as _entry
+from conftest import write_registry as _write
 from sasp_atlas import fetch, registry
 from sasp_atlas.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.registry import RegistryError, load_registry
@@ -131,16 +133,6 @@ def test_crosswalk_blocks_are_registry_datasets():
 # --------------------------------------------------------------------------- schema rules
 def _doc() -> dict:
     return yaml.safe_load(REGISTRY_YAML.read_text())
-
-
-def _write(doc: dict, tmp_path: Path) -> Path:
-    p = tmp_path / "registry.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return p
-
-
-def _entry(doc: dict, dataset_id: str) -> dict:
-    return next(d for d in doc["datasets"] if d["id"] == dataset_id)
 
 
 def test_sha256_is_optional_when_a_blob_id_is_given(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from conftest import ALL_DATASETS, REGISTRY_YAML, WU, source_file
+from conftest import registry_entry as _entry
+from conftest import write_registry as _write
 from sasp_atlas import registry
 from sasp_atlas.registry import RegistryError, load_registry
 
@@ -101,16 +103,6 @@ def test_invalid_yaml(tmp_path):
 
 
 # --------------------------------------------------------------------------- malformed entries
-def _write(doc: dict, tmp_path: Path) -> Path:
-    p = tmp_path / "registry.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return p
-
-
-def _entry(doc: dict, dataset_id: str) -> dict:
-    return next(d for d in doc["datasets"] if d["id"] == dataset_id)
-
-
 def _raises(doc: dict, tmp_path: Path) -> str:
     with pytest.raises(RegistryError) as exc:
         load_registry(_write(doc, tmp_path))
