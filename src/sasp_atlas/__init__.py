@@ -1,15 +1,17 @@
-"""sasp-atlas: senescence-associated secretory phenotype signatures across cell and cancer types."""
+"""sasp-atlas: senescence-associated secretory phenotype signatures across cell and cancer types.
 
-from importlib.metadata import PackageNotFoundError, version
+Layers, each importing only the layers before it (an import-linter contract in ``pyproject.toml``):
+``sources`` (registry, fetch) < ``genes`` (symbols, signatures, matching, coverage) < ``data``
+(readers, load, harmonise, validation) < ``engines`` (scoring methods, null) < ``stats`` < ``atlas``
+(one pipeline for registry and user data) < ``site`` (charts, figures, pages, book, report) < ``cli``.
+"""
 
-from .io import load_dataset
-from .registry import get_dataset, list_datasets
-from .scoring import score
-from .signatures import get_signature, list_signatures
+from .data import load_dataset, load_user_data
+from .engines import list_methods, score
+from .genes import get_signature, list_signatures
+from .sources import atlas_package_version, get_dataset, list_datasets
 
-try:
-    __version__ = version("sasp-atlas")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = atlas_package_version()
 
-__all__ = ["load_dataset", "get_dataset", "list_datasets", "score", "get_signature", "list_signatures", "__version__"]
+__all__ = ["load_dataset", "load_user_data", "get_dataset", "list_datasets", "score", "list_methods", "get_signature",
+           "list_signatures", "__version__"]

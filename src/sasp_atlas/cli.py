@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
+
+from .atlas import DEFAULT_SIGNATURES
+from .data import InputError, InputWarning
+from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path
+from .site.book import build, print_unavailable_report, publish
+from .site.report import score_and_report
+from .site.sitecheck import check_site
 
 console = Console(stderr=True)
 
@@ -20,8 +30,6 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_list(args) -> int:
-    from .registry import list_datasets, list_unverified
-
     table = Table(title=f"datasets (profile {args.profile})")
     table.add_column("id", overflow="fold")
     for col in ("cancer type", "value type", "cells", "files", "MiB", "citation"):
@@ -40,8 +48,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from .fetch import fetch_dataset
-
     paths = fetch_dataset(args.dataset_id, mirror=args.mirror, progress=True)
     for name, path in paths.items():
         print(f"{name}\t{path}")
@@ -49,9 +55,6 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_registry_pin(args) -> int:
-    from .fetch import pin_dataset
-    from .registry import registry_path
-
     records = pin_dataset(args.dataset_id, registry=args.registry, mirror=args.mirror, progress=True)
     table = Table(title=f"registry pin {args.dataset_id}")
     for col in ("file", "status", "sha256", "bytes"):
@@ -64,22 +67,19 @@ def cmd_registry_pin(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .book import build, print_unavailable_report
-
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
+    root = Path(args.project)
     timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
-                    workers=args.workers, book=not args.no_book, console=console, report=left_out)
+                    workers=args.workers, book=not args.no_book, console=console, report=left_out, root=root)
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
-    console.print("[green]atlas built[/green]: tables in results/tables, site in _build/html")
+    console.print(f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}")
     if left_out:  # the build ends with the per-dataset report
         print_unavailable_report(left_out, args.mirror, console, built=sum(k.startswith("page:") for k in timings))
     return 0
 
 
 def cmd_check_site(args) -> int:
-    from .sitecheck import check_site
-
     report = check_site(args.html_dir, screenshot=args.screenshot)
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
@@ -93,8 +93,6 @@ def cmd_check_site(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from .book import publish
-
     publish(branch=args.branch, remote=args.remote, push=not args.no_push)
     console.print(f"[green]published[/green] _build/html to branch {args.branch}"
                   + ("" if args.no_push else f" and pushed to {args.remote}"))
@@ -102,20 +100,15 @@ def cmd_publish(args) -> int:
 
 
 def cmd_score(args) -> int:
-    import warnings
-
-    from rich.markup import escape
-
-    from .byod import InputError, InputWarning, score_user_file
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:
-            written = score_user_file(args.input, args.out, cell_type_key=args.cell_type_key, sample_key=args.sample_key,
-                                      signatures=args.signatures, method=args.method, species=args.species,
-                                      report=not args.no_report, malignant_key=args.malignant_key,
-                                      cancer_type=args.cancer_type, min_cells=args.min_cells, layer=args.layer,
-                                      gene_symbols_key=args.gene_symbols_key)
+            written = score_and_report(args.input, args.out, cell_type_key=args.cell_type_key,
+                                       sample_key=args.sample_key, signatures=args.signatures, method=args.method,
+                                       species=args.species, report=not args.no_report,
+                                       malignant_key=args.malignant_key, cancer_type=args.cancer_type,
+                                       min_cells=args.min_cells, layer=args.layer,
+                                       gene_symbols_key=args.gene_symbols_key)
         except InputError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
@@ -145,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("build", help="fetch -> load -> score -> papermill pages -> Jupyter Book")
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
-    p.add_argument("--signatures", nargs="+", help="signature ids (default: senmayo fridman_senescence_up)")
+    p.add_argument("--signatures", nargs="+", help=f"signature ids (default: {' '.join(DEFAULT_SIGNATURES)})")
     p.add_argument("--method", default="scanpy")
     p.add_argument("--workers", type=int, default=2, help="parallel dataset pages")
     p.add_argument("--no-book", action="store_true", help="stop before jupyter-book build")
+    p.add_argument("--project", default=".", help="book project folder (default: the working directory; an empty "
+                                                  "folder gets the package's pages and configuration)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check-site", help="check in headless Chromium that every chart of the built site draws")

@@ -18,32 +18,12 @@ zmean     mean of per-gene z-scores                                        ``sc.
 
 from __future__ import annotations
 
-from types import ModuleType
-
-import pandas as pd
-
-from . import _aucell, _mean, _scanpy, _ucell, _zmean
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
-from ._driver import (GeneSet, MatrixContext, compute_scores, group_means, match_gene_sets, resolve_signatures,
-                      score)
+from ._driver import MatrixContext, compute_scores, group_means, score
+from ._registry import METHODS, get_method, list_methods
+from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
-           "MatrixContext", "GeneSet", "match_gene_sets", "resolve_signatures", "compute_scores", "group_means",
-           "METHODS"]
-
-_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_scanpy, _aucell, _ucell, _mean, _zmean)}
-METHODS = tuple(_REGISTRY)
-
-
-def get_method(name: str) -> ModuleType:
-    """The module of method ``name`` (its ``META``, kernel and ``prepare``)."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown scoring method {name!r}; available: {', '.join(METHODS)}") from None
-
-
-def list_methods() -> pd.DataFrame:
-    """One row per method: ``name, description, value_range, reference, assumptions, kind, params``."""
-    return pd.DataFrame([m.META.record() for m in _REGISTRY.values()])
+           "MatrixContext", "compute_scores", "group_means", "METHODS", "celltype_null", "draw_null_sets",
+           "NULL_COLUMNS"]

@@ -11,6 +11,10 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import spearmanr
 
+from ..genes import match_gene_sets, resolve_signatures
+from ._driver import MatrixContext, build_plan, compute_scores, group_codes
+from ._registry import get_method
+
 
 class Concordance(NamedTuple):
     """``means``: ``signature, <group_by>, method, mean, rank, n_cells`` (rank 1 = highest mean of
@@ -36,11 +40,24 @@ def method_concordance(adata: AnnData, signatures: Sequence[str] | Mapping[str, 
 
     ``params`` optionally gives per-method parameters, e.g. ``{"ucell": {"max_rank": 1000}}``.
     Returns a :class:`Concordance` of two tidy DataFrames (``means, concordance``).
-    """
-    from . import get_method
-    from ._driver import (MatrixContext, build_plan, compute_scores, group_codes, match_gene_sets,
-                          resolve_signatures)
 
+    Parameters
+    ----------
+    adata
+        Log-normalised cells x genes with ``obs[group_by]``; not modified.
+    signatures
+        Catalogue ids or ``{name: genes}``.
+    methods
+        Engine names (:func:`sasp_atlas.engines.list_methods`).
+    group_by
+        The obs column whose groups are averaged and ranked.
+    random_state
+        Seed passed to every engine (control genes, tie-breaking).
+    layer
+        Score ``adata.layers[layer]`` instead of ``.X``.
+    params
+        Per-method parameters.
+    """
     if len(methods) < 1:
         raise ValueError("methods must name at least one method")
     params = params or {}

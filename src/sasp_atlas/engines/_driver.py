@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -28,56 +27,15 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..signatures import get_signature
-from ..stats import is_low_coverage
+from ..genes import GeneSet, is_low_coverage, match_gene_sets, resolve_signatures
 from ._base import Plan
 from ._linear import csr_column_moments, csr_group_gene_sums
+from ._registry import get_method
 
 log = logging.getLogger(__name__)
 
 # size of one block of per-chunk temporaries (dense rows converted to CSR, chunk x sets scores)
 CHUNK_BYTES = 64 * 2**20
-
-
-def resolve_signatures(signatures: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Catalogue ids -> gene lists; a mapping ``{name: genes}`` is taken as given."""
-    if isinstance(signatures, str):
-        signatures = [signatures]
-    if isinstance(signatures, Mapping):
-        return {str(k): list(v) for k, v in signatures.items()}
-    return {s: get_signature(s) for s in signatures}
-
-
-@dataclass(frozen=True)
-class GeneSet:
-    """One signature matched against ``var_names``."""
-
-    name: str
-    n_genes: int  # distinct genes in the signature
-    used: pd.Index  # present in the data, signature order
-    missing: pd.Index  # absent from the data
-    idx: np.ndarray  # positions of ``used`` in var_names
-
-
-def match_gene_sets(signatures: Mapping[str, Sequence[str]], var_names: pd.Index) -> list[GeneSet]:
-    """De-duplicate and match every signature; raise naming any signature with no gene present.
-
-    A gene name occurring more than once in ``var_names`` is matched to its first column.
-    """
-    position: dict[str, int] = {}
-    for i, name in enumerate(var_names):
-        position.setdefault(name, i)
-    out = []
-    for name, genes in signatures.items():
-        gene_list = list(dict.fromkeys(str(g) for g in genes))
-        used = [g for g in gene_list if g in position]
-        missing = [g for g in gene_list if g not in position]
-        if not used:
-            raise ValueError(f"signature {name!r}: none of its {len(gene_list)} genes is in the data "
-                             "(are var_names gene symbols?)")
-        out.append(GeneSet(name, len(gene_list), pd.Index(used), pd.Index(missing, dtype=object),
-                           np.array([position[g] for g in used], dtype=np.int64)))
-    return out
 
 
 class MatrixContext:
@@ -225,15 +183,16 @@ def build_plan(method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, r
 
 
 def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *, method: str = "scanpy",
-          random_state: int | None = 0, layer: str | None = None, **params) -> None:
+          random_state: int | None = 0, layer: str | None = None, key_added: str = "sasp_scores", copy: bool = False,
+          **params) -> AnnData | None:
     """Score every signature in one pass over the cells and store the results on ``adata``.
 
     Parameters
     ----------
     adata
         Cells x genes expression in ``.X`` (or ``layer``): log-normalised, not scaled (see each
-        method's assumptions in :func:`sasp_atlas.engines.list_methods`). Never modified or copied
-        (except a non-CSR sparse matrix, converted once to CSR).
+        method's assumptions in :func:`sasp_atlas.engines.list_methods`). The matrix is never
+        modified or copied (except a non-CSR sparse matrix, converted once to CSR).
     signatures
         Catalogue ids (see :func:`sasp_atlas.list_signatures`) or a mapping ``{name: genes}``.
     method
@@ -242,22 +201,35 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         ``"mean"``, ``"zmean"``.
     random_state
         The method's seed: the control-gene draw (``scanpy``, reset per signature as scanpy does)
-        or the random gene order that breaks rank ties (``aucell``); ignored by the others.
+        or the random gene order that breaks rank ties (``aucell``); ignored by the others. It is
+        recorded in ``uns[key_added]["params"]["random_state"]``.
     layer
         Score ``adata.layers[layer]`` instead of ``.X``.
+    key_added
+        Name of the ``obsm`` and ``uns`` slots written.
+    copy
+        Score a copy of ``adata`` and return it, leaving ``adata`` untouched.
     **params
         Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``n_up`` for aucell; ``max_rank``,
         ``missing_genes`` for ucell). An unknown name is an error listing the valid ones.
 
-    Writes ``adata.obsm["sasp_scores"]`` (DataFrame, cells x signature ids, float64) and
-    ``adata.uns["sasp_scores"]`` = ``{"method", "params", "signatures": {id: {"genes_used",
-    "genes_missing", "n_genes", "n_control_genes", "coverage", "low_coverage", ...}}}``
-    (``low_coverage``: :func:`sasp_atlas.stats.is_low_coverage`; ``n_control_genes`` is 0 for
-    methods without control genes; methods add their own facts, e.g. ``genes_undetected`` for aucell).
-    Nothing is written if any signature fails.
-    """
-    from . import get_method
+    Returns
+    -------
+    AnnData or None
+        ``None``, or the scored copy when ``copy=True``. Sets:
 
+        ``adata.obsm[key_added]``
+            DataFrame, cells x signature ids, float64 scores.
+        ``adata.uns[key_added]``
+            ``{"method", "params", "signatures": {id: {"genes_used", "genes_missing", "n_genes",
+            "n_control_genes", "coverage", "low_coverage", ...}}}`` (``low_coverage``:
+            :func:`sasp_atlas.genes.is_low_coverage`; ``n_control_genes`` is 0 for methods without
+            control genes; methods add their own facts, e.g. ``genes_undetected`` for aucell).
+
+        Nothing is written if any signature fails (a signature with no gene present is an error naming it).
+    """
+    if copy:
+        adata = adata.copy()
     module = get_method(method)
     sigs = resolve_signatures(signatures)
     X = adata.layers[layer] if layer else adata.X
@@ -271,10 +243,11 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
                          "n_genes": int(gs.n_genes), "n_control_genes": 0,
                          "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes),
                          **extra}
-    adata.obsm["sasp_scores"] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
-    adata.uns["sasp_scores"] = {
+    adata.obsm[key_added] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
+    adata.uns[key_added] = {
         "method": module.META.name,
         "params": {"random_state": random_state, **plan.params, "layer": layer or "X",
                    "reference": module.META.reference},
         "signatures": info,
     }
+    return adata if copy else None

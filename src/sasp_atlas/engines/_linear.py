@@ -20,48 +20,6 @@ import scipy.sparse as sp
 
 
 @numba.njit(parallel=True, cache=True)
-def _csr_weighted_sums(indptr, indices, data, start, end, lk_ptr, lk_set, lk_w, has_sets, max_nnz, n_threads, out):
-    n = end - start
-    if n <= 0:
-        return
-    n_blocks = min(n, n_threads * 4)
-    for blk in numba.prange(n_blocks):
-        keep = np.empty(max(max_nnz, 1), dtype=np.int64)
-        acc = np.zeros(out.shape[1], dtype=np.float64)
-        for r in range(n * blk // n_blocks, n * (blk + 1) // n_blocks):
-            i = start + r
-            # pass 1, branch-free: the row's entries whose gene is in some set
-            m = 0
-            for p in range(indptr[i], indptr[i + 1]):
-                keep[m] = p
-                m += has_sets[indices[p]]
-            # pass 2: only those entries, each into its sets
-            for t in range(m):
-                p = keep[t]
-                g = indices[p]
-                v = np.float64(data[p])
-                for q in range(lk_ptr[g], lk_ptr[g + 1]):
-                    acc[lk_set[q]] += v * lk_w[q]
-            for s in range(acc.shape[0]):
-                out[r, s] += acc[s]
-                acc[s] = 0.0
-
-
-def csr_weighted_sums(indptr, indices, data, start, end, lk_ptr, lk_set, lk_w, out, has_sets=None):
-    """``out[r] += X[start + r] @ W`` for ``r < end - start`` (``W`` given by its CSR arrays).
-
-    Two passes per row: a branch-free compaction of the entries whose gene is in any set (most
-    entries of a cell belong to none), then the lookups for those only. Skipping the rest with a
-    branch per entry costs a mispredicted branch per entry and is about 1.5x slower.
-    """
-    if has_sets is None:
-        has_sets = (np.diff(lk_ptr) > 0).astype(np.uint8)
-    max_nnz = int(np.diff(indptr[start:end + 1]).max()) if end > start else 0
-    _csr_weighted_sums(indptr, indices, data, start, end, lk_ptr, lk_set, lk_w, has_sets, max_nnz,
-                       numba.get_num_threads(), out)
-
-
-@numba.njit(parallel=True, cache=True)
 def _code_sums(indptr, indices, data, start, end, lk_ptr, lk_code, gene_scale, use_scale, has_codes,
                t_ptr, t_set, t_w, max_nnz, n_threads, out):
     n = end - start

@@ -1,0 +1,140 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Dataset page
+#
+# (The build replaces this heading with the dataset's title.)
+
+# %% tags=["parameters"]
+# Parameters: development defaults; papermill overrides them for each registry entry.
+dataset_id = "wu2021_breast_tnbc_cid4465"
+signatures = None  # None: sasp_atlas.atlas.DEFAULT_SIGNATURES
+method = "scanpy"
+random_state = 0
+results = "results"
+input_h5ad = None  # a user's .h5ad (sasp-atlas score) instead of the registry entry
+user_options = {}  # options for sasp_atlas.data.load_user_data (cell_type_key, sample_key, species, ...)
+
+# %% tags=["remove-cell"]
+from IPython.display import Markdown, display
+import sasp_atlas
+from sasp_atlas.site import figures, pages, policy
+policy.setup_page()
+from sasp_atlas.atlas import DEFAULT_SIGNATURES, run_dataset, run_user_file
+signatures = list(signatures or DEFAULT_SIGNATURES)
+if input_h5ad:
+    ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
+                            out_dir=results, **user_options)
+else:
+    ds = sasp_atlas.get_dataset(dataset_id)
+    res = run_dataset(ds.id, signatures=signatures, method=method, random_state=random_state, out_dir=results)
+detail = policy.detail_signatures(signatures)
+prov = res.adata.uns["provenance"]
+fig = dict(datasets=[ds], method=method, page_depth=2, results=results)
+
+# %% [markdown]
+# ## Data and provenance
+
+# %% tags=["remove-input"]
+display(Markdown(pages.provenance_markdown(ds, prov["normalisation"])))
+
+# %% [markdown]
+# ## Cell-type composition
+#
+# Harmonised cell types (author labels mapped by the atlas crosswalk; malignant cells as flagged by the authors), split by sample.
+
+# %% tags=["remove-input"]
+figures.show("fig-{dataset}-composition", res.cell_scores, signatures=[], **fig)
+
+# %% [markdown]
+# ## Signature coverage
+#
+# Genes of each signature found in this dataset after resolving old gene symbols to current HGNC symbols (*rescued*: found only thanks to that). A score uses only the genes present; below the minimum coverage (see Methods) it is flagged and drawn grey, because it no longer measures the same signature.
+
+# %% tags=["remove-input"]
+display(Markdown(pages.coverage_markdown(res.coverage)))
+
+# %% [markdown]
+# ## Mean score per signature and cell type
+#
+# Control-gene scores (Tirosh et al. 2016; `scanpy.tl.score_genes`-exact): mean expression of the signature genes minus that of expression-matched control genes, per cell, averaged over the cells of each type. Grey: low gene coverage. Tooltips give the number of cells, of samples, and the coverage.
+
+# %% tags=["remove-input"]
+figures.show("fig-{dataset}-heatmap", res.celltype_scores, signatures=signatures, **fig)
+
+# %% [markdown]
+# ## Is it high? Against random gene sets
+#
+# A mean score means little alone: its scale depends on the signature's size and expression. Here each cell type's mean is set against 100 random gene sets with the same expression-bin composition (empirical p, z). This tests the gene set in these cells; across-patient replication is the interval in the tables.
+
+# %% tags=["remove-input"]
+for sig in detail:
+    figures.show("fig-{dataset}-null-{signature}", res.null[res.null.signature == sig], signatures=[sig],
+                 signature=sig, **fig)
+
+# %% [markdown]
+# ## Method sensitivity
+#
+# The same signatures scored by four engines (scanpy control-gene score, AUCell, UCell, z-mean): if the cell-type order changes with the method, read the number with care.
+
+# %% tags=["remove-input"]
+shown = policy.method_signatures(signatures)
+conc = res.method_concordance[res.method_concordance.signature.isin(shown)]
+figures.show("fig-{dataset}-methods", res.method_means[res.method_means.signature.isin(shown)],
+             signatures=shown, concordance=conc, **fig)
+display(Markdown(pages.concordance_markdown(conc)))
+
+# %% [markdown]
+# ## Score distributions per cell type
+#
+# Bars: interquartile range of per-cell scores; black tick: median; red diamond: mean.
+
+# %% tags=["remove-input"]
+for sig in detail:
+    figures.show("fig-{dataset}-distribution-{signature}", res.celltype_scores[res.celltype_scores.signature == sig],
+                 signatures=[sig], signature=sig, **fig)
+
+# %% [markdown]
+# ## Genes behind the scores
+#
+# Which signature genes make a cell type score high: mean expression (colour) and fraction of cells expressing (size), so IL6/CXCL8 can be told from MMPs or SERPINE1 behind a number.
+
+# %% tags=["remove-input"]
+for sig in detail:
+    figures.show("fig-{dataset}-genes-{signature}", res.gene_decomposition[res.gene_decomposition.signature == sig],
+                 signatures=[sig], signature=sig, **fig)
+
+# %% [markdown]
+# ## Embedding coloured by score
+#
+# UMAP of the cells (display only; statistics never use it).
+
+# %% tags=["remove-input"]
+for sig in detail:
+    figures.show("fig-{dataset}-umap-{signature}", res.cell_scores.reset_index()[["umap_1", "umap_2", "cell_type", "sample", sig]],
+                 signatures=[sig], signature=sig, **fig)
+
+# %% [markdown]
+# ## Signatures
+
+# %% tags=["remove-input"]
+display(Markdown(pages.signature_sources_markdown(signatures)))
+
+# %% [markdown]
+# ## Reproduce
+
+# %% tags=["remove-input"]
+display(Markdown(pages.reproduce_markdown(ds.id, method=method, random_state=random_state,
+                                              input_h5ad=input_h5ad)))

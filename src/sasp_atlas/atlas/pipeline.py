@@ -1,0 +1,226 @@
+"""One pipeline for every dataset: load -> harmonise -> score -> statistics -> tables.
+
+A registry entry (:func:`sasp_atlas.data.load_dataset`) and a user's file
+(:func:`sasp_atlas.data.load_user_data`, via :func:`sasp_atlas.atlas.score_user_file`) arrive in
+the same harmonised shape and go through :func:`run_dataset`. The dataset notebook calls it; the
+CLI and tests call it too, so every number on a page is produced by this tested code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+
+from ..data import crosswalk_table, load_dataset
+from ..engines import celltype_null, method_concordance, score
+from ..genes import SignatureResolutionWarning, coverage_table, list_signatures
+from ..sources import get_dataset
+from ..stats import celltype_scores, gene_decomposition, sample_celltype_summary, table2_checks
+
+__all__ = ["DatasetResult", "run_dataset", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
+           "load_datasets", "run_table2", "catalogue_coverage", "collect_tables"]
+
+log = logging.getLogger(__name__)
+
+#: signatures scored on every page (heatmaps); the first two also get distribution and UMAP figures
+DEFAULT_SIGNATURES = ["senmayo", "senmayo_secreted", "fridman_senescence_up", "reactome_sasp",
+                      "kamminga_senescence", "tang_senescence_tp53_targets_up", "deepscence_core_up",
+                      "gavish_mp19_epithelial_senescence", "gavish_mp22_secreted_i", "gavish_mp23_secreted_ii"]
+
+
+def results_dir(base: str | Path | None = None) -> Path:
+    """``base`` or ``results/`` under the current working directory."""
+    return Path(base) if base else Path("results")
+
+
+@dataclass
+class DatasetResult:
+    dataset_id: str
+    adata: AnnData
+    celltype_scores: pd.DataFrame
+    coverage: pd.DataFrame
+    cell_scores: pd.DataFrame
+    sample_scores: pd.DataFrame
+    gene_decomposition: pd.DataFrame
+    null: pd.DataFrame
+    method_means: pd.DataFrame
+    method_concordance: pd.DataFrame
+
+
+def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30) -> None:
+    """UMAP embedding for display only (never used for statistics).
+
+    Highly variable genes (Seurat flavour on log-normalised ``X``), PCA (``n_pcs``), a 15-nearest
+    neighbour graph and UMAP (McInnes et al. 2018, arXiv:1802.03426), all seeded with
+    ``random_state``. Writes ``obsm["X_pca"]``, ``obsm["X_umap"]``; ``X`` is unchanged.
+    """
+    n_top = min(n_top_genes, adata.n_vars - 1)
+    sc.pp.highly_variable_genes(adata, n_top_genes=n_top)
+    sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_obs - 1, n_top - 1), mask_var="highly_variable", random_state=random_state)
+    sc.pp.neighbors(adata, random_state=random_state)
+    sc.tl.umap(adata, random_state=random_state)
+    adata.uns["embedding"] = {"method": "HVG(seurat) -> PCA -> kNN(15) -> UMAP", "random_state": random_state,
+                              "n_top_genes": n_top, "n_pcs": int(adata.obsm["X_pca"].shape[1])}
+
+
+#: engines compared on every page (method sensitivity)
+COMPARED_METHODS = ("scanpy", "aucell", "ucell", "zmean")
+
+
+def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method: str = "scanpy",
+                random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
+                with_embedding: bool = True, adata: AnnData | None = None, n_null: int = 100,
+                compare_methods: tuple[str, ...] = COMPARED_METHODS, min_cells: int = 10) -> DatasetResult:
+    """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
+
+    ``adata`` (optional): an already loaded and harmonised object (``obs["cell_type"]``,
+    ``obs["sample"]``, ``uns["provenance"]`` with ``cancer_type``) to use instead of the registry
+    entry ``dataset_id`` — the path for users' own data (:func:`sasp_atlas.atlas.run_user_file`).
+    ``min_cells``: cell types with fewer cells are flagged in ``celltype_scores``.
+
+    Files written (``out_dir`` defaults to ``results/``):
+    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean with bootstrap interval,
+    effect size, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
+    ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
+    cell type), ``null.csv`` (each cell type's mean against ``n_null`` expression-matched random
+    gene sets, :func:`sasp_atlas.engines.celltype_null`; its ``z`` and ``empirical_p`` are also joined
+    into ``celltype_scores.csv``), ``method_means.csv`` / ``method_concordance.csv`` (the same
+    signatures under each engine of ``compare_methods`` and their rank concordance) and
+    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
+
+    Parameters
+    ----------
+    dataset_id
+        The registry id (or, with ``adata``, the id used in the tables).
+    signatures
+        Catalogue ids (default :data:`DEFAULT_SIGNATURES`).
+    method
+        The scoring engine (:func:`sasp_atlas.engines.list_methods`).
+    random_state
+        Seed of control genes, null sets, bootstrap and embedding; written into every table.
+    out_dir
+        Results folder (default ``results/``).
+    mirror
+        Local mirror folder for the registry files.
+    with_embedding
+        Compute the display-only UMAP (:func:`embed`).
+    adata
+        An already loaded, harmonised object instead of the registry entry.
+    n_null
+        Random gene sets per signature in the null.
+    compare_methods
+        Engines of the method-sensitivity tables.
+    min_cells
+        Cell types with fewer cells are flagged.
+    """
+    sigs = list(signatures or DEFAULT_SIGNATURES)
+    if adata is None:
+        ds = get_dataset(dataset_id)
+        cancer_type, cancer_type_id = ds["cancer_type"], ds["cancer_type_ontology_id"]
+        adata = load_dataset(dataset_id, mirror=mirror)
+    else:
+        prov = adata.uns.get("provenance", {})
+        cancer_type, cancer_type_id = prov.get("cancer_type", "unknown"), prov.get("cancer_type_ontology_id", "")
+    score(adata, sigs, method=method, random_state=random_state)
+    if with_embedding:
+        embed(adata, random_state=random_state)
+    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
+                            cancer_type_ontology_id=cancer_type_id, random_state=random_state, min_cells=min_cells)
+    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=random_state, random_state=random_state)
+    null.insert(0, "dataset", dataset_id)
+    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
+                        .rename(columns={"z": "null_z"}), on=["signature", "cell_type"], how="left")
+    table["n_null"] = n_null
+    methods = tuple(dict.fromkeys((method, *compare_methods)))
+    conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
+    method_means = conc.means.assign(dataset=dataset_id)
+    method_conc = conc.concordance.assign(dataset=dataset_id)
+    cov = coverage_table(adata, dataset_id=dataset_id)
+    samples = sample_celltype_summary(adata, dataset_id=dataset_id)
+    genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
+                                          dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
+    cells = adata.obsm["sasp_scores"].copy()
+    for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
+        cells[col] = adata.obs[col].to_numpy()
+    if "X_umap" in adata.obsm:
+        cells["umap_1"], cells["umap_2"] = adata.obsm["X_umap"][:, 0], adata.obsm["X_umap"][:, 1]
+    cells.index.name = "cell"
+    out = results_dir(out_dir) / "tables" / "datasets" / dataset_id
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "celltype_scores.csv", index=False, float_format="%.6g")
+    cov.to_csv(out / "coverage.csv", index=False)
+    samples.to_csv(out / "sample_celltype_scores.csv", index=False, float_format="%.6g")
+    genes.to_csv(out / "gene_decomposition.csv", index=False, float_format="%.6g")
+    null.to_csv(out / "null.csv", index=False, float_format="%.6g")
+    method_means.to_csv(out / "method_means.csv", index=False, float_format="%.6g")
+    method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
+    cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
+    log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
+    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc)
+
+
+def load_datasets(dataset_ids: list[str], *, mirror: str | None = None) -> dict[str, AnnData]:
+    """``{id: harmonised AnnData}`` of registry datasets (:func:`sasp_atlas.data.load_dataset`), each loaded once."""
+    return {dataset_id: load_dataset(dataset_id, mirror=mirror) for dataset_id in dataset_ids}
+
+
+def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0,
+               adatas: dict[str, AnnData] | None = None) -> pd.DataFrame:
+    """The review's Table 2 tested on every dataset -> ``tables/table2_checks.csv`` (see
+    :func:`sasp_atlas.stats.table2_checks`); also writes the crosswalk as ``tables/crosswalk.csv``.
+    ``adatas`` (from :func:`load_datasets`) saves loading the datasets again."""
+    adatas = adatas if adatas is not None else load_datasets(dataset_ids)
+    adatas = {d: adatas[d] for d in dataset_ids}
+    checks = table2_checks(adatas, random_state=random_state)
+    base = results_dir(out_dir) / "tables"
+    base.mkdir(parents=True, exist_ok=True)
+    checks.to_csv(base / "table2_checks.csv", index=False, float_format="%.6g")
+    crosswalk_table().to_csv(base / "crosswalk.csv", index=False)
+    return checks
+
+
+def catalogue_coverage(dataset_ids: list[str], *, out_dir: str | Path | None = None,
+                       signatures: list[str] | None = None, adatas: dict[str, AnnData] | None = None) -> pd.DataFrame:
+    """Coverage of every catalogued signature in every dataset -> ``tables/coverage.csv``.
+
+    Gene matching after symbol resolution (:func:`sasp_atlas.genes.coverage_table`), no scoring;
+    reads the cached converted datasets (or ``adatas``, from :func:`load_datasets`).
+    """
+    sigs = list(signatures or list_signatures()["id"])
+    frames = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SignatureResolutionWarning)
+        for dataset_id in dataset_ids:
+            adata = adatas[dataset_id] if adatas is not None else load_dataset(dataset_id)
+            frames.append(coverage_table(adata, dataset_id=dataset_id, signatures=sigs))
+    cov = pd.concat(frames, ignore_index=True)
+    base = results_dir(out_dir) / "tables"
+    base.mkdir(parents=True, exist_ok=True)
+    cov.to_csv(base / "coverage.csv", index=False, float_format="%.6g")
+    return cov
+
+
+def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv``; read ``tables/coverage.csv``
+    (all signatures x datasets, :func:`catalogue_coverage`) when it exists."""
+    base = results_dir(out_dir) / "tables"
+    ids = dataset_ids or sorted(p.name for p in (base / "datasets").iterdir() if p.is_dir())
+    out = {}
+    if (base / "coverage.csv").exists():
+        out["coverage"] = pd.read_csv(base / "coverage.csv")
+    for name in ("table2_checks", "crosswalk"):
+        if (base / f"{name}.csv").exists():
+            out[name] = pd.read_csv(base / f"{name}.csv")
+    for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
+                 "method_concordance"):
+        frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
+        df = pd.concat(frames, ignore_index=True)
+        df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
+        out[name] = df
+    return out

@@ -1,0 +1,488 @@
+"""Readers, one per registry file format.
+
+Each reader takes ``({file name: verified local path}, loader options)`` and returns ``(matrix
+cells x genes as float32 CSR, gene symbols, cell ids, obs frame)``; :func:`sasp_atlas.data.load_dataset`
+does everything after that (duplicate genes, symbol resolution, normalisation, harmonisation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io as _io
+import logging
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import rdata
+import scipy.io
+import scipy.sparse as sp
+from rdata.parser import RObject, RObjectType
+
+__all__ = ["READERS", "Reader"]
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[dict[str, Path], dict[str, Any]], tuple[sp.csr_matrix, list[str], list[str], pd.DataFrame]]
+READERS: dict[str, Reader] = {}
+
+
+def _reader(name: str):
+    def deco(fn: Reader) -> Reader:
+        READERS[name] = fn
+        return fn
+    return deco
+
+
+# --------------------------------------------------------------------------- text matrices
+def _read_genes_by_cells(handle) -> pd.DataFrame:
+    df = pd.read_csv(handle, sep="\t", index_col=0)
+    df.index = df.index.astype(str)
+    return df
+
+
+def _labels(path: Path, options: dict[str, Any]) -> pd.DataFrame:
+    col = options.get("label_column", "annotation")
+    labels = pd.read_csv(path, sep="\t", header=None, index_col=0, names=["cell", col], dtype=str)
+    labels.index = labels.index.astype(str)
+    return labels
+
+
+def _with_labels(df: pd.DataFrame, paths: dict[str, Path], options: dict[str, Any]):
+    labels = _labels(paths[options["labels"]], options)
+    missing = df.columns.difference(labels.index)
+    if len(missing):
+        raise ValueError(f"{len(missing)} cells have no label in {options['labels']} (e.g. {list(missing[:3])})")
+    obs = labels.loc[df.columns].copy()
+    if pattern := options.get("sample_from_cell_id"):
+        fmt = options.get("sample_format", "{}")
+        obs["patient"] = [fmt.format(m.group(1)) if (m := re.match(pattern, c)) else "unknown" for c in obs.index]
+        if (obs["patient"] == "unknown").any():
+            raise ValueError(f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}")
+    X = sp.csr_matrix(df.to_numpy(dtype=np.float32).T)
+    return X, list(df.index), list(df.columns), obs
+
+
+@_reader("tsv_zip")
+def read_tsv_zip(paths: dict[str, Path], options: dict[str, Any]):
+    """Zipped genes x cells TSV matrices (one per sample, same genes), concatenated along cells."""
+    frames = []
+    for name in options["matrices"]:
+        with zipfile.ZipFile(paths[name]) as zf:
+            members = [m for m in zf.namelist() if m.endswith("_MAT.txt") and not m.startswith("__MACOSX/")]
+            if len(members) != 1:
+                raise ValueError(f"{name}: expected one *_MAT.txt member, found {members}")
+            with zf.open(members[0]) as fh:
+                frames.append(_read_genes_by_cells(_io.TextIOWrapper(fh)))
+    genes = frames[0].index
+    for f in frames[1:]:
+        if not f.index.equals(genes):
+            raise ValueError("the zipped matrices do not share the same genes in the same order")
+    return _with_labels(pd.concat(frames, axis=1), paths, options)
+
+
+@_reader("tsv_matrix")
+def read_tsv_matrix(paths: dict[str, Path], options: dict[str, Any]):
+    """A (gzipped) genes x cells TSV matrix with a header of cell ids, plus a label file."""
+    p = paths[options["matrix"]]
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt") as fh:
+        df = _read_genes_by_cells(fh)
+    return _with_labels(df, paths, options)
+
+
+# --------------------------------------------------------------------------- R files
+def _quiet_rdata():
+    """``rdata`` with its "Missing constructor" warnings (R classes it does not convert) silenced
+    inside the caller's ``warnings.catch_warnings()`` block."""
+    warnings.filterwarnings("ignore", message="Missing constructor")
+    return rdata
+
+
+@_reader("sce_rdata")
+def read_sce_rdata(paths: dict[str, Path], options: dict[str, Any]):
+    """A SingleCellExperiment with a dgCMatrix assay in an ``.RData`` file (read with ``rdata``, no R)."""
+    with warnings.catch_warnings():
+        _quiet_rdata()
+        (path,) = paths.values()
+        sce = rdata.read_rda(path)[options["object"]]
+    c = sce.assays.data.listData[options.get("assay", "counts")]
+    X = sp.csc_matrix((np.asarray(c.x, dtype=np.float32), np.asarray(c.i), np.asarray(c.p)), shape=tuple(c.Dim)).T.tocsr()
+    genes = [str(g) for g in sce.rowRanges.partitioning.NAMES]
+    cells = [str(c) for c in sce.colData.rownames]
+    obs = pd.DataFrame({str(k): np.asarray(v) for k, v in sce.colData.listData.items()}, index=cells)
+    for col in obs.columns:
+        if isinstance(obs[col].dtype, pd.CategoricalDtype) or obs[col].dtype == object:
+            obs[col] = obs[col].astype(str)
+    return X, genes, cells, obs
+
+
+def _r_attributes(obj) -> dict[str, Any]:
+    out, a = {}, obj.attributes
+    while a is not None and a.info.type == RObjectType.LIST:
+        tag = a.tag
+        if tag is not None and tag.info.type == RObjectType.REF:
+            tag = tag.referenced_object
+        name = tag.value.value if tag is not None and tag.value is not None else None
+        out[name.decode() if isinstance(name, bytes) else name] = a.value[0]
+        a = a.value[1]
+    return out
+
+
+def _r_children(value):
+    if isinstance(value, RObject):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _r_children(v)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _r_children(getattr(value, f.name))
+
+
+@_reader("sce_rda_partial")
+def read_sce_rda_partial(paths: dict[str, Path], options: dict[str, Any]):
+    """A SingleCellExperiment whose assay sits in a reference-class environment (CHETAH refs).
+
+    ``rdata.read_rda`` cannot convert the whole object (``NotImplementedError: PROM``), so the file is
+    parsed and only two sub-objects are converted: ``colData`` and the single REAL matrix with a
+    ``dim`` attribute reachable from the ``assays`` slot (depth-first over attributes, values and
+    environment frames).
+    """
+    with warnings.catch_warnings():
+        _quiet_rdata()
+        (path,) = paths.values()
+        root = rdata.parser.parse_file(path).object.value[0]
+        slots = _r_attributes(root)
+        coldata = rdata.conversion.convert(slots["colData"])
+        found, seen, stack = [], set(), [slots["assays"]]
+        while stack:
+            x = stack.pop()
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            if x.info.type == RObjectType.REAL and x.attributes is not None and "dim" in _r_attributes(x):
+                found.append(x)
+                continue
+            stack.extend(_r_children((x.attributes, x.value, x.referenced_object)))
+        if len(found) != 1:
+            raise ValueError(f"{path}: expected one assay matrix under 'assays', found {len(found)}")
+        mat = rdata.conversion.convert(found[0])  # xarray genes x cells
+    genes = [str(g) for g in mat.coords[mat.dims[0]].values]
+    cells = [str(c) for c in mat.coords[mat.dims[1]].values]
+    if list(map(str, coldata.rownames)) != cells:
+        raise ValueError(f"{path}: colData rownames do not match the assay columns")
+    obs = pd.DataFrame({str(k): np.asarray(v).astype(str) for k, v in coldata.listData.items()}, index=cells)
+    X = sp.csr_matrix(np.asarray(mat.values, dtype=np.float32).T)
+    return X, genes, cells, obs
+
+
+# --------------------------------------------------------------------------- full-profile readers
+# Formats of the `profile: full` registry entries that the core datasets do not use. Each reader
+# returns the same ``(X cells x genes CSR float32, genes, cells, obs)`` as the core readers and
+# shares these options: a label/metadata table (``labels``, see :func:`_label_table`),
+# ``drop_unlabelled`` (drop cells missing from it, with a warning, instead of raising),
+# ``sample_from_cell_id``/``sample_format`` (as for ``tsv_matrix``) and ``derive`` (new obs
+# columns computed from label text, see :func:`_derive`).
+def _derive(obs: pd.DataFrame, options: dict[str, Any]) -> pd.DataFrame:
+    """Add obs columns computed from others: ``derive: [{column, from, pattern, template, default}]``.
+
+    For each value of ``from`` that ``re.match``-es ``pattern``, the new ``column`` gets
+    ``match.expand(template)`` (default: the whole match); other values get ``default`` (default:
+    the value itself). Example: ``{column: patient, from: annotation, pattern: "^(.+)_malignant$",
+    template: "\\1", default: unrecorded}``.
+    """
+    for rule in options.get("derive") or []:
+        if rule["from"] not in obs:
+            raise ValueError(f"derive: column {rule['from']!r} not found; available: {list(obs.columns)}")
+        rx, template, default = re.compile(rule["pattern"]), rule.get("template", r"\g<0>"), rule.get("default")
+
+        def one(value: str) -> str:
+            m = rx.match(value)
+            if m:
+                return m.expand(template)
+            return value if default is None else str(default)
+
+        obs[rule["column"]] = [one(v) for v in obs[rule["from"]].astype(str)]
+    return obs
+
+
+def _label_table(path: Path, options: dict[str, Any]) -> pd.DataFrame:
+    """A cell label/metadata table indexed by cell id (all columns as strings).
+
+    ``labels_header: false`` (default): no header, column 1 = cell id, column 2 = ``label_column``
+    (default ``annotation``), further columns ``label_3`` ... ``labels_header: true``: the header
+    names the columns; ``cell_column`` (default: the first) holds the cell ids and
+    ``label_column_index`` optionally renames the column at that position to ``label_column``.
+    ``labels_sep`` is the delimiter (default tab); ``.gz`` files are read transparently.
+    """
+    sep = options.get("labels_sep", "\t")
+    col = options.get("label_column", "annotation")
+    if options.get("labels_header", False):
+        table = pd.read_csv(path, sep=sep, dtype=str)
+        if (pos := options.get("label_column_index")) is not None:
+            table = table.rename(columns={table.columns[int(pos)]: col})
+        table = table.set_index(options.get("cell_column", table.columns[0]))
+    else:
+        table = pd.read_csv(path, sep=sep, header=None, dtype=str)
+        table.columns = ["cell", col] + [f"label_{i + 1}" for i in range(2, table.shape[1])]
+        table = table.set_index("cell")
+    table.index = table.index.astype(str)
+    if not table.index.is_unique:
+        raise ValueError(f"{path.name}: duplicated cell ids, e.g. {list(table.index[table.index.duplicated()][:3])}")
+    return table
+
+
+def _obs_for_cells(cells: list[str], table: pd.DataFrame | None, options: dict[str, Any], source: str):
+    """Align a label table to ``cells``; returns ``(obs, keep mask)`` (see the section comment)."""
+    idx = pd.Index(cells).astype(str)
+    if not idx.is_unique:
+        raise ValueError(f"{source}: duplicated cell ids, e.g. {list(idx[idx.duplicated()][:3])}")
+    keep = np.ones(len(idx), dtype=bool)
+    if table is None:
+        obs = pd.DataFrame(index=idx)
+    else:
+        missing = ~idx.isin(table.index)
+        if missing.any():
+            if not options.get("drop_unlabelled", False):
+                raise ValueError(f"{int(missing.sum())} cells have no label in {options.get('labels', 'the metadata')} "
+                                 f"(e.g. {list(idx[missing][:3])}); set drop_unlabelled: true to drop them")
+            log.warning("%s: %d of %d cells have no label and are dropped", source, int(missing.sum()), len(idx))
+            keep = ~missing
+        obs = table.loc[idx[keep]].copy()
+    if pattern := options.get("sample_from_cell_id"):
+        fmt = options.get("sample_format", "{}")
+        obs["patient"] = [fmt.format(m.group(1)) if (m := re.match(pattern, c)) else "unknown" for c in obs.index]
+        if (obs["patient"] == "unknown").any():
+            raise ValueError(f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}")
+    return _derive(obs, options), keep
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, "rt")
+
+
+def _read_text_chunks(path: Path, sep: str = "\t", chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:
+    """A delimited text matrix with a header row and row names, read ``chunk_rows`` rows at a
+    time into a sparse matrix (the dense text never sits in memory as a whole).
+
+    R's ``write.table`` header without a corner cell (one name fewer than the data columns) is
+    handled as pandas does: the first column becomes the row names.
+    """
+    blocks, rows, columns = [], [], None
+    with _open_text(path) as fh:
+        for chunk in pd.read_csv(fh, sep=sep, index_col=0, chunksize=chunk_rows):
+            if columns is None:
+                columns = [str(c) for c in chunk.columns]
+            blocks.append(sp.csr_matrix(chunk.to_numpy(dtype=np.float32)))
+            rows.extend(str(r) for r in chunk.index)
+    if columns is None or not blocks:
+        raise ValueError(f"{path.name}: no data rows")
+    return sp.vstack(blocks, format="csr"), rows, columns
+
+
+@_reader("text_matrix")
+def read_text_matrix(paths: dict[str, Path], options: dict[str, Any]):
+    """A delimited text matrix (gzipped or not), read in row chunks, plus a separate label table.
+
+    Options: ``matrix`` (file name), ``sep`` (default tab; ``","`` for CSV), ``orientation``
+    (``genes_x_cells``, the inferCNV/GEO default, or ``cells_x_genes``), ``chunk_rows``, ``labels``
+    and the shared label options. Used for the full inferCNV example matrices (same format as the
+    core ``tsv_matrix`` file, on which it is tested to give identical results) and for GEO-style
+    CSV/TSV matrices with separate metadata.
+    """
+    M, rows, cols = _read_text_chunks(paths[options["matrix"]], sep=options.get("sep", "\t"),
+                                      chunk_rows=int(options.get("chunk_rows", 2000)))
+    orientation = options.get("orientation", "genes_x_cells")
+    if orientation == "genes_x_cells":
+        X, genes, cells = M.T.tocsr(), rows, cols
+    elif orientation == "cells_x_genes":
+        X, genes, cells = M, cols, rows
+    else:
+        raise ValueError(f"orientation must be genes_x_cells or cells_x_genes, not {orientation!r}")
+    table = _label_table(paths[options["labels"]], options) if options.get("labels") else None
+    obs, keep = _obs_for_cells(cells, table, options, options["matrix"])
+    return X[keep], genes, [c for c, k in zip(cells, keep) if k], obs
+
+
+@_reader("tenx_mtx")
+def read_tenx_mtx(paths: dict[str, Path], options: dict[str, Any]):
+    """Cell Ranger MatrixMarket output: ``matrix`` (genes x cells ``.mtx``, gzipped or not),
+    ``genes`` (``genes.tsv``/``features.tsv``; ``gene_column``: 0-based column with the symbol,
+    default 1), ``barcodes``, plus a label table (``labels`` and the shared label options)."""
+    with (gzip.open(paths[options["matrix"]], "rb") if paths[options["matrix"]].suffix == ".gz"
+          else open(paths[options["matrix"]], "rb")) as fh:
+        M = scipy.io.mmread(fh)
+    with _open_text(paths[options["genes"]]) as fh:
+        features = pd.read_csv(fh, sep="\t", header=None, dtype=str)
+    with _open_text(paths[options["barcodes"]]) as fh:
+        barcodes = pd.read_csv(fh, sep="\t", header=None, dtype=str)[0].tolist()
+    genes = features[int(options.get("gene_column", 1))].tolist()
+    if M.shape != (len(genes), len(barcodes)):
+        raise ValueError(f"{options['matrix']}: shape {M.shape} does not match {len(genes)} genes x {len(barcodes)} barcodes")
+    X = sp.csr_matrix(M.T, dtype=np.float32)
+    table = _label_table(paths[options["labels"]], options) if options.get("labels") else None
+    obs, keep = _obs_for_cells(barcodes, table, options, options["matrix"])
+    return X[keep], genes, [c for c, k in zip(barcodes, keep) if k], obs
+
+
+@_reader("h5ad")
+def read_h5ad(paths: dict[str, Path], options: dict[str, Any]):
+    """An AnnData ``.h5ad`` opened backed (``anndata.read_h5ad(path, backed="r")``) and read in chunks.
+
+    The file is never loaded whole: ``.obs``/``.var`` are read, cells are selected
+    (``obs_filter: {column: [values]}``, e.g. one disease of an atlas), then the selected rows of
+    ``matrix`` (``X``, default, or ``raw.X``) are read ``chunk_size`` cells at a time (default
+    10,000) into a float32 CSR matrix, so peak memory is about that matrix plus one chunk.
+    ``gene_symbols`` names a ``var`` column holding symbols (CELLxGENE: ``feature_name``);
+    default: ``var_names``. Obs columns are returned as strings; ``derive`` applies as elsewhere.
+    """
+    path = paths[options["file"]] if "file" in options else next(iter(paths.values()))
+    a = ad.read_h5ad(path, backed="r")
+    try:
+        matrix = options.get("matrix", "X")
+        if matrix == "X":
+            source, var = a.X, a.var
+        elif matrix == "raw.X":
+            if a.raw is None:
+                raise ValueError(f"{path.name}: matrix raw.X requested but the file has no .raw")
+            source, var = a.raw.X, a.raw.var
+        else:
+            raise ValueError(f"matrix must be X or raw.X, not {matrix!r}")
+        sym = options.get("gene_symbols")
+        if sym and sym not in var:
+            raise ValueError(f"{path.name}: var has no column {sym!r}; available: {list(var.columns)}")
+        genes = [str(g) for g in (var[sym] if sym else var.index)]
+        obs = a.obs.copy()
+        keep = np.ones(a.n_obs, dtype=bool)
+        for col, values in (options.get("obs_filter") or {}).items():
+            if col not in obs:
+                raise ValueError(f"{path.name}: obs_filter column {col!r} not found; available: {list(obs.columns)}")
+            keep &= obs[col].astype(str).isin([str(v) for v in values]).to_numpy()
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            raise ValueError(f"{path.name}: no cell passes obs_filter {options.get('obs_filter')}")
+        step = int(options.get("chunk_size", 10_000))
+        blocks = [sp.csr_matrix(source[idx[i:i + step]], dtype=np.float32) for i in range(0, len(idx), step)]
+    finally:
+        a.file.close()
+    X = sp.vstack(blocks, format="csr")
+    obs = obs.iloc[idx].copy()
+    for col in obs.columns:
+        obs[col] = obs[col].astype(str)
+    obs.index = obs.index.astype(str)
+    cells = list(obs.index)
+    return X, genes, cells, _derive(obs, options)
+
+
+def _rda_object(path: Path, name: str | None):
+    """One object of an ``.RData``/``.rda`` file (the only one when ``name`` is None)."""
+    with warnings.catch_warnings():
+        _quiet_rdata()
+        objects = rdata.read_rda(path)
+    if name is None:
+        if len(objects) != 1:
+            raise ValueError(f"{path.name}: holds {sorted(map(str, objects))}; name the object in the loader options")
+        return next(iter(objects.items()))
+    if name not in objects:
+        raise ValueError(f"{path.name}: no object {name!r}; it holds {sorted(map(str, objects))}")
+    return name, objects[name]
+
+
+def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
+    """An R genes x cells matrix with dimnames -> ``(cells x genes CSR, genes, cells)``.
+
+    Accepts a dense numeric matrix (``rdata`` gives an xarray DataArray) or a ``dgCMatrix``
+    (``rdata`` gives its slots ``i``, ``p``, ``x``, ``Dim``, ``Dimnames``).
+    """
+    if all(hasattr(obj, s) for s in ("i", "p", "x", "Dim", "Dimnames")):
+        cls = getattr(obj, "class", None)
+        if cls is not None and "dgCMatrix" not in [str(c) for c in np.atleast_1d(cls)]:
+            raise ValueError(f"{what}: sparse matrix class {cls} is not dgCMatrix")
+        M = sp.csc_matrix((np.asarray(obj.x, dtype=np.float32), np.asarray(obj.i), np.asarray(obj.p)),
+                          shape=tuple(int(d) for d in obj.Dim))
+        rows, cols = obj.Dimnames
+        if rows is None or cols is None:
+            raise ValueError(f"{what}: the dgCMatrix has no row or column names")
+        return M.T.tocsr(), [str(g) for g in rows], [str(c) for c in cols]
+    if hasattr(obj, "dims") and hasattr(obj, "coords") and getattr(obj, "ndim", 0) == 2:
+        if not all(d in obj.coords for d in obj.dims):
+            raise ValueError(f"{what}: the matrix has no row or column names (dimnames)")
+        genes = [str(g) for g in obj.coords[obj.dims[0]].values]
+        cells = [str(c) for c in obj.coords[obj.dims[1]].values]
+        return sp.csr_matrix(np.asarray(obj.values, dtype=np.float32).T), genes, cells
+    if isinstance(obj, np.ndarray) and obj.ndim == 2:  # rdata gives a bare array when dimnames are absent
+        raise ValueError(f"{what}: the matrix has no row or column names (dimnames)")
+    raise ValueError(f"{what}: expected a dense matrix or a dgCMatrix, got {type(obj).__name__}")
+
+
+@_reader("rdata_matrix_meta")
+def read_rdata_matrix_meta(paths: dict[str, Path], options: dict[str, Any]):
+    """A genes x cells matrix (dense or ``dgCMatrix``) in one ``.RData`` file and a cell metadata
+    ``data.frame`` (rownames = cell ids, or ``cell_column``) in another (CARD's ``sc_count`` +
+    ``sc_meta``). Options: ``matrix``, ``matrix_object``, ``meta``, ``meta_object``, ``cell_column``
+    and the shared ``drop_unlabelled``/``derive``."""
+    name, obj = _rda_object(paths[options["matrix"]], options.get("matrix_object"))
+    X, genes, cells = _r_matrix(obj, f"{options['matrix']}:{name}")
+    meta_name, meta = _rda_object(paths[options["meta"]], options.get("meta_object"))
+    if not isinstance(meta, pd.DataFrame):
+        raise ValueError(f"{options['meta']}:{meta_name} is a {type(meta).__name__}, not a data.frame")
+    meta = meta.copy()
+    if col := options.get("cell_column"):
+        meta.index = meta[col]
+    meta.index = meta.index.astype(str)
+    for c in meta.columns:
+        meta[c] = meta[c].astype(str)
+    obs, keep = _obs_for_cells(cells, meta, {**options, "labels": options["meta"]}, options["matrix"])
+    return X[keep], genes, [c for c, k in zip(cells, keep) if k], obs
+
+
+@_reader("rda_matrices_refcells")
+def read_rda_matrices_refcells(paths: dict[str, Path], options: dict[str, Any]):
+    """Dense genes x cells matrices, one sample per ``.rda`` file, and an ``.rda`` list of normal
+    cell ids (jlaffy/infercna ``refCells``).
+
+    Options: ``matrices`` (file names; sample = the object name), ``refcells`` (file),
+    ``ref_labels`` (list name -> label, e.g. ``macrophages: Macrophage``), ``default_label`` for
+    every cell in no list (default ``Malignant``). Gives obs ``annotation`` and ``sample``. The
+    matrices must share their genes; if they do not, the genes common to all are kept (warning).
+    """
+    blocks, gene_lists, cells, samples = [], [], [], []
+    for fname in options["matrices"]:
+        name, obj = _rda_object(paths[fname], (options.get("objects") or {}).get(fname))
+        X, genes, cols = _r_matrix(obj, f"{fname}:{name}")
+        blocks.append(X)
+        gene_lists.append(genes)
+        cells += cols
+        samples += [str(name)] * len(cols)
+    if any(g != gene_lists[0] for g in gene_lists[1:]):
+        common = set(gene_lists[0]).intersection(*map(set, gene_lists[1:]))
+        genes = [g for g in gene_lists[0] if g in common]
+        log.warning("the %d matrices do not share their genes; keeping the %d common genes", len(blocks), len(genes))
+        blocks = [B[:, [gl.index(g) for g in genes]] for B, gl in zip(blocks, gene_lists)]
+    else:
+        genes = gene_lists[0]
+    X = sp.vstack(blocks, format="csr")
+    _, refs = _rda_object(paths[options["refcells"]], options.get("refcells_object"))
+    if not isinstance(refs, dict):
+        raise ValueError(f"{options['refcells']}: expected a named list of cell id vectors, got {type(refs).__name__}")
+    ref_labels = options.get("ref_labels") or {}
+    label_of: dict[str, str] = {}
+    for list_name, ids in refs.items():
+        label = ref_labels.get(str(list_name), str(list_name))
+        for c in np.atleast_1d(ids):
+            if label_of.setdefault(str(c), label) != label:
+                raise ValueError(f"{options['refcells']}: cell {c!r} is in two lists")
+    default = options.get("default_label", "Malignant")
+    table = pd.DataFrame({"annotation": [label_of.get(c, default) for c in cells], "sample": samples},
+                         index=pd.Index(cells, dtype=str))
+    if not table.index.is_unique:
+        raise ValueError(f"duplicated cell ids across {options['matrices']}")
+    obs, _ = _obs_for_cells(cells, table, options, "+".join(options["matrices"]))
+    return X, genes, cells, obs

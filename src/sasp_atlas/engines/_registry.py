@@ -1,0 +1,27 @@
+"""The method registry: name -> method module (its ``META``, ``prepare`` and kernel)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pandas as pd
+
+from . import _aucell, _mean, _scanpy, _ucell, _zmean
+
+__all__ = ["METHODS", "get_method", "list_methods"]
+
+_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_scanpy, _aucell, _ucell, _mean, _zmean)}
+METHODS = tuple(_REGISTRY)
+
+
+def get_method(name: str) -> ModuleType:
+    """The module of method ``name`` (its ``META``, kernel and ``prepare``)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown scoring method {name!r}; available: {', '.join(METHODS)}") from None
+
+
+def list_methods() -> pd.DataFrame:
+    """One row per method: ``name, description, value_range, reference, assumptions, kind, params``."""
+    return pd.DataFrame([m.META.record() for m in _REGISTRY.values()])

@@ -1,0 +1,345 @@
+"""Book orchestration: papermill pages from the registry, then Jupyter Book 1.x.
+
+Steps of :func:`build`: fetch every dataset of the profile (verified; for ``--profile full`` a
+pre-flight, :func:`preflight`, leaves out and reports the datasets that cannot be reached or read),
+execute the dataset page template once per dataset into ``book/datasets/<id>.ipynb`` (2 workers),
+then the Table 2, atlas and catalogue pages; tidy the outputs (hide parameter cells, give each page
+its own title); stop on the first failed notebook (a traceback is never published); write the Vega
+bundle, figures and tables under ``_static/``; run ``jupyter-book build . -W``.
+
+The build writes only into ignored output folders of the project (``results/``, ``_build/``,
+``book/datasets/``, ``book/signatures/``, ``book/generated/``, the executed ``book/*.ipynb`` and
+``_static/{figures,tables,vega}``). ``_toc.yml`` is static: its ``glob`` entries pick up the
+generated pages, so a build never rewrites a tracked file.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_table2
+from ..data import load_dataset
+from ..genes import list_signatures
+from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, fetch_file, file_hashes,
+                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_text,
+                       project_file, registry_path)
+from .charts import write_vega_bundle
+from .figures import atlas_version, write_index
+from .notebooks import NotebookFailed, execute_page
+from .pages import family_page_markdown, reproduce_page_markdown
+
+__all__ = ["build", "publish", "preflight", "print_unavailable_report", "prepare_project", "run_dataset_page",
+           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed"]
+
+log = logging.getLogger(__name__)
+
+#: folders of generated pages, matched by the ``glob`` entries of ``_toc.yml`` (ignored by git)
+GENERATED_PAGE_DIRS = ("book/datasets", "book/signatures", "book/generated")
+
+
+def prepare_project(root: str | Path) -> Path:
+    """The book project folder ``root``: used as it is when it has a ``_config.yml`` (a checkout),
+    otherwise filled with the hand-written pages and configuration the package carries
+    (:data:`sasp_atlas.sources.PROJECT_SKELETON`), so ``sasp-atlas build --project DIR`` works from an
+    installed wheel. Existing files are never overwritten. Returns the absolute path."""
+    root = Path(root).resolve()
+    if (root / "_config.yml").is_file():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    for rel in PROJECT_SKELETON:
+        target = root / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project_file(rel), target)
+    log.info("new book project in %s (pages and configuration copied from the package)", root)
+    return root
+
+
+def signature_families() -> list[str]:
+    """Catalogue families in a stable order (one page each)."""
+    return sorted(list_signatures()["family"].unique())
+
+
+def write_family_pages(root: Path) -> list[Path]:
+    """One markdown page per signature family under ``book/signatures/`` (generated, not committed)."""
+    out = root / "book" / "signatures"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for family in signature_families():
+        path = out / f"{family}.md"
+        path.write_text(family_page_markdown(family))
+        paths.append(path)
+    return paths
+
+
+def write_reproduce_page(datasets: list[Dataset], root: Path) -> Path:
+    """``book/generated/reproduce.md``: commands, package versions, registry hashes of this build."""
+    v = atlas_version()
+    out = root / "book" / "generated" / "reproduce.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(reproduce_page_markdown(datasets, load_resources(), commit=v["commit"], version=v["version"]))
+    return out
+
+
+def publish(html_dir: str | Path = "_build/html", *, branch: str = "gh-pages", remote: str = "origin",
+            push: bool = True, message: str | None = None, repo: str | Path = ".") -> None:
+    """Commit the built site to ``branch`` with ghp-import (``-n``: adds ``.nojekyll`` so GitHub
+    Pages serves ``_static/``), and push it to ``remote`` unless ``push=False``. All links are
+    relative, so the site works under a project sub-path (checked by ``sasp-atlas check-site``).
+    """
+    if not (Path(html_dir) / "index.html").exists():
+        raise FileNotFoundError(f"{html_dir} has no index.html: run `sasp-atlas build` first")
+    v = atlas_version()
+    cmd = [str(Path(sys.executable).with_name("ghp-import")), "-n", "-b", branch, "-m",
+           message or f"Publish sasp-atlas {v['version']} ({v['commit']})"]
+    if push:
+        cmd += ["-p", "-r", remote]
+    proc = subprocess.run(cmd + [str(html_dir)], capture_output=True, text=True, cwd=repo)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ghp-import failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+def _stamp_footer(html_dir: Path) -> None:
+    """Write the atlas version and git commit into every page footer (placeholder in _config.yml)."""
+    v = atlas_version()
+    stamp = f"version {v['version']}, commit {v['commit']}"
+    for page in html_dir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if "SASP_ATLAS_VERSION" in text:
+            page.write_text(text.replace("SASP_ATLAS_VERSION", stamp), encoding="utf-8")
+
+
+def run_dataset_page(dataset_id: str, title: str, params: dict, root: str) -> tuple[str, float]:
+    """Execute the dataset template for one dataset (runs in a worker process)."""
+    out = Path(root) / "book" / "datasets" / f"{dataset_id}.ipynb"
+    try:
+        secs = execute_page("dataset", out, {"dataset_id": dataset_id, **params}, cwd=root, title=title)
+    except NotebookFailed as exc:
+        raise NotebookFailed(f"dataset page {dataset_id!r}: {exc}") from None
+    return dataset_id, secs
+
+
+# --------------------------------------------------------------------------- pre-flight (profile full)
+def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = None, advance=None,
+              resolve_dir: Path | None = None) -> tuple[list[Dataset], list[dict]]:
+    """Fetch (and, for ``profile: full`` entries, read once) every dataset before any page runs.
+
+    Profile ``core``: the first missing or corrupt file raises, as before. Other profiles: a
+    dataset is left out and reported, and the build goes on with the others, when its files cannot
+    be reached (:class:`~sasp_atlas.fetch.DataUnavailableError`) or are refused
+    (:class:`~sasp_atlas.fetch.HashMismatchError`), or, for ``profile: full`` entries (whose loader
+    options are partly documented guesses), when it cannot be converted or has author cell types
+    missing from ``crosswalk.yaml``.
+    With ``resolve_dir`` (the build's results folder), files verified by their git blob id only get
+    their sha256 and size in a build-local registry copy first (see :func:`_resolve_unpinned`), so the
+    read here fills the same converted-h5ad cache entry the page kernels use.
+    Returns ``(available datasets, problems)``; ``problems`` has one record per left-out dataset.
+    """
+    strict = profile == "core"
+    fetched, available, problems, paths = [], [], [], {}
+    for d in datasets:
+        missing, refused = [], []
+        for f in d.files:
+            try:
+                paths[(d.id, f["name"])] = fetch_file(d, f, mirror=mirror)
+            except DataUnavailableError:
+                if strict:
+                    raise
+                missing.append(f)
+            except HashMismatchError as exc:
+                if strict:
+                    raise
+                refused.append(f"{f['name']}: {exc}")
+        if missing or refused:
+            problems.append({"dataset": d, "status": "refused (hash mismatch)" if refused else "not reachable",
+                             "missing": missing, "detail": "; ".join(refused)})
+        else:
+            fetched.append(d)
+        if advance:
+            advance()
+    if not strict and resolve_dir is not None:
+        fetched = _resolve_unpinned(fetched, paths, Path(resolve_dir))
+    for d in fetched:
+        if d["profile"] == "full" and not strict and (err := _read_check(d, mirror)):
+            problems.append({"dataset": d, "status": "unreadable", "missing": [], "detail": err})
+        else:
+            available.append(d)
+    if problems and not available:
+        raise DataUnavailableError("no dataset of profile " + repr(profile) + " is available:\n"
+                                   + unavailable_report_text(problems, mirror_dir(mirror)))
+    return available, problems
+
+
+def _read_check(d: Dataset, mirror: str | None) -> str | None:
+    """Convert a full-profile dataset once and check its labels against the crosswalk; the error text or None."""
+    try:
+        adata = load_dataset(d.id, mirror=mirror)  # harmonises: unknown author labels raise here
+    except Exception as exc:  # loader options of full entries are partly guesses: report, do not stop
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    del adata
+    gc.collect()
+    return None
+
+
+def _how_to_provide(problem: dict, mdir: Path | None) -> str:
+    d = problem["dataset"]
+    if problem["status"] == "unreadable":
+        return ("the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
+                "fix loader/columns there, or add the author labels to crosswalk.yaml")
+    if problem["missing"]:
+        how = f"copy the missing file(s) into {mdir or '<mirror>'}/{d.id}/"
+        if mdir is None:
+            how += " and pass --mirror <mirror> (or set SASP_ATLAS_MIRROR)"
+        return how + ", or build with internet access (verified by sha256 / git blob id either way)"
+    return "replace the refused file(s) with the bytes from the registry URL"
+
+
+def unavailable_report_text(problems: list[dict], mdir: Path | None) -> str:
+    """Plain-text version of the pre-flight report (for error messages and logs)."""
+    return "\n".join(f"- {p['dataset'].id} ({p['dataset']['cancer_type_short']}): {p['status']}"
+                     + (f" [{p['detail'] or 'missing: ' + ', '.join(f['name'] for f in p['missing'])}]")
+                     + f"; to provide it: {_how_to_provide(p, mdir)}" for p in problems)
+
+
+def print_unavailable_report(problems: list[dict], mirror: str | None, console=None, built: int | None = None) -> None:
+    """A rich table: one row per dataset left out of the build, with how to provide it."""
+    console = console or Console(stderr=True)
+    mdir = mirror_dir(mirror)
+    table = Table(title=f"datasets left out of this build ({len(problems)})", show_lines=True)
+    for col in ("dataset", "cancer type", "status", "problem", "how to provide it"):
+        table.add_column(col, overflow="fold")
+    for p in problems:
+        d = p["dataset"]
+        problem = p["detail"] or ("missing: " + ", ".join(f["name"] for f in p["missing"]))
+        table.add_row(d.id, d["cancer_type_short"], p["status"], problem, _how_to_provide(p, mdir))
+    console.print(table)
+    console.print(f"Mirror layout: <mirror>/<dataset id>/<file name> (mirror now: {mdir or 'not set'}). "
+                  "File names and URLs: `sasp-atlas list --profile full`, data_registry.yaml."
+                  + (f" Pages were built for the {built} available dataset(s)." if built is not None else ""))
+
+
+def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path], results: Path) -> list[Dataset]:
+    """Full-profile files verified by git blob id only have no sha256/size in the registry, which the
+    pages show. Write a build-local registry copy (``results/registry.resolved.yaml``) with them
+    filled in from the verified local files and point ``SASP_ATLAS_REGISTRY`` (inherited by the page
+    kernels) at it. ``data_registry.yaml`` itself is never changed (``sasp-atlas registry pin`` does that).
+    """
+    pins = {}
+    for d in datasets:
+        for f in d.files:
+            if not (f.get("sha256") and f.get("size")):
+                path = paths[(d.id, f["name"])]  # verified by fetch_file in the pre-flight
+                pins.setdefault(d.id, {})[f["name"]] = {"sha256": file_hashes(path)[0], "size": path.stat().st_size}
+    if not pins:
+        return datasets
+    text = registry_path().read_text()
+    for did, file_pins in pins.items():
+        text = pin_registry_text(text, did, file_pins)
+    out = Path(results) / "registry.resolved.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    load_registry(out)  # validates
+    os.environ["SASP_ATLAS_REGISTRY"] = str(out)
+    log.info("blob-verified files of %s: sha256/size resolved in %s", sorted(pins), out)
+    return [get_dataset(d.id) for d in datasets]
+
+
+def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
+          method: str = "scanpy", random_state: int = 0, workers: int = 2, root: str | Path = ".",
+          book: bool = True, console=None, report: list | None = None) -> dict[str, float]:
+    """Build the atlas (see the module doc) in the project folder ``root`` (default: the working
+    directory; an empty folder gets the package's pages first, :func:`prepare_project`).
+    Returns timings in seconds per step.
+
+    Datasets the pre-flight leaves out (profile full) are reported in a table right away and again
+    at the end; pass a list as ``report`` to receive those records instead of the closing table.
+    """
+    root = prepare_project(root)
+    if mirror:
+        os.environ["SASP_ATLAS_MIRROR"] = str(Path(mirror).resolve())  # the page kernels inherit it
+    os.environ["SASP_ATLAS_COMMIT"] = atlas_version(root)["commit"]  # one commit for every caption of this build
+    datasets = list_datasets(profile)
+    sigs = list(signatures or DEFAULT_SIGNATURES)
+    results = str((root / "results").resolve())
+    shutil.rmtree(Path(results) / "figures", ignore_errors=True)  # the figure index lists this build's figures only
+    for generated in GENERATED_PAGE_DIRS:  # the toc's globs must see this build's pages only
+        shutil.rmtree(root / generated, ignore_errors=True)
+    params = {"signatures": sigs, "method": method, "random_state": random_state, "results": results}
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task("fetch", total=len(datasets))
+        # pre-flight: profile core stops on a missing file; other profiles leave such datasets out
+        datasets, problems = preflight(datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task),
+                                       resolve_dir=Path(results))
+        if problems:
+            print_unavailable_report(problems, mirror, console)
+        timings["fetch"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        task = progress.add_task("dataset pages", total=len(datasets))
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(run_dataset_page, d.id, d["title"], params, str(root)) for d in datasets]
+            for fut in as_completed(futures):
+                did, secs = fut.result()  # re-raises NotebookFailed: the build stops here
+                timings[f"page:{did}"] = secs
+                progress.advance(task)
+        timings["dataset_pages"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        task = progress.add_task("atlas, Table 2 and catalogue pages", total=4)
+        ids = [d.id for d in datasets]
+        adatas = load_datasets(ids)  # each dataset loaded once for coverage and Table 2
+        catalogue_coverage(ids, out_dir=results, adatas=adatas)
+        run_table2(ids, out_dir=results, random_state=random_state, adatas=adatas)
+        del adatas
+        gc.collect()
+        progress.advance(task)
+        execute_page("table2", root / "book" / "table2.ipynb", {"results": results}, cwd=root)
+        progress.advance(task)
+        execute_page("atlas", root / "book" / "atlas.ipynb", {k: params[k] for k in ("signatures", "method", "results")},
+                     cwd=root)
+        progress.advance(task)
+        write_family_pages(root)
+        execute_page("catalogue", root / "book" / "catalogue.ipynb", {"results": results}, cwd=root)
+        progress.advance(task)
+        timings["atlas_catalogue_pages"] = time.perf_counter() - t2
+
+    write_reproduce_page(datasets, root)
+    write_vega_bundle(root / "_static")
+    figures_dir = root / "_static" / "figures"
+    shutil.rmtree(figures_dir, ignore_errors=True)
+    shutil.copytree(Path(results) / "figures", figures_dir, ignore=shutil.ignore_patterns("*.json"))
+    tables_dir = root / "_static" / "tables"
+    shutil.rmtree(tables_dir, ignore_errors=True)
+    tables_dir.mkdir(parents=True)
+    for table in Path(results, "tables").glob("*.csv"):
+        shutil.copy2(table, tables_dir / table.name)
+    write_index(results)
+    if book:
+        t3 = time.perf_counter()
+        shutil.rmtree(root / "_build", ignore_errors=True)  # no stale pages from earlier builds
+        cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "-W", "--keep-going"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError("jupyter-book build failed:\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
+        _stamp_footer(root / "_build" / "html")
+        timings["jupyter_book"] = time.perf_counter() - t3
+    timings["total"] = time.perf_counter() - t0
+    if problems and report is not None:
+        report.extend(problems)
+    elif problems:  # the build ends with the per-dataset report
+        print_unavailable_report(problems, mirror, console, built=len(datasets))
+    return timings

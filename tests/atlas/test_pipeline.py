@@ -1,0 +1,79 @@
+"""Same input, same seed -> byte-identical tables: for a registry dataset through
+pipeline.run_dataset and for a user's file through score_user_file, within one process and in a
+fresh interpreter with another hash seed (set and dict orders must never leak into the output).
+The seed is recorded in every output."""
+
+from __future__ import annotations
+
+import pytest
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+
+from conftest import MGH, TESTS_DIR
+from sasp_atlas.atlas import score_user_file
+from sasp_atlas.atlas.pipeline import run_dataset
+from test_user import SIGS, user_adata, write
+
+
+def _tables(folder: Path) -> dict[str, bytes]:
+    """Every table written under ``folder`` (gzip payloads decompressed: their header holds a timestamp)."""
+    out = {}
+    for p in sorted(folder.rglob("*.csv*")):
+        data = p.read_bytes()
+        out[str(p.relative_to(folder))] = gzip.decompress(data) if p.suffix == ".gz" else data
+    return out
+
+
+def test_run_dataset_twice_gives_byte_identical_tables(mgh, tmp_path):
+    a = run_dataset(MGH, out_dir=tmp_path / "a", with_embedding=False, random_state=0)
+    b = run_dataset(MGH, out_dir=tmp_path / "b", with_embedding=False, random_state=0)
+    ta, tb = _tables(tmp_path / "a"), _tables(tmp_path / "b")
+    folder = f"tables/datasets/{MGH}"
+    assert {f"{folder}/celltype_scores.csv", f"{folder}/coverage.csv"} <= set(ta)
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        assert ta[name] == tb[name], name
+    assert (a.celltype_scores["random_state"] == 0).all()
+    assert a.adata.uns["sasp_scores"]["params"]["random_state"] == 0 == b.adata.uns["sasp_scores"]["params"]["random_state"]
+
+
+def test_the_seed_is_recorded_and_matters(mgh, tmp_path):
+    seeded = run_dataset(MGH, out_dir=tmp_path / "s7", with_embedding=False, random_state=7, signatures=["senmayo"])
+    table = pd.read_csv(tmp_path / "s7" / "tables" / "datasets" / MGH / "celltype_scores.csv")
+    assert (table["random_state"] == 7).all()
+    assert seeded.adata.uns["sasp_scores"]["params"]["random_state"] == 7
+    other = run_dataset(MGH, out_dir=tmp_path / "s0", with_embedding=False, random_state=0, signatures=["senmayo"])
+    assert not seeded.celltype_scores["ci_low"].equals(other.celltype_scores["ci_low"])  # the bootstrap uses it
+
+
+_SCORE_AGAIN = """
+import sys
+from sasp_atlas.atlas import score_user_file
+score_user_file(sys.argv[1], sys.argv[2], cell_type_key="annotation", sample_key="patient",
+                signatures=sys.argv[3].split(","), random_state=5)
+"""
+
+
+@pytest.mark.slow
+def test_score_user_file_is_byte_identical_in_a_fresh_interpreter(tmp_path):
+    """The second run is another process with another hash seed."""
+    path = write(user_adata(), tmp_path)
+    kw = dict(cell_type_key="annotation", sample_key="patient", signatures=SIGS, random_state=5)
+    score_user_file(path, tmp_path / "one", **kw)
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    subprocess.run([sys.executable, "-c", _SCORE_AGAIN, str(path), str(tmp_path / "fresh"), ",".join(SIGS)],
+                   check=True, env=env, cwd=TESTS_DIR, capture_output=True, timeout=300)
+    for name in ("celltype_scores.csv", "coverage.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    assert (pd.read_csv(tmp_path / "one" / "celltype_scores.csv")["random_state"] == 5).all()
+    scored = ad.read_h5ad(tmp_path / "one" / "scored.h5ad")
+    assert scored.uns["sasp_scores"]["params"]["random_state"] == 5
+    fresh = ad.read_h5ad(tmp_path / "fresh" / "scored.h5ad")
+    pd.testing.assert_frame_equal(scored.obsm["sasp_scores"], fresh.obsm["sasp_scores"])
