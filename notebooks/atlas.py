@@ -18,7 +18,7 @@
 # %% tags=["parameters"]
 # Parameters: papermill overrides them.
 signatures = None  # None: sasp_atlas.atlas.DEFAULT_SIGNATURES
-method = "scanpy"
+method = "expected"  # the seed-free control-gene score (sasp_atlas.engines.DEFAULT_METHOD)
 results = "results"
 
 # %% tags=["remove-cell"]
@@ -42,7 +42,7 @@ display(Markdown(pages.atlas_summary_markdown(celltype)))
 # %% [markdown]
 # ## Which cell types express the SASP, per cancer
 #
-# Cell types ranked within each dataset, with 95% bootstrap intervals over samples (over cells where a dataset has a single sample: such an interval describes that tumour, not its cancer type).
+# Cell types ranked within each dataset, with 95% intervals over tumours (random-effects; over cells where a dataset has a single tumour: such an interval describes that tumour, not its cancer type). Filled points rest on at least 3 tumours; open points on fewer — the label says how many.
 
 # %% tags=["remove-input"]
 fig = dict(datasets=datasets, method=method, page_depth=1, results=results)

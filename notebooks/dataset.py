@@ -21,7 +21,7 @@
 # Parameters: development defaults; papermill overrides them for each registry entry.
 dataset_id = "wu2021_breast_tnbc_cid4465"
 signatures = None  # None: sasp_atlas.atlas.DEFAULT_SIGNATURES
-method = "scanpy"
+method = "expected"  # the seed-free control-gene score (sasp_atlas.engines.DEFAULT_METHOD)
 random_state = 0
 results = "results"
 input_h5ad = None  # a user's .h5ad (sasp-atlas score) instead of the registry entry
@@ -69,7 +69,7 @@ display(Markdown(pages.coverage_markdown(res.coverage)))
 # %% [markdown]
 # ## Mean score per signature and cell type
 #
-# Control-gene scores (Tirosh et al. 2016; `scanpy.tl.score_genes`-exact): mean expression of the signature genes minus that of expression-matched control genes, per cell, averaged over the cells of each type. Grey: low gene coverage. Tooltips give the number of cells, of samples, and the coverage.
+# Control-gene scores (Tirosh et al. 2016), seed-free: mean expression of the signature genes minus that of expression-matched control genes (every gene of the matched expression bins, weighted by its chance of being drawn; see Methods), per cell, averaged over the cells of each type. Grey: low gene coverage. Tooltips give the number of cells, the evidence (how many tumours), the q-value against random gene sets, any known caveat of the signature, and the coverage.
 
 # %% tags=["remove-input"]
 figures.show("fig-{dataset}-heatmap", res.celltype_scores, signatures=signatures, **fig)
@@ -77,7 +77,7 @@ figures.show("fig-{dataset}-heatmap", res.celltype_scores, signatures=signatures
 # %% [markdown]
 # ## Is it high? Against random gene sets
 #
-# A mean score means little alone: its scale depends on the signature's size and expression. Here each cell type's mean is set against 100 random gene sets with the same expression-bin composition (empirical p, z). This tests the gene set in these cells; across-patient replication is the interval in the tables.
+# A mean score means little alone: its scale depends on the signature's size and expression. Here each cell type's mean is set against 1,000 random gene sets with the same expression-bin composition (empirical p and z; Benjamini–Hochberg q over the dataset's table in `celltype_scores.csv`, with a within-tumour label-permutation test of specificity). This tests the gene set in these cells; across-patient replication is the evidence column and the interval in the tables.
 
 # %% tags=["remove-input"]
 for sig in detail:
@@ -87,7 +87,7 @@ for sig in detail:
 # %% [markdown]
 # ## Method sensitivity
 #
-# The same signatures scored by four engines (scanpy control-gene score, AUCell, UCell, z-mean): if the cell-type order changes with the method, read the number with care.
+# The same signatures scored by five engines (the seed-free control-gene score, scanpy's single control draw, AUCell, UCell, z-mean): if the cell-type order changes with the method, read the number with care.
 
 # %% tags=["remove-input"]
 shown = policy.method_signatures(signatures)

@@ -34,11 +34,12 @@ display(Markdown(pages.table2_claim_markdown()))
 # %% [markdown]
 # ## Method
 #
-# For every row and every atlas dataset that contains the row's cell type (mapped through the atlas crosswalk), the row's genes are scored per cell (control-gene score) and compared between that cell type and all other cells of the same tumour: AUROC (0.5 = no difference) per sample, averaged over samples, with a 95% bootstrap interval over samples (over cells for single-sample datasets). **Supported**: the interval lies above 0.5. **Not testable**: the cell type is absent, or fewer than half (or fewer than 5) of the row's genes are measured.
+# For every row and every atlas dataset that contains the row's cell type (mapped through the atlas crosswalk), the row's genes are scored per cell with the seed-free control-gene score and the cell type is compared with **each other cell type of the same tumour, weighted equally** (composition-balanced AUROC; 0.5 = no difference), per tumour, pooled over tumours by random-effects meta-analysis (a Wald interval over cells when a dataset has one tumour). Verdicts: **supported** — the review's cancer type, AUROC ≥ 0.6 and the 95% interval above 0.5; **supported in another cancer type** — the same, in a cancer type the review does not name (transfer evidence, not confirmation); **contradicted** — the interval entirely below 0.5; **inconclusive** — everything else testable; **not testable** — the cell type is absent, or fewer than half (or fewer than 5) of the row's genes are measured. Each row also shows the effect without the cell type's own identity genes (a curated lineage-marker list, see Methods), the evidence (how many tumours), and how often each gene is detected.
 
 # %% tags=["remove-input"]
+display(Markdown(pages.table2_scope_markdown(checks)))
 figures.show("fig-table2-forest", checks, datasets=datasets,
-             signatures=sorted(checks["signature"].unique()), method="scanpy", page_depth=1, results=results)
+             signatures=sorted(checks["signature"].unique()), method="expected", page_depth=1, results=results)
 
 # %% [markdown]
 # ## All rows and datasets

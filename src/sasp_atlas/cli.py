@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -13,7 +14,8 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from .atlas import DEFAULT_SIGNATURES
+from .atlas import DEFAULT_SIGNATURES, run_table2
+from .engines import DEFAULT_METHOD
 from .data import InputError, InputWarning
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path
 from .site.book import build, print_unavailable_report, publish
@@ -70,12 +72,28 @@ def cmd_build(args) -> int:
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     root = Path(args.project)
     timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
+                    random_state=args.random_state,
                     workers=args.workers, book=not args.no_book, console=console, report=left_out, root=root)
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
     console.print(f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}")
     if left_out:  # the build ends with the per-dataset report
         print_unavailable_report(left_out, args.mirror, console, built=sum(k.startswith("page:") for k in timings))
+    return 0
+
+
+def cmd_table2(args) -> int:
+    if args.mirror:
+        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
+    ids = [d.id for d in list_datasets(args.profile)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    checks = run_table2(ids, out_dir=out.parent.parent if out.parent.name == "tables" else out.parent,
+                        random_state=args.random_state, out_csv=out)
+    counts = checks["verdict"].value_counts()
+    for verdict, n in counts.items():
+        console.print(f"{n:>4}  {verdict}")
+    console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {out}")
     return 0
 
 
@@ -139,12 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
     p.add_argument("--signatures", nargs="+", help=f"signature ids (default: {' '.join(DEFAULT_SIGNATURES)})")
-    p.add_argument("--method", default="scanpy")
+    p.add_argument("--method", default=DEFAULT_METHOD, help="scoring engine (default: the seed-free control-gene score)")
+    p.add_argument("--random-state", type=int, default=0, help="seed of the scanpy method and the display embedding")
     p.add_argument("--workers", type=int, default=2, help="parallel dataset pages")
     p.add_argument("--no-book", action="store_true", help="stop before jupyter-book build")
     p.add_argument("--project", default=".", help="book project folder (default: the working directory; an empty "
                                                   "folder gets the package's pages and configuration)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("table2", help="test the review's Table 2 on the registry datasets (no site build)")
+    p.add_argument("--profile", default="core", choices=["core", "full"])
+    p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
+    p.add_argument("--random-state", type=int, default=0, help="recorded only: Table 2 is seed-free")
+    p.add_argument("--out", default="results/tables/table2_checks.csv", help="CSV to write")
+    p.set_defaults(func=cmd_table2)
 
     p = sub.add_parser("check-site", help="check in headless Chromium that every chart of the built site draws")
     p.add_argument("html_dir", nargs="?", default="_build/html")
@@ -164,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-key", help="obs column of samples/patients (default: one pseudo-sample)")
     p.add_argument("--malignant-key", help="obs column of booleans marking malignant cells")
     p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
-    p.add_argument("--method", default="scanpy")
+    p.add_argument("--method", default=DEFAULT_METHOD)
     p.add_argument("--species", default="human", choices=["human", "mouse"])
     p.add_argument("--cancer-type", default="unknown")
     p.add_argument("--min-cells", type=int, default=10, help="flag cell types with fewer cells")

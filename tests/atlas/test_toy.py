@@ -174,8 +174,8 @@ def test_score_user_file_on_toy(tmp_path, hgnc_reference):
     assert set(table["signature"]) == set(DEFAULT_SIGNATURES)
     assert len(table) == len(CELL_TYPES) * len(DEFAULT_SIGNATURES)
     assert (table["n_samples"] == 3).all()
-    assert (table["ci_unit"] == "samples").all()
-    assert (table["method"] == "scanpy").all()
+    assert (table["ci_unit"] == "samples (random effects)").all() and (table["evidence"] == "replicated (3 tumours)").all()
+    assert (table["method"] == "expected").all()  # the seed-free default
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
     assert table["flag"].fillna("").eq("").all(), "no flag: >= 10 cells, 3 samples, full coverage"
     assert table.groupby("cell_type")["n_cells"].first().to_dict() == {"Fibroblast": 60, "T cell": 90,

@@ -18,7 +18,7 @@ from sasp_atlas.engines import _driver
 
 TOL = 1e-6
 SIGS = ["senmayo", "fridman_senescence_up"]
-ALL_METHODS = ["scanpy", "aucell", "ucell", "mean", "zmean"]
+ALL_METHODS = ["expected", "scanpy", "aucell", "ucell", "mean", "zmean"]
 
 
 # --------------------------------------------------------------------------- references
@@ -277,7 +277,7 @@ def test_output_contract_and_X_untouched(method):
         assert {"genes_used", "genes_missing", "n_genes", "n_control_genes", "coverage", "low_coverage"} <= set(info)
         assert set(info["genes_used"]) | set(info["genes_missing"]) == set(genes)
         assert info["n_genes"] == len(set(genes))
-        assert (info["n_control_genes"] > 0) == (method == "scanpy")
+        assert (info["n_control_genes"] > 0) == (method in ("scanpy", "expected"))
     lo, hi = engines.list_methods().set_index("name").loc[method, "value_range"]
     assert ((scores >= lo) & (scores <= hi)).all().all()
 
@@ -310,7 +310,7 @@ def test_list_methods():
     refs = table.set_index("name")["reference"]
     assert refs["aucell"].endswith("10.1038/nmeth.4463")
     assert refs["ucell"].endswith("10.1016/j.csbj.2021.06.043")
-    assert refs["scanpy"].endswith("10.1126/science.aad0501")
+    assert refs["scanpy"].endswith("10.1126/science.aad0501") and refs["expected"] == refs["scanpy"]
     assert table["description"].str.len().gt(10).all() and table["assumptions"].str.len().gt(10).all()
 
 
@@ -402,3 +402,20 @@ def test_code_table_equals_matrix_product(n_sets, scaled):
     if n_sets == 6:
         assert len(table.lk_code) < 0.7 * np.count_nonzero(W)  # shared genes are stored once
 
+
+
+# --------------------------------------------------------------------------- the seed-free score
+def test_expected_is_the_mean_of_scanpy_over_seeds(mgh):
+    """`expected` replaces scanpy's control draw by its expectation: the mean of scanpy's score over 60
+    seeds lies within Monte-Carlo error of it, cell by cell, and `expected` itself ignores the seed."""
+    sigs = {"senmayo": get_signature("senmayo")}
+    a = mgh.copy()
+    exp0 = scores_of(a, sigs, "expected", random_state=0)["senmayo"].to_numpy()
+    exp9 = scores_of(a, sigs, "expected", random_state=9)["senmayo"].to_numpy()
+    np.testing.assert_array_equal(exp0, exp9)
+    draws = np.array([scores_of(a, sigs, "scanpy", random_state=s)["senmayo"].to_numpy() for s in range(60)])
+    se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
+    z = (draws.mean(axis=0) - exp0) / np.maximum(se, 1e-12)
+    assert np.abs(z).max() < 5 and np.mean(np.abs(z) < 1.96) > 0.9
+    # the control-gene correction is real: expected differs from the plain mean of the signature genes
+    assert not np.allclose(exp0, scores_of(a, sigs, "mean")["senmayo"].to_numpy())

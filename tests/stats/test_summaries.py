@@ -1,5 +1,5 @@
 """Statistics with known answers: a planted high cell type, samples as the unit, honest
-single-sample intervals, AUROC, gene decomposition and the Table 2 verdicts."""
+single-sample intervals and evidence labels, AUROC, gene decomposition and the Table 2 verdicts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from sasp_atlas.stats import (CELLTYPE_COLUMNS, auroc, celltype_scores, gene_decomposition, sample_celltype_summary,
-                              table2_checks)
+from sasp_atlas.stats import (CELLTYPE_COLUMNS, TABLE2_COLUMNS, VERDICTS, auroc, celltype_scores, gene_decomposition,
+                              sample_celltype_summary, table2_checks)
 
 
 def _scored(values, cell_types, samples, *, sig="planted", n_genes=10, n_used=10):
@@ -41,16 +41,20 @@ def test_planted_high_cell_type_is_found_with_samples_as_unit():
             values += list(rng.normal(shift, 0.3, 30))
             types += [ct] * 30
             samples += [f"S{s}"] * 30
-    t = celltype_scores(_scored(values, types, samples), dataset_id="d", cancer_type="c", n_boot=500).set_index("cell_type")
+    t = celltype_scores(_scored(values, types, samples), dataset_id="d", cancer_type="c").set_index("cell_type")
     assert list(t.columns) == [c for c in CELLTYPE_COLUMNS if c != "cell_type"]
     hot, cold = t.loc["hot"], t.loc["cold"]
-    assert hot["n_samples"] == 4 and hot["n_cells"] == 120 and hot["ci_unit"] == "samples"
+    assert hot["n_samples"] == 4 and hot["n_cells"] == 120 and hot["ci_unit"] == "samples (random effects)"
+    assert hot["evidence"] == "replicated (4 tumours)"
     assert hot["effect_ci_low"] > 0.9 and cold["effect_ci_high"] < 0.5
+    # cold vs hot ~ 0 and cold vs other ~ 0.5, weighted equally: ~ 0.25 whatever the types' sizes
+    assert hot["balanced_ci_low"] > 0.9 and 0.15 < cold["balanced_effect"] < 0.35
     assert hot["ci_low"] < hot["mean"] < hot["ci_high"] and hot["ci_low"] > cold["ci_high"]
-    # the mean is the mean of the four sample means
+    assert hot["p_perm"] < 1e-10 and cold["p_perm"] > 0.5
+    # equal sample sizes and no heterogeneity: the pooled mean is close to the mean of the four sample means
     vals = np.asarray(values)
     sample_means = [vals[(np.asarray(types) == "hot") & (np.asarray(samples) == f"S{s}")].mean() for s in range(4)]
-    assert hot["mean"] == pytest.approx(np.mean(sample_means))
+    assert hot["mean"] == pytest.approx(np.mean(sample_means), abs=0.02)
 
 
 def test_one_sample_interval_is_over_cells_and_flagged():
@@ -59,7 +63,7 @@ def test_one_sample_interval_is_over_cells_and_flagged():
     t = celltype_scores(_scored(values, ["hot"] * 40 + ["cold"] * 40, ["S0"] * 80), dataset_id="d",
                         cancer_type="c").set_index("cell_type")
     assert t.loc["hot", "ci_unit"] == "cells (single sample)" and t.loc["hot", "n_samples"] == 1
-    assert "fewer than 3 samples" in t.loc["hot", "flag"]
+    assert t.loc["hot", "evidence"] == "single tumour" and pd.isna(t.loc["hot", "tau2"])
     assert t.loc["hot", "effect_ci_low"] > 0.9
 
 
@@ -71,11 +75,35 @@ def test_two_samples_versus_one_sample_give_different_units_not_more_confidence(
     types = (["hot"] * 200 + ["rest"] * 200) * 2
     samples = ["A"] * 400 + ["B"] * 400
     two = celltype_scores(_scored(vals, types, samples), dataset_id="d", cancer_type="c").set_index("cell_type").loc["hot"]
-    assert two["ci_unit"] == "samples" and two["n_samples"] == 2
+    assert two["ci_unit"] == "samples (random effects)" and two["n_samples"] == 2 and two["evidence"] == "2 tumours"
     assert two["ci_high"] - two["ci_low"] > 1.0  # spans the two sample means (0.2 .. 2.0), not +-0.01 of 400 cells
     pooled_cells = np.asarray(vals)[np.asarray(types) == "hot"]
     naive_se = pooled_cells.std() / np.sqrt(len(pooled_cells))
     assert two["ci_high"] - two["ci_low"] > 20 * naive_se
+
+
+def test_unrecorded_samples_are_labelled_and_undefined_effects_not_counted():
+    """A dataset without sample ids is one pseudo-sample ('samples not recorded'); a sample where the
+    type is alone (no other cells: AUROC undefined) does not count in n_samples."""
+    rng = np.random.default_rng(3)
+    vals = list(rng.normal(1, 0.2, 20)) + list(rng.normal(0, 0.2, 20))
+    t = celltype_scores(_scored(vals, ["hot"] * 20 + ["rest"] * 20, ["d:unrecorded"] * 40), dataset_id="d",
+                        cancer_type="c").set_index("cell_type")
+    assert t.loc["hot", "evidence"] == "samples not recorded" and t.loc["hot", "n_samples"] == 1
+    vals = list(rng.normal(1, 0.2, 30)) + list(rng.normal(0, 0.2, 30)) + list(rng.normal(1, 0.2, 10))
+    types = ["hot"] * 30 + ["rest"] * 30 + ["hot"] * 10
+    samples = ["A"] * 60 + ["B"] * 10  # in B only hot cells: no comparison possible
+    t = celltype_scores(_scored(vals, types, samples), dataset_id="d", cancer_type="c").set_index("cell_type")
+    assert t.loc["hot", "n_samples"] == 1 and t.loc["hot", "evidence"] == "single tumour"
+
+
+def test_q_values_are_bh_and_never_below_p():
+    from sasp_atlas.stats import add_q_values
+
+    table = pd.DataFrame({"p_null": [0.001, 0.01, 0.02, 0.5, np.nan], "p_perm": [0.04, 0.03, 0.2, 0.9, 0.01]})
+    q = add_q_values(table)
+    assert (q["q_null"].dropna() >= q["p_null"].dropna()).all() and (q["q_perm"] >= q["p_perm"]).all()
+    assert q["q_null"].iloc[0] == pytest.approx(0.004) and np.isnan(q["q_null"].iloc[4])  # 0.001 * 4 / 1
 
 
 def test_low_coverage_and_few_cells_are_flagged():
@@ -114,15 +142,27 @@ def test_table2_checks_on_real_data(wu, mgh):
         a = adata.copy()
         harmonise_cell_types(a, dataset_id=dataset_id)
         adatas[dataset_id] = a
-    checks = table2_checks(adatas, n_boot=200)
+    checks = table2_checks(adatas)
+    assert list(checks.columns) == TABLE2_COLUMNS
     assert sorted(checks["row"].unique()) == list(range(1, 9))
-    assert set(checks["verdict"]) <= {"supported", "not supported", "not testable: cell type absent",
-                                      "not testable: genes missing"}
+    assert set(checks["verdict"]) <= set(VERDICTS)
     by = checks.set_index(["row", "dataset"])
     # no hepatocytes in breast or brain tumours
     assert by.loc[(3, "wu2021_breast_tnbc_cid4465"), "verdict"] == "not testable: cell type absent"
-    # CAF SASP genes (row 6) are far higher in Wu's CAFs than in the rest of the tumour
+    # CAF SASP genes (row 6) are far higher in Wu's CAFs than in the other cell types; breast is not a cancer
+    # type the review names for that row, so it is transfer evidence, from one tumour
     fib = by.loc[(6, "wu2021_breast_tnbc_cid4465")]
-    assert fib["verdict"] == "supported" and fib["ci_low"] > 0.8 and fib["n_cells"] == 379
+    assert fib["verdict"] == "supported in another cancer type" and not fib["cancer_type_matches"]
+    assert fib["ci_low"] > 0.8 and fib["n_cells"] == 379 and fib["evidence"] == "single tumour"
+    # ... and the identity genes of fibroblasts listed in the row are removed for the adjusted effect
+    assert fib["identity_genes_removed"].split() == ["COL1A1", "COL1A2", "COL3A1", "FN1", "ACTA2", "VCAN", "SFRP2"]
+    assert 0.5 < fib["identity_adjusted_effect"] < fib["effect_size"]
+    detection = [(g, int(pct.rstrip("%"))) for g, pct in (item.split() for item in fib["detection"].split(", "))]
+    assert len(detection) == fib["n_present"] and [p for _, p in detection] == sorted((p for _, p in detection), reverse=True)
+    assert dict(detection)["COL1A1"] > 50 and dict(detection)["SERPINE1"] < 10
+    # plasma cells are tested on plasmablasts: a related, not an exact, ontology match
+    assert by.loc[(1, "wu2021_breast_tnbc_cid4465"), "ontology_match"].startswith("related")
+    # the T-cell row is lower in Wu's T cells than in the other cell types: contradicted
+    assert by.loc[(8, "wu2021_breast_tnbc_cid4465"), "verdict"] == "contradicted"
     tested = checks.dropna(subset=["effect_size"])
     assert ((tested["ci_low"] <= tested["effect_size"]) & (tested["effect_size"] <= tested["ci_high"])).all()

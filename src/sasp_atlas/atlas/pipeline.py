@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 
 from ..data import crosswalk_table, load_dataset
-from ..engines import celltype_null, method_concordance, score
+from ..engines import DEFAULT_METHOD, celltype_null, method_concordance, score
 from ..genes import SignatureResolutionWarning, coverage_table, list_signatures
-from ..sources import get_dataset
-from ..stats import celltype_scores, gene_decomposition, sample_celltype_summary, table2_checks
+from ..sources import get_dataset, list_datasets
+from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
+                     sample_effects, table2_checks)
 
 __all__ = ["DatasetResult", "run_dataset", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
            "load_datasets", "run_table2", "catalogue_coverage", "collect_tables"]
@@ -53,13 +56,30 @@ class DatasetResult:
     method_concordance: pd.DataFrame
 
 
-def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30) -> None:
+#: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
+#: draws at most 5,000 points)
+EMBED_MAX_CELLS = 4_000  # also below scanpy's approximate-kNN path (pynndescent), which fails on scipy 1.17 sparse arrays
+
+
+def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30,
+          max_cells: int = EMBED_MAX_CELLS) -> None:
     """UMAP embedding for display only (never used for statistics).
 
     Highly variable genes (Seurat flavour on log-normalised ``X``), PCA (``n_pcs``), a 15-nearest
     neighbour graph and UMAP (McInnes et al. 2018, arXiv:1802.03426), all seeded with
-    ``random_state``. Writes ``obsm["X_pca"]``, ``obsm["X_umap"]``; ``X`` is unchanged.
+    ``random_state``. Datasets with more than ``max_cells`` cells are embedded on a seeded subsample
+    of that many cells (the page draws at most 5,000 points anyway); the other cells get NaN
+    coordinates. Writes ``obsm["X_umap"]``; ``X`` is unchanged.
     """
+    if adata.n_obs > max_cells:
+        pick = np.sort(np.random.default_rng(random_state).choice(adata.n_obs, max_cells, replace=False))
+        sub = AnnData(X=adata.X[pick], var=pd.DataFrame(index=adata.var_names))
+        embed(sub, random_state=random_state, n_top_genes=n_top_genes, n_pcs=n_pcs, max_cells=max_cells)
+        umap = np.full((adata.n_obs, 2), np.nan)
+        umap[pick] = sub.obsm["X_umap"]
+        adata.obsm["X_umap"] = umap
+        adata.uns["embedding"] = {**sub.uns["embedding"], "subsample": max_cells}
+        return
     n_top = min(n_top_genes, adata.n_vars - 1)
     sc.pp.highly_variable_genes(adata, n_top_genes=n_top)
     sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_obs - 1, n_top - 1), mask_var="highly_variable", random_state=random_state)
@@ -70,12 +90,17 @@ def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_p
 
 
 #: engines compared on every page (method sensitivity)
-COMPARED_METHODS = ("scanpy", "aucell", "ucell", "zmean")
+COMPARED_METHODS = ("expected", "scanpy", "aucell", "ucell", "zmean")
+#: random gene sets per signature in the null (smallest p ~ 0.001)
+N_NULL = 1000
+#: the seed of the null's random gene sets: fixed, so p and q values never move with ``random_state``
+NULL_SEED = 0
 
 
-def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method: str = "scanpy",
+def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+                method: str = DEFAULT_METHOD,
                 random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
-                with_embedding: bool = True, adata: AnnData | None = None, n_null: int = 100,
+                with_embedding: bool = True, adata: AnnData | None = None, n_null: int = N_NULL,
                 compare_methods: tuple[str, ...] = COMPARED_METHODS, min_cells: int = 10) -> DatasetResult:
     """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
 
@@ -85,11 +110,13 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     ``min_cells``: cell types with fewer cells are flagged in ``celltype_scores``.
 
     Files written (``out_dir`` defaults to ``results/``):
-    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean with bootstrap interval,
-    effect size, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
+    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean and effect sizes with
+    random-effects intervals over samples, evidence, p and q values, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
     ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
     cell type), ``null.csv`` (each cell type's mean against ``n_null`` expression-matched random
-    gene sets, :func:`sasp_atlas.engines.celltype_null`; its ``z`` and ``empirical_p`` are also joined
+    gene sets drawn with the fixed seed :data:`NULL_SEED`, :func:`sasp_atlas.engines.celltype_null`; its
+    ``z`` and ``empirical_p`` are joined as ``null_z`` and ``p_null``, with Benjamini-Hochberg ``q_null`` and
+    ``q_perm`` over the dataset's table, :func:`sasp_atlas.stats.add_q_values`, also joined
     into ``celltype_scores.csv``), ``method_means.csv`` / ``method_concordance.csv`` (the same
     signatures under each engine of ``compare_methods`` and their rank concordance) and
     ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
@@ -99,11 +126,12 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     dataset_id
         The registry id (or, with ``adata``, the id used in the tables).
     signatures
-        Catalogue ids (default :data:`DEFAULT_SIGNATURES`).
+        Catalogue ids (default :data:`DEFAULT_SIGNATURES`) or a mapping ``{name: genes}``.
     method
         The scoring engine (:func:`sasp_atlas.engines.list_methods`).
     random_state
-        Seed of control genes, null sets, bootstrap and embedding; written into every table.
+        Seed of the ``scanpy`` method's control draw and of the display-only embedding; written into
+        every table. The default method and every statistic are seed-free, so the tables do not change with it.
     out_dir
         Results folder (default ``results/``).
     mirror
@@ -119,7 +147,7 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     min_cells
         Cell types with fewer cells are flagged.
     """
-    sigs = list(signatures or DEFAULT_SIGNATURES)
+    sigs = dict(signatures) if isinstance(signatures, Mapping) else list(signatures or DEFAULT_SIGNATURES)
     if adata is None:
         ds = get_dataset(dataset_id)
         cancer_type, cancer_type_id = ds["cancer_type"], ds["cancer_type_ontology_id"]
@@ -130,19 +158,24 @@ def run_dataset(dataset_id: str, *, signatures: list[str] | None = None, method:
     score(adata, sigs, method=method, random_state=random_state)
     if with_embedding:
         embed(adata, random_state=random_state)
+    effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
+                             adata.obs["sample"].astype(str).to_numpy())
     table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
-                            cancer_type_ontology_id=cancer_type_id, random_state=random_state, min_cells=min_cells)
-    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=random_state, random_state=random_state)
+                            cancer_type_ontology_id=cancer_type_id, random_state=random_state, min_cells=min_cells,
+                            effects=effects)
+    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
     null.insert(0, "dataset", dataset_id)
     table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
-                        .rename(columns={"z": "null_z"}), on=["signature", "cell_type"], how="left")
+                        .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
+                        how="left")
     table["n_null"] = n_null
+    table = add_q_values(table)
     methods = tuple(dict.fromkeys((method, *compare_methods)))
     conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
     method_means = conc.means.assign(dataset=dataset_id)
     method_conc = conc.concordance.assign(dataset=dataset_id)
     cov = coverage_table(adata, dataset_id=dataset_id)
-    samples = sample_celltype_summary(adata, dataset_id=dataset_id)
+    samples = sample_celltype_summary(adata, dataset_id=dataset_id, effects=effects)
     genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
                                           dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
     cells = adata.obsm["sasp_scores"].copy()
@@ -170,17 +203,24 @@ def load_datasets(dataset_ids: list[str], *, mirror: str | None = None) -> dict[
     return {dataset_id: load_dataset(dataset_id, mirror=mirror) for dataset_id in dataset_ids}
 
 
+def registry_overlaps(dataset_ids: list[str]) -> dict[str, list[str]]:
+    """Registry ``overlaps`` (datasets sharing cells) among ``dataset_ids``."""
+    ids = set(dataset_ids)
+    return {d: [o for o in get_dataset(d).get("overlaps", []) if o in ids] for d in dataset_ids}
+
+
 def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0,
-               adatas: dict[str, AnnData] | None = None) -> pd.DataFrame:
+               adatas: dict[str, AnnData] | None = None, out_csv: str | Path | None = None) -> pd.DataFrame:
     """The review's Table 2 tested on every dataset -> ``tables/table2_checks.csv`` (see
     :func:`sasp_atlas.stats.table2_checks`); also writes the crosswalk as ``tables/crosswalk.csv``.
     ``adatas`` (from :func:`load_datasets`) saves loading the datasets again."""
     adatas = adatas if adatas is not None else load_datasets(dataset_ids)
     adatas = {d: adatas[d] for d in dataset_ids}
-    checks = table2_checks(adatas, random_state=random_state)
+    checks = table2_checks(adatas, overlaps=registry_overlaps(dataset_ids))
+    checks.insert(len(checks.columns), "random_state", random_state)  # recorded; Table 2 is seed-free
     base = results_dir(out_dir) / "tables"
     base.mkdir(parents=True, exist_ok=True)
-    checks.to_csv(base / "table2_checks.csv", index=False, float_format="%.6g")
+    checks.to_csv(Path(out_csv) if out_csv else base / "table2_checks.csv", index=False, float_format="%.6g")
     crosswalk_table().to_csv(base / "crosswalk.csv", index=False)
     return checks
 
@@ -207,8 +247,10 @@ def catalogue_coverage(dataset_ids: list[str], *, out_dir: str | Path | None = N
 
 
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv``; read ``tables/coverage.csv``
-    (all signatures x datasets, :func:`catalogue_coverage`) when it exists."""
+    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
+    tables); pool the samples of every cancer type into ``tables/meta_analysis.csv``
+    (:func:`sasp_atlas.stats.meta_analysis`); read ``tables/coverage.csv`` (all signatures x datasets,
+    :func:`catalogue_coverage`) and the Table 2 checks when they exist."""
     base = results_dir(out_dir) / "tables"
     ids = dataset_ids or sorted(p.name for p in (base / "datasets").iterdir() if p.is_dir())
     out = {}
@@ -223,4 +265,10 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
         df = pd.concat(frames, ignore_index=True)
         df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
         out[name] = df
+    known = {d.id: d["cancer_type"] for d in list_datasets()}
+    cancer = {i: known.get(i) or str(out["celltype_scores"].loc[out["celltype_scores"]["dataset"] == i,
+                                                               "cancer_type"].iloc[0]) for i in ids}
+    meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps([i for i in ids if i in known]))
+    meta.to_csv(base / "meta_analysis.csv", index=False, float_format="%.6g")
+    out["meta_analysis"] = meta
     return out

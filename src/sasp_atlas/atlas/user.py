@@ -15,6 +15,7 @@ from anndata import AnnData
 
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.validate import examples
+from ..engines import DEFAULT_METHOD
 from ..genes import present_genes, resolve_signatures
 from ..sources import Dataset
 from .pipeline import DEFAULT_SIGNATURES, DatasetResult, run_dataset
@@ -36,7 +37,7 @@ def check_signatures_present(adata: AnnData, signatures: list[str]) -> None:
                          "(signatures=...)")
 
 
-def run_user_file(path: str | Path, *, signatures: list[str] | None = None, method: str = "scanpy",
+def run_user_file(path: str | Path, *, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                   random_state: int = 0, out_dir: str | Path | None = None, with_embedding: bool = True,
                   **options: Any) -> tuple[Dataset, DatasetResult]:
     """Load a user's file (``options``: the keywords of :func:`sasp_atlas.data.load_user_data`) and run
@@ -69,7 +70,7 @@ def run_user_file(path: str | Path, *, signatures: list[str] | None = None, meth
 
 
 def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str | None = None,
-                    sample_key: str | None = None, signatures: list[str] | None = None, method: str = "scanpy",
+                    sample_key: str | None = None, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                     species: str = "human", random_state: int = 0, malignant_key: str | None = None,
                     cancer_type: str = "unknown", min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
                     gene_symbols_key: str | None = None) -> dict[str, Path]:

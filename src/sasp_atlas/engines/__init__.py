@@ -21,9 +21,9 @@ from __future__ import annotations
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
 from ._driver import MatrixContext, compute_scores, group_means, score
-from ._registry import METHODS, get_method, list_methods
+from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
-           "MatrixContext", "compute_scores", "group_means", "METHODS", "celltype_null", "draw_null_sets",
+           "MatrixContext", "compute_scores", "group_means", "METHODS", "DEFAULT_METHOD", "celltype_null", "draw_null_sets",
            "NULL_COLUMNS"]

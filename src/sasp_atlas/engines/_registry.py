@@ -6,11 +6,14 @@ from types import ModuleType
 
 import pandas as pd
 
-from . import _aucell, _mean, _scanpy, _ucell, _zmean
+from . import _aucell, _expected, _mean, _scanpy, _ucell, _zmean
 
-__all__ = ["METHODS", "get_method", "list_methods"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "get_method", "list_methods"]
 
-_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_scanpy, _aucell, _ucell, _mean, _zmean)}
+#: the atlas's score: seed-free (every table and verdict is the same for any random_state)
+DEFAULT_METHOD = "expected"
+
+_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean)}
 METHODS = tuple(_REGISTRY)
 
 

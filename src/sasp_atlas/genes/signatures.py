@@ -31,7 +31,7 @@ import yaml
 
 from .symbols import MAPPED_ORTHOLOG_STATUSES, mouse_to_human, resolve_symbols
 
-__all__ = ["catalogue", "get_signature", "list_signatures", "signature_record", "signature_resolution", "SignatureResolutionWarning",
+__all__ = ["lineage_markers", "catalogue", "get_signature", "list_signatures", "signature_record", "signature_resolution", "SignatureResolutionWarning",
            "jaccard_matrix"]
 
 REQUIRED = ("id", "name", "species", "genes", "source", "license")
@@ -55,6 +55,17 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             raise ValueError(f"signature {rec['id']!r}: duplicated genes")
         out[rec["id"]] = rec
     return out
+
+
+@lru_cache(maxsize=1)
+def _lineage_markers() -> dict[str, Any]:
+    return yaml.safe_load(Path(__file__).with_name("lineage_markers.yaml").read_text())
+
+
+def lineage_markers(cell_type: str) -> list[str]:
+    """Identity genes of a harmonised cell type (``lineage_markers.yaml``: curated by the developers,
+    not a published signature; see the file). Empty for types without an entry."""
+    return list(_lineage_markers()["cell_types"].get(cell_type, []))
 
 
 def catalogue() -> dict[str, dict[str, Any]]:

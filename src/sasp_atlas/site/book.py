@@ -30,6 +30,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_table2
+from ..engines import DEFAULT_METHOD
 from ..data import load_dataset
 from ..genes import list_signatures
 from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, fetch_file, file_hashes,
@@ -257,7 +258,7 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
 
 
 def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
-          method: str = "scanpy", random_state: int = 0, workers: int = 2, root: str | Path = ".",
+          method: str = DEFAULT_METHOD, random_state: int = 0, workers: int = 2, root: str | Path = ".",
           book: bool = True, console=None, report: list | None = None) -> dict[str, float]:
     """Build the atlas (see the module doc) in the project folder ``root`` (default: the working
     directory; an empty folder gets the package's pages first, :func:`prepare_project`).

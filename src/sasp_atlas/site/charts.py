@@ -100,13 +100,31 @@ def celltype_heatmap(table: pd.DataFrame, *, title: str = "Mean score per signat
         y=alt.Y("signature:N", title="signature"),
         color=_mean_colour(table),
         tooltip=["signature", "cell_type", alt.Tooltip("mean:Q", format=".3f"), "n_cells", "n_samples",
-                 alt.Tooltip("coverage:Q", format=".0%")],
+                 *_optional(table, "evidence", "q_null", "caveat"), alt.Tooltip("coverage:Q", format=".0%")],
     )
+
+
+def _optional(table: pd.DataFrame, *columns: str) -> list:
+    """Tooltip entries for the statistics columns a table has (q-values formatted)."""
+    out = []
+    for c in columns:
+        if c in table:
+            out.append(alt.Tooltip(f"{c}:Q", format=".3g") if c.startswith(("q_", "p_")) else c)
+    return out
+
+
+#: a row's evidence, as the marks draw it: filled = replicated in >= 3 tumours, open = fewer
+EVIDENCE_SHAPES = {"replicated (>= 3 tumours)": True, "1-2 tumours or samples not recorded": False}
+
+
+def _evidence_class(table: pd.DataFrame) -> pd.Series:
+    ev = table["evidence"].astype(str) if "evidence" in table else pd.Series("", index=table.index)
+    return np.where(ev.str.startswith("replicated"), "replicated (>= 3 tumours)", "1-2 tumours or samples not recorded")
 
 
 def embedding_chart(cells: pd.DataFrame, *, signature: str, max_points: int = 5000, random_state: int = 0) -> alt.Chart:
     """UMAP scatter coloured by a signature's score (at most ``max_points`` cells, seeded subsample)."""
-    df = cells.reset_index()
+    df = cells.reset_index().dropna(subset=["umap_1", "umap_2"])  # large datasets are embedded on a subsample
     if len(df) > max_points:
         df = df.sample(max_points, random_state=random_state)
     df = df[["umap_1", "umap_2", "cell_type", "sample", signature]].rename(columns={signature: "score"})
@@ -132,7 +150,7 @@ def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
         tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("mean:Q", format=".3f"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit",
                  alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"), "n_cells", "n_samples",
-                 alt.Tooltip("coverage:Q", format=".0%")],
+                 *_optional(df, "evidence", "q_null", "q_perm", "caveat"), alt.Tooltip("coverage:Q", format=".0%")],
     ).properties(width=alt.Step(28)).facet(
         column=alt.Column("cancer_type:N", title=None), title=f"{signature}: mean score by cell type, dataset and cancer type"
     ).resolve_scale(x="independent")
@@ -164,19 +182,27 @@ def coverage_heatmap(coverage: pd.DataFrame) -> alt.Chart:
 def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     """Cell types ranked by a signature's mean score within each dataset, with 95 % intervals.
 
-    Points: mean (of sample means where there are several samples); bars: bootstrap interval
-    (over samples, or over cells for single-sample datasets: see ``ci_unit``); hollow: low coverage.
+    Points: mean (random-effects pooled sample means where there are several samples); bars: 95 %
+    interval (over samples, or over cells for single-sample datasets: see ``ci_unit``); filled points:
+    replicated in >= 3 tumours, open points: fewer (the label says how many); faded: low coverage.
     """
     df = table[table["signature"] == signature].copy()
-    df["label"] = df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", " + df["n_samples"].astype(str) + " smp)"
+    df["evidence_class"] = _evidence_class(df)
+    df["label"] = (df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", "
+                   + (df["evidence"].astype(str) if "evidence" in df else df["n_samples"].astype(str) + " smp") + ")")
     base = alt.Chart(df).encode(y=alt.Y("label:N", sort=alt.EncodingSortField("mean", order="descending"), title=None))
     bars = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"mean {signature} score (95% CI)"), x2="ci_high:Q")
-    points = base.mark_point(filled=True, size=60).encode(
+    points = base.mark_point(size=60, strokeWidth=2).encode(
         x="mean:Q", color=alt.Color("lineage:N", title="lineage"),
+        fill=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", alt.Color("lineage:N", legend=None),
+                           alt.value("white")),
+        shape=alt.Shape("evidence_class:N", title="evidence", scale=alt.Scale(domain=list(EVIDENCE_SHAPES),
+                                                                               range=["circle", "circle"])),
         opacity=alt.condition("datum.low_coverage", alt.value(0.3), alt.value(1.0)),
         tooltip=["dataset", "cell_type", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                  alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
-                 "n_cells", "n_samples", alt.Tooltip("coverage:Q", format=".0%"), "flag"])
+                 "n_cells", "n_samples", *_optional(df, "evidence", "q_null", "q_perm", "caveat"),
+                 alt.Tooltip("coverage:Q", format=".0%"), "flag"])
     return (bars + points).properties(width=360).facet(
         row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=300)),
         title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent")
@@ -207,21 +233,31 @@ def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.C
     return chart.properties(title=f"{signature}: genes behind the score")
 
 
+#: verdict colours of the Table 2 forest plot
+VERDICT_COLOURS = {"supported": "#1b7837", "supported in another cancer type": "#7fbf7b", "inconclusive": "#999999",
+                   "contradicted": "#b2182b"}
+
+
 def table2_forest(checks: pd.DataFrame) -> alt.Chart:
-    """Effect size (AUROC vs the rest of the tumour) with 95 % interval for each testable Table 2 row x dataset."""
+    """Composition-balanced AUROC with 95 % interval for each testable Table 2 row x dataset, coloured
+    by verdict; filled points: replicated in >= 3 tumours."""
     df = checks.dropna(subset=["effect_size"]).copy()
     df["label"] = "Row " + df["row"].astype(str) + ": " + df["table2_cell_type"] + " — " + df["dataset"]
     base = alt.Chart(df, title="Review Table 2 tested: is the row's gene set higher in its cell type?").encode(
         y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=420)))
     rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 3], color="#888").encode(x="x:Q")
-    bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="AUROC vs other cells of the tumour (95% CI)",
+    df["evidence_class"] = _evidence_class(df)
+    bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title="AUROC vs each other cell type, balanced (95% CI)",
                                            scale=alt.Scale(domain=[0, 1])), x2="ci_high:Q")
-    points = base.mark_point(filled=True, size=70).encode(
-        x="effect_size:Q", color=alt.Color("verdict:N", scale=alt.Scale(domain=["supported", "not supported"],
-                                                                         range=["#1b7837", "#b2182b"])),
-        tooltip=["row", "table2_cell_type", "table2_cancer_types", "dataset", "cancer_type", "cell_type",
-                 alt.Tooltip("effect_size:Q", format=".2f"), alt.Tooltip("ci_low:Q", format=".2f"),
-                 alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit", "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
+    colour = alt.Color("verdict:N", scale=alt.Scale(domain=list(VERDICT_COLOURS), range=list(VERDICT_COLOURS.values())))
+    points = base.mark_point(size=70, strokeWidth=2).encode(
+        x="effect_size:Q", color=colour,
+        fill=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", colour, alt.value("white")),
+        tooltip=["row", "table2_cell_type", "table2_cancer_types", "dataset", "cancer_type", "cancer_type_matches",
+                 "cell_type", "ontology_match", alt.Tooltip("effect_size:Q", format=".2f"),
+                 alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit",
+                 alt.Tooltip("identity_adjusted_effect:Q", format=".2f"), "identity_genes_removed", "evidence",
+                 "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
     return (rule + bars + points).properties(width=420)
 
 

@@ -55,21 +55,25 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "that differ most between a cell type and the rest (top 30; the CSV has all genes)."),
     FigureSpec("fig-{dataset}-null-{signature}", "Is {signature} high? Observed vs random gene sets in {dataset}",
                charts.null_chart,
-               "Red: the cell type's mean {signature} score; grey: mean ± 2 SD of the same score for 100 random gene "
-               "sets with the signature's expression-bin composition (empirical p and z in the tooltip and CSV)."),
+               "Red: the cell type's mean {signature} score; grey: mean ± 2 SD of the same score for 1,000 random gene "
+               "sets with the signature's expression-bin composition (fixed seed; empirical p and z in the tooltip and "
+               "CSV, Benjamini-Hochberg q in celltype_scores.csv)."),
     FigureSpec("fig-{dataset}-methods", "Method sensitivity in {dataset}", charts.method_sensitivity_chart,
-               "Rank of each cell type (1 = highest mean) under the scanpy, AUCell, UCell and z-mean engines; the "
+               "Rank of each cell type (1 = highest mean) under the seed-free control-gene score, scanpy's single draw, "
+               "AUCell, UCell and z-mean; the "
                "Spearman concordance of the orders is in the tooltip and the CSV."),
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
-               "Mean {signature} score per harmonised cell type with 95% bootstrap intervals (over samples; over cells "
-               "where a dataset has a single sample), n cells and n samples in the labels; faded: low gene coverage."),
+               "Mean {signature} score per harmonised cell type with 95% intervals (random-effects over tumours; over "
+               "cells where a dataset has a single tumour), n cells and evidence in the labels; filled: replicated in "
+               ">= 3 tumours, open: fewer; faded: low gene coverage."),
     FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
                "Mean log-normalised expression (colour) and fraction expressing (size) of the {signature} genes per cell "
                "type and dataset (top 30 by cell-type-vs-rest difference; the CSV has all genes)."),
     FigureSpec("fig-table2-forest", "Review Table 2 tested on the atlas datasets", charts.table2_forest,
-               "For each row of the review's Table 2 and each dataset containing its cell type: AUROC of the row's "
-               "gene-set score in that cell type against the other cells of the same tumour, with a 95% bootstrap "
-               "interval; supported when the interval lies above 0.5."),
+               "For each row of the review's Table 2 and each dataset containing its cell type: composition-balanced "
+               "AUROC of the row's gene-set score in that cell type against each other cell type of the same tumour, "
+               "pooled over tumours (95% interval); colour: verdict (supported needs the review's cancer type, AUROC "
+               ">= 0.6 and the interval above 0.5); filled: replicated in >= 3 tumours."),
     FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
                "Jaccard index of the scored (HGNC-resolved) gene sets."),
     FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,

@@ -129,7 +129,10 @@ def reproduce_markdown(dataset_id: str, *, method: str, random_state: int, input
 def downloads_markdown(page_depth: int) -> str:
     """Links to the atlas tables copied into ``_static/tables/`` by the build."""
     up = "../" * page_depth
-    items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC, n cells, n samples, ontology ids"),
+    items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC (vs rest and "
+              "composition-balanced), evidence, p and q (null, permutation), n cells, n samples, ontology ids"),
+             ("meta_analysis.csv", "per cancer type x cell type x signature: random-effects pooling of every tumour's "
+              "balanced AUROC across datasets (tau^2, I^2, prediction interval, evidence)"),
              ("sample_celltype_scores.csv", "per sample x cell type x signature"),
              ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
              ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
@@ -152,15 +155,45 @@ def table2_claim_markdown() -> str:
     return "\n".join(lines)
 
 
+def table2_scope_markdown(checks: pd.DataFrame) -> str:
+    """What the Table 2 checks can say here, counted from the table (no hand-written claim)."""
+    testable = checks[checks["effect_size"].notna()]
+    matching = testable[testable["cancer_type_matches"].astype(bool)]
+    counts = testable["verdict"].value_counts()
+    parts = ", ".join(f"{n} {v}" for v, n in counts.items()) or "none"
+    scope = (f"{len(matching)} of them in a cancer type the review names" if len(matching)
+             else "none of them in a cancer type the review names, so no row can be *supported* in its own cancer type here")
+    return (f"**Scope.** {len(testable)} row x dataset pairs are testable ({parts}); {scope}. "
+            f"{len(checks) - len(testable)} pairs are not testable (cell type absent or genes missing).")
+
+
 def table2_checks_markdown(checks: pd.DataFrame) -> str:
-    """Every row x dataset with its verdict."""
-    lines = ["| row | cell type | dataset (cancer) | tested on | n cells / samples | genes present | AUROC [95% CI] | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Every row x dataset with its verdict, the cancer-type and ontology match, the evidence, the
+    balanced effect, the identity-adjusted effect and the genes' detection rates."""
+    def eff(v, lo, hi):
+        return f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(v) else "—"
+
+    lines = ["| row | cell type | dataset (cancer) | cancer type matches | tested on (ontology match) | n cells / evidence | "
+             "genes present | balanced AUROC [95% CI] | without identity genes | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in checks.sort_values(["row", "dataset"]).itertuples():
-        eff = f"{r.effect_size:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] ({r.ci_unit})" if pd.notna(r.effect_size) else "—"
         tested = r.cell_type if isinstance(r.cell_type, str) and r.cell_type else "—"
-        lines.append(f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | {tested} | "
-                     f"{r.n_cells} / {r.n_samples} | {r.n_present}/{r.n_genes} | {eff} | **{r.verdict}** |")
+        match = f" ({r.ontology_match})" if isinstance(r.ontology_match, str) and r.ontology_match else ""
+        removed = r.identity_genes_removed if isinstance(r.identity_genes_removed, str) and r.identity_genes_removed else ""
+        adjusted = (eff(r.identity_adjusted_effect, r.identity_adjusted_ci_low, r.identity_adjusted_ci_high)
+                    + (f" (without {removed})" if removed else " (no identity gene in the row)")) \
+            if pd.notna(r.effect_size) else "—"
+        evidence = r.evidence if isinstance(r.evidence, str) and r.evidence else "—"
+        lines.append(f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | "
+                     f"{'yes' if r.cancer_type_matches else 'no'} | {tested}{match} | {r.n_cells} / {evidence} | "
+                     f"{r.n_present}/{r.n_genes} | {eff(r.effect_size, r.ci_low, r.ci_high)} | {adjusted} | "
+                     f"**{r.verdict}** |")
+    testable = checks[checks["effect_size"].notna()]
+    if len(testable):
+        lines += ["", "**Detection of each gene in the tested cells** (share of the cell type's cells with a non-zero "
+                  "value; a gene detected in few cells contributes little):", ""]
+        for r in testable.sort_values(["row", "dataset"]).itertuples():
+            lines.append(f"- row {r.row}, {r.dataset}: {r.detection}")
     return "\n".join(lines)
 
 
@@ -181,8 +214,10 @@ def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, ver
              ".venv/bin/sasp-atlas build --mirror DIR   # or: a local mirror laid out as DIR/<dataset id>/<file>",
              ".venv/bin/python -m pytest -q          # the test suite",
              "```", "",
-             "Randomness: control-gene sampling and bootstrap intervals are seeded with `random_state=0` (recorded in "
-             "every table); UMAP embeddings are seeded too (display only).", "",
+             "Randomness: the atlas's statistics are seed-free (the expected control-gene score, analytic and "
+             "random-effects intervals, permutation p-values from their exact moments). The null's random gene sets "
+             "use a fixed seed; `random_state` (recorded in every table) only seeds scanpy's single-draw method and "
+             "the display-only UMAP.", "",
              "## Package versions", "", "| package | version |", "|---|---|"]
     for name in REPRODUCE_PACKAGES:
         try:

@@ -13,6 +13,7 @@ import nbformat
 from markdown_it import MarkdownIt
 
 from ..atlas import DEFAULT_SIGNATURES, score_user_file
+from ..engines import DEFAULT_METHOD
 from ..data import DEFAULT_MIN_CELLS, user_dataset_id
 from .charts import write_vega_bundle
 from .notebooks import NotebookFailed, execute_page
@@ -21,7 +22,7 @@ __all__ = ["score_and_report", "render_report", "notebook_html"]
 
 
 def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: str | None = None,
-                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = "scanpy",
+                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                      species: str = "human", random_state: int = 0, report: bool = True,
                      malignant_key: str | None = None, cancer_type: str = "unknown",
                      min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,

@@ -1,14 +1,14 @@
 """Per-cell-type summaries with intervals and effect sizes, and the genes behind a score.
 
 The unit of replication is the sample (patient), not the cell: cells of one tumour are not
-independent observations. :func:`celltype_scores` therefore summarises per sample first and
-bootstraps over samples; where a dataset has a single sample, its interval is over cells and is
-labelled so (``ci_unit``), never presented as a between-tumour statement.
+independent observations. :func:`celltype_scores` therefore summarises per sample first and pools
+the samples by a random-effects meta-analysis (:mod:`sasp_atlas.stats.effects`); where a dataset has
+a single sample, its interval is over cells and is labelled so (``ci_unit``, ``evidence``), never
+presented as a between-tumour statement. Nothing here is random: the tables are the same for every seed.
 """
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,17 +16,21 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scipy.stats import rankdata
 
-from ..genes import LOW_COVERAGE_FLAG, is_low_coverage
+from ..genes import LOW_COVERAGE_FLAG, catalogue, is_low_coverage
+from .effects import UNRECORDED_SUFFIX, bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
 
-__all__ = ["celltype_scores", "auroc", "sample_celltype_summary", "gene_decomposition", "CELLTYPE_COLUMNS",
-           "NULL_JOIN_COLUMNS"]
+__all__ = ["celltype_scores", "add_q_values", "auroc", "sample_celltype_summary", "gene_decomposition",
+           "CELLTYPE_COLUMNS", "NULL_JOIN_COLUMNS", "EFFECT_MEASURE"]
 
 CELLTYPE_COLUMNS = ["dataset", "cancer_type", "cancer_type_ontology_id", "cell_type", "cell_type_ontology_id", "lineage",
                     "cell_type_author", "signature", "method", "mean", "ci_low", "ci_high", "ci_unit", "effect_size",
-                    "effect_ci_low", "effect_ci_high", "effect_measure", "median", "sd", "q25", "q75", "n_cells",
-                    "n_samples", "n_genes", "n_genes_used", "coverage", "low_coverage", "flag", "n_boot", "random_state"]
-#: added by :func:`sasp_atlas.atlas.run_dataset` from :func:`sasp_atlas.engines.celltype_null`
-NULL_JOIN_COLUMNS = ["null_mean", "null_sd", "null_z", "empirical_p", "n_null"]
+                    "effect_ci_low", "effect_ci_high", "effect_measure", "balanced_effect", "balanced_ci_low",
+                    "balanced_ci_high", "tau2", "i2", "median", "sd", "q25", "q75", "n_cells", "n_samples", "evidence",
+                    "p_perm", "n_genes", "n_genes_used", "coverage", "low_coverage", "caveat", "flag", "random_state"]
+#: added by :func:`sasp_atlas.atlas.run_dataset` from :func:`sasp_atlas.engines.celltype_null` and
+#: :func:`add_q_values`
+NULL_JOIN_COLUMNS = ["null_mean", "null_sd", "null_z", "p_null", "n_null", "q_null", "q_perm"]
+EFFECT_MEASURE = "AUROC vs the other cells of the same tumour (per sample, pooled across samples)"
 
 
 # --------------------------------------------------------------------------- across samples
@@ -44,27 +48,16 @@ def auroc(x: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[:nx].sum() - nx * (nx + 1) / 2) / (nx * ny))
 
 
-def _auroc_rows(values: np.ndarray, in_group: np.ndarray) -> np.ndarray:
-    """AUROC for each row of ``values`` (bootstrap replicates x cells), group mask per row."""
-    ranks = rankdata(values, axis=1)
-    nx = in_group.sum(axis=1)
-    ny = in_group.shape[1] - nx
-    u = (ranks * in_group).sum(axis=1) - nx * (nx + 1) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return u / (nx * ny)
+def _unrecorded(samples: list[str]) -> bool:
+    return len(samples) == 1 and str(samples[0]).endswith(UNRECORDED_SUFFIX)
 
 
-def _percentile_ci(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
-
-
-def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = "cell_type") -> pd.DataFrame:
-    """Per (sample, cell type, signature): ``n_cells``, ``mean``, ``median`` of per-cell scores and
-    the within-sample AUROC of the cell type against all other cells of the same sample.
+def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = "cell_type",
+                            effects: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (sample, cell type, signature): ``n_cells``, ``mean``, ``median`` of per-cell scores, the
+    within-sample AUROC against all other cells of the same sample (``auroc_vs_rest``, with its
+    Hanley-McNeil ``auroc_var``) and the composition-balanced AUROC (``balanced_auroc``; see
+    :mod:`sasp_atlas.stats.effects`).
 
     Parameters
     ----------
@@ -74,37 +67,37 @@ def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = 
         Written into the ``dataset`` column.
     group_by
         The obs column of cell types.
+    effects
+        :func:`sasp_atlas.stats.effects.sample_effects` of ``adata`` if already computed.
     """
     scores: pd.DataFrame = adata.obsm["sasp_scores"]
-    obs = adata.obs
-    rows = []
-    for sample, s_idx in obs.groupby("sample", observed=True).indices.items():
-        groups = obs[group_by].to_numpy()[s_idx]
-        for ct in pd.unique(groups):
-            mask = groups == ct
-            for sig in scores.columns:
-                v = scores[sig].to_numpy()[s_idx]
-                rows.append({"dataset": dataset_id, "sample": str(sample), "cell_type": str(ct), "signature": sig,
-                             "n_cells": int(mask.sum()), "mean": float(v[mask].mean()), "median": float(np.median(v[mask])),
-                             "auroc_vs_rest": auroc(v[mask], v[~mask])})
-    return pd.DataFrame(rows)
+    groups = adata.obs[group_by].astype(str).to_numpy()
+    samples = adata.obs["sample"].astype(str).to_numpy()
+    eff = effects if effects is not None else sample_effects(scores, groups, samples)
+    long = scores.assign(_g=groups, _s=samples).melt(id_vars=["_g", "_s"], var_name="signature")
+    medians = long.groupby(["_s", "_g", "signature"], observed=True)["value"].median()
+    out = eff.rename(columns={"auroc": "auroc_vs_rest"})
+    out.insert(0, "dataset", dataset_id)
+    out["median"] = [medians[(s, g, sig)] for s, g, sig in zip(out["sample"], out["cell_type"], out["signature"])]
+    return out[["dataset", "sample", "cell_type", "signature", "n_cells", "mean", "median", "auroc_vs_rest",
+                "auroc_var", "balanced_auroc", "balanced_var"]]
 
 
 def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
-                        group_by: str = "cell_type", n_boot: int = 1000, random_state: int = 0,
-                        min_cells: int = 10) -> pd.DataFrame:
-    """Per (cell type, signature): mean score with a 95 % bootstrap interval and an effect size.
+                    group_by: str = "cell_type", random_state: int = 0, min_cells: int = 10,
+                    effects: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (cell type, signature): the cell type's mean score and effect sizes, the patient as the unit.
 
-    Method (no pseudoreplication): the sample (patient) is the unit. Per sample, the cell type's
-    mean score and its AUROC against the other cells of the *same* sample are computed. With
-    ``n_samples >= 2`` the reported ``mean`` is the mean of sample means and ``effect_size`` the
-    mean of per-sample AUROCs, each with a percentile bootstrap interval over samples
-    (``n_boot`` resamples of samples with replacement; Efron & Tibshirani 1993). With one sample
-    (or none recorded) the interval is over cells and ``ci_unit`` says so: it describes that one
-    tumour, not cancer type. ``flag`` marks fewer than ``min_cells`` cells, fewer than 3 samples
-    (an interval over 2 samples is little more than their range), and low gene coverage.
-    Randomness: bootstrap indices from ``numpy.random.default_rng(random_state)``; the seed is
-    in the ``random_state`` column.
+    Method (seed-free; :mod:`sasp_atlas.stats.effects`): per sample, the cell type's mean score,
+    its AUROC against the other cells of the same sample (``effect_size``) and its
+    composition-balanced AUROC against each other cell type weighted equally (``balanced_effect``).
+    Across samples each is pooled by a Paule-Mandel random-effects meta-analysis (``tau2``, ``i2``
+    of the AUROC); with one sample the interval is a Wald interval over that tumour's cells
+    (``ci_unit`` says which). ``n_samples`` counts the samples with a defined AUROC (the type and
+    other cells present); ``evidence`` says how much stands behind the row (``single tumour``,
+    ``2 tumours``, ``replicated (n tumours)``, ``samples not recorded``). ``p_perm`` is the
+    within-sample label-permutation p of specificity. ``caveat`` repeats a signature's known
+    confounder from the catalogue. ``flag`` marks fewer than ``min_cells`` cells and low gene coverage.
 
     Parameters
     ----------
@@ -115,78 +108,72 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
         Written into the table's columns of the same names.
     group_by
         The obs column of cell types.
-    n_boot
-        Bootstrap resamples.
     random_state
-        Seed of the bootstrap.
+        Recorded in the ``random_state`` column (the score's seed; nothing here is random).
     min_cells
         Cell types with fewer cells are flagged.
+    effects
+        :func:`sasp_atlas.stats.effects.sample_effects` of ``adata`` if already computed.
     """
-
     scores: pd.DataFrame = adata.obsm["sasp_scores"]
     meta = adata.uns["sasp_scores"]
     obs = adata.obs
-    rng = np.random.default_rng(random_state)
     groups = obs[group_by].astype(str).to_numpy()
     samples = obs["sample"].astype(str).to_numpy()
+    eff = effects if effects is not None else sample_effects(scores, groups, samples)
+    cat = catalogue()
     rows = []
-    for ct in sorted(pd.unique(groups)):
+    for (ct, sig), e in eff.groupby(["cell_type", "signature"], sort=True):
         in_ct = groups == ct
-        ct_samples = sorted(pd.unique(samples[in_ct]))
-        authors = "; ".join(sorted(obs["cell_type_author"].astype(str)[in_ct].unique()))
-        onto = str(obs["cell_type_ontology_id"].astype(str)[in_ct].iloc[0]) if "cell_type_ontology_id" in obs else ""
-        lineage = str(obs["lineage"].astype(str)[in_ct].iloc[0]) if "lineage" in obs else ""
-        for sig in scores.columns:
-            v = scores[sig].to_numpy()
-            info = meta["signatures"][sig]
-            n_used = len(info["genes_used"])
-            if len(ct_samples) >= 2:
-                s_means = np.array([v[in_ct & (samples == s)].mean() for s in ct_samples])
-                s_auc = np.array([auroc(v[in_ct & (samples == s)], v[~in_ct & (samples == s)]) for s in ct_samples])
-                pick = rng.integers(0, len(ct_samples), size=(n_boot, len(ct_samples)))
-                mean, effect = float(s_means.mean()), float(np.nanmean(s_auc))
-                ci = _percentile_ci(s_means[pick].mean(axis=1))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    eci = _percentile_ci(np.nanmean(s_auc[pick], axis=1))
-                unit = "samples"
-            else:
-                s = ct_samples[0]
-                in_s = samples == s
-                x, y = v[in_ct & in_s], v[~in_ct & in_s]
-                mean, effect = float(x.mean()), auroc(x, y)
-                ci = _percentile_ci(x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1))
-                if len(y):
-                    bx = x[rng.integers(0, len(x), size=(n_boot, len(x)))]
-                    by = y[rng.integers(0, len(y), size=(n_boot, len(y)))]
-                    mask = np.concatenate([np.ones_like(bx, bool), np.zeros_like(by, bool)], axis=1)
-                    eci = _percentile_ci(_auroc_rows(np.concatenate([bx, by], axis=1), mask))
-                else:
-                    eci = (float("nan"), float("nan"))
-                unit = "cells (single sample)"
-            n_cells = int(in_ct.sum())
-            coverage = n_used / info["n_genes"]
-            flags = []
-            if n_cells < min_cells:
-                flags.append(f"fewer than {min_cells} cells")
-            if len(ct_samples) < 3:
-                flags.append("fewer than 3 samples: interval describes these tumours only")
-            if is_low_coverage(n_used, info["n_genes"]):
-                flags.append(LOW_COVERAGE_FLAG)
-            rows.append({
-                "dataset": dataset_id, "cancer_type": cancer_type, "cancer_type_ontology_id": cancer_type_ontology_id,
-                "cell_type": ct, "cell_type_ontology_id": onto, "lineage": lineage, "cell_type_author": authors,
-                "signature": sig, "method": meta["method"], "mean": mean, "ci_low": ci[0], "ci_high": ci[1],
-                "ci_unit": unit, "effect_size": effect, "effect_ci_low": eci[0], "effect_ci_high": eci[1],
-                "effect_measure": "AUROC vs other cells of the same tumour",
-                "median": float(np.median(v[in_ct])), "sd": float(v[in_ct].std(ddof=1)) if n_cells > 1 else float("nan"),
-                "q25": float(np.quantile(v[in_ct], 0.25)),
-                "q75": float(np.quantile(v[in_ct], 0.75)), "n_cells": n_cells, "n_samples": len(ct_samples),
-                "n_genes": info["n_genes"], "n_genes_used": n_used, "coverage": coverage,
-                "low_coverage": is_low_coverage(n_used, info["n_genes"]),
-                "flag": "; ".join(flags), "n_boot": n_boot, "random_state": random_state,
-            })
+        v = scores[sig].to_numpy()[in_ct]
+        info = meta["signatures"][sig]
+        n_used = len(info["genes_used"])
+        defined = e[np.isfinite(e["auroc"])]
+        unrecorded = _unrecorded(list(e["sample"]))
+        means = pool(e["mean"], e["sd"] ** 2 / e["n_cells"])
+        effect = pool(defined["auroc"], defined["auroc_var"], bounds=(0, 1))
+        balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1))
+        k = int(effect["k"])
+        n_cells = int(in_ct.sum())
+        flags = []
+        if n_cells < min_cells:
+            flags.append(f"fewer than {min_cells} cells")
+        low = is_low_coverage(n_used, info["n_genes"])
+        if low:
+            flags.append(LOW_COVERAGE_FLAG)
+        rows.append({
+            "dataset": dataset_id, "cancer_type": cancer_type, "cancer_type_ontology_id": cancer_type_ontology_id,
+            "cell_type": ct,
+            "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
+            if "cell_type_ontology_id" in obs else "",
+            "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs else "",
+            "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique())),
+            "signature": sig, "method": meta["method"],
+            "mean": means["estimate"] if len(e) > 1 else float(v.mean()),
+            "ci_low": means["ci_low"], "ci_high": means["ci_high"],
+            "ci_unit": "samples (random effects)" if len(e) > 1 else "cells (single sample)",
+            "effect_size": effect["estimate"], "effect_ci_low": effect["ci_low"], "effect_ci_high": effect["ci_high"],
+            "effect_measure": EFFECT_MEASURE,
+            "balanced_effect": balanced["estimate"], "balanced_ci_low": balanced["ci_low"],
+            "balanced_ci_high": balanced["ci_high"], "tau2": effect["tau2"], "i2": effect["i2"],
+            "median": float(np.median(v)), "sd": float(v.std(ddof=1)) if n_cells > 1 else float("nan"),
+            "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75)),
+            "n_cells": n_cells, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
+            "p_perm": stratified_permutation_p(e["dev_sum"].to_numpy(), e["perm_var"].to_numpy()),
+            "n_genes": info["n_genes"], "n_genes_used": n_used, "coverage": n_used / info["n_genes"],
+            "low_coverage": low, "caveat": " ".join(str(cat.get(sig, {}).get("scoring_note", "") or "").split()),
+            "flag": "; ".join(flags), "random_state": random_state,
+        })
     return pd.DataFrame(rows, columns=CELLTYPE_COLUMNS)
+
+
+def add_q_values(table: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini-Hochberg q-values over every row of one dataset's table: ``q_null`` from ``p_null``
+    and ``q_perm`` from ``p_perm`` (the family: all cell types x signatures of the dataset)."""
+    out = table.copy()
+    out["q_null"] = bh_q(out["p_null"].to_numpy()) if "p_null" in out else np.nan
+    out["q_perm"] = bh_q(out["p_perm"].to_numpy())
+    return out
 
 
 # --------------------------------------------------------------------------- genes behind a score

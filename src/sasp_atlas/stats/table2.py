@@ -1,84 +1,139 @@
-"""The review's Table 2 put to the test: is each row's gene set higher in its cell type than in
-the rest of the same tumour?"""
+"""The review's Table 2 put to the test: is each row's gene set higher in its cell type than in the
+other cell types of the same tumour? Five verdicts, seed-free, with the evidence behind each."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
 from ..data import crosswalk
-from ..engines import score
-from ..genes import catalogue, get_signature, is_low_coverage
-from .summaries import celltype_scores
+from ..engines import DEFAULT_METHOD, score
+from ..genes import catalogue, get_signature, is_low_coverage, lineage_markers, present_genes
+from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
-__all__ = ["table2_checks", "TABLE2_COLUMNS"]
+__all__ = ["table2_checks", "TABLE2_COLUMNS", "VERDICTS", "SUPPORT_EFFECT"]
+
+TABLE2_COLUMNS = ["row", "table2_cell_type", "table2_cancer_types", "signature", "dataset", "cancer_type",
+                  "cancer_type_matches", "cell_type", "ontology_match", "n_cells", "n_samples", "evidence", "n_genes",
+                  "n_present", "coverage", "effect_size", "ci_low", "ci_high", "ci_unit", "auroc_vs_rest",
+                  "auroc_vs_rest_ci_low", "auroc_vs_rest_ci_high", "identity_genes_removed",
+                  "identity_adjusted_effect", "identity_adjusted_ci_low", "identity_adjusted_ci_high",
+                  "detection", "overlaps", "verdict"]
+#: a row is supported when its composition-balanced AUROC is at least this and its interval is above 0.5
+SUPPORT_EFFECT = 0.6
+VERDICTS = ("supported", "supported in another cancer type", "contradicted", "inconclusive",
+            "not testable: cell type absent", "not testable: genes missing")
 
 
-# --------------------------------------------------------------------------- the review's Table 2
-TABLE2_COLUMNS = ["row", "table2_cell_type", "table2_cancer_types", "signature", "dataset", "cancer_type", "cell_type",
-                  "n_cells", "n_samples", "n_genes", "n_present", "coverage", "effect_size", "ci_low", "ci_high",
-                  "ci_unit", "verdict", "cancer_type_matches"]
+def _verdict(effect: float, lo: float, hi: float, matches: bool) -> str:
+    if effect >= SUPPORT_EFFECT and lo > 0.5:
+        return "supported" if matches else "supported in another cancer type"
+    if hi < 0.5:
+        return "contradicted"
+    return "inconclusive"
 
 
-def table2_checks(adatas: dict[str, AnnData], *, n_boot: int = 1000, random_state: int = 0) -> pd.DataFrame:
-    """Test each row of the review's Table 2 on every dataset: is the row's gene set higher in that
-    cell type than in the other cells of the same tumour?
+def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str) -> tuple[dict, dict, int, bool]:
+    """Pooled composition-balanced AUROC and AUROC vs rest of ``target`` cells for one gene set."""
+    work = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    score(work, {name: genes}, method=DEFAULT_METHOD)
+    groups = np.where(target, "__target__", adata.obs["cell_type"].astype(str).to_numpy())
+    eff = sample_effects(work.obsm["sasp_scores"], groups, adata.obs["sample"].astype(str).to_numpy())
+    eff = eff[eff["cell_type"] == "__target__"]
+    balanced = pool(eff["balanced_auroc"], eff["balanced_var"], bounds=(0, 1))
+    rest = pool(eff["auroc"], eff["auroc_var"], bounds=(0, 1))
+    unrecorded = len(eff) == 1 and str(eff["sample"].iloc[0]).endswith(UNRECORDED_SUFFIX)
+    return balanced, rest, int(balanced["k"]), unrecorded
 
-    For each row (``table2_*`` signatures; cell type mapped by ``crosswalk.yaml: table2``) and each
-    dataset (``adatas``: dataset id -> AnnData with ``obs["cell_type"]`` and ``obs["sample"]``),
-    the row's genes are scored (control-gene score, the atlas default) and the effect size is the
-    AUROC of the row's cell type against all other cells of the same tumour, with a 95 % bootstrap
-    interval over samples (over cells when the dataset has one sample; ``ci_unit`` says which),
-    exactly as :func:`celltype_scores`. Verdicts:
 
-    * ``not testable: genes missing`` — fewer than :data:`MIN_GENES` or :data:`MIN_COVERAGE` of the genes measured;
-    * ``not testable: cell type absent`` — the dataset has no cells of the type (or no other cells);
-    * ``supported`` — the interval's lower bound is above 0.5 (higher than the rest of the tumour);
-    * ``not supported`` — otherwise (including an interval entirely below 0.5).
+def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> str:
+    """``GENE pct%`` of the row's present genes: the share of the target cells with a non-zero value."""
+    X = adata[target, genes].X
+    frac = np.asarray((X != 0).sum(axis=0)).ravel() / max(int(target.sum()), 1) if sp.issparse(X) else \
+        (np.asarray(X) != 0).mean(axis=0)
+    return ", ".join(f"{g} {100 * f:.0f}%" for g, f in sorted(zip(genes, frac), key=lambda x: -x[1]))
+
+
+def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Test each row of the review's Table 2 on every dataset.
+
+    For each row (``table2_*`` signatures; the review's cell type mapped to harmonised types by
+    ``crosswalk.yaml: table2``) and dataset, the row's genes are scored with the seed-free
+    ``expected`` control-gene score; the **effect** is the composition-balanced AUROC of the row's
+    cell type against each other cell type of the same tumour (weighted equally), per sample, pooled
+    across samples by random-effects meta-analysis (:mod:`sasp_atlas.stats.effects`); one sample: a
+    Wald interval over its cells (``ci_unit``). Also reported: the AUROC against all other cells of
+    the tumour, the **identity-adjusted** effect (the row without the cell type's own lineage markers,
+    :func:`sasp_atlas.genes.lineage_markers`, listed in ``identity_genes_removed``), the share of the
+    cell type's cells detecting each gene (``detection``), whether the dataset's cancer type is one
+    the review names (``cancer_type_matches``), how close the harmonised type is to the review's
+    (``ontology_match``: exact, subtypes or related) and the evidence (``evidence``). Verdicts:
+
+    * ``not testable: cell type absent`` / ``not testable: genes missing`` (fewer than 5 or than half
+      of the row's genes measured);
+    * ``supported`` — the review's cancer type, effect >= :data:`SUPPORT_EFFECT` and its 95 % interval
+      above 0.5; ``supported in another cancer type`` — the same in a cancer type the review does not
+      name (transfer evidence, not confirmation);
+    * ``contradicted`` — the interval entirely below 0.5 (lower in this cell type than in the others);
+    * ``inconclusive`` — everything else testable.
+
+    Nothing is random: the table is the same for every seed.
 
     Parameters
     ----------
     adatas
-        Dataset id -> harmonised AnnData.
-    n_boot
-        Bootstrap resamples per interval.
-    random_state
-        Seed of the control-gene draw and of the bootstrap.
+        Dataset id -> harmonised AnnData (``obs["cell_type"]``, ``obs["sample"]``, ``uns["provenance"]``).
+    overlaps
+        Dataset id -> ids of datasets sharing cells with it (registry ``overlaps``), shown per row.
     """
-    cw = crosswalk().get("table2", {})
+    cw = crosswalk()["table2"]
+    overlaps = overlaps or {}
     rows = []
     recs = sorted((r for r in catalogue().values() if "table2" in r), key=lambda r: r["table2"]["row"])
     for rec in recs:
         t2 = rec["table2"]
-        targets = cw.get(t2["cell_type"], {}).get("cell_types", [])
+        entry = cw.get(t2["cell_type"], {})
+        targets = entry.get("cell_types", [])
         genes = get_signature(rec["id"])
+        markers = set()
+        for ct in targets:
+            markers.update(lineage_markers(ct))
         for dataset_id, adata in adatas.items():
+            cancer = adata.uns["provenance"]["cancer_type"]
+            matches = any(c.lower() in cancer.lower() for c in t2.get("cancer_types", []))
+            present, _ = present_genes(genes, adata.var_names)
+            target = adata.obs["cell_type"].astype(str).isin(targets).to_numpy()
             base = {"row": t2["row"], "table2_cell_type": t2["cell_type"],
                     "table2_cancer_types": "; ".join(t2.get("cancer_types", [])), "signature": rec["id"],
-                    "dataset": dataset_id, "cancer_type": adata.uns["provenance"]["cancer_type"],
-                    "cell_type": " + ".join(targets) if targets else "", "n_genes": len(genes),
-                    "cancer_type_matches": any(c.lower() in adata.uns["provenance"]["cancer_type"].lower()
-                                               for c in t2.get("cancer_types", []))}
-            present = [g for g in genes if g in adata.var_names]
-            base.update(n_present=len(present), coverage=len(present) / len(genes) if genes else 0.0)
-            in_ct = adata.obs["cell_type"].astype(str).isin(targets).to_numpy()
-            empty = {"n_cells": int(in_ct.sum()), "n_samples": int(adata.obs["sample"][in_ct].nunique()),
+                    "dataset": dataset_id, "cancer_type": cancer, "cancer_type_matches": matches,
+                    "cell_type": " + ".join(targets),
+                    "ontology_match": (f"{entry.get('match', '')}: {entry.get('note', '')}".strip(": ")
+                                       if targets else ""),
+                    "n_cells": int(target.sum()), "n_genes": len(genes), "n_present": len(present),
+                    "coverage": len(present) / len(genes) if genes else 0.0,
+                    "overlaps": "; ".join(overlaps.get(dataset_id, []))}
+            empty = {"n_samples": int(adata.obs["sample"][target].nunique()), "evidence": "",
                      "effect_size": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_unit": ""}
-            if not targets or in_ct.sum() == 0 or in_ct.all():
+            if not targets or target.sum() == 0 or target.all():
                 rows.append({**base, **empty, "verdict": "not testable: cell type absent"})
                 continue
             if is_low_coverage(len(present), len(genes)):
                 rows.append({**base, **empty, "verdict": "not testable: genes missing"})
                 continue
-            work = AnnData(X=adata.X, obs=adata.obs[["sample", "cell_type_author"]].copy(), var=pd.DataFrame(index=adata.var_names))
-            work.obs["cell_type"] = np.where(in_ct, "target", "rest")
-            score(work, {rec["id"]: genes}, method="scanpy", random_state=random_state)
-            stats = celltype_scores(work, dataset_id=dataset_id, cancer_type=base["cancer_type"], n_boot=n_boot,
-                                        random_state=random_state)
-            st = stats[stats["cell_type"] == "target"].iloc[0]
-            verdict = "supported" if st["effect_ci_low"] > 0.5 else "not supported"
-            rows.append({**base, "n_cells": int(st["n_cells"]), "n_samples": int(st["n_samples"]),
-                         "effect_size": st["effect_size"], "ci_low": st["effect_ci_low"], "ci_high": st["effect_ci_high"],
-                         "ci_unit": st["ci_unit"], "verdict": verdict})
+            balanced, rest, k, unrecorded = _balanced(adata, present, target, rec["id"])
+            removed = [g for g in present if g in markers]
+            kept = [g for g in present if g not in markers]
+            adjusted = _balanced(adata, kept, target, rec["id"])[0] if removed and kept else balanced
+            rows.append({**base, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
+                         "effect_size": balanced["estimate"], "ci_low": balanced["ci_low"],
+                         "ci_high": balanced["ci_high"],
+                         "ci_unit": "samples (random effects)" if k > 1 else "cells (single sample)",
+                         "auroc_vs_rest": rest["estimate"], "auroc_vs_rest_ci_low": rest["ci_low"],
+                         "auroc_vs_rest_ci_high": rest["ci_high"], "identity_genes_removed": " ".join(removed),
+                         "identity_adjusted_effect": adjusted["estimate"],
+                         "identity_adjusted_ci_low": adjusted["ci_low"], "identity_adjusted_ci_high": adjusted["ci_high"],
+                         "detection": _detection(adata, present, target),
+                         "verdict": _verdict(balanced["estimate"], balanced["ci_low"], balanced["ci_high"], matches)})
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
