@@ -40,6 +40,18 @@ datasets = [sasp_atlas.get_dataset(d) for d in sorted(celltype["dataset"].unique
 display(Markdown(pages.atlas_summary_markdown(celltype)))
 
 # %% [markdown]
+# ## Scope: which cancers, how many donors, how far each source is trusted
+#
+# Every registry dataset (the core build and the full profile), with its donors and trust level (*published*: the host publishes each file's hash; *pinned on first download*: the atlas recorded the hash on its first download), and which rows of the review's Table 2 can be tested in the cancer type the review names.
+
+# %% tags=["remove-input"]
+from sasp_atlas.data import crosswalk
+from sasp_atlas.genes import catalogue
+display(Markdown(pages.scope_markdown(sasp_atlas.list_datasets("full"), crosswalk(),
+                                      [r for r in catalogue().values() if "table2" in r],
+                                      built=set(celltype["dataset"]))))
+
+# %% [markdown]
 # ## Which cell types express the SASP, per cancer
 #
 # Cell types ranked within each dataset, with 95% intervals over tumours (random-effects; over cells where a dataset has a single tumour: such an interval describes that tumour, not its cancer type). Filled points rest on at least 3 tumours; open points on fewer — the label says how many.

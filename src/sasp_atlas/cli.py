@@ -17,7 +17,7 @@ from rich.table import Table
 from .atlas import DEFAULT_SIGNATURES, run_table2
 from .engines import DEFAULT_METHOD
 from .data import InputError, InputWarning
-from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path
+from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
 from .site.book import build, print_unavailable_report, publish
 from .site.report import score_and_report
 from .site.sitecheck import check_site
@@ -34,14 +34,15 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_list(args) -> int:
     table = Table(title=f"datasets (profile {args.profile})")
     table.add_column("id", overflow="fold")
-    for col in ("cancer type", "value type", "cells", "files", "MiB", "citation"):
+    for col in ("cancer type", "trust", "donors", "value type", "cells", "files", "MiB", "citation"):
         table.add_column(col)
     for d in list_datasets(args.profile):
         known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
         size = f"{sum(known) / 2**20:.1f}" if len(known) == len(d.files) else \
             f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
         cells = (d.get("expected") or {}).get("n_cells")
-        table.add_row(d.id, d["cancer_type"], d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
+        donors = (d.get("expected") or {}).get("n_donors")
+        table.add_row(d.id, d["cancer_type"], trust_level(d), str(donors) if donors else "unknown", d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
                       size, d["publication"]["citation"][:60] + "…")
     Console().print(table)
     if args.profile == "full" and (n := len(list_unverified())):

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, files_in
+from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, SOURCES_YAML, files_in
 from conftest import registry_entry as _entry
 from conftest import write_registry as _write
 from sasp_atlas.sources import fetch, registry
@@ -67,9 +67,35 @@ def test_full_files_are_https_and_carry_a_published_hash():
                 assert "note" in f  # says why (not published) and how it is verified
 
 
+def _labels_only() -> dict:
+    """``sources.yaml: labels_only`` of the shared data: label files of larger datasets (matrices remote)."""
+    if not SOURCES_YAML.is_file():
+        return {}
+    return {e["id"]: e for e in yaml.safe_load(SOURCES_YAML.read_text()).get("labels_only", [])}
+
+
+def test_labels_only_entries_agree_with_the_shared_sources():
+    """Entries taken from sources.yaml (labels_only) carry exactly its label-file URL, sha256, size and
+    blob id, and the matrix blob id and commit named in its matrix_remote note."""
+    labels_only = _labels_only()
+    if not labels_only:
+        pytest.skip(f"{SOURCES_YAML} not found")
+    d = registry.get_dataset("lee2020_crc_smc_ecotyper")
+    src = labels_only[d.id]
+    label = next(f for f in d.files if f["name"] == Path(src["file"]).name)
+    assert (label["url"], label["sha256"], label["size"], label["git_blob_sha1"]) == (
+        src["raw_url"], src["sha256"], src["size"], src["git_blob_sha1"])
+    (matrix,) = [f for f in d.files if f is not label]
+    assert matrix["git_blob_sha1"] in src["matrix_remote"] and Path(matrix["url"]).name in src["matrix_remote"]
+    assert matrix["url"].rsplit("/", 2)[0] == src["raw_url"].rsplit("/", 2)[0]  # same repository commit
+    assert d["expected"]["n_cells"] == 13780 and d["expected"]["n_donors"] == 23
+
+
 def test_full_entries_agree_with_remote_candidates(candidates):
     """URLs, blob ids, sha256 and sizes are exactly those of remote_candidates.yaml."""
     for d in full_entries():
+        if d.id not in candidates and d.id in _labels_only():
+            continue  # checked against sources.yaml above
         cand = candidates[d.id]
         by_url = {f["url"]: f for f in cand["files"]}
         assert {f["url"] for f in d.files} == set(by_url), d.id
@@ -84,7 +110,7 @@ def test_full_entries_agree_with_remote_candidates(candidates):
 
 
 def test_every_candidate_is_a_full_entry_or_unverified(candidates):
-    full = {d.id for d in full_entries()}
+    full = {d.id for d in full_entries()} - (set(_labels_only()) - set(candidates))
     unverified = {u["id"] for u in registry.list_unverified()}
     assert full | unverified == set(candidates)
     assert not full & unverified
@@ -528,3 +554,58 @@ def test_cli_build_ends_with_the_report(monkeypatch, capsys):
     assert err.index("atlas built") < err.index("datasets left out of this build (1)")
     assert "copy the missing file(s) into /nowhere/moncada2020_pdac_card/" in err
     assert err.rstrip().endswith("Pages were built for the 1 available dataset(s).")
+
+
+# --------------------------------------------------------------------------- trust level: pinned on first download
+def _first_download_registry(tmp_path: Path, url: str) -> Path:
+    """A registry copy where TNBC1 is an entry whose host publishes no hash (trust: pinned on first download)."""
+    doc = yaml.safe_load(REGISTRY_YAML.read_text())
+    entry = _entry(doc, TNBC1)
+    entry["trust"] = "pinned on first download"
+    (f,) = entry["files"]
+    for key in ("sha256", "size", "git_blob_sha1"):
+        f.pop(key, None)
+    f["url"] = url
+    f["note"] = "no hash published by the host: run sasp-atlas registry pin"
+    reg = tmp_path / "registry_first_download.yaml"
+    reg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return reg
+
+
+def test_pinned_on_first_download_entry_lifecycle(https_server, empty_cache, tmp_path, monkeypatch):
+    """Unpinned: never read, skipped by the full pre-flight with the command that fixes it. `registry pin`
+    downloads once and records sha256, size, date and URL. Later: a different file at that URL is refused
+    by name and never cached."""
+    from sasp_atlas.site.book import _how_to_provide, preflight
+
+    monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
+    url = f"{https_server['url']}/{NAME}"
+    (https_server["root"] / NAME).write_bytes(PAYLOAD)
+    reg = _first_download_registry(tmp_path, url)
+    monkeypatch.setenv("SASP_ATLAS_REGISTRY", str(reg))
+    ds = registry.get_dataset(TNBC1)
+    assert registry.trust_level(ds) == "pinned on first download"
+    with pytest.raises(fetch.NotPinnedError, match=f"sasp-atlas registry pin {TNBC1}"):
+        fetch.fetch_file(ds, ds.files[0])
+    assert https_server["requests"] == [] and files_in(empty_cache) == []
+
+    with pytest.raises(fetch.DataUnavailableError, match="not pinned"):
+        preflight([ds], profile="full", mirror=None)  # nothing else available: the report is the error
+    problem = {"dataset": ds, "status": "not pinned", "missing": ds.files, "detail": ""}
+    assert f"sasp-atlas registry pin {TNBC1}" in _how_to_provide(problem, None)
+
+    records = fetch.pin_dataset(TNBC1, registry=reg)
+    sha = fetch.hashlib.sha256(PAYLOAD).hexdigest()
+    assert records == [{"name": NAME, "status": "pinned on first download", "sha256": sha, "size": len(PAYLOAD)}]
+    f = registry.get_dataset(TNBC1, reg).files[0]
+    assert (f["sha256"], f["size"]) == (sha, len(PAYLOAD))
+    assert f["note"].startswith("pinned on first download") and url in f["note"] and "20" in f["note"]
+    assert fetch.fetch_file(registry.get_dataset(TNBC1, reg), f).read_bytes() == PAYLOAD
+
+    # the host changes the file behind the same URL: refused, nothing cached
+    for p in files_in(empty_cache):
+        p.unlink()
+    (https_server["root"] / NAME).write_bytes(PAYLOAD + b"changed")
+    with pytest.raises(HashMismatchError, match=sha):
+        fetch.fetch_file(registry.get_dataset(TNBC1, reg), f)
+    assert files_in(empty_cache) == []

@@ -9,6 +9,7 @@ CLI and tests call it too, so every number on a page is produced by this tested 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -246,6 +247,14 @@ def catalogue_coverage(dataset_ids: list[str], *, out_dir: str | Path | None = N
     return cov
 
 
+def _write_atomic(table: pd.DataFrame, path: Path) -> None:
+    """Write a CSV under a temporary name and rename it: page kernels running in parallel may collect
+    (and read) the same combined tables, and must never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
     tables); pool the samples of every cancer type into ``tables/meta_analysis.csv``
@@ -263,12 +272,12 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
                  "method_concordance"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
-        df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
+        _write_atomic(df, base / f"{name}.csv")
         out[name] = df
     known = {d.id: d["cancer_type"] for d in list_datasets()}
     cancer = {i: known.get(i) or str(out["celltype_scores"].loc[out["celltype_scores"]["dataset"] == i,
                                                                "cancer_type"].iloc[0]) for i in ids}
     meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps([i for i in ids if i in known]))
-    meta.to_csv(base / "meta_analysis.csv", index=False, float_format="%.6g")
+    _write_atomic(meta, base / "meta_analysis.csv")
     out["meta_analysis"] = meta
     return out

@@ -165,7 +165,7 @@ def _file_provenance(f: dict[str, Any]) -> dict[str, Any]:
 def _cache_key(ds: Dataset) -> str:
     h = hashlib.sha256(LOADER_VERSION.encode())
     for f in ds.files:
-        h.update((f.get("sha256") or f["git_blob_sha1"]).encode())  # full-profile files may have a blob id only
+        h.update((f.get("sha256") or f.get("git_blob_sha1") or "not pinned").encode())  # unpinned: fetch refuses  # full-profile files may have a blob id only
     h.update(repr(sorted(ds["loader"].items())).encode())
     h.update(repr(sorted(ds["columns"].items())).encode())
     h.update(ds["value_type"].encode())

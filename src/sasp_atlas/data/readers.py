@@ -12,6 +12,7 @@ import gzip
 import io as _io
 import logging
 import re
+import tarfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -265,7 +266,29 @@ def _obs_for_cells(cells: list[str], table: pd.DataFrame | None, options: dict[s
 
 
 def _open_text(path: Path):
+    """A text handle on ``path``: plain, gzipped, or the single regular file inside a ``.tar.gz``/``.tgz``
+    (streamed, never extracted to disk)."""
+    name = path.name.lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        archive = tarfile.open(path, "r:gz")
+        members = [m for m in archive.getmembers() if m.isfile() and not Path(m.name).name.startswith("._")]
+        if len(members) != 1:
+            archive.close()
+            raise ValueError(f"{path.name}: expected one file inside the archive, found {[m.name for m in members]}")
+        return _ArchiveText(archive, members[0])
     return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, "rt")
+
+
+class _ArchiveText(_io.TextIOWrapper):
+    """The text of one tar member; closing it closes the archive too."""
+
+    def __init__(self, archive: tarfile.TarFile, member: tarfile.TarInfo):
+        super().__init__(archive.extractfile(member), encoding="utf-8")
+        self._archive = archive
+
+    def close(self) -> None:
+        super().close()
+        self._archive.close()
 
 
 def _read_text_chunks(path: Path, sep: str = "\t", chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:

@@ -33,7 +33,8 @@ from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_t
 from ..engines import DEFAULT_METHOD
 from ..data import load_dataset
 from ..genes import list_signatures
-from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, fetch_file, file_hashes,
+from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, NotPinnedError, fetch_file,
+                       file_hashes,
                        get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_text,
                        project_file, registry_path)
 from .charts import write_vega_bundle
@@ -151,7 +152,7 @@ def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = Non
     strict = profile == "core"
     fetched, available, problems, paths = [], [], [], {}
     for d in datasets:
-        missing, refused = [], []
+        missing, refused, unpinned = [], [], []
         for f in d.files:
             try:
                 paths[(d.id, f["name"])] = fetch_file(d, f, mirror=mirror)
@@ -163,7 +164,14 @@ def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = Non
                 if strict:
                     raise
                 refused.append(f"{f['name']}: {exc}")
-        if missing or refused:
+            except NotPinnedError:
+                if strict:
+                    raise
+                unpinned.append(f)
+        if unpinned:
+            problems.append({"dataset": d, "status": "not pinned", "missing": unpinned,
+                             "detail": "no hash yet (trust level: pinned on first download)"})
+        elif missing or refused:
             problems.append({"dataset": d, "status": "refused (hash mismatch)" if refused else "not reachable",
                              "missing": missing, "detail": "; ".join(refused)})
         else:
@@ -196,6 +204,9 @@ def _read_check(d: Dataset, mirror: str | None) -> str | None:
 
 def _how_to_provide(problem: dict, mdir: Path | None) -> str:
     d = problem["dataset"]
+    if problem["status"] == "not pinned":
+        return (f"run `sasp-atlas registry pin {d.id}` once (downloads each file, records its sha256 and size in "
+                "data_registry.yaml; needs internet or the files in the mirror), then build again")
     if problem["status"] == "unreadable":
         return ("the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
                 "fix loader/columns there, or add the author labels to crosswalk.yaml")
@@ -308,14 +319,15 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         del adatas
         gc.collect()
         progress.advance(task)
-        execute_page("table2", root / "book" / "table2.ipynb", {"results": results}, cwd=root)
-        progress.advance(task)
-        execute_page("atlas", root / "book" / "atlas.ipynb", {k: params[k] for k in ("signatures", "method", "results")},
-                     cwd=root)
-        progress.advance(task)
         write_family_pages(root)
-        execute_page("catalogue", root / "book" / "catalogue.ipynb", {"results": results}, cwd=root)
-        progress.advance(task)
+        pages = [("table2", {"results": results}), ("catalogue", {"results": results}),
+                 ("atlas", {k: params[k] for k in ("signatures", "method", "results")})]
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:  # three kernels, started in parallel
+            futures = [pool.submit(execute_page, name, root / "book" / f"{name}.ipynb", page_params, cwd=root)
+                       for name, page_params in pages]
+            for fut in as_completed(futures):
+                fut.result()  # re-raises NotebookFailed: the build stops here
+                progress.advance(task)
         timings["atlas_catalogue_pages"] = time.perf_counter() - t2
 
     write_reproduce_page(datasets, root)

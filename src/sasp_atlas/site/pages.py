@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
 from ..genes import catalogue, signature_record
-from ..sources import Dataset, atlas_package_version
+from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
 
@@ -23,6 +23,7 @@ def provenance_markdown(ds: Dataset, normalisation: str) -> str:
         + (f"; {pub['accession']}" if pub["accession"] else "") + ".",
         f"- Licence: {ds['license']}.",
         f"- Values as released: `{ds['value_type']}`; used for scoring: {normalisation}.",
+        f"- Trust level: **{trust_level(ds)}** ({TRUST_LEVELS.get(trust_level(ds), '')}).",
     ]
     if ds.get("notes"):
         lines.append(f"- Notes: {ds['notes']}")
@@ -103,6 +104,29 @@ def catalogue_table_markdown(catalogue: pd.DataFrame) -> str:
         fam = FAMILY_TITLES.get(r.family, r.family)
         lic = str(r.license).split(";")[0].split("(")[0].strip()
         lines.append(f"| `{r.id}` | {r.name} | [{fam}](signatures/{r.family}.md) | {r.n_genes} | {doi} | {lic} |")
+    return "\n".join(lines)
+
+
+def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], built: set[str]) -> str:
+    """The atlas's scope: per cancer type the registry datasets (core and full), their donors and trust
+    level, whether this build holds them, and which Table 2 rows can be tested in their own cancer type
+    (a dataset of a cancer type the row names, whose crosswalk holds the row's cell type)."""
+    lines = ["| cancer type | dataset | profile | donors | trust level | in this build |", "|---|---|---|---|---|---|"]
+    for d in sorted(datasets, key=lambda d: (d["cancer_type"], d.id)):
+        donors = (d.get("expected") or {}).get("n_donors", "not recorded")
+        lines.append(f"| {d['cancer_type']} | {d.id} | {d['profile']} | {donors} | {trust_level(d)} | "
+                     f"{'yes' if d.id in built else 'no'} |")
+    lines += ["", "| Table 2 row | cell type | review's cancer types | testable in its own cancer type on |",
+              "|---|---|---|---|"]
+    for rec in sorted(table2_records, key=lambda r: r["table2"]["row"]):
+        t2 = rec["table2"]
+        targets = set(crosswalk["table2"].get(t2["cell_type"], {}).get("cell_types", []))
+        own = [d.id for d in datasets
+               if any(c.lower() in d["cancer_type"].lower() for c in t2.get("cancer_types", []))
+               and targets & set(crosswalk["datasets"].get(d.id, {}).values())]
+        where = ", ".join(f"{i}{'' if i in built else ' (full profile, not in this build)'}" for i in own) or \
+            "no registry dataset yet"
+        lines.append(f"| {t2['row']} | {t2['cell_type']} | {'; '.join(t2.get('cancer_types', []))} | {where} |")
     return "\n".join(lines)
 
 

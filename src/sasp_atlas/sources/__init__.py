@@ -1,14 +1,14 @@
 """Layer 1, sources: the data registry (schema, entries), hash-verified fetching and pinning, and
 where the package's run-time files live. Imports nothing else of the package."""
 
-from .fetch import (DataUnavailableError, HashMismatchError, cache_dir, fetch_dataset, fetch_file, fetch_resource,
+from .fetch import (DataUnavailableError, HashMismatchError, NotPinnedError, cache_dir, fetch_dataset, fetch_file, fetch_resource,
                     file_hashes, file_sha256, mirror_dir, pin_dataset, pin_registry_text)
 from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
-from .registry import (Dataset, RegistryError, get_dataset, get_resource, list_datasets, list_unverified, load_registry,
-                       load_resources, registry_path, validate_registry)
+from .registry import (TRUST_LEVELS, Dataset, RegistryError, get_dataset, get_resource, list_datasets, list_unverified, load_registry,
+                       load_resources, registry_path, trust_level, validate_registry)
 
-__all__ = ["Dataset", "RegistryError", "get_dataset", "get_resource", "list_datasets", "list_unverified", "load_registry",
-           "load_resources", "registry_path", "validate_registry", "DataUnavailableError", "HashMismatchError",
+__all__ = ["TRUST_LEVELS", "trust_level", "Dataset", "RegistryError", "get_dataset", "get_resource", "list_datasets", "list_unverified", "load_registry",
+           "load_resources", "registry_path", "validate_registry", "DataUnavailableError", "NotPinnedError", "HashMismatchError",
            "cache_dir", "fetch_dataset", "fetch_file", "fetch_resource", "file_hashes", "file_sha256", "mirror_dir",
            "pin_dataset", "pin_registry_text", "atlas_package_version", "project_file", "BUNDLED_DIR", "CHECKOUT_DIR",
            "PROJECT_SKELETON"]

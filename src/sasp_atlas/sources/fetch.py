@@ -35,7 +35,7 @@ import yaml
 
 from .registry import Dataset, RegistryError, get_dataset, get_resource, registry_path, validate_registry
 
-__all__ = ["HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
+__all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
            "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_registry_text"]
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 class HashMismatchError(RuntimeError):
     """A file's sha256 or git blob id differs from the registry; the message gives both values."""
+
+
+class NotPinnedError(RuntimeError):
+    """A file of a 'pinned on first download' entry has no hash yet: ``sasp-atlas registry pin ID`` first."""
 
 
 class DataUnavailableError(RuntimeError):
@@ -137,13 +141,23 @@ def resource_mirror_dir(mirror: str | os.PathLike | None = None) -> Path | None:
 
 
 def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike | None = None,
-               progress: bool = False, mirror_candidate: Path | None = None) -> Path:
+               progress: bool = False, mirror_candidate: Path | None = None, first_download: bool = False) -> Path:
     """Return a local, hash-verified path for one registry file (see the module doc).
 
-    ``mirror_candidate`` overrides the mirror location (used for reference resources).
+    ``mirror_candidate`` overrides the mirror location (used for reference resources). A file with
+    no hash at all (an entry of trust level ``pinned on first download`` not pinned yet) is refused
+    with :class:`NotPinnedError`, unless ``first_download`` (only :func:`pin_dataset` passes it):
+    then it is downloaded from its URL to a temporary name and moved into the cache, to be pinned.
     """
     name, url = file_entry["name"], file_entry["url"]
     expected, blob = file_entry.get("sha256"), file_entry.get("git_blob_sha1")
+    if not (expected or blob):
+        if not first_download:
+            raise NotPinnedError(
+                f"file {name!r} of dataset {dataset.id!r} has no hash yet (trust level: pinned on first download): "
+                f"run `sasp-atlas registry pin {dataset.id}` once (it downloads the file and records its sha256 and "
+                "size); until then it is never read")
+        return _first_download(url, cache_dir() / dataset.id, name, progress)
     kinds = " + ".join(k for k, v in (("sha256", expected), ("git blob id", blob)) if v)
     cached = cache_dir() / dataset.id / name
     if cached.exists():
@@ -201,6 +215,21 @@ class _BlobCheckingDownloader:
             if actual != self.blob:
                 raise HashMismatchError(f"git blob sha1 of the download is {actual}, but the registry expects {self.blob}")
         return result
+
+
+def _first_download(url: str, folder: Path, name: str, progress: bool = False) -> Path:
+    """The first download of a file nobody publishes a hash for: to a temporary name, then moved
+    atomically into the cache (an interrupted download leaves nothing); its sha256 is pinned next."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / name
+    final.unlink(missing_ok=True)  # never keep an earlier, unpinned copy
+    try:
+        tmp = Path(pooch.retrieve(url, known_hash=None, fname=f".{name}.{uuid.uuid4().hex}.part", path=folder,
+                                  progressbar=progress))
+    except Exception as exc:  # network errors of every kind
+        raise DataUnavailableError(f"first download of {name!r} from {url} failed ({type(exc).__name__}: {exc})") from exc
+    os.replace(tmp, final)  # same folder: atomic
+    return final
 
 
 def _download_blob_verified(url: str, folder: Path, name: str, blob: str, progress: bool = False) -> Path:
@@ -349,8 +378,9 @@ def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, m
         if f.get("sha256") and f.get("size"):
             records.append({"name": f["name"], "status": "already pinned", "sha256": f["sha256"], "size": f["size"]})
             continue
+        first = not (f.get("sha256") or f.get("git_blob_sha1"))
         try:
-            local = fetch_file(ds, f, mirror=mirror, progress=progress)
+            local = fetch_file(ds, f, mirror=mirror, progress=progress, first_download=first)
         except DataUnavailableError as exc:
             raise DataUnavailableError(
                 f"registry pin {dataset_id}: {exc} Pinning downloads every unpinned file once, so it needs "
@@ -358,6 +388,12 @@ def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, m
             ) from exc
         sha, _ = file_hashes(local)
         size = local.stat().st_size
+        if first:
+            pins[f["name"]] = {"sha256": sha, "size": size,
+                               "note": f"pinned on first download: sha256 and size recorded by `sasp-atlas registry pin` on "
+                                       f"{date.today().isoformat()} from {f['url']} (the host publishes no hash)"}
+            records.append({"name": f["name"], "status": "pinned on first download", "sha256": sha, "size": size})
+            continue
         verified = "the published sha256" if f.get("sha256") else "the published git blob id"
         pins[f["name"]] = {"sha256": sha, "size": size,
                            "note": f"sha256 and size recorded by `sasp-atlas registry pin` on {date.today().isoformat()} "

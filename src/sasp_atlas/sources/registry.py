@@ -19,7 +19,7 @@ import yaml
 
 from .paths import project_file
 
-__all__ = ["RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
+__all__ = ["TRUST_LEVELS", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
            "list_unverified", "get_unverified", "unverified_markdown"]
 
 class RegistryError(ValueError):
@@ -45,6 +45,21 @@ class Dataset:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.entry.get(key, default)
+
+
+#: what each trust level means (shown by ``sasp-atlas list`` and on the dataset pages)
+TRUST_LEVELS = {
+    "published": "the host publishes each file's hash (sha256, or the git blob id GitHub publishes for every "
+                 "file of a commit); every download is verified against it",
+    "pinned on first download": "the host publishes no hash: `sasp-atlas registry pin ID` downloaded each file "
+                                "once and recorded its sha256 and size; later downloads must match them",
+}
+
+
+def trust_level(dataset: Dataset | dict) -> str:
+    """``published`` or ``pinned on first download`` (registry field ``trust``; default ``published``)."""
+    entry = dataset.entry if isinstance(dataset, Dataset) else dataset
+    return str(entry.get("trust", "published"))
 
 
 def registry_path() -> Path:
