@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 import yaml
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -159,3 +161,64 @@ def write_registry(doc: dict, tmp_path: Path) -> Path:
 def registry_entry(doc: dict, dataset_id: str) -> dict:
     """The dataset entry ``dataset_id`` of a registry document (to modify in place)."""
     return next(d for d in doc["datasets"] if d["id"] == dataset_id)
+
+
+# --------------------------------------------------------------------------- R files written with rdata
+class RMatrix:
+    """An R dense numeric matrix to write (``values`` genes x cells, with dimnames)."""
+
+    def __init__(self, values, rownames, colnames):
+        self.values, self.rownames, self.colnames = values, rownames, colnames
+
+
+class DgCMatrix:
+    """An R ``dgCMatrix`` to write (any matrix-like ``values``, stored column-compressed)."""
+
+    def __init__(self, values, rownames, colnames):
+        self.csc, self.rownames, self.colnames = sp.csc_matrix(values), rownames, colnames
+
+
+@pytest.fixture
+def write_rda(monkeypatch):
+    """``write_rda(path, {name: object})`` with rdata's writer, extended for the two R matrix classes.
+
+    A dense matrix is a REAL vector with ``dim`` and ``dimnames``; a ``dgCMatrix`` is an S4 object
+    (serialised as an S4SXP header followed by its attribute pairlist: i, p, Dim, Dimnames, x,
+    factors, class), which rdata can read but not yet write, so the unparser learns that one type.
+    """
+    rdata = pytest.importorskip("rdata")
+    from rdata.conversion.to_r import DEFAULT_CLASS_MAP, build_r_object
+    from rdata.parser import RObjectType
+    from rdata.unparser._unparser import Unparser, pack_r_object_info
+
+    original = Unparser.unparse_r_object
+
+    def unparse(self, obj):
+        if obj.info.type == RObjectType.S4:
+            self.unparse_int(pack_r_object_info(obj.info))
+            self.unparse_r_object(obj.attributes)
+            return None
+        return original(self, obj)
+
+    monkeypatch.setattr(Unparser, "unparse_r_object", unparse)
+
+    def dense(m, conv):
+        attrs = conv.convert_to_r_attributes({"dim": np.array(m.values.shape, dtype=np.int32),
+                                              "dimnames": [np.array(m.rownames), np.array(m.colnames)]})
+        return build_r_object(RObjectType.REAL, value=np.ravel(m.values.astype(float), order="F"), attributes=attrs)
+
+    def dgc(m, conv):
+        c = m.csc
+        attrs = conv.convert_to_r_attributes({
+            "i": c.indices.astype(np.int32), "p": c.indptr.astype(np.int32), "Dim": np.array(c.shape, dtype=np.int32),
+            "Dimnames": [np.array(m.rownames), np.array(m.colnames)], "x": c.data.astype(float), "factors": [],
+            "class": np.array(["dgCMatrix"])})
+        return build_r_object(RObjectType.S4, is_object=True, attributes=attrs)
+
+    cmap = {**DEFAULT_CLASS_MAP, RMatrix: dense, DgCMatrix: dgc}
+
+    def write(path, objects):
+        rdata.write_rda(path, objects, constructor_dict=cmap)
+        return path
+
+    return write

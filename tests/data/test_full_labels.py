@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import MIRROR, REGISTRY_YAML, registry_entry, write_registry
+from conftest import MIRROR, REGISTRY_YAML, DgCMatrix, RMatrix, registry_entry, write_registry
 
 from sasp_atlas.data import InputError, crosswalk, load_dataset
 from sasp_atlas.data.harmonise import MALIGNANT_CELL
@@ -155,61 +155,6 @@ def _read_rda(path: Path) -> dict:
         return rdata.read_rda(path)
 
 
-@pytest.fixture
-def write_rda(monkeypatch):
-    """``write_rda(path, {name: object})``: rdata's writer taught R's dense matrix (a REAL vector with
-    ``dim`` and ``dimnames``, :class:`_RMatrix`) and the ``dgCMatrix`` S4 class (:class:`_DgCMatrix`;
-    rdata reads but does not yet write S4, so the unparser learns that one type; as tests/data/test_readers.py)."""
-    rdata = pytest.importorskip("rdata")
-    from rdata.conversion.to_r import DEFAULT_CLASS_MAP, build_r_object
-    from rdata.parser import RObjectType
-    from rdata.unparser._unparser import Unparser, pack_r_object_info
-
-    original = Unparser.unparse_r_object
-
-    def unparse(self, obj):
-        if obj.info.type == RObjectType.S4:
-            self.unparse_int(pack_r_object_info(obj.info))
-            self.unparse_r_object(obj.attributes)
-            return None
-        return original(self, obj)
-
-    monkeypatch.setattr(Unparser, "unparse_r_object", unparse)
-
-    def dense(m, conv):
-        attrs = conv.convert_to_r_attributes({"dim": np.array(m.values.shape, dtype=np.int32),
-                                              "dimnames": [np.array(m.rownames), np.array(m.colnames)]})
-        return build_r_object(RObjectType.REAL, value=np.ravel(m.values.astype(float), order="F"), attributes=attrs)
-
-    def dgc(m, conv):
-        import scipy.sparse as sp
-
-        c = sp.csc_matrix(m.values)
-        attrs = conv.convert_to_r_attributes({
-            "i": c.indices.astype(np.int32), "p": c.indptr.astype(np.int32), "Dim": np.array(c.shape, dtype=np.int32),
-            "Dimnames": [np.array(m.rownames), np.array(m.colnames)], "x": c.data.astype(float), "factors": [],
-            "class": np.array(["dgCMatrix"])})
-        return build_r_object(RObjectType.S4, is_object=True, attributes=attrs)
-
-    cmap = {**DEFAULT_CLASS_MAP, _RMatrix: dense, _DgCMatrix: dgc}
-
-    def write(path, objects):
-        rdata.write_rda(path, objects, constructor_dict=cmap)
-        return path
-
-    return write
-
-
-class _RMatrix:
-    def __init__(self, values, rownames, colnames):
-        self.values, self.rownames, self.colnames = values, rownames, colnames
-
-
-class _DgCMatrix:
-    def __init__(self, values, rownames, colnames):
-        self.values, self.rownames, self.colnames = values, rownames, colnames
-
-
 # --------------------------------------------------------------------------- inferCNV label files
 def _infercnv_labels(dataset_id: str) -> pd.DataFrame:
     return pd.read_csv(_real(dataset_id), sep="\t", header=None, names=["cell", "label"], dtype=str)
@@ -286,7 +231,7 @@ def test_pdac_card_labels_real_file(fake_mirror, write_rda):
     opts = _entry(PDAC)["loader"]["options"]
 
     def write(folder):
-        write_rda(folder / opts["matrix"], {opts["matrix_object"]: _DgCMatrix(x, GENES, cells)})
+        write_rda(folder / opts["matrix"], {opts["matrix_object"]: DgCMatrix(x, GENES, cells)})
         return [opts["matrix"]]
 
     adata = load_dataset(PDAC, mirror=fake_mirror(PDAC, write))
@@ -325,7 +270,7 @@ def test_neftel_refcells_real_file(fake_mirror, write_rda):
 
     def write(folder):
         for fname, (stem, cells, x) in matrices.items():
-            write_rda(folder / fname, {stem: _RMatrix(x, GENES, cells)})
+            write_rda(folder / fname, {stem: RMatrix(x, GENES, cells)})
         return list(matrices)
 
     adata = load_dataset(NEFTEL, mirror=fake_mirror(NEFTEL, write))

@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from conftest import TIROSH
+from conftest import TIROSH, DgCMatrix, RMatrix
 from sasp_atlas.data import readers as sio
 from sasp_atlas.data.readers import READERS
 
@@ -214,67 +214,11 @@ def test_h5ad_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------- R files written with rdata
-class _RMatrix:
-    def __init__(self, values, rownames, colnames):
-        self.values, self.rownames, self.colnames = values, rownames, colnames
-
-
-class _DgCMatrix:
-    def __init__(self, csc, rownames, colnames):
-        self.csc, self.rownames, self.colnames = csc, rownames, colnames
-
-
-@pytest.fixture
-def write_rda(monkeypatch):
-    """``write_rda(path, {name: object})`` with rdata's writer, extended for the two R matrix classes.
-
-    A dense matrix is a REAL vector with ``dim`` and ``dimnames``; a ``dgCMatrix`` is an S4 object
-    (serialised as an S4SXP header followed by its attribute pairlist: i, p, Dim, Dimnames, x,
-    factors, class), which rdata can read but not yet write, so the unparser learns that one type.
-    """
-    rdata = pytest.importorskip("rdata")
-    from rdata.conversion.to_r import DEFAULT_CLASS_MAP, build_r_object
-    from rdata.parser import RObjectType
-    from rdata.unparser._unparser import Unparser, pack_r_object_info
-
-    original = Unparser.unparse_r_object
-
-    def unparse(self, obj):
-        if obj.info.type == RObjectType.S4:
-            self.unparse_int(pack_r_object_info(obj.info))
-            self.unparse_r_object(obj.attributes)
-            return None
-        return original(self, obj)
-
-    monkeypatch.setattr(Unparser, "unparse_r_object", unparse)
-
-    def dense(m, conv):
-        attrs = conv.convert_to_r_attributes({"dim": np.array(m.values.shape, dtype=np.int32),
-                                              "dimnames": [np.array(m.rownames), np.array(m.colnames)]})
-        return build_r_object(RObjectType.REAL, value=np.ravel(m.values.astype(float), order="F"), attributes=attrs)
-
-    def dgc(m, conv):
-        c = m.csc
-        attrs = conv.convert_to_r_attributes({
-            "i": c.indices.astype(np.int32), "p": c.indptr.astype(np.int32), "Dim": np.array(c.shape, dtype=np.int32),
-            "Dimnames": [np.array(m.rownames), np.array(m.colnames)], "x": c.data.astype(float), "factors": [],
-            "class": np.array(["dgCMatrix"])})
-        return build_r_object(RObjectType.S4, is_object=True, attributes=attrs)
-
-    cmap = {**DEFAULT_CLASS_MAP, _RMatrix: dense, _DgCMatrix: dgc}
-
-    def write(path, objects):
-        rdata.write_rda(path, objects, constructor_dict=cmap)
-        return path
-
-    return write
-
-
 @pytest.mark.parametrize("sparse", [True, False])
 def test_rdata_matrix_meta_card_layout(tmp_path, write_rda, sparse):
     x = _counts()
     cells = [f"Cell{i + 1}" for i in range(x.shape[1])]
-    mat = _DgCMatrix(sp.csc_matrix(x), GENES, cells) if sparse else _RMatrix(x, GENES, cells)
+    mat = DgCMatrix(sp.csc_matrix(x), GENES, cells) if sparse else RMatrix(x, GENES, cells)
     write_rda(tmp_path / "sc_count.RData", {"sc_count": mat})
     types = ["Cancer_clone_A", "Ductal_terminal_ductal_like", "Acinar_cells"]
     meta = pd.DataFrame({"cellID": cells, "cellType": pd.Categorical([types[i % 3] for i in range(len(cells))]),
@@ -300,8 +244,8 @@ def test_rda_matrices_refcells_infercna_layout(tmp_path, write_rda, caplog):
     x1, x2 = _counts(n_cells=5), _counts(n_cells=4)
     c1 = [f"BT771-P1-{i}" for i in range(5)]
     c2 = [f"MGH125-P2-{i}" for i in range(4)]
-    write_rda(tmp_path / "bt771.rda", {"bt771": _RMatrix(x1, GENES, c1)})
-    write_rda(tmp_path / "mgh125.rda", {"mgh125": _RMatrix(x2, GENES, c2)})
+    write_rda(tmp_path / "bt771.rda", {"bt771": RMatrix(x1, GENES, c1)})
+    write_rda(tmp_path / "mgh125.rda", {"mgh125": RMatrix(x2, GENES, c2)})
     refs = {"oligodendrocytes": np.array([c1[0], "OTHER-SAMPLE-1"]), "macrophages": np.array([c1[1], c2[3]])}
     write_rda(tmp_path / "refCells.rda", {"refCells": refs})
     paths = {p.name: p for p in tmp_path.iterdir()}
@@ -316,7 +260,7 @@ def test_rda_matrices_refcells_infercna_layout(tmp_path, write_rda, caplog):
     assert (obs["annotation"] == "Malignant").sum() == 6
 
     # matrices with different genes: the common genes are kept, in the first matrix's order
-    write_rda(tmp_path / "mgh125.rda", {"mgh125": _RMatrix(x2[2:], GENES[2:], c2)})
+    write_rda(tmp_path / "mgh125.rda", {"mgh125": RMatrix(x2[2:], GENES[2:], c2)})
     with caplog.at_level(logging.WARNING, logger="sasp_atlas"):
         X, genes, _, _ = READERS["rda_matrices_refcells"](paths, opts)
     assert genes == GENES[2:] and "common genes" in caplog.text
