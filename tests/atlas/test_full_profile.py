@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-import http.server
 import os
-import shutil
-import ssl
-import subprocess
-import threading
-from functools import partial
 from io import StringIO
 from pathlib import Path
 
@@ -211,45 +205,6 @@ def test_cli_list_full_shows_every_entry(capsys, monkeypatch):
     assert "5,789" in out.out and "unknown" in out.out  # cells from expected.n_cells, else unknown
     assert "unpinned" in out.out and "Moncada R" in out.out
     assert "never fetched" in out.err and "unverified_sources" in out.err
-
-
-# --------------------------------------------------------------------------- a local HTTPS server
-@pytest.fixture
-def https_server(tmp_path_factory, monkeypatch):
-    """Serve a folder over https://127.0.0.1:<port>/ with a throw-away self-signed certificate that
-    requests (and so pooch) trusts through REQUESTS_CA_BUNDLE; records the requested paths."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not available to make a test certificate")
-    root = tmp_path_factory.mktemp("served")
-    certs = tmp_path_factory.mktemp("certs")
-    cert, key = certs / "cert.pem", certs / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    requests_seen = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            requests_seen.append(self.path)
-            return super().do_GET()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    try:
-        yield {"root": root, "url": f"https://127.0.0.1:{server.server_address[1]}", "requests": requests_seen}
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 PAYLOAD = bytes(range(256)) * 40 + b"sasp-atlas pin test\n"

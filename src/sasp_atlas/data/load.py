@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from ..genes import HGNC_SOURCE, resolve_symbols
 from ..sources import Dataset, cache_dir, fetch_dataset, get_dataset
-from .harmonise import harmonise_cell_types, harmonise_obs
+from .harmonise import ONTOLOGY_COLUMN, crosswalk, harmonise_cell_types, harmonise_obs
 from .readers import READERS
 from .validate import InputError, dedupe_genes, scan_matrix
 
@@ -154,6 +154,15 @@ def resolve_var_names(adata: ad.AnnData) -> dict[str, Any]:
     }
 
 
+def _crosswalk_id(adata: ad.AnnData, ds: Dataset) -> str | None:
+    """The crosswalk block to harmonise with: the dataset's own, or none for an ontology-coded dataset
+    (CELLxGENE schema: ``cell_type_ontology_term_id`` in obs and no hand-written block), whose Cell
+    Ontology ids are used directly."""
+    if ds.id not in crosswalk()["datasets"] and ONTOLOGY_COLUMN in adata.obs:
+        return None
+    return ds.id
+
+
 def _file_provenance(f: dict[str, Any]) -> dict[str, Any]:
     """URL, sha256 and size of a registry file; a full-profile file not pinned yet gives its git blob id instead."""
     out = {"url": f["url"]}
@@ -202,7 +211,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     if use_cache and h5ad.exists():
         log.info("cached  %s (converted, %s)", ds.id, h5ad)
         adata = ad.read_h5ad(h5ad)
-        harmonise_cell_types(adata, dataset_id=ds.id)
+        harmonise_cell_types(adata, dataset_id=_crosswalk_id(adata, ds))
         return adata
 
     paths = fetch_dataset(ds, mirror=mirror)
@@ -233,5 +242,5 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     adata.write_h5ad(tmp)
     tmp.replace(h5ad)  # atomic: a crash never leaves a half-written cache entry
     log.info("converted %s: %d cells x %d genes -> %s", ds.id, adata.n_obs, adata.n_vars, h5ad)
-    harmonise_cell_types(adata, dataset_id=ds.id)  # after caching: a crosswalk edit needs no reconversion
+    harmonise_cell_types(adata, dataset_id=_crosswalk_id(adata, ds))  # after caching: a crosswalk edit needs no reconversion
     return adata

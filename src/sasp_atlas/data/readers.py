@@ -376,6 +376,9 @@ def read_h5ad(paths: dict[str, Path], options: dict[str, Any]):
             if a.raw is None:
                 raise ValueError(f"{path.name}: matrix raw.X requested but the file has no .raw")
             source, var = a.raw.X, a.raw.var
+            sym = options.get("gene_symbols")
+            if sym and sym not in var and sym in a.var and var.index.equals(a.var.index):
+                var = a.var  # CELLxGENE keeps feature_name in var only; raw has the same genes
         else:
             raise ValueError(f"matrix must be X or raw.X, not {matrix!r}")
         sym = options.get("gene_symbols")
@@ -402,6 +405,44 @@ def read_h5ad(paths: dict[str, Path], options: dict[str, Any]):
     obs.index = obs.index.astype(str)
     cells = list(obs.index)
     return X, genes, cells, _derive(obs, options)
+
+
+#: the CELLxGENE Cell Ontology term of malignant cells; its descendants carry "malignant" in their label
+CXG_MALIGNANT_TERM = "CL:0001064"
+
+
+@_reader("cellxgene")
+def read_cellxgene(paths: dict[str, Path], options: dict[str, Any]):
+    """A CELLxGENE-schema (5.x) ``.h5ad``, read backed and in chunks like :func:`read_h5ad`.
+
+    Schema conventions applied: raw counts from ``raw.X`` when the file has ``.raw``, else ``X``
+    (``matrix`` overrides); gene symbols from ``var["feature_name"]`` (the index holds Ensembl
+    ``feature_id``s); only primary data (``is_primary_data`` true, so no cell counts twice across the
+    collections that reuse it; ``primary_only: false`` keeps all); ``obs_filter`` on any obs column
+    (``disease``, ``tissue``, ...). Adds ``obs["cxg_malignant"]`` = ``"True"`` for cells whose
+    ``cell_type_ontology_term_id`` is CL:0001064 (malignant cell) or whose ``cell_type`` label names a
+    malignant cell, else ``"False"``. Donors (``donor_id``) and the Cell Ontology ids are used as they
+    are by the registry entry's ``columns`` and the harmoniser (no hand mapping).
+    """
+    path = paths[options["file"]] if "file" in options else next(iter(paths.values()))
+    a = ad.read_h5ad(path, backed="r")
+    try:
+        has_raw = a.raw is not None
+        missing = [c for c in ("cell_type", "cell_type_ontology_term_id", "donor_id") if c not in a.obs]
+        has_primary = "is_primary_data" in a.obs
+    finally:
+        a.file.close()
+    if missing:
+        raise ValueError(f"{path.name}: not a CELLxGENE-schema file: obs has no {missing}")
+    opts = {"gene_symbols": "feature_name", **{k: v for k, v in options.items() if k != "primary_only"},
+            "matrix": options.get("matrix") or ("raw.X" if has_raw else "X")}
+    if options.get("primary_only", True) and has_primary:
+        opts["obs_filter"] = {**(options.get("obs_filter") or {}), "is_primary_data": ["True", "1"]}
+    X, genes, cells, obs = read_h5ad(paths, opts)
+    term = obs["cell_type_ontology_term_id"].astype(str)
+    label = obs["cell_type"].astype(str).str.lower()
+    obs["cxg_malignant"] = np.where((term == CXG_MALIGNANT_TERM) | label.str.contains("malignant"), "True", "False")
+    return X, genes, cells, obs
 
 
 def _rda_object(path: Path, name: str | None):

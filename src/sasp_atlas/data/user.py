@@ -41,7 +41,7 @@ from .load import normalise, resolve_var_names
 from .validate import (LOG_MAX, InputError, as_bool, check_species, dedupe_genes, detect_value_type, examples,
                        gene_symbols, layer_hint, row_blocks, scan_matrix, select_matrix, warn_input)
 
-__all__ = ["load_user_data", "user_dataset_id", "USER_SAMPLE", "DEFAULT_MIN_CELLS"]
+__all__ = ["is_cellxgene", "load_user_data", "user_dataset_id", "USER_SAMPLE", "DEFAULT_MIN_CELLS"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,12 @@ def _open(path: Path, backed: bool | None) -> ad.AnnData:
         return ad.read_h5ad(path, backed="r") if use_backed else ad.read_h5ad(path)
     except Exception as exc:  # h5py/anndata raise many types for a damaged or foreign file
         raise InputError(f"cannot read {path.name} as .h5ad ({type(exc).__name__}: {exc})") from None
+
+
+def is_cellxgene(adata: ad.AnnData) -> bool:
+    """True for a CELLxGENE-schema AnnData: ontology-coded cell types, donors and ``feature_name`` symbols."""
+    return {"cell_type", "cell_type_ontology_term_id", "donor_id"} <= set(adata.obs.columns) and \
+        "feature_name" in adata.var.columns
 
 
 def _to_human(symbols: list[str], notes: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -207,6 +213,14 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
         raise InputError(f"species must be 'human' or 'mouse', not {species!r} (--species)")
     notes: list[str] = []
     src = _open(path, backed)
+    if is_cellxgene(src):  # the schema says where things are: no options needed
+        if sample_key is None and "donor_id" in src.obs:
+            sample_key = "donor_id"
+        if layer is None and src.raw is not None:
+            layer = "raw"
+        notes.append("CELLxGENE-schema file: donors (obs['donor_id']) are the samples"
+                     + (", raw counts from raw.X" if layer == "raw" else "")
+                     + ", gene symbols from var['feature_name'], Cell Ontology ids from obs['cell_type_ontology_term_id']")
     try:
         adata, info = _read_checked(src, path.name, cell_type_key=cell_type_key, sample_key=sample_key, species=species,
                                     malignant_key=malignant_key, min_cells=min_cells, layer=layer,

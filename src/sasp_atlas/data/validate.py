@@ -71,7 +71,10 @@ def select_matrix(adata: ad.AnnData, layer: str | None) -> tuple[Any, pd.DataFra
     if layer == "raw":
         if adata.raw is None:
             raise InputError(f"layer 'raw' asked for, but the file has no adata.raw; {layer_hint(adata)}")
-        return adata.raw.X, adata.raw.var, "raw.X"
+        raw_var = adata.raw.var
+        if not any(c in raw_var for c in SYMBOL_COLUMNS) and raw_var.index.equals(adata.var.index):
+            raw_var = adata.var  # CELLxGENE keeps the gene symbols in var only; raw has the same genes
+        return adata.raw.X, raw_var, "raw.X"
     if layer not in adata.layers:
         raise InputError(f"layer {layer!r} not found; {layer_hint(adata)}")
     return adata.layers[layer], adata.var, f"layers[{layer!r}]"
