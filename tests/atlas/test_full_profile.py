@@ -52,9 +52,14 @@ def test_at_least_ten_full_entries_covering_seven_cancer_types():
 
 
 def test_full_files_are_https_and_carry_a_published_hash():
+    """Every file has a published hash, except those of entries whose trust level says the host
+    publishes none (pinned on first download), which say so in their note."""
     for d in full_entries():
         for f in d.files:
             assert f["url"].startswith("https://"), (d.id, f["url"])
+            if registry.trust_level(d) == "pinned on first download":
+                assert "registry pin" in f["note"] and not f.get("git_blob_sha1"), (d.id, f["name"])
+                continue
             assert f.get("sha256") or f.get("git_blob_sha1"), (d.id, f["name"])
             assert f["url"].rsplit("/", 1)[1] == f["name"]
             if "sha256" not in f:
@@ -90,7 +95,7 @@ def test_full_entries_agree_with_remote_candidates(candidates):
     for d in full_entries():
         if d.id not in candidates and d.id in _labels_only():
             continue  # checked against sources.yaml above
-        cand = candidates[d.id]
+        cand = candidates[d.get("candidate", d.id)]
         by_url = {f["url"]: f for f in cand["files"]}
         assert {f["url"] for f in d.files} == set(by_url), d.id
         for f in d.files:
@@ -100,11 +105,14 @@ def test_full_entries_agree_with_remote_candidates(candidates):
             assert f.get("size") == c.get("size_bytes"), (d.id, f["name"])
         if cand.get("n_cells") and "expected" in d.entry and "n_cells" in d["expected"]:
             assert d["expected"]["n_cells"] == cand["n_cells"], d.id
-        assert d["publication"]["doi"] == cand["citation_doi"], d.id
+        if cand["citation_doi"] is None:  # the candidate names none: the entry says where its DOI comes from
+            assert "DOI from" in d["notes"], d.id
+        else:
+            assert d["publication"]["doi"] == cand["citation_doi"], d.id
 
 
 def test_every_candidate_is_a_full_entry_or_unverified(candidates):
-    full = {d.id for d in full_entries()} - (set(_labels_only()) - set(candidates))
+    full = {d.get("candidate", d.id) for d in full_entries()} - (set(_labels_only()) - set(candidates))
     unverified = {u["id"] for u in registry.list_unverified()}
     assert full | unverified == set(candidates)
     assert not full & unverified
@@ -353,10 +361,13 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
     available, problems = preflight(registry.list_datasets("full"), profile="full")
     assert [d.id for d in available] == list(ALL_DATASETS)
     assert {p["dataset"].id for p in problems} == {d.id for d in full_entries()}
-    assert all(p["status"] == "not reachable" for p in problems)
-    # every unreachable file was tried once at its registry URL, never an unverified source
+    unpinned = {d.id for d in full_entries() if registry.trust_level(d) == "pinned on first download"}
+    assert unpinned and all(p["status"] == ("not pinned" if p["dataset"].id in unpinned else "not reachable")
+                            for p in problems)
+    # every unreachable file was tried once at its registry URL, never an unverified source, never an unpinned one
     tried = set(no_network)
-    assert tried == {f["url"] for d in full_entries() for f in d.files if not (mirror / d.id / f["name"]).exists()}
+    assert tried == {f["url"] for d in full_entries() if d.id not in unpinned for f in d.files
+                     if not (mirror / d.id / f["name"]).exists()}
     unverified_urls = {u["url"] for u in registry.list_unverified()}
     assert not tried & unverified_urls
     assert files_in(empty_cache) == []
@@ -370,6 +381,8 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
         assert d.id in report
     assert f"copy the missing file(s) into {mirror}/{PDAC}/" in report  # the mirror layout, real mirror path
     assert "missing: sc_count.RData" in report
+    for d in unpinned:  # the end-of-build table says how to pin them
+        assert f"run `sasp-atlas registry pin {d}`" in report
     assert "Pages were built for the 4 available dataset(s)" in report
 
 
@@ -457,7 +470,7 @@ def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_c
     assert [d.id for d in available] == [*ALL_DATASETS, PDAC]
     status = {p["dataset"].id: p for p in problems}
     assert status[TNBC1]["status"] == "unreadable" and "cluster.pred" in status[TNBC1]["detail"]
-    assert all(p["status"] == "not reachable" for i, p in status.items() if i != TNBC1)
+    assert all(p["status"] in ("not reachable", "not pinned") for i, p in status.items() if i != TNBC1)
 
     # the pages need sha256 and size: a build-local registry copy got them from the verified files
     assert os.environ["SASP_ATLAS_REGISTRY"] == str(results / "registry.resolved.yaml")

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from conftest import REGISTRY_YAML, WU, registry_entry
+from conftest import MIRROR, REGISTRY_YAML, WU, registry_entry
 from sasp_atlas.data import crosswalk, load_dataset
 from sasp_atlas.sources import fetch, registry
 
@@ -25,7 +25,6 @@ DISEASE = "triple-negative breast carcinoma"
 
 
 def _cellxgene_layout(wu: ad.AnnData) -> ad.AnnData:
-    rng = np.random.default_rng(0)
     n, m = wu.shape
     counts = sp.csr_matrix(wu.layers["original"], dtype=np.float32)
     labels = {name: v["ontology_label"] for name, v in crosswalk()["cell_types"].items()}
@@ -43,7 +42,6 @@ def _cellxgene_layout(wu: ad.AnnData) -> ad.AnnData:
     a = ad.AnnData(X=sp.csr_matrix(wu.X, dtype=np.float32), obs=obs, var=var)
     a.raw = raw
     a.uns["schema_version"] = "5.2.0"
-    assert rng is not None
     return a
 
 
@@ -105,6 +103,29 @@ def test_cellxgene_entry_pin_fetch_load_and_pipeline(cxg_file, https_server, emp
     res = run_dataset(CXG, out_dir=tmp_path / "res", signatures=["senmayo"], with_embedding=False, n_null=50)
     fib = res.celltype_scores.set_index("cell_type").loc["fibroblast"]
     assert fib["n_samples"] == 3 and fib["evidence"] == "replicated (3 tumours)"
+
+
+@pytest.mark.slow
+def test_cellxgene_entry_renders_its_dataset_page(cxg_file, https_server, empty_cache, tmp_path, monkeypatch):
+    """... and the dataset page template runs on it (the kernel reads the same registry and cache) and
+    shows the trust level."""
+    import nbformat
+
+    from sasp_atlas.site.notebooks import execute_page
+
+    path, _ = cxg_file
+    (https_server["root"] / NAME).write_bytes(path.read_bytes())
+    monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
+    reg = _registry(tmp_path, f"{https_server['url']}/{NAME}")
+    monkeypatch.setenv("SASP_ATLAS_REGISTRY", str(reg))
+    monkeypatch.setenv("SASP_ATLAS_RESOURCE_MIRROR", str(MIRROR.parent / "reference" / "raw"))  # the kernel's HGNC table
+    fetch.pin_dataset(CXG, registry=reg)
+    out = tmp_path / "book" / "datasets" / f"{CXG}.ipynb"
+    execute_page("dataset", out, {"dataset_id": CXG, "signatures": ["senmayo", "reactome_sasp"],
+                                  "results": str(tmp_path / "results")}, cwd=tmp_path, title="CELLxGENE fixture")
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for c in nbformat.read(out, as_version=4).cells
+                     for o in c.get("outputs", []))
+    assert "pinned on first download" in text and (tmp_path / "results" / "tables" / "datasets" / CXG).is_dir()
 
 
 def test_score_recognises_a_cellxgene_file_without_options(cxg_file, tmp_path):

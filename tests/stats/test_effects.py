@@ -130,3 +130,22 @@ def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
     assert {"evidence", "p_null", "q_null", "p_perm", "q_perm"} <= set(a.columns)
     assert (a["q_null"] >= a["p_null"]).all() and (a["q_perm"] >= a["p_perm"]).all()
     assert not a.loc[a["n_samples"] < 3, "evidence"].str.startswith("replicated").any()
+
+
+@pytest.mark.slow
+def test_table2_command_verdicts_do_not_move_with_the_seed(mirror, tmp_path, capsys):
+    """Done-when of the statistics issue: `sasp-atlas table2 --random-state 0` and `--random-state 7` give
+    identical tables (verdicts, effects, intervals, evidence) apart from the recorded seed."""
+    from sasp_atlas.cli import main
+
+    for seed in (0, 7):
+        assert main(["table2", "--random-state", str(seed), "--out", str(tmp_path / f"t{seed}.csv")]) == 0
+    a, b = (pd.read_csv(tmp_path / f"t{s}.csv") for s in (0, 7))
+    assert (a["random_state"] == 0).all() and (b["random_state"] == 7).all()
+    pd.testing.assert_frame_equal(a.drop(columns="random_state"), b.drop(columns="random_state"))
+    for col in ("row", "dataset", "cancer_type", "cancer_type_matches", "cell_type", "effect_size", "ci_low",
+                "ci_high", "ci_unit", "n_samples", "evidence", "verdict"):
+        assert col in a.columns
+    assert set(a["verdict"]) <= {"supported", "supported in another cancer type", "contradicted", "inconclusive",
+                                 "not testable: cell type absent", "not testable: genes missing"}
+    assert "Table 2" in capsys.readouterr().err
