@@ -113,6 +113,8 @@ def _optional(table: pd.DataFrame, *columns: str) -> list:
     return out
 
 
+#: cell types marked "*" on rankings: higher than the other cells of the same tumours at this FDR (q_perm)
+Q_MARK = 0.05
 #: a row's evidence, as the marks draw it: filled = replicated in >= 3 tumours, open = fewer
 EVIDENCE_SHAPES = {"replicated (>= 3 tumours)": True, "1-2 tumours or samples not recorded": False}
 
@@ -184,7 +186,9 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
 
     Points: mean (random-effects pooled sample means where there are several samples); bars: 95 %
     interval (over samples, or over cells for single-sample datasets: see ``ci_unit``); filled points:
-    replicated in >= 3 tumours, open points: fewer (the label says how many); faded: low coverage.
+    replicated in >= 3 tumours, open points: fewer (the label says how many); faded: low coverage;
+    "*": q_perm < :data:`Q_MARK` (higher than the other cells of the same tumours, Benjamini-Hochberg
+    over the dataset's table).
     """
     df = table[table["signature"] == signature].copy()
     df["evidence_class"] = _evidence_class(df)
@@ -203,7 +207,12 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
                  alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
                  "n_cells", "n_samples", *_optional(df, "evidence", "q_null", "q_perm", "caveat"),
                  alt.Tooltip("coverage:Q", format=".0%"), "flag"])
-    return (bars + points).properties(width=360).facet(
+    layers = bars + points
+    if "q_perm" in df:  # marked by q (FDR over the dataset's table), never by p
+        df["q_mark"] = np.where(df["q_perm"] < Q_MARK, "*", "")
+        layers += base.mark_text(align="left", dx=6, fontSize=14, fontWeight="bold").encode(
+            x="ci_high:Q", text="q_mark:N")
+    return layers.properties(width=360).facet(
         row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=300)),
         title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent")
 

@@ -65,7 +65,8 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
                "Mean {signature} score per harmonised cell type with 95% intervals (random-effects over tumours; over "
                "cells where a dataset has a single tumour), n cells and evidence in the labels; filled: replicated in "
-               ">= 3 tumours, open: fewer; faded: low gene coverage."),
+               ">= 3 tumours, open: fewer; *: q < 0.05 for being higher than the other cells of the same tumours "
+               "(within-tumour permutation, Benjamini-Hochberg); faded: low gene coverage."),
     FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
                "Mean log-normalised expression (colour) and fraction expressing (size) of the {signature} genes per cell "
                "type and dataset (top 30 by cell-type-vs-rest difference; the CSV has all genes)."),
