@@ -45,11 +45,7 @@ display(Markdown(pages.atlas_summary_markdown(celltype)))
 # Every registry dataset (the core build and the full profile), with its donors and trust level (*published*: the host publishes each file's hash; *pinned on first download*: the atlas recorded the hash on its first download), and which rows of the review's Table 2 can be tested in the cancer type the review names.
 
 # %% tags=["remove-input"]
-from sasp_atlas.data import crosswalk
-from sasp_atlas.genes import catalogue
-display(Markdown(pages.scope_markdown(sasp_atlas.list_datasets("full"), crosswalk(),
-                                      [r for r in catalogue().values() if "table2" in r],
-                                      built=set(celltype["dataset"]))))
+display(Markdown(pages.atlas_scope_markdown(built=set(celltype["dataset"]))))
 
 # %% [markdown]
 # ## Which cell types express the SASP, per cancer

@@ -18,10 +18,9 @@ Kernel: linear (``X @ W``), the same one-pass code table as ``scanpy``.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._base import LinearPlan, MethodMeta
-from ._scanpy import bin_members, expression_bins
+from ._scanpy import bin_members, control_gene_plan, expression_bins
 
 META = MethodMeta(
     name="expected",
@@ -55,15 +54,5 @@ def control_weights(sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, 
 def prepare(ctx, gene_sets, *, random_state, ctrl_size, n_bins) -> LinearPlan:
     bins = expression_bins(ctx.scanpy_gene_means, n_bins)
     members = bin_members(bins)
-    rows, cols, vals, info = [], [], [], []
-    for k, gs in enumerate(gene_sets):
-        ctrl, weights = control_weights(gs.idx, bins, members, ctrl_size=ctrl_size)
-        if len(ctrl) == 0:
-            raise RuntimeError(f"signature {gs.name!r}: no control genes found in any expression bin")
-        rows += [gs.idx, ctrl]
-        cols += [np.full(len(gs.idx), k), np.full(len(ctrl), k)]
-        vals += [np.full(len(gs.idx), 1.0 / len(gs.idx)), -weights]
-        info.append({"n_control_genes": int(len(ctrl))})
-    W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(ctx.n_vars, len(gene_sets)))
-    return LinearPlan(W, set_info=info, params={"ctrl_size": ctrl_size, "n_bins": n_bins})
+    return control_gene_plan(ctx, gene_sets, lambda gs: control_weights(gs.idx, bins, members, ctrl_size=ctrl_size),
+                             {"ctrl_size": ctrl_size, "n_bins": n_bins})

@@ -92,19 +92,33 @@ def scanpy_control_genes(gene_means: pd.Series, gene_list: pd.Index, *, ctrl_siz
     return gene_means.index[ctrl]
 
 
-def prepare(ctx, gene_sets, *, random_state, ctrl_size, n_bins) -> LinearPlan:
-    bins = expression_bins(ctx.scanpy_gene_means, n_bins)
-    members = bin_members(bins)
+def control_gene_plan(ctx, gene_sets, controls, params: dict) -> LinearPlan:
+    """The linear plan of a control-gene score: the signature's mean minus a weighted control mean.
+
+    ``controls(gene_set)`` returns ``(control gene positions, weights summing to 1)``; shared by
+    ``scanpy`` (one drawn control set, equal weights) and ``expected`` (every gene of the touched
+    bins, weighted by its chance of being drawn).
+    """
     rows, cols, vals, info = [], [], [], []
     for k, gs in enumerate(gene_sets):
-        ctrl = control_indices(gs.idx, bins, members, ctrl_size=ctrl_size, rng=_rng(random_state))
+        ctrl, weights = controls(gs)
         if len(ctrl) == 0:
             raise RuntimeError(f"signature {gs.name!r}: no control genes found in any expression bin")
-        for idx, w in ((gs.idx, 1.0 / len(gs.idx)), (ctrl, -1.0 / len(ctrl))):
-            rows.append(idx)
-            cols.append(np.full(len(idx), k))
-            vals.append(np.full(len(idx), w))
+        rows += [gs.idx, ctrl]
+        cols += [np.full(len(gs.idx), k), np.full(len(ctrl), k)]
+        vals += [np.full(len(gs.idx), 1.0 / len(gs.idx)), -np.asarray(weights, dtype=np.float64)]
         info.append({"n_control_genes": int(len(ctrl))})
     W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(ctx.n_vars, len(gene_sets)))
-    return LinearPlan(W, set_info=info, params={"ctrl_size": ctrl_size, "n_bins": n_bins})
+    return LinearPlan(W, set_info=info, params=params)
+
+
+def prepare(ctx, gene_sets, *, random_state, ctrl_size, n_bins) -> LinearPlan:
+    bins = expression_bins(ctx.scanpy_gene_means, n_bins)
+    members = bin_members(bins)
+
+    def drawn(gs):  # scanpy reseeds the same RNG for every signature
+        ctrl = control_indices(gs.idx, bins, members, ctrl_size=ctrl_size, rng=_rng(random_state))
+        return ctrl, np.full(len(ctrl), 1.0 / max(len(ctrl), 1))
+
+    return control_gene_plan(ctx, gene_sets, drawn, {"ctrl_size": ctrl_size, "n_bins": n_bins})

@@ -8,7 +8,8 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
 from ..genes import catalogue, signature_record
-from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, trust_level
+from ..data import crosswalk
+from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
 
@@ -105,6 +106,12 @@ def catalogue_table_markdown(catalogue: pd.DataFrame) -> str:
         lic = str(r.license).split(";")[0].split("(")[0].strip()
         lines.append(f"| `{r.id}` | {r.name} | [{fam}](signatures/{r.family}.md) | {r.n_genes} | {doi} | {lic} |")
     return "\n".join(lines)
+
+
+def atlas_scope_markdown(built: set[str]) -> str:
+    """:func:`scope_markdown` for every registry dataset (full profile), the crosswalk and the Table 2 rows."""
+    return scope_markdown(list_datasets("full"), crosswalk(), [r for r in catalogue().values() if "table2" in r],
+                          built=built)
 
 
 def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], built: set[str]) -> str:
