@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .atlas import DEFAULT_SIGNATURES, run_table2
 from .engines import DEFAULT_METHOD
-from .data import InputError, InputWarning
+from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
 from .site.book import build, print_unavailable_report, publish
 from .site.report import score_and_report
@@ -34,7 +34,7 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_list(args) -> int:
     table = Table(title=f"datasets (profile {args.profile})")
     table.add_column("id", overflow="fold")
-    for col in ("cancer type", "trust", "donors", "value type", "cells", "files", "MiB", "citation"):
+    for col in ("cancer type", "review's type", "trust", "donors", "value type", "cells", "files", "MiB", "citation"):
         table.add_column(col)
     for d in list_datasets(args.profile):
         known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
@@ -42,7 +42,8 @@ def cmd_list(args) -> int:
             f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
         cells = (d.get("expected") or {}).get("n_cells")
         donors = (d.get("expected") or {}).get("n_donors")
-        table.add_row(d.id, d["cancer_type"], trust_level(d), str(donors) if donors else "unknown", d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
+        review = review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)
+        table.add_row(d.id, d["cancer_type"], "; ".join(review) or "—", trust_level(d), str(donors) if donors else "unknown", d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
                       size, d["publication"]["citation"][:60] + "…")
     Console().print(table)
     if args.profile == "full" and (n := len(list_unverified())):

@@ -95,6 +95,9 @@ def test_full_entries_agree_with_remote_candidates(candidates):
     for d in full_entries():
         if d.id not in candidates and d.id in _labels_only():
             continue  # checked against sources.yaml above
+        if "found_in" in d.entry:  # not a remote candidate: says where it was found, read only once pinned
+            assert "candidate" not in d.entry and registry.trust_level(d) == "pinned on first download", d.id
+            continue
         cand = candidates[d.get("candidate", d.id)]
         by_url = {f["url"]: f for f in cand["files"]}
         assert {f["url"] for f in d.files} == set(by_url), d.id
@@ -112,7 +115,8 @@ def test_full_entries_agree_with_remote_candidates(candidates):
 
 
 def test_every_candidate_is_a_full_entry_or_unverified(candidates):
-    full = {d.get("candidate", d.id) for d in full_entries()} - (set(_labels_only()) - set(candidates))
+    full = {d.get("candidate", d.id) for d in full_entries() if "found_in" not in d.entry} \
+        - (set(_labels_only()) - set(candidates))
     unverified = {u["id"] for u in registry.list_unverified()}
     assert full | unverified == set(candidates)
     assert not full & unverified

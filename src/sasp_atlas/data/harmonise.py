@@ -22,7 +22,7 @@ from anndata import AnnData
 from .validate import warn_input
 
 __all__ = ["harmonise_obs", "harmonise_cell_types", "crosswalk", "crosswalk_table", "MALIGNANT_CELL",
-           "UNLABELLED", "ONTOLOGY_COLUMN"]
+           "UNLABELLED", "ONTOLOGY_COLUMN", "review_cancer_types", "in_review_cancer_type"]
 
 #: the harmonised type of every cell flagged malignant (Cell Ontology CL:0001064)
 MALIGNANT_CELL = "Malignant cell"
@@ -37,6 +37,30 @@ def crosswalk() -> dict:
     """``crosswalk.yaml``: ``cell_types`` (vocabulary with CL ids, lineage), ``datasets`` (author
     label -> harmonised type per registry dataset) and ``table2`` (review cell type -> harmonised types)."""
     return yaml.safe_load(Path(__file__).with_name("crosswalk.yaml").read_text())
+
+
+def review_cancer_types(mondo_id: str | None, *, include_any: bool = True) -> list[str]:
+    """The review's Table 2 cancer types a dataset of Mondo disease ``mondo_id`` belongs to.
+
+    From the crosswalk's ``review_cancer_types``: the review's term itself or a listed Mondo
+    descendant (``accepts``), a listed ancestor where the source only uses the broader term
+    (``broader``), or any cancer for a row about malignant tumours in general (``any_cancer``). The
+    lists are checked against the Mondo ontology in the tests, so no ontology is loaded at run time.
+    An unknown or missing id belongs to no specific type (only to ``any_cancer`` rows);
+    ``include_any=False`` leaves the ``any_cancer`` types out.
+    """
+    out = []
+    for name, rule in crosswalk()["review_cancer_types"].items():
+        if (rule.get("any_cancer") and include_any) or (mondo_id and mondo_id in (rule.get("accepts") or []) + (rule.get("broader") or [])):
+            out.append(name)
+    return out
+
+
+def in_review_cancer_type(names: list[str], mondo_id: str | None) -> bool:
+    """Whether a dataset of Mondo disease ``mondo_id`` is in one of the review's cancer types ``names``
+    (a Table 2 row's ``cancer_types``); see :func:`review_cancer_types`."""
+    mine = {n.lower() for n in review_cancer_types(mondo_id)}
+    return any(n.lower() in mine for n in names)
 
 
 def crosswalk_table() -> pd.DataFrame:

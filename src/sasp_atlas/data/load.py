@@ -211,6 +211,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     if use_cache and h5ad.exists():
         log.info("cached  %s (converted, %s)", ds.id, h5ad)
         adata = ad.read_h5ad(h5ad)
+        adata.uns["provenance"]["cancer_type_ontology_id"] = ds["cancer_type_ontology_id"]  # registry field, not cached
         harmonise_cell_types(adata, dataset_id=_crosswalk_id(adata, ds))
         return adata
 
@@ -231,6 +232,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     pub = ds["publication"]
     adata.uns["provenance"] = {
         "dataset_id": ds.id, "title": ds["title"], "cancer_type": ds["cancer_type"],
+        "cancer_type_ontology_id": ds["cancer_type_ontology_id"],
         "cancer_type_short": ds["cancer_type_short"], "tissue": ds["tissue"], "technology": ds["technology"],
         "citation": pub["citation"], "doi": pub["doi"], "accession": pub["accession"], "license": ds["license"],
         "value_type": ds["value_type"], "normalisation": norm["method"], "loader": ds["loader"]["name"],

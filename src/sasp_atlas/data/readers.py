@@ -26,6 +26,8 @@ import scipy.io
 import scipy.sparse as sp
 from rdata.parser import RObject, RObjectType
 
+from .validate import dedupe_genes
+
 __all__ = ["READERS", "Reader"]
 
 log = logging.getLogger(__name__)
@@ -332,6 +334,48 @@ def read_text_matrix(paths: dict[str, Path], options: dict[str, Any]):
     table = _label_table(paths[options["labels"]], options) if options.get("labels") else None
     obs, keep = _obs_for_cells(cells, table, options, options["matrix"])
     return X[keep], genes, [c for c, k in zip(cells, keep) if k], obs
+
+
+@_reader("text_matrix_samples")
+def read_text_matrix_samples(paths: dict[str, Path], options: dict[str, Any]):
+    """One delimited genes x cells text matrix and one label table per sample (the GEO per-sample
+    supplementary layout, e.g. van Galen 2019 ``GSM..._AML328-D0.dem.txt.gz`` + ``.anno.txt.gz``).
+
+    Options: ``samples`` (``{sample id: {matrix: file, labels: file}}``), ``sep`` and the shared
+    label options (applied to every label table). Each sample is read as :func:`read_text_matrix`
+    reads one file; cell ids become ``"<sample>:<cell id>"`` and obs gains a ``sample`` column (the
+    patient, for the statistics). Genes are the union over samples in first-seen order; a gene
+    missing from a sample's file is 0 there (the matrices of one study share one annotation, so
+    this only touches genes with no count at all in that sample). Within a file, a repeated gene
+    symbol keeps its first row (the duplicate-gene policy of :func:`~sasp_atlas.data.validate.dedupe_genes`).
+    """
+    samples = options.get("samples") or {}
+    if not samples:
+        raise ValueError("text_matrix_samples: `samples` must map each sample id to {matrix: ..., labels: ...}")
+    parts, gene_index, all_cells, obs_parts = [], {}, [], []
+    for sample, files in samples.items():
+        M, rows, cols = _read_text_chunks(paths[files["matrix"]], sep=options.get("sep", "\t"),
+                                          chunk_rows=int(options.get("chunk_rows", 2000)))
+        first = dedupe_genes(rows, f"in {files['matrix']}", [])
+        X = M[first].T.tocsr()
+        genes = [rows[i] for i in first]
+        table = _label_table(paths[files["labels"]], options) if files.get("labels") else None
+        obs, keep = _obs_for_cells(cols, table, options, files["matrix"])
+        for g in genes:
+            gene_index.setdefault(g, len(gene_index))
+        parts.append((X[keep], np.array([gene_index[g] for g in genes], dtype=np.int64)))
+        kept = [f"{sample}:{c}" for c, k in zip(cols, keep) if k]
+        obs.index = pd.Index(kept)
+        obs["sample"] = str(sample)
+        all_cells.extend(kept)
+        obs_parts.append(obs)
+    n_genes = len(gene_index)
+    blocks = []
+    for X, cols in parts:
+        C = X.tocoo()
+        blocks.append(sp.csr_matrix((C.data, (C.row, cols[C.col])), shape=(X.shape[0], n_genes), dtype=np.float32))
+    genes = sorted(gene_index, key=gene_index.get)
+    return sp.vstack(blocks, format="csr"), genes, all_cells, pd.concat(obs_parts)
 
 
 @_reader("tenx_mtx")

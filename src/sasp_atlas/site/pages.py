@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
 from ..genes import catalogue, signature_record
-from ..data import crosswalk
+from ..data import crosswalk, in_review_cancer_type
 from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
@@ -128,11 +128,16 @@ def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], 
     for rec in sorted(table2_records, key=lambda r: r["table2"]["row"]):
         t2 = rec["table2"]
         targets = set(crosswalk["table2"].get(t2["cell_type"], {}).get("cell_types", []))
-        own = [d.id for d in datasets
-               if any(c.lower() in d["cancer_type"].lower() for c in t2.get("cancer_types", []))
-               and targets & set(crosswalk["datasets"].get(d.id, {}).values())]
-        where = ", ".join(f"{i}{'' if i in built else ' (full profile, not in this build)'}" for i in own) or \
-            "no registry dataset yet"
+        term = crosswalk["table2"].get(t2["cell_type"], {}).get("ontology_id", "")
+        own = []
+        for d in datasets:
+            if not in_review_cancer_type(t2.get("cancer_types", []), d.get("cancer_type_ontology_id")):
+                continue
+            if targets & set(crosswalk["datasets"].get(d.id, {}).values()):
+                own.append(f"{d.id}{'' if d.id in built else ' (full profile, not in this build)'}")
+            elif d.id not in crosswalk["datasets"] and d["loader"]["name"] == "cellxgene":
+                own.append(f"{d.id} (if its CELLxGENE cell types include {term}; known once pinned)")
+        where = ", ".join(own) or "no registry dataset yet"
         lines.append(f"| {t2['row']} | {t2['cell_type']} | {'; '.join(t2.get('cancer_types', []))} | {where} |")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..data import crosswalk
+from ..data import crosswalk, in_review_cancer_type
 from ..engines import DEFAULT_METHOD, score
 from ..genes import catalogue, get_signature, is_low_coverage, lineage_markers, present_genes
 from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
@@ -54,6 +54,20 @@ def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> str:
     frac = np.asarray((X != 0).sum(axis=0)).ravel() / max(int(target.sum()), 1) if sp.issparse(X) else \
         (np.asarray(X) != 0).mean(axis=0)
     return ", ".join(f"{g} {100 * f:.0f}%" for g, f in sorted(zip(genes, frac), key=lambda x: -x[1]))
+
+
+def _ontology_match(entry: dict, cell_types: pd.Series) -> str:
+    """How close the harmonised stand-in is to the review's cell type, for the types this dataset has:
+    the crosswalk's ``match``/``note`` (one value for the row, or one per harmonised type)."""
+    targets = entry.get("cell_types", [])
+    if not targets:
+        return ""
+    match, note = entry.get("match", ""), entry.get("note", "")
+    if not isinstance(match, dict):
+        return f"{match}: {note}".strip(": ")
+    present = [t for t in targets if (cell_types == t).any()] or targets
+    notes = note if isinstance(note, dict) else {}
+    return "; ".join(f"{match.get(t, '')} ({t}){': ' + notes[t] if t in notes else ''}" for t in present)
 
 
 def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] | None = None) -> pd.DataFrame:
@@ -102,15 +116,22 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
             markers.update(lineage_markers(ct))
         for dataset_id, adata in adatas.items():
             cancer = adata.uns["provenance"]["cancer_type"]
-            matches = any(c.lower() in cancer.lower() for c in t2.get("cancer_types", []))
+            matches = in_review_cancer_type(t2.get("cancer_types", []),
+                                            adata.uns["provenance"].get("cancer_type_ontology_id"))
             present, _ = present_genes(genes, adata.var_names)
-            target = adata.obs["cell_type"].astype(str).isin(targets).to_numpy()
+            # the listed harmonised types, or cells coded with the review's own Cell Ontology term
+            # (CELLxGENE data keep their ontology ids: hepatocytes are CL:0000182 there)
+            by_name = adata.obs["cell_type"].astype(str).isin(targets).to_numpy()
+            by_term = (adata.obs["cell_type_ontology_id"].astype(str).to_numpy() == entry.get("ontology_id", "-")) \
+                & ~by_name if "cell_type_ontology_id" in adata.obs else np.zeros(adata.n_obs, bool)
+            target = by_name | by_term
+            tested = targets + ([f"{entry['ontology_label']} ({entry['ontology_id']})"] if by_term.any() else [])
             base = {"row": t2["row"], "table2_cell_type": t2["cell_type"],
                     "table2_cancer_types": "; ".join(t2.get("cancer_types", [])), "signature": rec["id"],
                     "dataset": dataset_id, "cancer_type": cancer, "cancer_type_matches": matches,
-                    "cell_type": " + ".join(targets),
-                    "ontology_match": (f"{entry.get('match', '')}: {entry.get('note', '')}".strip(": ")
-                                       if targets else ""),
+                    "cell_type": " + ".join(tested),
+                    "ontology_match": "; ".join(x for x in (_ontology_match(entry, adata.obs["cell_type"].astype(str)),
+                                                           "exact (Cell Ontology id)" if by_term.any() else "") if x),
                     "n_cells": int(target.sum()), "n_genes": len(genes), "n_present": len(present),
                     "coverage": len(present) / len(genes) if genes else 0.0,
                     "overlaps": "; ".join(overlaps.get(dataset_id, []))}
