@@ -24,20 +24,23 @@ results = "results"
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
 import sasp_atlas
-from sasp_atlas.site import figures, pages, policy
+from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
+from sasp_atlas.genes import catalogue, signature_record
 from sasp_atlas.atlas import DEFAULT_SIGNATURES, collect_tables
 signatures = list(signatures or DEFAULT_SIGNATURES)
 tables = collect_tables(results)
 celltype = tables["celltype_scores"]
 celltype = celltype[celltype["method"] == method]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(celltype["dataset"].unique())]
+cited = references.cite([references.dataset_key(d) for d in datasets]
+                        + [references.signature_key(signature_record(s)) for s in signatures if s in catalogue()])
 
 # %% [markdown]
-# Mean per-cell score of each signature in each harmonised cell type of each dataset, grouped by cancer type. Scores are control-gene scores computed within each dataset on log-normalised expression; compare cell types *within* a dataset, and read across datasets with the gene coverage (tooltip; grey = low coverage) and the value type in mind. Datasets with one sample (or none recorded) describe that tumour only.
+# Does a cell type's SASP score hold across tumours, datasets and cancers? This page ranks cell types within each dataset, shows the genes behind the scores, and compares datasets on a scale-free effect (AUROC against the rest of the tumour), never on raw scores, whose scale depends on the platform.
 
 # %% tags=["remove-input"]
-display(Markdown(pages.atlas_summary_markdown(celltype)))
+display(Markdown(f"Data and signatures: {cited}\n\n" + pages.atlas_summary_markdown(celltype)))
 
 # %% [markdown]
 # ## Scope: which cancers, how many donors, how far each source is trusted
@@ -68,9 +71,9 @@ display(Markdown(sentence))
 figures.show("fig-atlas-genes-{signature}", genes[genes.signature == sig], signatures=[sig], signature=sig, **fig)
 
 # %% [markdown]
-# ## Heatmaps by signature
+# ## Each signature across datasets and cancer types
 #
-# Tooltips: mean with interval, AUROC against the other cells of the same tumour, n cells, n samples and gene coverage (grey: low coverage).
+# AUROC of each cell type's score against the other cells of the same tumour (0.5: no difference; a scale-free effect, comparable across datasets and platforms). Tooltips: the mean raw score with its interval (within its dataset), n cells, n samples, evidence and gene coverage.
 
 # %% tags=["remove-input"]
 for sig in signatures:
@@ -88,3 +91,11 @@ display(Markdown(pages.downloads_markdown(page_depth=1)))
 
 # %% tags=["remove-input"]
 display(Markdown(pages.signature_sources_markdown(signatures)))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %% tags=["remove-input"]
+display(Markdown(pages.takeaways_markdown(pages.key_findings(tables["meta_analysis"], tables.get("table2_checks"),
+                                                             signature=policy.headline_signature(signatures)))))
+display(Markdown(references.references_section()))

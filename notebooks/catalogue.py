@@ -22,10 +22,10 @@ results = "results"
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
 import sasp_atlas
-from sasp_atlas.site import figures, pages, policy
+from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
 from sasp_atlas.atlas import collect_tables
-from sasp_atlas.genes import jaccard_matrix, list_signatures
+from sasp_atlas.genes import catalogue as catalogue_records, jaccard_matrix, list_signatures
 catalogue = list_signatures()
 coverage = collect_tables(results)["coverage"]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(coverage["dataset"].unique())]
@@ -54,3 +54,11 @@ figures.show("fig-catalogue-jaccard", jaccard_matrix(ids), datasets=[], signatur
 # %% tags=["remove-input"]
 figures.show("fig-catalogue-coverage", coverage, datasets=datasets, signatures=list(catalogue["id"]),
              method="gene matching", page_depth=1, results=results)
+
+# %% [markdown]
+# ## Key takeaways
+
+# %% tags=["remove-input"]
+display(Markdown(pages.takeaways_markdown(pages.catalogue_takeaways(catalogue, coverage))))
+display(Markdown("Sources: " + references.cite(references.signature_key(r) for r in catalogue_records().values())))
+display(Markdown(references.references_section()))

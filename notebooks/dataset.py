@@ -30,9 +30,10 @@ user_options = {}  # options for sasp_atlas.data.load_user_data (cell_type_key, 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
 import sasp_atlas
-from sasp_atlas.site import figures, pages, policy
+from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
 from sasp_atlas.atlas import DEFAULT_SIGNATURES, run_dataset, run_user_file
+from sasp_atlas.genes import catalogue, signature_record
 signatures = list(signatures or DEFAULT_SIGNATURES)
 if input_h5ad:
     ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
@@ -43,6 +44,12 @@ else:
 detail = policy.detail_signatures(signatures)
 prov = res.adata.uns["provenance"]
 fig = dict(datasets=[ds], method=method, page_depth=2, results=results)
+site_page = not input_h5ad  # the site cites with footnotes; a user's standalone report does not
+cited = references.cite([references.dataset_key(ds)] + [references.signature_key(signature_record(s))
+                                                       for s in signatures if s in catalogue()]) if site_page else ""
+
+# %% tags=["remove-input"]
+display(Markdown(pages.dataset_motivation(ds, res.celltype_scores, cite=cited)))
 
 # %% [markdown]
 # ## Data and provenance
@@ -138,3 +145,13 @@ display(Markdown(pages.signature_sources_markdown(signatures)))
 # %% tags=["remove-input"]
 display(Markdown(pages.reproduce_markdown(ds.id, method=method, random_state=random_state,
                                               input_h5ad=input_h5ad)))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %% tags=["remove-input"]
+display(Markdown(pages.takeaways_markdown(pages.dataset_takeaways(res.celltype_scores, detail))))
+
+# %% tags=["remove-input"]
+if site_page:
+    display(Markdown(references.references_section()))

@@ -22,11 +22,19 @@ results = "results"
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
 import sasp_atlas
-from sasp_atlas.site import figures, pages, policy
+from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
 from sasp_atlas.atlas import collect_tables
+from sasp_atlas.genes import signature_record
 checks = collect_tables(results)["table2_checks"]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(checks["dataset"].unique())]
+review = references.signature_key(signature_record(checks["signature"].iloc[0]))
+
+# %% tags=["remove-input"]
+display(Markdown(f"A 2022 review {references.cite([review])} tabulates which cell types express which SASP genes in "
+                 "which cancers. Are those claims visible in public single-cell data? Each row is tested on every "
+                 f"dataset that has its cell type {references.cite(references.dataset_key(d) for d in datasets)}, "
+                 "with a verdict that says in which cancer type, and on how many tumours."))
 
 # %% tags=["remove-input"]
 display(Markdown(pages.table2_claim_markdown()))
@@ -46,3 +54,10 @@ figures.show("fig-table2-forest", checks, datasets=datasets,
 
 # %% tags=["remove-input"]
 display(Markdown(pages.table2_checks_markdown(checks)))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %% tags=["remove-input"]
+display(Markdown(pages.takeaways_markdown(pages.table2_takeaways(checks))))
+display(Markdown(references.references_section()))

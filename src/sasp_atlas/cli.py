@@ -100,15 +100,44 @@ def cmd_table2(args) -> int:
 
 
 def cmd_check_site(args) -> int:
-    report = check_site(args.html_dir, screenshot=args.screenshot)
+    report = check_site(args.html_dir, screenshot=args.screenshot, screenshots_dir=args.screenshots,
+                        budget_ms=args.budget_ms)
+    widths = " and ".join(f"{w} px" for w in report["widths"])
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
-        console.print(f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn, "
-                      f"{page['downloads'] - len(page['broken_downloads'])}/{page['downloads']} downloads resolve"
-                      + (f"; broken: {page['broken_downloads']}" if page["broken_downloads"] else "")
-                      + (f"; off-host requests: {page['external']}" if page["external"] else ""))
-    console.print(f"{report['n_pages']} pages, {report['n_charts']} charts, {report['n_downloads']} downloads: "
-                  f"{'all drawn and resolving, nothing off 127.0.0.1' if report['ok'] else 'FAILURES'}")
+        console.print(escape(f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn, "
+                             f"{page['downloads'] - len(page['broken_downloads'])}/{page['downloads']} downloads and "
+                             f"{page['internal_links'] - len(page['broken_links'])}/{page['internal_links']} internal "
+                             f"links resolve ({page['seconds']} s in the browser)"), soft_wrap=True)
+        if page["ok"]:
+            continue
+        problems = []
+        if page["drawn"] < page["charts"] or page["errors"]:
+            problems.append(f"charts drawn per width {page['drawn_by_width']}, chart errors {page['errors']}")
+        problems += [f"broken download: {u}" for u in page["broken_downloads"]]
+        problems += [f"broken link: {u}" for u in page["broken_links"]]
+        problems += [f"off-host request: {u}" for u in page["external"]]
+        for width, ids in page["overflow"].items():
+            problems += [f"overflows the content column at {width} px by {page['overflow_px'][width][i]} px: chart {i}"
+                         for i in ids]
+        problems += [f"page scrolls sideways at {w} px by {px} px"
+                     + (f" (widest: {page['hscroll_by'][w]})" if page["hscroll_by"].get(w) else "")
+                     for w, px in page["hscroll"].items() if px > 1]
+        problems += [f"console error {m}" for m in page["console_errors"]]
+        problems += [f"axe {v['rule']} ({v['impact']}, {v['nodes']} nodes at {'/'.join(map(str, v['widths']))} px, "
+                     f"e.g. {v['target']}): {v['help']}" for v in page["axe"]]
+        for problem in problems:
+            console.print(escape(f"       - {problem}"), soft_wrap=True)
+    console.print(f"{report['n_pages']} pages at {widths}, {report['n_charts']} charts, {report['n_downloads']} downloads, "
+                  f"{report['n_internal_links']} internal and {report['n_external_links']} external links (not fetched) "
+                  f"in {report['seconds']} s: "
+                  + ("all drawn, fitting and resolving, no console errors or serious axe violations, nothing off 127.0.0.1"
+                     if report["ok"] else
+                     f"FAILURES ({sum(not p['ok'] for p in report['pages'])} pages; {report['n_overflowing']} overflowing "
+                     f"charts, {report['n_broken_links']} broken links, {report['n_console_errors']} console errors, "
+                     f"{report['n_axe']} axe violations)"), soft_wrap=True)
+    for shot in report["screenshots"]:
+        console.print(escape(f"screenshot: {shot}"), soft_wrap=True)
     return 0 if report["ok"] else 1
 
 
@@ -174,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/tables/table2_checks.csv", help="CSV to write")
     p.set_defaults(func=cmd_table2)
 
-    p = sub.add_parser("check-site", help="check in headless Chromium that every chart of the built site draws")
+    p = sub.add_parser("check-site", help="check the built site in headless Chromium at 1400 and 390 px: charts draw "
+                                          "and fit, links resolve, no console errors or serious axe violations")
     p.add_argument("html_dir", nargs="?", default="_build/html")
-    p.add_argument("--screenshot", help="write a PNG screenshot of the atlas page here")
+    p.add_argument("--screenshot", help="write a PNG screenshot of the atlas page (1400 px, full page) here")
+    p.add_argument("--screenshots", metavar="DIR",
+                   help="write full-page screenshots of the landing page at each width here (landing-<width>.png)")
+    p.add_argument("--budget-ms", type=int, default=15000, help="how long to wait for a page's charts to draw")
     p.set_defaults(func=cmd_check_site)
 
     p = sub.add_parser("publish", help="commit _build/html to a gh-pages branch (ghp-import -n) and push it")

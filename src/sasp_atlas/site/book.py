@@ -39,6 +39,8 @@ from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMism
                        project_file, registry_path)
 from .charts import write_vega_bundle
 from .figures import atlas_version, write_index
+from .home import write_home_page
+from .references import write_bibliography
 from .notebooks import NotebookFailed, execute_page
 from .pages import family_page_markdown, reproduce_page_markdown
 
@@ -330,6 +332,9 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
                 progress.advance(task)
         timings["atlas_catalogue_pages"] = time.perf_counter() - t2
 
+    write_bibliography(root)
+    write_home_page(root, results=results, signatures=list(params.get("signatures") or DEFAULT_SIGNATURES),
+                    method=params["method"])
     write_reproduce_page(datasets, root)
     write_vega_bundle(root / "_static")
     figures_dir = root / "_static" / "figures"

@@ -8,6 +8,7 @@ contacted (see ``../shared/notes/build_chain.md``, recipe D).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import altair as alt
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import vl_convert as vlc
 
-__all__ = ["write_vega_bundle", "enable_offline_renderer", "composition_chart", "score_distribution_chart",
+__all__ = ["write_vega_bundle", "enable_offline_renderer", "fit_page", "chart_html", "sasp_map_chart", "composition_chart", "score_distribution_chart",
            "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
            "gene_dotplot", "table2_forest", "null_chart", "method_sensitivity_chart"]
 
@@ -56,8 +57,25 @@ def write_vega_bundle(static_dir: str | Path = "_static") -> Path:
 
 def enable_offline_renderer() -> None:
     """Render charts as a div + ``window.vegaEmbed`` call (no CDN, no inline bundle)."""
-    alt.renderers.enable("html", template=_TEMPLATE, embed_options={"actions": {"export": True, "source": False,
-                                                                                "compiled": False, "editor": False}})
+    alt.renderers.enable("html", template=_TEMPLATE, embed_options=_EMBED_OPTIONS)
+
+
+#: SVG renderer (scales with the column); no vega-embed actions menu: its icon-only disclosure has no
+#: accessible name, and every figure has SVG/PNG/CSV downloads under it
+_EMBED_OPTIONS = {"renderer": "svg", "actions": False}
+
+
+def chart_html(chart, div_id: str) -> str:
+    """The chart as the page's ``<div class="sasp-chart">`` plus its ``vegaEmbed`` call (the offline
+    renderer's output, for pages written without a kernel)."""
+    return _TEMPLATE.render(output_div=div_id, spec=json.dumps(chart.to_dict()), embed_options=json.dumps(_EMBED_OPTIONS))
+
+
+def fit_page(chart):
+    """Page-wide chart settings: legends below the plot (inside the frame, never off its right edge).
+    The page CSS (``_static/sasp.css``) scales a drawn SVG down to the text column; single views
+    draw at the column's width (``width="container"``)."""
+    return chart.configure_legend(orient="bottom", columns=3, labelLimit=220, titleLimit=300)
 
 
 def composition_chart(cells: pd.DataFrame, *, title: str = "Cells per cell type") -> alt.Chart:
@@ -68,7 +86,7 @@ def composition_chart(cells: pd.DataFrame, *, title: str = "Cells per cell type"
         x=alt.X("sum(n_cells):Q", title="cells"),
         color=alt.Color("sample:N", title="sample"),
         tooltip=["cell_type", "sample", "n_cells"],
-    ).properties(width=420)
+    ).properties(width="container")
 
 
 def score_distribution_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
@@ -82,7 +100,7 @@ def score_distribution_chart(table: pd.DataFrame, *, signature: str) -> alt.Char
                                alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("q25:Q", format=".3f"),
                                alt.Tooltip("q75:Q", format=".3f")])
     mean = base.mark_point(shape="diamond", color="firebrick", filled=True).encode(x="mean:Q")
-    return (iqr + med + mean).properties(width=420)
+    return (iqr + med + mean).properties(width="container")
 
 
 def _mean_colour(table: pd.DataFrame):
@@ -138,24 +156,72 @@ def embedding_chart(cells: pd.DataFrame, *, signature: str, max_points: int = 50
     ).properties(width=380, height=340)
 
 
-def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
-    """Mean score of one signature: harmonised cell type x dataset, faceted by cancer type.
+def _auroc_colour(field: str, title: str = "AUROC vs rest"):
+    """Diverging colour for a scale-free AUROC: 0.5 (no difference) white, red above, blue below."""
+    return alt.Color(f"{field}:Q", title=title,
+                     scale=alt.Scale(scheme="redblue", domain=[0, 1], domainMid=0.5, reverse=True, clamp=True))
 
-    Datasets stay separate columns (two may share a cancer type, or even cells); tooltips carry
-    n cells, n samples and gene coverage.
+
+def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
+    """One signature across datasets on a scale-free effect: the AUROC of each cell type's per-cell
+    score against the other cells of the same tumour (``effect_size``; 0.5 = no difference), cell
+    type x dataset, one panel per cancer type.
+
+    Raw scores are not compared across datasets (10x log-normalised and Smart-seq2 log2(TPM/10+1)
+    values live on different scales); the mean and its interval are in the tooltip. Datasets stay
+    separate rows (two may share a cancer type, or even cells). Outlined: replicated in >= 3 tumours.
     """
-    df = table[table["signature"] == signature]
-    return alt.Chart(df).mark_rect().encode(
-        x=alt.X("dataset:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=220)),
-        y=alt.Y("cell_type:N", title="cell type"),
-        color=_mean_colour(df),
-        tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("mean:Q", format=".3f"),
+    df = table[table["signature"] == signature].copy()
+    df["evidence_class"] = _evidence_class(df)
+    return alt.Chart(df).mark_rect(strokeWidth=2).encode(
+        x=alt.X("cell_type:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)),
+        y=alt.Y("dataset:N", title=None, axis=alt.Axis(labelLimit=200)),
+        color=_auroc_colour("effect_size"),
+        stroke=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", alt.value("#222"), alt.value(None)),
+        tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"),
+                 alt.Tooltip("mean:Q", format=".3f", title="mean raw score (this dataset)"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit",
-                 alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"), "n_cells", "n_samples",
-                 *_optional(df, "evidence", "q_null", "q_perm", "caveat"), alt.Tooltip("coverage:Q", format=".0%")],
-    ).properties(width=alt.Step(28)).facet(
-        column=alt.Column("cancer_type:N", title=None), title=f"{signature}: mean score by cell type, dataset and cancer type"
-    ).resolve_scale(x="independent")
+                 "n_cells", "n_samples", *_optional(df, "evidence", "q_null", "q_perm", "caveat"),
+                 alt.Tooltip("coverage:Q", format=".0%")],
+    ).properties(width=alt.Step(20), height=alt.Step(18)).facet(
+        row=alt.Row("cancer_type:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
+                                                                    labelFontWeight="bold", labelLimit=400)),
+        title=f"{signature}: AUROC vs the rest of the tumour, by cell type, dataset and cancer type"
+    ).resolve_scale(y="independent")
+
+
+def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: str | None = None,
+                   dataset_url: str = "datasets/{}.html") -> alt.Chart:
+    """The SASP map: cancer type x harmonised cell type, coloured by the pooled composition-balanced
+    AUROC of a signature (``meta_analysis.csv``: per-sample AUROC against the other cells of the same
+    tumour, random-effects over tumours and datasets; 0.5 = no difference), a menu to choose the
+    signature (a Vega parameter bound to a ``<select>``; drawn offline), the number of tumours printed in
+    each square, faded squares resting on fewer than 3 tumours, and a click opening the first dataset
+    behind the square (``dataset_url`` relative to the page).
+    """
+    df = meta[meta["signature"].isin(signature_list)].copy()
+    df["n_tumours"] = df["k_samples"].astype(int)
+    df["replicated"] = df["n_tumours"] >= 3
+    df["first_dataset"] = df["datasets"].astype(str).str.split(";").str[0].str.strip()
+    df["url"] = [dataset_url.format(d) for d in df["first_dataset"]]
+    df["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in zip(df["ci_low"], df["ci_high"])]
+    choice = alt.param(name="signature_choice", value=default or signature_list[0],
+                       bind=alt.binding_select(options=list(signature_list), name="Signature "))
+    base = alt.Chart(df).transform_filter(alt.datum.signature == choice).encode(
+        x=alt.X("cell_type:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)),
+        y=alt.Y("cancer_type:N", title=None, axis=alt.Axis(labelLimit=240)))
+    squares = base.mark_rect(cursor="pointer").encode(
+        color=_auroc_colour("estimate", "balanced AUROC"),
+        opacity=alt.condition("datum.replicated", alt.value(1.0), alt.value(0.55)),
+        href="url:N",
+        tooltip=["cancer_type", "cell_type", "signature", alt.Tooltip("estimate:Q", format=".2f", title="balanced AUROC"),
+                 alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("n_tumours:Q", title="tumours"),
+                 alt.Tooltip("k_datasets:Q", title="datasets"), "datasets", "evidence"])
+    counts = base.mark_text(fontSize=10).encode(
+        text="n_tumours:Q", color=alt.value("#111"), href="url:N")
+    return (squares + counts).add_params(choice).properties(
+        width=alt.Step(34), height=alt.Step(30),
+        title="SASP map: balanced AUROC per cell type and cancer type (number: tumours)")
 
 
 def jaccard_heatmap(jaccard: pd.DataFrame) -> alt.Chart:
@@ -194,14 +260,14 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     df["evidence_class"] = _evidence_class(df)
     df["label"] = (df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", "
                    + (df["evidence"].astype(str) if "evidence" in df else df["n_samples"].astype(str) + " smp") + ")")
-    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=alt.EncodingSortField("mean", order="descending"), title=None))
+    base = alt.Chart(df).encode(y=alt.Y("label:N", sort=alt.EncodingSortField("mean", order="descending"), title=None,
+                                        axis=alt.Axis(labelLimit=320)))
     bars = base.mark_rule(color="#555").encode(x=alt.X("ci_low:Q", title=f"mean {signature} score (95% CI)"), x2="ci_high:Q")
-    points = base.mark_point(size=60, strokeWidth=2).encode(
+    points = base.mark_point(size=60, strokeWidth=2, shape="circle").encode(
         x="mean:Q", color=alt.Color("lineage:N", title="lineage"),
-        fill=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", alt.Color("lineage:N", legend=None),
-                           alt.value("white")),
-        shape=alt.Shape("evidence_class:N", title="evidence", scale=alt.Scale(domain=list(EVIDENCE_SHAPES),
-                                                                               range=["circle", "circle"])),
+        fill=alt.Fill("evidence_class:N", title="evidence",
+                      scale=alt.Scale(domain=list(EVIDENCE_SHAPES), range=["#333333", "#ffffff"]),
+                      legend=alt.Legend(symbolStrokeColor="#333333", symbolType="circle", labelLimit=260)),
         opacity=alt.condition("datum.low_coverage", alt.value(0.3), alt.value(1.0)),
         tooltip=["dataset", "cell_type", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                  alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
@@ -213,8 +279,9 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
         layers += base.mark_text(align="left", dx=6, fontSize=14, fontWeight="bold").encode(
             x="ci_high:Q", text="q_mark:N")
     return layers.properties(width=360).facet(
-        row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelLimit=300)),
-        title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent")
+        row=alt.Row("dataset:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
+                                                                labelFontWeight="bold", labelLimit=400)),
+        title=f"{signature}: cell types ranked within each dataset").resolve_scale(y="independent", x="independent")
 
 
 def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.Chart:
@@ -238,7 +305,10 @@ def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.C
     ).properties(width=alt.Step(14))
     if facet:
         # a shared cell-type axis (resolve_scale(y="independent") breaks vl-convert's SVG export here)
-        return chart.facet(row=alt.Row(facet, title=None), title=f"{signature}: genes behind the score")
+        # colour per dataset: expression scales differ between platforms (10x vs Smart-seq2)
+        return chart.facet(row=alt.Row(facet, title=None, header=alt.Header(labelAngle=0, labelOrient="top",
+                                                                            labelAnchor="start", labelFontWeight="bold")),
+                           title=f"{signature}: genes behind the score").resolve_scale(color="independent")
     return chart.properties(title=f"{signature}: genes behind the score")
 
 
@@ -267,7 +337,7 @@ def table2_forest(checks: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit",
                  alt.Tooltip("identity_adjusted_effect:Q", format=".2f"), "identity_genes_removed", "evidence",
                  "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
-    return (rule + bars + points).properties(width=420)
+    return (rule + bars + points).properties(width="container")
 
 
 def null_chart(null: pd.DataFrame, *, signature: str) -> alt.Chart:
@@ -282,7 +352,7 @@ def null_chart(null: pd.DataFrame, *, signature: str) -> alt.Chart:
         tooltip=["cell_type", alt.Tooltip("observed_mean:Q", format=".3f"), alt.Tooltip("null_mean:Q", format=".3f"),
                  alt.Tooltip("null_sd:Q", format=".3f"), alt.Tooltip("z:Q", format=".1f"),
                  alt.Tooltip("empirical_p:Q", format=".3f"), "n_cells"])
-    return (band + point).properties(width=380)
+    return (band + point).properties(width="container")
 
 
 def method_sensitivity_chart(method_means: pd.DataFrame, concordance: pd.DataFrame) -> alt.Chart:
@@ -296,5 +366,5 @@ def method_sensitivity_chart(method_means: pd.DataFrame, concordance: pd.DataFra
         color=alt.Color("rank:O", scale=alt.Scale(scheme="viridis", reverse=True), title="rank"),
         tooltip=["signature", "cell_type", "method", "rank", alt.Tooltip("mean:Q", format=".3f"), "n_cells",
                  alt.Tooltip("min_spearman:Q", format=".2f", title="lowest Spearman between methods")],
-    ).properties(width=alt.Step(40)).facet(column=alt.Column("signature:N", title=None),
+    ).properties(width=alt.Step(22)).facet(facet=alt.Facet("signature:N", title=None), columns=3,
                                            title="Cell-type ranking under each scoring engine")

@@ -1,11 +1,14 @@
 """The figure registry: every figure of the site is a citable object.
 
-:data:`FIGURES` defines each figure kind once (stable id pattern, title, the chart function, the
-caption). :func:`show` draws a figure inside a page notebook and, at the same time, writes
-``results/figures/<id>.svg``, ``<id>.png`` (300 ppi), ``<id>.csv`` (the data behind it) and
-``<id>.json`` (its index record), then displays the chart with its id, a caption generated from
-the data (datasets with source URLs and sha256, signature sources, method, n), download links and
-"cite this figure" (plain text and BibTeX). :func:`write_index` collects ``results/figures/index.csv``.
+:data:`FIGURES` defines each figure kind once (stable id pattern, title, the chart function, a short
+caption and reading notes). :func:`render` draws a figure and writes ``results/figures/<id>.svg``,
+``<id>.png`` (300 ppi), ``<id>.csv`` (the data behind it), ``<id>.bib`` (its citation, with the full
+provenance) and ``<id>.json`` (its index record); it returns the chart with its id, a caption of at
+most :data:`MAX_CAPTION` characters (what is drawn, the unit, the method, how many tumours and
+datasets), download links, and a collapsed "Sources and citation" block with the full provenance
+(datasets with source URLs and sha256, signature sources, version, commit, plain and BibTeX
+citation). :func:`show` displays it in a page notebook; :func:`write_index` collects
+``results/figures/index.csv``.
 """
 
 from __future__ import annotations
@@ -27,62 +30,100 @@ from ..genes import signature_record
 from ..sources import CHECKOUT_DIR, Dataset, atlas_package_version
 from . import charts
 
-__all__ = ["FIGURES", "FigureSpec", "show", "write_index", "atlas_version", "figure_id"]
+__all__ = ["FIGURES", "FigureSpec", "MAX_CAPTION", "show", "render", "write_index", "atlas_version", "figure_id"]
+
+
+#: the longest caption a figure may carry (what, unit, method, n tumours, id); provenance goes in the
+#: collapsed "Sources and citation" block and the downloads
+MAX_CAPTION = 400
 
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure kind: ``id`` pattern (``str.format`` fields), title, chart function, caption."""
+    """One figure kind: ``id`` pattern (``str.format`` fields), title, chart function, a one- or
+    two-sentence ``caption`` (what is drawn, the unit, the method) and ``reading`` notes (how to read
+    the marks; shown in the collapsed block under the figure)."""
 
     id: str
     title: str
     draw: Callable[..., Any]
     caption: str
+    reading: str = ""
 
 
 FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
     FigureSpec("fig-{dataset}-composition", "Cell-type composition of {dataset}", charts.composition_chart,
                "Cells per harmonised cell type, split by sample."),
     FigureSpec("fig-{dataset}-heatmap", "Mean signature score per cell type in {dataset}", charts.celltype_heatmap,
-               "Mean per-cell score of each signature in each harmonised cell type ({method} engine)."),
+               "Mean per-cell score of each signature in each harmonised cell type ({method} engine; raw scores, "
+               "comparable within this dataset only)."),
     FigureSpec("fig-{dataset}-distribution-{signature}", "{signature} score distribution per cell type in {dataset}",
                charts.score_distribution_chart,
-               "Interquartile range (bar), median (tick) and mean (diamond) of per-cell {signature} scores per cell type."),
+               "Per-cell {signature} scores per cell type: interquartile range (bar), median (tick), mean (diamond)."),
     FigureSpec("fig-{dataset}-umap-{signature}", "UMAP of {dataset} coloured by {signature}", charts.embedding_chart,
                "UMAP embedding (display only) coloured by the per-cell {signature} score."),
     FigureSpec("fig-{dataset}-genes-{signature}", "Genes behind the {signature} score in {dataset}", charts.gene_dotplot,
-               "Mean log-normalised expression (colour) and fraction of cells expressing (size) of the {signature} genes "
-               "that differ most between a cell type and the rest (top 30; the CSV has all genes)."),
+               "Mean log-normalised expression (colour) and share of cells expressing (size) of the {signature} genes "
+               "that differ most between a cell type and the rest.",
+               "Top 30 genes by cell-type-vs-rest difference; the CSV has all genes."),
     FigureSpec("fig-{dataset}-null-{signature}", "Is {signature} high? Observed vs random gene sets in {dataset}",
                charts.null_chart,
-               "Red: the cell type's mean {signature} score; grey: mean ± 2 SD of the same score for 1,000 random gene "
-               "sets with the signature's expression-bin composition (fixed seed; empirical p and z in the tooltip and "
-               "CSV, Benjamini-Hochberg q in celltype_scores.csv)."),
+               "Each cell type's mean {signature} score (red) against 1,000 random gene sets of the same "
+               "expression-bin composition (grey: mean ± 2 SD).",
+               "Fixed seed; the empirical p and z are in the tooltip and the CSV, the Benjamini-Hochberg q in "
+               "celltype_scores.csv."),
     FigureSpec("fig-{dataset}-methods", "Method sensitivity in {dataset}", charts.method_sensitivity_chart,
-               "Rank of each cell type (1 = highest mean) under the seed-free control-gene score, scanpy's single draw, "
-               "AUCell, UCell and z-mean; the "
+               "Rank of each cell type (1 = highest mean) under five scoring methods.",
+               "Methods: the seed-free control-gene score, scanpy's single draw, AUCell, UCell and z-mean; the "
                "Spearman concordance of the orders is in the tooltip and the CSV."),
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
-               "Mean {signature} score per harmonised cell type with 95% intervals (random-effects over tumours; over "
-               "cells where a dataset has a single tumour), n cells and evidence in the labels; filled: replicated in "
-               ">= 3 tumours, open: fewer; *: q < 0.05 for being higher than the other cells of the same tumours "
-               "(within-tumour permutation, Benjamini-Hochberg); faded: low gene coverage."),
+               "Mean {signature} score per cell type with its 95% interval, ranked within each dataset (own axis per "
+               "dataset: raw scores are not compared across datasets).",
+               "Intervals: random-effects over tumours, over cells where a dataset has one tumour. Filled points: "
+               "replicated in >= 3 tumours; open: fewer. *: q < 0.05 for being higher than the other cells of the "
+               "same tumours (within-tumour permutation, Benjamini-Hochberg). Faded: low gene coverage."),
     FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
-               "Mean log-normalised expression (colour) and fraction expressing (size) of the {signature} genes per cell "
-               "type and dataset (top 30 by cell-type-vs-rest difference; the CSV has all genes)."),
+               "Mean log-normalised expression (colour) and share of cells expressing (size) of the {signature} genes "
+               "per cell type and dataset.",
+               "Top 30 genes by cell-type-vs-rest difference; the CSV has all genes."),
     FigureSpec("fig-table2-forest", "Review Table 2 tested on the atlas datasets", charts.table2_forest,
-               "For each row of the review's Table 2 and each dataset containing its cell type: composition-balanced "
-               "AUROC of the row's gene-set score in that cell type against each other cell type of the same tumour, "
-               "pooled over tumours (95% interval); colour: verdict (supported needs the review's cancer type, AUROC "
-               ">= 0.6 and the interval above 0.5); filled: replicated in >= 3 tumours."),
+               "For each row of the review's Table 2 and each dataset with its cell type: composition-balanced AUROC "
+               "of the row's genes in that cell type against the other cells of the same tumours (95% interval).",
+               "Pooled over tumours. Colour: verdict (supported needs the review's cancer type, AUROC >= 0.6 and the "
+               "interval above 0.5); filled: replicated in >= 3 tumours."),
     FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
                "Jaccard index of the scored (HGNC-resolved) gene sets."),
     FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,
-               "Fraction of each signature's genes present in each dataset after alias resolution; outlined: below the minimum coverage."),
+               "Share of each signature's genes present in each dataset after alias resolution; outlined: below the "
+               "minimum coverage."),
     FigureSpec("fig-atlas-heatmap-{signature}", "{signature} across cell types, datasets and cancer types",
                charts.atlas_heatmap,
-               "Mean {signature} score per harmonised cell type and dataset, grouped by cancer type."),
+               "AUROC of the {signature} score of each cell type against the other cells of the same tumour "
+               "(0.5 = no difference), per dataset, grouped by cancer type.",
+               "A scale-free effect, comparable across datasets and platforms; the mean raw score and its interval "
+               "are in the tooltip. Outlined: replicated in >= 3 tumours."),
+    FigureSpec("fig-home-sasp-map", "The SASP map: which cell types express a SASP signature, per cancer",
+               charts.sasp_map_chart,
+               "Composition-balanced AUROC of the chosen signature in each cell type against the other cells of the "
+               "same tumours (0.5 = no difference), per cancer type; choose the signature in the menu.",
+               "Filled squares rest on >= 3 tumours, open squares on fewer (the tooltip says how many tumours and "
+               "datasets). Click a square to open its dataset page."),
 ]}
+
+
+def _scope(data: pd.DataFrame) -> str:
+    """How much evidence a figure's data holds: datasets and tumours (max samples per dataset)."""
+    if "dataset" not in data or data.empty:
+        return ""
+    n_ds = data["dataset"].nunique()
+    if "n_samples" in data:
+        tumours = int(pd.to_numeric(data.groupby("dataset")["n_samples"].max(), errors="coerce").fillna(0).sum())
+    elif "sample" in data:
+        tumours = int(data.groupby("dataset")["sample"].nunique().sum())
+    else:
+        return f"{n_ds} dataset{'s' * (n_ds != 1)}."
+    return (f"{tumours} tumour{'s' * (tumours != 1)} in {n_ds} dataset{'s' * (n_ds != 1)}." if tumours
+            else f"{n_ds} dataset{'s' * (n_ds != 1)} (samples not recorded).")
 
 
 def figure_id(kind: str, **params: Any) -> str:
@@ -127,7 +168,9 @@ def _signature_sources(signatures: list[str]) -> list[str]:
     return out
 
 
-def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[str]) -> str:
+def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[str], *, provenance: str = "") -> str:
+    """The figure's BibTeX record: the data and signature DOIs in ``note``; the full provenance (every
+    citation, file URL and sha256, version, commit) in ``annote`` when given."""
     v = atlas_version()
     notes = "; ".join([f"data: doi:{d['publication']['doi']}" if d["publication"]["doi"] else
                        f"data: {d['publication']['citation']}" for d in datasets]
@@ -136,7 +179,12 @@ def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[s
     key = fig_id.replace("-", "_")
     return (f"@misc{{{key},\n  title = {{{title} (figure {fig_id})}},\n  author = {{{{sasp-atlas contributors}}}},\n"
             f"  year = {{2026}},\n  howpublished = {{SASP atlas, version {v['version']}, commit {v['commit']}}},\n"
-            f"  note = {{{notes}}}\n}}")
+            f"  note = {{{notes}}}" + (f",\n  annote = {{{_bib_escape(provenance)}}}" if provenance else "") + "\n}")
+
+
+def _bib_escape(text: str) -> str:
+    """Braces balanced for a BibTeX field (URLs and citations carry no TeX)."""
+    return text.replace("{", "(").replace("}", ")")
 
 
 def _has_signature(s: str) -> bool:
@@ -147,9 +195,15 @@ def _has_signature(s: str) -> bool:
         return False
 
 
-def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: list[str], method: str,
-         page_depth: int, results: str | Path = "results", extra_caption: str = "", **params: Any) -> None:
-    """Draw, save and display one registered figure (its index record goes to ``<id>.json``).
+def show(kind: str, data: pd.DataFrame, **kwargs: Any) -> None:
+    """:func:`render` a registered figure and display it in the page notebook."""
+    display(HTML(render(kind, data, **kwargs)))
+
+
+def render(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: list[str], method: str,
+           page_depth: int, results: str | Path = "results", extra_caption: str = "", **params: Any) -> str:
+    """Draw and save one registered figure; return its HTML (chart, caption, downloads, the collapsed
+    "Sources and citation" block). Its index record goes to ``<id>.json``.
 
     ``data`` is what the chart encodes (saved as ``<id>.csv``); ``params`` fill the id/title
     pattern and are passed to the chart function (e.g. ``signature``); ``page_depth`` is the
@@ -163,43 +217,55 @@ def show(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures: 
         signatures_for_caption = signatures
     fig_id, title = spec.id.format(**fmt), spec.title.format(**fmt)
     chart_params = {k: v for k, v in params.items() if k in spec.draw.__code__.co_varnames}
-    chart = spec.draw(data, **chart_params)
+    chart = charts.fit_page(spec.draw(data, **chart_params))
     out = Path(results) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     chart.save(str(out / f"{fig_id}.svg"))
     chart.save(str(out / f"{fig_id}.png"), ppi=300)
     data.to_csv(out / f"{fig_id}.csv", index=False, float_format="%.6g")
     v = atlas_version()
-    caption = f"{spec.caption.format(**fmt)} {extra_caption} Method: {method}. "
+    caption = " ".join(x for x in (spec.caption.format(**fmt), extra_caption.strip(), _scope(data),
+                                   f"Method: {method}.") if x)
+    if len(caption) > MAX_CAPTION:
+        raise ValueError(f"{fig_id}: caption of {len(caption)} characters (max {MAX_CAPTION}); move detail to `reading`")
+    sources = []
+    if spec.reading:
+        sources.append(("How to read", [spec.reading.format(**fmt)]))
     if datasets:
-        caption += f"Datasets: {'; '.join(_dataset_sources(datasets))}. "
+        sources.append(("Datasets", _dataset_sources(datasets)))
     if signatures_for_caption:
-        caption += f"Signatures: {'; '.join(_signature_sources(signatures_for_caption))}. "
+        sources.append(("Signatures", _signature_sources(signatures_for_caption)))
     elif signatures:
-        caption += f"Signatures: {len(signatures)} catalogued sets (sources on the catalogue pages). "
-    caption = (caption + f"SASP atlas {v['version']} (commit {v['commit']}).").replace("  ", " ")
-    record = {"id": fig_id, "title": title, "caption": caption, "datasets": " ".join(d.id for d in datasets),
-              "signatures": " ".join(signatures), "method": method, "version": v["version"], "commit": v["commit"],
-              "n_rows": len(data)}
+        sources.append(("Signatures", [f"{len(signatures)} catalogued sets (sources on the catalogue pages)."]))
+    sources.append(("Build", [f"SASP atlas {v['version']}, commit {v['commit']}; method {method}."]))
+    provenance = " ".join(f"{head}: {'; '.join(items)}" for head, items in sources)
+    bibtex = _bibtex(fig_id, title, datasets, signatures, provenance=provenance)
+    record = {"id": fig_id, "title": title, "caption": caption, "provenance": provenance,
+              "datasets": " ".join(d.id for d in datasets), "signatures": " ".join(signatures), "method": method,
+              "version": v["version"], "commit": v["commit"], "n_rows": len(data)}
     (out / f"{fig_id}.json").write_text(json.dumps(record, indent=1))
+    (out / f"{fig_id}.bib").write_text(bibtex + "\n")
     plain = (f"sasp-atlas contributors (2026). {title} (figure {fig_id}). SASP atlas version {v['version']}, "
              f"commit {v['commit']}." + (" Data: " + "; ".join(d['publication']['citation'] + (f" doi:{d['publication']['doi']}" if d['publication']['doi'] else "")
                                                              for d in datasets) + "." if datasets else ""))
     up = "../" * page_depth
-    links = " · ".join(f'<a href="{up}_static/figures/{fig_id}.{ext}" download>{ext.upper()}</a>' for ext in ("svg", "png", "csv"))
-    display(chart)
-    display(HTML(
-        f'<div class="sasp-figure" id="{fig_id}"><p><strong>Figure <code>{fig_id}</code>.</strong> '
-        f"{html.escape(caption)}</p><p>Download: {links}</p>"
-        f"<details><summary>Cite this figure</summary><p>{html.escape(plain)}</p>"
-        f"<pre>{html.escape(_bibtex(fig_id, title, datasets, signatures))}</pre></details></div>"))
+    links = " · ".join(f'<a href="{up}_static/figures/{fig_id}.{ext}" download>{label}</a>'
+                       for ext, label in (("svg", "SVG"), ("png", "PNG"), ("csv", "CSV"), ("bib", "BibTeX")))
+    blocks = "".join(f"<p><strong>{html.escape(head)}.</strong> {'<br>'.join(html.escape(i) for i in items)}</p>"
+                     for head, items in sources)
+    return (charts.chart_html(chart, f"chart-{fig_id}") +
+        f'<div class="sasp-figure" id="{fig_id}"><p class="sasp-caption"><strong>Figure <code>{fig_id}</code>.</strong> '
+        f"{html.escape(caption)}</p><p class=\"sasp-downloads\">Download: {links}</p>"
+        f"<details class=\"sasp-sources\"><summary>Sources and citation</summary>{blocks}"
+        f"<p><strong>Cite this figure.</strong> {html.escape(plain)}</p>"
+        f"<pre>{html.escape(bibtex)}</pre></details></div>")
 
 
 def write_index(results: str | Path = "results") -> pd.DataFrame:
     """Collect every figure record into ``results/figures/index.csv``."""
     out = Path(results) / "figures"
     records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    df = pd.DataFrame(records, columns=["id", "title", "caption", "datasets", "signatures", "method", "version",
-                                        "commit", "n_rows"])
+    df = pd.DataFrame(records, columns=["id", "title", "caption", "provenance", "datasets", "signatures", "method",
+                                        "version", "commit", "n_rows"])
     df.to_csv(out / "index.csv", index=False)
     return df

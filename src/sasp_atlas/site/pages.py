@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
 from ..genes import catalogue, signature_record
+from . import references
 from ..data import crosswalk, in_review_cancer_type
 from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
@@ -77,15 +78,18 @@ def family_page_markdown(family: str) -> str:
     """A catalogue page for one signature family: every set with its genes, source and notes."""
     recs = [r for r in catalogue().values() if r.get("family", r["id"]) == family]
     title = FAMILY_TITLES.get(family, family)
-    lines = [f"# {title}", "", f"{len(recs)} signature(s). Genes are listed as published; the atlas scores their "
-             "current HGNC symbols (aliases resolved, see Methods).", ""]
+    sources = references.cite(references.signature_key(r) for r in sorted(recs, key=lambda r: r["id"]))
+    lines = [f"# {title}", "", f"{len(recs)} signature(s) from {sources}: which genes, from which publication, "
+             "under which licence. Genes are listed as published; the atlas scores their current HGNC symbols "
+             "(aliases resolved, see Methods).", ""]
     for r in sorted(recs, key=lambda r: r["id"]):
         src = r["source"]
         doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
         pmid = f" PMID {src['pmid']}." if src.get("pmid") else ""
         lines += [f"## `{r['id']}`", "", f"**{r['name']}** — {len(r['genes'])} genes, species {r['species']}.", "",
                   f"{r.get('description', '')}", "", f"Source: {src.get('citation', '')}{doi}{pmid} "
-                  f"{src.get('table') or ''}", "", f"Licence: {r['license']}", ""]
+                  f"{src.get('table') or ''}", "",
+                  f"Licence: {r['license']}", ""]
         if r.get("scoring_note"):
             lines += [f"```{{note}}\n{r['scoring_note']}\n```", ""]
         notes = r.get("curation_notes") or []
@@ -94,6 +98,11 @@ def family_page_markdown(family: str) -> str:
         if notes:
             lines += ["Curation notes:", ""] + [f"- {n}" for n in notes] + [""]
         lines += ["Genes: " + ", ".join(f"`{g}`" for g in r["genes"]), ""]
+    sizes = [len(r["genes"]) for r in recs]
+    lines += ["## Key takeaways", "",
+              f"- {len(recs)} set(s) of {min(sizes)}-{max(sizes)} genes, each scored under current HGNC symbols.",
+              "- Cite the original publication (References) together with the atlas when you use a score.", "",
+              references.references_section()]
     return "\n".join(lines)
 
 
@@ -137,7 +146,12 @@ def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], 
                 own.append(f"{d.id}{'' if d.id in built else ' (full profile, not in this build)'}")
             elif d.id not in crosswalk["datasets"] and d["loader"]["name"] == "cellxgene":
                 own.append(f"{d.id} (if its CELLxGENE cell types include {term}; known once pinned)")
-        where = ", ".join(own) or "no registry dataset yet"
+        if len(own) > 4:  # e.g. row 8 (any malignant tumour): name the built ones, count the rest
+            here = [o for o in own if "(" not in o]
+            where = (", ".join(here) + (" and " if here else "") +
+                     f"{len(own) - len(here)} full-profile datasets (see the table above)")
+        else:
+            where = ", ".join(own) or "no registry dataset yet"
         lines.append(f"| {t2['row']} | {t2['cell_type']} | {'; '.join(t2.get('cancer_types', []))} | {where} |")
     return "\n".join(lines)
 
@@ -274,3 +288,148 @@ def concordance_markdown(concordance: pd.DataFrame) -> str:
     for r in concordance.itertuples():
         lines.append(f"| {r.signature} | {r.method_a} vs {r.method_b} | {r.spearman_groups:.2f} | {r.spearman_cells:.2f} |")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- key findings
+#: a pooled effect counts as "high" in a finding when it reaches this AUROC with its interval above 0.5
+FINDING_EFFECT = 0.6
+
+
+def evidence_scope(k_samples: int, k_datasets: int, evidence: str = "") -> str:
+    """How much evidence stands behind a number, in words ("in 1 tumour", "in 5 tumours across 2 datasets")."""
+    if str(evidence).startswith("samples not recorded"):
+        return f"in {k_datasets} dataset{'s' * (k_datasets != 1)} whose tumours are not recorded"
+    tumours = f"{k_samples} tumour{'s' * (k_samples != 1)}"
+    return f"in {tumours}" + (f" across {k_datasets} datasets" if k_datasets > 1 else "")
+
+
+def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, signature: str = "senmayo",
+                 max_items: int = 5) -> list[str]:
+    """3-5 findings generated from the tables, each with its scope; no hand-written claim.
+
+    From ``meta_analysis.csv`` (pooled composition-balanced AUROC per cancer type x cell type x
+    signature) for ``signature``: the top cell type of each cancer type, the cell types high
+    (AUROC >= :data:`FINDING_EFFECT`, interval above 0.5) in the most cancer types, and how many
+    estimates rest on >= 3 tumours; from ``table2_checks.csv``: what the review's Table 2 rows give.
+    """
+    out: list[str] = []
+    m = meta[meta["signature"] == signature].dropna(subset=["estimate"])
+    if m.empty:
+        return [f"No cell type has a pooled estimate for {signature} in this build."]
+
+    def scope(r) -> str:
+        return evidence_scope(int(r.k_samples), int(r.k_datasets), getattr(r, "evidence", ""))
+
+    top = m.sort_values("estimate", ascending=False).groupby("cancer_type", sort=True).head(1)
+    parts = [f"{r.cell_type} in {r.cancer_type} (AUROC {r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], {scope(r)})"
+             for r in top.itertuples()]
+    out.append(f"**Highest {signature} score per cancer type**, against the other cells of the same tumours: "
+               + "; ".join(parts) + ".")
+    high = m[(m["estimate"] >= FINDING_EFFECT) & (m["ci_low"] > 0.5)]
+    n_cancers = m["cancer_type"].nunique()
+    if len(high):
+        per = high.groupby("cell_type").agg(n=("cancer_type", "nunique"), tumours=("k_samples", "sum"))
+        best = per.sort_values(["n", "tumours"], ascending=False).head(1)
+        ct, row = best.index[0], best.iloc[0]
+        datasets = sorted({d.strip() for ds in high[high["cell_type"] == ct]["datasets"] for d in str(ds).split(";")})
+        out.append(f"**{ct}** reaches a balanced AUROC of at least {FINDING_EFFECT} for {signature} (interval above 0.5) "
+                   f"in {int(row.n)} of {n_cancers} cancer types ({int(row.tumours)} tumours across "
+                   f"{len(datasets)} dataset{'s' * (len(datasets) != 1)}).")
+    else:
+        out.append(f"No cell type reaches a balanced AUROC of {FINDING_EFFECT} for {signature} with its interval above 0.5.")
+    low = m[m["ci_high"] < 0.5]
+    if len(low):
+        r = low.sort_values("estimate").iloc[0]
+        out.append(f"**Lowest**: {r.cell_type} in {r.cancer_type} scores below the rest of its tumours for "
+                   f"{signature} (AUROC {r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], {scope(r)}).")
+    n_rep = int((meta["k_samples"] >= 3).sum())
+    out.append(f"**Evidence**: {n_rep} of {len(meta)} cancer type x cell type x signature estimates rest on at least "
+               f"3 tumours; the others describe the tumours sampled, not their cancer type.")
+    if checks is not None and len(checks):
+        testable = checks[checks["effect_size"].notna()]
+        own = testable[testable["cancer_type_matches"].astype(bool)]
+        verdicts = own["verdict"].value_counts()
+        said = ", ".join(f"{n} {v}" for v, n in verdicts.items()) or "none"
+        out.append(f"**The review's Table 2**: {len(testable)} row x dataset pairs are testable here, {len(own)} of them "
+                   f"in a cancer type the review names ({said}); see *Table 2 tested*.")
+    return out[:max_items]
+
+
+def key_findings_markdown(findings: list[str]) -> str:
+    return "\n".join(f"- {f}" for f in findings)
+
+
+# --------------------------------------------------------------------------- page anatomy
+def takeaways_markdown(items: list[str]) -> str:
+    """The "Key takeaways" section that closes a page (generated items, each with its scope)."""
+    return "\n".join(f"- {i}" for i in items)
+
+
+def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str]:
+    """Key takeaways of one dataset page, from its ``celltype_scores`` table: the top cell type of each
+    shown signature (AUROC against the rest of the tumour, with the within-tumour q and the evidence),
+    how many cell type x signature scores are specifically high, and how many tumours stand behind it."""
+    out = []
+    ct = celltype.dropna(subset=["effect_size"])
+    for sig in signatures:
+        rows = ct[ct["signature"] == sig].sort_values("effect_size", ascending=False)
+        if rows.empty:
+            continue
+        r = rows.iloc[0]
+        q = f", within-tumour q = {r.q_perm:.2g}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
+        out.append(f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against the other cells of the "
+                   f"same tumour{q} ({r.evidence}).")
+    if "q_perm" in ct:
+        high = ct[ct["q_perm"] < 0.05]
+        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their tumour at "
+                   "q < 0.05 (within-tumour permutation, Benjamini-Hochberg).")
+    n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
+    evidence = set(celltype["evidence"].astype(str)) if "evidence" in celltype else set()
+    if n <= 1 or evidence <= {"single tumour", "samples not recorded"}:
+        out.append("Every number here rests on one tumour (or on samples the authors did not record): it describes "
+                   "this tumour, not its cancer type.")
+    else:
+        out.append(f"Up to {n} tumours stand behind a cell type here; the evidence column says how many for each.")
+    return out
+
+
+def table2_takeaways(checks: pd.DataFrame) -> list[str]:
+    """Key takeaways of the Table 2 page: verdict counts, and which rows are tested in their own cancer type."""
+    testable = checks[checks["effect_size"].notna()]
+    own = testable[testable["cancer_type_matches"].astype(bool)]
+    out = [f"{len(testable)} of {len(checks)} row x dataset pairs are testable here "
+           f"({', '.join(f'{n} {v}' for v, n in testable['verdict'].value_counts().items()) or 'none'})."]
+    if len(own):
+        rows = sorted(own["row"].unique())
+        out.append(f"Row{'s' * (len(rows) != 1)} {', '.join(map(str, rows))} can be tested in a cancer type the review "
+                   f"names: {', '.join(f'row {r.row} in {r.dataset} is {r.verdict}' for r in own.itertuples())}.")
+    else:
+        out.append("No row can be tested in a cancer type the review names with the datasets of this build.")
+    untestable = sorted(set(checks["row"]) - set(own["row"]))
+    if untestable:
+        out.append(f"Rows {', '.join(map(str, untestable))} wait for a dataset of their own cancer type and cell type "
+                   "(the atlas page lists which full-profile datasets would make them testable).")
+    return out
+
+
+def catalogue_takeaways(catalogue: pd.DataFrame, coverage: pd.DataFrame) -> list[str]:
+    """Key takeaways of the catalogue page: how many sets and families, and how well the data cover them."""
+    out = [f"{len(catalogue)} gene sets in {catalogue['family'].nunique()} families, each with its primary citation."]
+    if len(coverage):
+        low = coverage[coverage["low_coverage"].astype(bool)]
+        out.append(f"{len(low)} of {len(coverage)} signature x dataset pairs fall below the minimum gene coverage; "
+                   "their scores are flagged and drawn grey.")
+        med = coverage.groupby("dataset")["coverage"].median()
+        worst = med.idxmin()
+        out.append(f"Median coverage per dataset ranges from {med.min():.0%} ({worst}) to {med.max():.0%}.")
+    return out
+
+
+def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -> str:
+    """The two lines that open a dataset page: what the data are, and the question the page answers."""
+    n_cells = int(celltype.drop_duplicates("cell_type")["n_cells"].sum()) if len(celltype) else 0
+    n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
+    tumours = f"{n} tumour{'s' * (n != 1)}" if n else "tumours not recorded"
+    return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
+            "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
+            "scores and their checks, then the takeaways.")

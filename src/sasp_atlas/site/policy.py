@@ -17,7 +17,7 @@ from ..genes import SignatureResolutionWarning, catalogue
 from ..genes.symbols import AmbiguousSymbolWarning, OrthologWarning
 from . import charts
 
-__all__ = ["detail_signatures", "method_signatures", "gene_figure_signature", "overlap_signatures", "setup_page",
+__all__ = ["headline_signature", "detail_signatures", "method_signatures", "gene_figure_signature", "overlap_signatures", "setup_page",
            "N_DETAIL", "N_METHODS", "QUIET_WARNINGS"]
 
 #: signatures with their own distribution, null, gene and embedding figures on a dataset page
@@ -69,3 +69,14 @@ def overlap_signatures(ids: Sequence[str]) -> list[str]:
     """Catalogue ids shown in the overlap heatmap: all but the :data:`OVERLAP_EXCLUDED_FAMILIES`."""
     cat = catalogue()
     return [i for i in ids if cat.get(i, {}).get("family") not in OVERLAP_EXCLUDED_FAMILIES]
+
+
+#: the signature the landing page and the atlas page's findings are about, when the build has it
+HEADLINE_SIGNATURE = "senmayo"
+
+
+def headline_signature(signatures: Sequence[str]) -> str:
+    """The signature the findings are about: :data:`HEADLINE_SIGNATURE` if built, else the first."""
+    if not signatures:
+        raise ValueError("no signatures")
+    return HEADLINE_SIGNATURE if HEADLINE_SIGNATURE in signatures else signatures[0]

@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from ..atlas import DEFAULT_SIGNATURES, score_user_file
 from ..engines import DEFAULT_METHOD
 from ..data import DEFAULT_MIN_CELLS, user_dataset_id
+from ..sources import project_file
 from .charts import write_vega_bundle
 from .notebooks import NotebookFailed, execute_page
 
@@ -72,7 +73,8 @@ def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], 
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }
-table { border-collapse: collapse; font-size: .85em; margin: 1em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: 1em 0; display: block; max-width: 100%; overflow-x: auto; }
+main { overflow-wrap: anywhere; }
 td, th { border: 1px solid #ccc; padding: .2em .5em; vertical-align: top; }
 pre { background: #f6f6f6; padding: .5em; overflow-x: auto; }
 .sasp-figure { font-size: .85em; color: #444; margin-bottom: 2em; }
@@ -126,5 +128,5 @@ def notebook_html(notebook: str | Path, title: str) -> str:
                 body.append(f"<pre>{html.escape(text(data['text/plain']))}</pre>")
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
-            f"<style>{_CSS}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
+            f"<style>{_CSS}{project_file('_static/sasp.css').read_text(encoding='utf-8')}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
             + "\n".join(body) + "\n</main>\n</body>\n</html>\n")

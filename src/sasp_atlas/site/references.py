@@ -1,0 +1,90 @@
+"""The site's bibliography: every cited work as a BibTeX entry, and the roles that cite them.
+
+Pages cite with ``{footcite:p}`` (sphinxcontrib-bibtex, shipped with Jupyter Book) and end with a
+References section (``{footbibliography}``): footnote citations are local to each page, so the same
+work can be listed on many pages. The build writes ``book/generated/references.bib`` from the
+registry (every dataset publication) and the signature catalogue (every signature source);
+``book/references.bib`` holds the methods' references (hand-written, committed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..genes import catalogue
+from ..sources import Dataset, list_datasets
+
+__all__ = ["bib_key", "dataset_key", "signature_key", "cite", "references_section", "bibliography_text",
+           "write_bibliography", "GENERATED_BIB"]
+
+#: where the build writes the generated bibliography (relative to the project root)
+GENERATED_BIB = Path("book") / "generated" / "references.bib"
+
+
+def bib_key(citation: str, doi: str | None = None) -> str:
+    """A stable key: the first author's surname, the year and a short hash of the DOI (or citation)."""
+    first = re.match(r"\s*([A-Za-z][A-Za-z'\-]+)", citation or "")
+    year = re.search(r"\((19|20)\d\d\)|\b(19|20)\d\d\b", citation or "")
+    digest = hashlib.sha1((doi or citation or "").lower().encode()).hexdigest()[:6]
+    surname = (first.group(1) if first else "ref").lower().replace("'", "")
+    return f"{surname}{year.group(0).strip('()') if year else ''}_{digest}"
+
+
+def dataset_key(d: Dataset) -> str:
+    pub = d["publication"]
+    return bib_key(pub["citation"], pub.get("doi"))
+
+
+def signature_key(record: dict) -> str:
+    src = record["source"]
+    return bib_key(src["citation"], src.get("doi"))
+
+
+def _field(text: str) -> str:
+    return str(text).replace("{", "(").replace("}", ")").replace("\\", "/")
+
+
+def _entry(key: str, citation: str, doi: str | None, url: str | None) -> str:
+    fields = [f"  note = {{{_field(citation)}}}"]
+    if doi:
+        fields.append(f"  doi = {{{_field(doi)}}}")
+    elif url:
+        fields.append(f"  url = {{{_field(url)}}}")
+    return f"@misc{{{key},\n" + ",\n".join(fields) + "\n}\n"
+
+
+def bibliography_text(datasets: Iterable[Dataset] | None = None, records: Iterable[dict] | None = None) -> str:
+    """BibTeX entries (``@misc`` with the full citation as ``note`` and the DOI) for the datasets
+    (default: every registry dataset, full profile) and signature records (default: the catalogue)."""
+    datasets = list_datasets("full") if datasets is None else datasets
+    records = catalogue().values() if records is None else records
+    entries: dict[str, str] = {}
+    for d in datasets:
+        pub = d["publication"]
+        entries.setdefault(dataset_key(d), _entry(dataset_key(d), pub["citation"], pub.get("doi"), None))
+    for r in records:
+        src = r["source"]
+        entries.setdefault(signature_key(r), _entry(signature_key(r), src["citation"], src.get("doi"), src.get("url")))
+    return "\n".join(entries[k] for k in sorted(entries))
+
+
+def write_bibliography(root: str | Path) -> Path:
+    """Write :data:`GENERATED_BIB` under ``root``."""
+    path = Path(root) / GENERATED_BIB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(bibliography_text(), encoding="utf-8")
+    return path
+
+
+def cite(keys: Iterable[str]) -> str:
+    """A MyST footnote citation of ``keys`` (deduplicated, in order), or "" for none."""
+    keys = list(dict.fromkeys(k for k in keys if k))
+    return f"{{footcite:p}}`{','.join(keys)}`" if keys else ""
+
+
+def references_section(level: int = 2) -> str:
+    """The References section that ends a page: the works cited on it."""
+    return f"{'#' * level} References\n\n```{{footbibliography}}\n```\n"
