@@ -227,4 +227,9 @@ def unverified_markdown(path: str | Path | None = None) -> str:
         cells_md = " | ".join(str(x).replace("|", "\\|") for x in (
             f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"]))
         lines.append(f"| {cells_md} |")
+    lines += ["", "## Key takeaways", "",
+              "- Nothing on this page is fetched, listed or built: a file without a published checksum could change "
+              "without anyone noticing.",
+              "- A source moves into the atlas once its publisher's checksum is found, or once it is pinned on first "
+              "download (`sasp-atlas registry pin ID`) with that trust level shown on its page."]
     return "\n".join(lines) + "\n"
