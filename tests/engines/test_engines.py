@@ -18,7 +18,7 @@ from sasp_atlas.engines import _driver
 
 TOL = 1e-6
 SIGS = ["senmayo", "fridman_senescence_up"]
-ALL_METHODS = ["expected", "scanpy", "aucell", "ucell", "mean", "zmean"]
+ALL_METHODS = ["expected", "scanpy", "aucell", "ucell", "mean", "zmean", "seurat"]
 
 
 # --------------------------------------------------------------------------- references
@@ -277,7 +277,7 @@ def test_output_contract_and_X_untouched(method):
         assert {"genes_used", "genes_missing", "n_genes", "n_control_genes", "coverage", "low_coverage"} <= set(info)
         assert set(info["genes_used"]) | set(info["genes_missing"]) == set(genes)
         assert info["n_genes"] == len(set(genes))
-        assert (info["n_control_genes"] > 0) == (method in ("scanpy", "expected"))
+        assert (info["n_control_genes"] > 0) == (method in ("scanpy", "expected", "seurat"))  # control-gene scores
     lo, hi = engines.list_methods().set_index("name").loc[method, "value_range"]
     assert ((scores >= lo) & (scores <= hi)).all().all()
 

@@ -180,7 +180,7 @@ def test_scaling_a_cell_by_a_power_of_two_changes_no_normalised_score(method, da
     pd.testing.assert_frame_equal(scores(b, sigs, method), scores(a, sigs, method))
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("scanpy", "expected")])  # bins move with rounding
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("scanpy", "expected", "seurat")])  # bins move with rounding
 @SETTINGS
 @given(data=matrices(), cell=st.integers(0, 23), factor=st.integers(3, 50))
 def test_scaling_a_cell_by_any_integer_changes_no_normalised_score(method, data, cell, factor):

@@ -197,10 +197,12 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         Catalogue ids (see :func:`sasp_atlas.list_signatures`) or a mapping ``{name: genes}``.
     method
         A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
-        control-gene score, equal to ``scanpy.tl.score_genes``), ``"aucell"``, ``"ucell"``,
-        ``"mean"``, ``"zmean"``.
+        control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
+        expectation), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
+        seed), ``"aucell"``, ``"ucell"``, ``"mean"``, ``"zmean"``.
     random_state
-        The method's seed: the control-gene draw (``scanpy``, reset per signature as scanpy does)
+        The method's seed: the control-gene draw (``scanpy``, reset per signature as scanpy does;
+        ``seurat``: R's ``set.seed`` as ``AddModuleScore(seed=...)``, whose default is 1)
         or the random gene order that breaks rank ties (``aucell``); ignored by the others. It is
         recorded in ``uns[key_added]["params"]["random_state"]``.
     layer
@@ -210,7 +212,8 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
     copy
         Score a copy of ``adata`` and return it, leaving ``adata`` untouched.
     **params
-        Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``n_up`` for aucell; ``max_rank``,
+        Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``ctrl``, ``nbin`` for seurat;
+        ``n_up`` for aucell; ``max_rank``,
         ``missing_genes`` for ucell). An unknown name is an error listing the valid ones.
 
     Returns

@@ -6,14 +6,15 @@ from types import ModuleType
 
 import pandas as pd
 
-from . import _aucell, _expected, _mean, _scanpy, _ucell, _zmean
+from . import _aucell, _expected, _mean, _scanpy, _seurat, _ucell, _zmean
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "get_method", "list_methods"]
 
 #: the atlas's score: seed-free (every table and verdict is the same for any random_state)
 DEFAULT_METHOD = "expected"
 
-_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean)}
+_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean,
+                                                               _seurat)}
 METHODS = tuple(_REGISTRY)
 
 
