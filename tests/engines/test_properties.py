@@ -105,9 +105,12 @@ def matrices(draw, *, min_genes: int = 16, ties: bool = True):
 
 @pytest.mark.parametrize("method", METHODS)
 @SETTINGS
-@given(data=matrices(), perm_seed=st.integers(0, 2**32 - 1))
+@given(data=st.data(), perm_seed=st.integers(0, 2**32 - 1))
 def test_permuting_cells_permutes_scores(method, data, perm_seed):
-    X, sigs = data
+    # gsva, like Bioconductor GSVA, adds each gene's kernel-CDF terms in cell order, and genes whose CDFs
+    # tie exactly are ordered by the sums' last bit, which the cell order changes (GSVA in R moves by up to
+    # 0.17 on such tie-heavy matrices, and the engine with it): tie-free matrices for gsva
+    X, sigs = data.draw(matrices(ties=method != "gsva"))
     adata = anndata(X)
     perm = np.random.default_rng(perm_seed).permutation(adata.n_obs)
     ref = scores(adata, sigs, method)

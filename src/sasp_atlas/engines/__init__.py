@@ -13,6 +13,10 @@ aucell    recovery-curve AUC in the top ``n_up`` ranks (Aibar 2017)         ``dc
 ucell     Mann-Whitney U of ranks truncated at 1500 (Andreatta 2021)       ``pyucell``
 mean      mean of the signature genes                                      ``X[:, S].mean(1)``
 zmean     mean of per-gene z-scores                                        ``sc.pp.scale`` + mean
+expected  scanpy's score averaged over its control draws (seed-free)       its own expectation
+seurat    per-gene control draws, cut_number bins (Seurat 4.3)             R ``AddModuleScore``
+ssgsea    rank-weighted random-walk sum, range-normalised (Barbie 2009)    R GSVA 1.46 ``ssgsea``
+gsva      kernel-CDF ranks, KS-like walk (Hanzelmann 2013)                 R GSVA 1.46 ``gsva``
 ========  ==============================================================  =====================
 """
 
@@ -21,9 +25,10 @@ from __future__ import annotations
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
 from ._driver import MatrixContext, compute_scores, group_means, score
+from ._gsva import kernel_terms as gsva_kernel_terms
 from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
            "MatrixContext", "compute_scores", "group_means", "METHODS", "DEFAULT_METHOD", "celltype_null", "draw_null_sets",
-           "NULL_COLUMNS"]
+           "NULL_COLUMNS", "gsva_kernel_terms"]

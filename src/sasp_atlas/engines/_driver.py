@@ -199,7 +199,9 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
         control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
         expectation), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
-        seed), ``"aucell"``, ``"ucell"``, ``"mean"``, ``"zmean"``.
+        seed), ``"aucell"``, ``"ucell"``, ``"mean"``, ``"zmean"``, ``"ssgsea"`` and ``"gsva"``
+        (Bioconductor GSVA 1.46 ``method="ssgsea"`` / ``method="gsva"``, equal to R; both depend on
+        the other cells or sets scored together, see their assumptions).
     random_state
         The method's seed: the control-gene draw (``scanpy``, reset per signature as scanpy does;
         ``seurat``: R's ``set.seed`` as ``AddModuleScore(seed=...)``, whose default is 1)
@@ -214,7 +216,8 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
     **params
         Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``ctrl``, ``nbin`` for seurat;
         ``n_up`` for aucell; ``max_rank``,
-        ``missing_genes`` for ucell). An unknown name is an error listing the valid ones.
+        ``missing_genes`` for ucell; ``tau``, ``ssgsea_norm`` for ssgsea; ``tau``, ``mx_diff``,
+        ``abs_ranking`` for gsva). An unknown name is an error listing the valid ones.
 
     Returns
     -------
