@@ -26,15 +26,13 @@ from IPython.display import Markdown, display
 import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
-from sasp_atlas.genes import catalogue, signature_record
 from sasp_atlas.atlas import DEFAULT_SIGNATURES, collect_tables
 signatures = list(signatures or DEFAULT_SIGNATURES)
 tables = collect_tables(results)
 celltype = tables["celltype_scores"]
 celltype = celltype[celltype["method"] == method]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(celltype["dataset"].unique())]
-cited = references.cite([references.dataset_key(d) for d in datasets]
-                        + [references.signature_key(signature_record(s)) for s in signatures if s in catalogue()])
+cited = references.cite_sources(datasets, signatures)
 
 # %% [markdown]
 # Does a cell type's SASP score hold across tumours, datasets and cancers? This page ranks cell types within each dataset, shows the genes behind the scores, and compares datasets on a scale-free effect (AUROC against the rest of the tumour), never on raw scores, whose scale depends on the platform.

@@ -32,8 +32,7 @@ from IPython.display import Markdown, display
 import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 policy.setup_page()
-from sasp_atlas.atlas import DEFAULT_SIGNATURES, run_dataset, run_user_file
-from sasp_atlas.genes import catalogue, signature_record
+from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_user_file
 signatures = list(signatures or DEFAULT_SIGNATURES)
 if input_h5ad:
     ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
@@ -45,8 +44,7 @@ detail = policy.detail_signatures(signatures)
 prov = res.adata.uns["provenance"]
 fig = dict(datasets=[ds], method=method, page_depth=2, results=results)
 site_page = not input_h5ad  # the site cites with footnotes; a user's standalone report does not
-cited = references.cite([references.dataset_key(ds)] + [references.signature_key(signature_record(s))
-                                                       for s in signatures if s in catalogue()]) if site_page else ""
+cited = references.cite_sources([ds], signatures) if site_page else ""
 
 # %% tags=["remove-input"]
 display(Markdown(pages.dataset_motivation(ds, res.celltype_scores, cite=cited)))
@@ -93,10 +91,9 @@ for sig in detail:
 
 # %% [markdown]
 # ## Method sensitivity
-#
-# The same signatures scored by five engines (the seed-free control-gene score, scanpy's single control draw, AUCell, UCell, z-mean): if the cell-type order changes with the method, read the number with care.
 
 # %% tags=["remove-input"]
+display(Markdown(pages.methods_compared_markdown(res.method_means, COMPARED_METHODS)))
 shown = policy.method_signatures(signatures)
 conc = res.method_concordance[res.method_concordance.signature.isin(shown)]
 figures.show("fig-{dataset}-methods", res.method_means[res.method_means.signature.isin(shown)],

@@ -84,3 +84,30 @@ def test_score_user_file_is_byte_identical_in_a_fresh_interpreter(tmp_path):
     assert scored.uns["sasp_scores"]["params"]["random_state"] == 5
     fresh = ad.read_h5ad(tmp_path / "fresh" / "scored.h5ad")
     pd.testing.assert_frame_equal(scored.obsm["sasp_scores"], fresh.obsm["sasp_scores"])
+
+
+def test_method_sensitivity_compares_every_engine_and_names_what_it_left_out(mgh, monkeypatch):
+    """The comparison covers the R-checked engines too; GSVA, quadratic in cells, is left out above its cost
+    budget and the page sentence names it; ``gsva_kernel_terms`` is sum_g nnz_g^2."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from sasp_atlas.atlas import COMPARED_METHODS, pipeline
+    from sasp_atlas.engines import gsva_kernel_terms
+    from sasp_atlas.site import pages
+
+    assert {"seurat", "ssgsea", "gsva"} <= set(COMPARED_METHODS)
+    X = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 0, 3], [4, 0, 5]]))
+    assert gsva_kernel_terms(X) == 2**2 + 0 + 3**2 == gsva_kernel_terms(X.toarray()) == gsva_kernel_terms(X.tocsc())
+    terms = gsva_kernel_terms(mgh.X)
+    kept, skipped = pipeline.affordable_methods(mgh, COMPARED_METHODS)
+    assert kept == list(COMPARED_METHODS) and not skipped  # MGH53/54 (1,600 cells) is within the budget
+    monkeypatch.setattr(pipeline, "GSVA_MAX_KERNEL_TERMS", terms - 1)
+    kept, skipped = pipeline.affordable_methods(mgh, COMPARED_METHODS)
+    assert "gsva" not in kept and set(skipped) == {"gsva"} and f"{terms:.2g}" in skipped["gsva"]
+    means = pd.DataFrame({"method": [m for m in kept for _ in range(2)]})
+    text = pages.methods_compared_markdown(means, COMPARED_METHODS)
+    assert f"by {len(kept)} engines" in text and "Seurat's AddModuleScore (`seurat`)" in text
+    assert "Left out here: `gsva`" in text and "square of the number of cells" in text
+    full = pages.methods_compared_markdown(pd.DataFrame({"method": list(COMPARED_METHODS)}), COMPARED_METHODS)
+    assert "Left out" not in full and f"by {len(COMPARED_METHODS)} engines" in full

@@ -152,3 +152,14 @@ def test_bibliography_has_every_cited_key():
     assert {references.signature_key(r) for r in catalogue().values()} <= keys
     assert text.count("{") == text.count("}")
     assert references.cite(["a", "b", "a", ""]) == "{footcite:p}`a,b`" and references.cite([]) == ""
+
+
+def test_cite_sources_cites_datasets_then_catalogue_signatures_and_skips_user_sets():
+    wu = get_dataset(WU)
+    text = references.cite_sources([wu], ["senmayo", "my_own_set", "reactome_sasp", "senmayo"])
+    keys = text.removeprefix("{footcite:p}`").removesuffix("`").split(",")
+    assert keys == [references.dataset_key(wu), references.signature_key(catalogue()["senmayo"]),
+                    references.signature_key(catalogue()["reactome_sasp"])]
+    bib = set(re.findall(r"@misc\{([^,]+),", references.bibliography_text()))
+    assert set(keys) <= bib  # every key the page cites resolves in the generated bibliography
+    assert references.cite_sources([], ["my_own_set"]) == "" == references.cite_sources()

@@ -21,7 +21,7 @@ import scanpy as sc
 from anndata import AnnData
 
 from ..data import crosswalk_table, load_dataset
-from ..engines import DEFAULT_METHOD, celltype_null, method_concordance, score
+from ..engines import DEFAULT_METHOD, celltype_null, gsva_kernel_terms, method_concordance, score
 from ..genes import SignatureResolutionWarning, coverage_table, list_signatures
 from ..sources import get_dataset, list_datasets
 from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
@@ -91,7 +91,25 @@ def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_p
 
 
 #: engines compared on every page (method sensitivity)
-COMPARED_METHODS = ("expected", "scanpy", "aucell", "ucell", "zmean")
+COMPARED_METHODS = ("expected", "scanpy", "seurat", "aucell", "ucell", "zmean", "ssgsea", "gsva")
+#: ``gsva`` is quadratic in cells (:func:`sasp_atlas.engines.gsva_kernel_terms`): above this many kernel
+#: evaluations (~20 s on 2 cores) it is left out of the method comparison, and the page says so
+GSVA_MAX_KERNEL_TERMS = 1.5e9
+
+
+def affordable_methods(adata: AnnData, methods: Sequence[str], *, layer: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """``methods`` without those too costly for ``adata``, and why each one left was left out."""
+    kept, skipped = [], {}
+    for m in methods:
+        if m == "gsva":
+            terms = gsva_kernel_terms(adata.layers[layer] if layer else adata.X)
+            if terms > GSVA_MAX_KERNEL_TERMS:
+                skipped[m] = (f"{terms:.2g} kernel evaluations (quadratic in cells) exceed the budget of "
+                              f"{GSVA_MAX_KERNEL_TERMS:.2g}; score with --method gsva to compute it")
+                log.warning("method sensitivity: gsva left out for %d cells: %s", adata.n_obs, skipped[m])
+                continue
+        kept.append(m)
+    return kept, skipped
 #: random gene sets per signature in the null (smallest p ~ 0.001)
 N_NULL = 1000
 #: the seed of the null's random gene sets: fixed, so p and q values never move with ``random_state``
@@ -171,7 +189,7 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
                         how="left")
     table["n_null"] = n_null
     table = add_q_values(table)
-    methods = tuple(dict.fromkeys((method, *compare_methods)))
+    methods, _ = affordable_methods(adata, list(dict.fromkeys((method, *compare_methods))))
     conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
     method_means = conc.means.assign(dataset=dataset_id)
     method_conc = conc.concordance.assign(dataset=dataset_id)

@@ -73,9 +73,11 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "Fixed seed; the empirical p and z are in the tooltip and the CSV, the Benjamini-Hochberg q in "
                "celltype_scores.csv."),
     FigureSpec("fig-{dataset}-methods", "Method sensitivity in {dataset}", charts.method_sensitivity_chart,
-               "Rank of each cell type (1 = highest mean) under five scoring methods.",
-               "Methods: the seed-free control-gene score, scanpy's single draw, AUCell, UCell and z-mean; the "
-               "Spearman concordance of the orders is in the tooltip and the CSV."),
+               "Rank of each cell type (1 = highest mean) under each scoring engine.",
+               "Engines: the seed-free control-gene score, scanpy's single draw, Seurat's AddModuleScore, AUCell, "
+               "UCell, z-mean, ssGSEA and GSVA (GSVA only where its quadratic cost fits the budget; the section above "
+               "the figure names the engines drawn); the Spearman concordance of the orders is in the tooltip and the "
+               "CSV."),
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
                "Mean {signature} score per cell type with its 95% interval, ranked within each dataset (own axis per "
                "dataset: raw scores are not compared across datasets).",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from importlib.metadata import PackageNotFoundError
@@ -284,6 +286,26 @@ def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, ver
               "- The statistics are seed-free; the seeds that remain (scanpy's single draw, the null gene sets, the "
               "UMAP) are recorded above and in the tables."]
     return "\n".join(lines) + "\n"
+
+
+#: how the method-sensitivity section names each engine
+ENGINE_LABELS = {"expected": "the seed-free control-gene score", "scanpy": "scanpy's single control draw",
+                 "seurat": "Seurat's AddModuleScore", "aucell": "AUCell", "ucell": "UCell", "zmean": "z-mean",
+                 "mean": "mean", "ssgsea": "ssGSEA", "gsva": "GSVA"}
+
+
+def methods_compared_markdown(method_means: pd.DataFrame, compared: Sequence[str]) -> str:
+    """One sentence naming the engines of the method-sensitivity section, and those of ``compared`` left
+    out for this dataset (GSVA above its cost budget)."""
+    used = list(dict.fromkeys(method_means["method"].astype(str)))
+    names = ", ".join(f"{ENGINE_LABELS.get(m, m)} (`{m}`)" for m in used)
+    text = f"The same signatures scored by {len(used)} engines: {names}."
+    missing = [m for m in compared if m not in used]
+    if missing:
+        why = (" (GSVA's cost grows with the square of the number of cells; `sasp-atlas score --method gsva`"
+               " computes it)") if "gsva" in missing else ""
+        text += " Left out here: " + ", ".join(f"`{m}`" for m in missing) + why + "."
+    return text + " If the cell-type order changes with the engine, read the number with care."
 
 
 def concordance_markdown(concordance: pd.DataFrame) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..genes import catalogue
 from ..sources import Dataset, list_datasets
 
-__all__ = ["bib_key", "dataset_key", "signature_key", "cite", "references_section", "bibliography_text",
+__all__ = ["bib_key", "dataset_key", "signature_key", "cite", "cite_sources", "references_section", "bibliography_text",
            "write_bibliography", "GENERATED_BIB"]
 
 #: where the build writes the generated bibliography (relative to the project root)
@@ -83,6 +83,14 @@ def cite(keys: Iterable[str]) -> str:
     """A MyST footnote citation of ``keys`` (deduplicated, in order), or "" for none."""
     keys = list(dict.fromkeys(k for k in keys if k))
     return f"{{footcite:p}}`{','.join(keys)}`" if keys else ""
+
+
+def cite_sources(datasets: Iterable[Dataset] = (), signatures: Iterable[str] = ()) -> str:
+    """The citation of a page's data sources: every dataset's publication, then the source of every
+    catalogue signature among ``signatures`` (ids outside the catalogue, e.g. a user's own gene sets,
+    have no source to cite and are skipped); "" when nothing is citable."""
+    known = catalogue()
+    return cite([dataset_key(d) for d in datasets] + [signature_key(known[s]) for s in signatures if s in known])
 
 
 def references_section(level: int = 2) -> str:
