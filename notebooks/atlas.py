@@ -79,6 +79,14 @@ for sig in signatures:
                  signature=sig, **fig)
 
 # %% [markdown]
+# ## SASP composition across cancers
+#
+# Which classes of SASP factor each cell type expresses more than the other cells of its tumours: the composition-balanced AUROC of each class's score (0.5: no difference), per dataset and cancer type. The shares of each class, per cell type, are on the dataset pages and in `sasp_class_scores.csv`; the class of every SASP gene and its source in `sasp_classes.csv`.
+
+# %% tags=["remove-input"]
+figures.show("fig-atlas-sasp-classes", tables["sasp_class_scores"], signatures=[], **fig)
+
+# %% [markdown]
 # ## Downloads
 
 # %% tags=["remove-input"]

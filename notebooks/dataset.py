@@ -121,6 +121,15 @@ for sig in detail:
                  signatures=[sig], signature=sig, **fig)
 
 # %% [markdown]
+# ## SASP composition
+#
+# The SASP is not one thing: which classes of secreted factor (interleukins, CXC and CC chemokines, MMPs, TIMPs and serpins, IGFBPs, growth factors, the TNF superfamily, ECM and other secreted proteins) make up a cell type's SASP expression? Each SASP gene of SenMayo, the Basisty core SASP and Reactome's SASP has one class with its source (`tables/sasp_classes.csv`); a class's share is the linear expression of its genes over that of all classified SASP genes present, per tumour, then averaged over tumours (`sasp_class_scores.csv`).
+
+# %% tags=["remove-input"]
+figures.show("fig-{dataset}-sasp-composition", res.sasp_class_scores, signatures=[], **fig)
+display(Markdown(pages.composition_markdown(res.sasp_class_scores)))
+
+# %% [markdown]
 # ## Embedding coloured by score
 #
 # UMAP of the cells (display only; statistics never use it).

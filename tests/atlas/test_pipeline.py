@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from conftest import MGH, TESTS_DIR
@@ -111,3 +112,31 @@ def test_method_sensitivity_compares_every_engine_and_names_what_it_left_out(mgh
     assert "Left out here: `gsva`" in text and "square of the number of cells" in text
     full = pages.methods_compared_markdown(pd.DataFrame({"method": list(COMPARED_METHODS)}), COMPARED_METHODS)
     assert "Left out" not in full and f"by {len(COMPARED_METHODS)} engines" in full
+
+
+_EMBED_SCRIPT = """
+import sys, numpy as np, scipy.sparse as sp, anndata as ad
+from sasp_atlas.atlas import pipeline
+if sys.argv[1] == "off":
+    pipeline.cache_umap_kernels = lambda: 0
+else:
+    assert pipeline.cache_umap_kernels() > 20
+rng = np.random.default_rng(3)
+a = ad.AnnData(sp.csr_matrix(np.log1p(rng.poisson(0.4, (150, 400)).astype(np.float32))))
+pipeline.embed(a, random_state=0)
+np.save(sys.argv[2], a.obsm["X_umap"])
+"""
+
+
+def test_caching_umaps_kernels_leaves_the_embedding_unchanged(tmp_path):
+    """The embedding with umap-learn's kernels loaded from numba's disk cache (written by an earlier process)
+    equals the one compiled afresh, to the bit."""
+    script = tmp_path / "embed.py"
+    script.write_text(_EMBED_SCRIPT)
+    coords = {}
+    for mode in ("on", "on", "off"):  # the first 'on' may compile and write the cache; the second loads it
+        out = tmp_path / f"{mode}.npy"
+        subprocess.run([sys.executable, str(script), mode, str(out)], check=True, capture_output=True)
+        coords[mode] = np.load(out)
+    assert coords["on"].shape == (150, 2) and np.isfinite(coords["on"]).all()
+    np.testing.assert_array_equal(coords["on"], coords["off"])

@@ -8,6 +8,8 @@ CLI and tests call it too, so every number on a page is produced by this tested 
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 import warnings
@@ -19,11 +21,13 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 from anndata import AnnData
+from numba.core.registry import CPUDispatcher
 
 from ..data import crosswalk_table, load_dataset
 from ..engines import DEFAULT_METHOD, celltype_null, gsva_kernel_terms, method_concordance, score
-from ..genes import SignatureResolutionWarning, coverage_table, list_signatures
+from ..genes import SignatureResolutionWarning, coverage_table, list_signatures, sasp_classes
 from ..sources import get_dataset, list_datasets
+from ..stats.composition import sample_class_composition, sasp_class_scores
 from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
                      sample_effects, table2_checks)
 
@@ -55,11 +59,41 @@ class DatasetResult:
     null: pd.DataFrame
     method_means: pd.DataFrame
     method_concordance: pd.DataFrame
+    sasp_class_scores: pd.DataFrame | None = None
+    sasp_class_samples: pd.DataFrame | None = None
 
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
 #: draws at most 5,000 points)
 EMBED_MAX_CELLS = 4_000  # also below scanpy's approximate-kNN path (pynndescent), which fails on scipy 1.17 sparse arrays
+
+
+#: umap-learn's and pynndescent's modules whose numba kernels are compiled without an on-disk cache
+_UMAP_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.distances",
+                        "pynndescent.utils")
+
+
+@functools.cache
+def cache_umap_kernels() -> int:
+    """Turn on numba's on-disk cache for umap-learn's kernels; returns how many were switched.
+
+    umap-learn compiles its numba functions without ``cache=True``, so every process that embeds
+    pays the compilation again (~10 s on 2 cores, most of a small dataset page). With the cache on,
+    the first process writes the compiled code and later processes (the other pages of a build, the
+    next build) load it. Speed only: the cached machine code is the code numba compiles, so the
+    embedding is unchanged (tested: equal coordinates with and without).
+    """
+    switched = 0
+    for name in _UMAP_KERNEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - a umap-learn without the module
+            continue
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ == "NullCache":
+                obj.enable_caching()
+                switched += 1
+    return switched
 
 
 def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30,
@@ -81,6 +115,7 @@ def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_p
         adata.obsm["X_umap"] = umap
         adata.uns["embedding"] = {**sub.uns["embedding"], "subsample": max_cells}
         return
+    cache_umap_kernels()
     n_top = min(n_top_genes, adata.n_vars - 1)
     sc.pp.highly_variable_genes(adata, n_top_genes=n_top)
     sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_obs - 1, n_top - 1), mask_var="highly_variable", random_state=random_state)
@@ -137,8 +172,12 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     ``z`` and ``empirical_p`` are joined as ``null_z`` and ``p_null``, with Benjamini-Hochberg ``q_null`` and
     ``q_perm`` over the dataset's table, :func:`sasp_atlas.stats.add_q_values`, also joined
     into ``celltype_scores.csv``), ``method_means.csv`` / ``method_concordance.csv`` (the same
-    signatures under each engine of ``compare_methods`` and their rank concordance) and
-    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP).
+    signatures under each engine of ``compare_methods`` and their rank concordance; GSVA left out above
+    :data:`GSVA_MAX_KERNEL_TERMS`), ``sasp_class_scores.csv`` / ``sample_sasp_class_scores.csv`` (SASP
+    composition: each SASP factor class's score, share of the cell type's SASP expression and balanced
+    AUROC, pooled over samples and per sample, :func:`sasp_atlas.stats.composition.sasp_class_scores`),
+    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP), and the class table
+    ``tables/sasp_classes.csv`` (:func:`sasp_atlas.genes.sasp_classes`).
 
     Parameters
     ----------
@@ -197,6 +236,10 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     samples = sample_celltype_summary(adata, dataset_id=dataset_id, effects=effects)
     genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
                                           dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
+    classes = sasp_classes()
+    class_samples = sample_class_composition(adata, classes, dataset_id=dataset_id)
+    class_scores = sasp_class_scores(adata, classes, dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
+                                     per_sample=class_samples)
     cells = adata.obsm["sasp_scores"].copy()
     for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
         cells[col] = adata.obs[col].to_numpy()
@@ -212,9 +255,13 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     null.to_csv(out / "null.csv", index=False, float_format="%.6g")
     method_means.to_csv(out / "method_means.csv", index=False, float_format="%.6g")
     method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
+    class_scores.to_csv(out / "sasp_class_scores.csv", index=False, float_format="%.6g")
+    class_samples.to_csv(out / "sample_sasp_class_scores.csv", index=False, float_format="%.6g")
+    _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
-    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc)
+    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc,
+                         class_scores, class_samples)
 
 
 def load_datasets(dataset_ids: list[str], *, mirror: str | None = None) -> dict[str, AnnData]:
@@ -286,8 +333,10 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     for name in ("table2_checks", "crosswalk"):
         if (base / f"{name}.csv").exists():
             out[name] = pd.read_csv(base / f"{name}.csv")
+    if (base / "sasp_classes.csv").exists():
+        out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
     for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
-                 "method_concordance"):
+                 "method_concordance", "sasp_class_scores"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         _write_atomic(df, base / f"{name}.csv")

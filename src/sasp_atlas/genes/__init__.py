@@ -3,6 +3,8 @@ gene matching against a dataset, and coverage (when a score rests on too few gen
 
 from .coverage import COVERAGE_COLUMNS, LOW_COVERAGE_FLAG, MIN_COVERAGE, MIN_GENES, coverage_table, is_low_coverage
 from .matching import GeneSet, match_gene_sets, present_genes, resolve_signatures
+from .sasp_classes import (SASP_CLASS_COLUMNS, SASP_SET_COLUMNS, UNCLASSIFIED, SaspClassError, classify_symbols,
+                           sasp_class_definitions, sasp_classes)
 from .signatures import (SignatureResolutionWarning, catalogue, lineage_markers, get_signature, jaccard_matrix, list_signatures, signature_record,
                          signature_resolution)
 from .symbols import (HCOP_SOURCE, HGNC_SOURCE, MAPPED_ORTHOLOG_STATUSES, hgnc_table, mouse_to_human,
@@ -11,4 +13,6 @@ from .symbols import (HCOP_SOURCE, HGNC_SOURCE, MAPPED_ORTHOLOG_STATUSES, hgnc_t
 __all__ = ["COVERAGE_COLUMNS", "LOW_COVERAGE_FLAG", "MIN_COVERAGE", "MIN_GENES", "coverage_table", "is_low_coverage",
            "GeneSet", "match_gene_sets", "present_genes", "resolve_signatures", "SignatureResolutionWarning", "catalogue", "lineage_markers",
            "get_signature", "jaccard_matrix", "list_signatures", "signature_record", "signature_resolution",
-           "HCOP_SOURCE", "HGNC_SOURCE", "MAPPED_ORTHOLOG_STATUSES", "hgnc_table", "mouse_to_human", "resolve_symbols"]
+           "HCOP_SOURCE", "HGNC_SOURCE", "MAPPED_ORTHOLOG_STATUSES", "hgnc_table", "mouse_to_human", "resolve_symbols",
+           "SASP_CLASS_COLUMNS", "SASP_SET_COLUMNS", "UNCLASSIFIED", "SaspClassError", "classify_symbols",
+           "sasp_class_definitions", "sasp_classes"]

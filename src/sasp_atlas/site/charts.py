@@ -190,6 +190,60 @@ def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     ).resolve_scale(y="independent")
 
 
+def _class_order(table: pd.DataFrame) -> list[str]:
+    """The SASP classes' labels in the class table's order."""
+    return list(table.sort_values("class_order")["class_label"].drop_duplicates())
+
+
+def sasp_composition_chart(scores: pd.DataFrame) -> alt.Chart:
+    """SASP composition of each cell type in one dataset: each SASP factor class's share of the cell
+    type's SASP expression (``sasp_class_scores.csv``: linear expression of the class's genes over that
+    of all classified SASP genes present; shares sum to 1), a 100% stacked bar per cell type; interval,
+    genes present, tumours and evidence in the tooltip. Cell types with no SASP expression are left out."""
+    df = scores[scores["share"].notna()].copy()
+    order = _class_order(scores)
+    df["share_interval"] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
+                            zip(df["share_ci_low"], df["share_ci_high"])]
+    df["genes"] = [f"{int(p)} of {int(n)}" for p, n in zip(df["n_genes_present"], df["n_genes_class"])]
+    return alt.Chart(df, title="Share of each SASP factor class in the cell type's SASP expression").mark_bar().encode(
+        y=alt.Y("cell_type:N", title=None, axis=alt.Axis(labelLimit=200)),
+        x=alt.X("share:Q", stack="normalize", title="share of SASP expression", axis=alt.Axis(format="%")),
+        color=alt.Color("class_label:N", sort=order, scale=alt.Scale(scheme="tableau10"), title="SASP class"),
+        order=alt.Order("class_order:Q"),
+        tooltip=["cell_type", "class_label", alt.Tooltip("share:Q", format=".1%"),
+                 alt.Tooltip("share_interval:N", title="95% interval"), alt.Tooltip("genes:N", title="class genes present"),
+                 "n_cells", "n_samples", "evidence"],
+    ).properties(width="container")
+
+
+def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
+    """SASP factor classes across cell types and cancers on a scale-free effect: the composition-balanced
+    AUROC of each class's per-cell score in a cell type against the other cells of the same tumours
+    (``balanced_effect``; 0.5 = no difference), class x cell type, one panel per cancer type and dataset.
+    Outlined: replicated in >= 3 tumours; grey: no gene of the class in the data or low coverage."""
+    df = scores.copy()
+    df["evidence_class"] = _evidence_class(df)
+    df["panel"] = df["cancer_type"].astype(str) + " — " + df["dataset"].astype(str)
+    df["no_estimate"] = df["balanced_effect"].isna() | df.get("low_coverage", False).astype(bool)
+    df["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
+                      zip(df["balanced_ci_low"], df["balanced_ci_high"])]
+    colour = _auroc_colour("balanced_effect", "balanced AUROC")
+    return alt.Chart(df).mark_rect(strokeWidth=2).encode(
+        x=alt.X("class_label:N", sort=_class_order(scores), title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)),
+        y=alt.Y("cell_type:N", title=None, axis=alt.Axis(labelLimit=200)),
+        color=alt.condition("datum.no_estimate", alt.value("#d9d9d9"), colour),
+        stroke=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", alt.value("#222"), alt.value(None)),
+        tooltip=["dataset", "cancer_type", "cell_type", "class_label",
+                 alt.Tooltip("balanced_effect:Q", format=".2f", title="balanced AUROC"),
+                 alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("share:Q", format=".1%"),
+                 "n_cells", "n_samples", "evidence", alt.Tooltip("n_genes_present:Q", title="class genes present")],
+    ).properties(width=alt.Step(26), height=alt.Step(18)).facet(
+        row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
+                                                             labelFontWeight="bold", labelLimit=500)),
+        title="SASP factor classes: balanced AUROC vs the rest of the tumour, by cell type and cancer"
+    ).resolve_scale(y="independent")
+
+
 def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: str | None = None,
                    dataset_url: str = "datasets/{}.html") -> alt.Chart:
     """The SASP map: cancer type x harmonised cell type, coloured by the pooled composition-balanced

@@ -78,6 +78,18 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "UCell, z-mean, ssGSEA and GSVA (GSVA only where its quadratic cost fits the budget; the section above "
                "the figure names the engines drawn); the Spearman concordance of the orders is in the tooltip and the "
                "CSV."),
+    FigureSpec("fig-{dataset}-sasp-composition", "SASP composition per cell type in {dataset}",
+               charts.sasp_composition_chart,
+               "Share of each SASP factor class (interleukins, chemokines, MMPs, ...) in each cell type's SASP "
+               "expression: linear expression of the class's genes over all classified SASP genes present, mean over "
+               "tumours.",
+               "Classes and their sources: tables/sasp_classes.csv (SenMayo, Basisty core SASP and Reactome SASP genes; "
+               "unclassified genes are left out of the shares). The interval and the genes present are in the tooltip."),
+    FigureSpec("fig-atlas-sasp-classes", "SASP factor classes across cell types and cancers", charts.sasp_class_heatmap,
+               "Composition-balanced AUROC of each SASP factor class's score in each cell type against the other cells "
+               "of the same tumours (0.5 = no difference), per dataset, grouped by cancer type.",
+               "A scale-free effect, comparable across datasets; grey: no gene of the class in the data or low "
+               "coverage; outlined: replicated in >= 3 tumours. The share of the class is in the tooltip."),
     FigureSpec("fig-atlas-ranking-{signature}", "Cell types ranked by {signature} within each dataset", charts.ranking_chart,
                "Mean {signature} score per cell type with its 95% interval, ranked within each dataset (own axis per "
                "dataset: raw scores are not compared across datasets).",

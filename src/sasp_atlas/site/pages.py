@@ -189,7 +189,11 @@ def downloads_markdown(page_depth: int) -> str:
              ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
              ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
              ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
-             ("table2_checks.csv", "the review's Table 2 tested on each dataset")]
+             ("table2_checks.csv", "the review's Table 2 tested on each dataset"),
+             ("sasp_classes.csv", "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
+              "and the source of the assignment"),
+             ("sasp_class_scores.csv", "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
+              "expression, balanced AUROC, intervals, evidence")]
     return "\n".join(f'- <a href="{up}_static/tables/{name}" download>{name}</a>: {what}' for name, what in items)
 
 
@@ -306,6 +310,25 @@ def methods_compared_markdown(method_means: pd.DataFrame, compared: Sequence[str
                " computes it)") if "gsva" in missing else ""
         text += " Left out here: " + ", ".join(f"`{m}`" for m in missing) + why + "."
     return text + " If the cell-type order changes with the engine, read the number with care."
+
+
+def composition_markdown(scores: pd.DataFrame, *, max_rows: int = 12) -> str:
+    """Per cell type of one dataset (``sasp_class_scores.csv``), the two SASP factor classes with the
+    largest share of its SASP expression, with the number of tumours and the evidence label behind it."""
+    df = scores[scores["share"].notna()]
+    if df.empty:
+        return "No cell type of this dataset expresses a classified SASP gene."
+    lines = ["| cell type | leading SASP class (share) | second | tumours | evidence |", "|---|---|---|---|---|"]
+    leaders = []
+    for cell_type, g in df.groupby("cell_type", sort=False):
+        g = g.sort_values("share", ascending=False)
+        first, second = g.iloc[0], (g.iloc[1] if len(g) > 1 else None)
+        leaders.append((first["share"], cell_type, first, second))
+    for _, cell_type, first, second in sorted(leaders, key=lambda t: -t[0])[:max_rows]:
+        nxt = f"{second['class_label']} ({second['share']:.0%})" if second is not None else ""
+        lines.append(f"| {cell_type} | {first['class_label']} ({first['share']:.0%}) | {nxt} | "
+                     f"{int(first['n_samples'])} | {first['evidence']} |")
+    return "\n".join(lines)
 
 
 def concordance_markdown(concordance: pd.DataFrame) -> str:
