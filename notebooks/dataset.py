@@ -31,6 +31,7 @@ user_options = {}  # options for sasp_atlas.data.load_user_data (cell_type_key, 
 from IPython.display import Markdown, display
 import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
+from sasp_atlas.stats import communication
 policy.setup_page()
 from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_user_file
 signatures = list(signatures or DEFAULT_SIGNATURES)
@@ -128,6 +129,19 @@ for sig in detail:
 # %% tags=["remove-input"]
 figures.show("fig-{dataset}-sasp-composition", res.sasp_class_scores, signatures=[], **fig)
 display(Markdown(pages.composition_markdown(res.sasp_class_scores)))
+
+# %% [markdown]
+# ## SASP communication
+#
+# Senescent cells act on their neighbours through what they secrete. Which cell types send SASP ligands to which receivers in these tumours? LIANA scores every sender → receiver pair of a SASP ligand and its receptor in each tumour; the table counts the tumours in which a pair was specific to that sender and receiver.
+
+# %% tags=["remove-input"]
+display(Markdown(pages.communication_resource_markdown(communication.resource_provenance(),
+                                                       communication.resource_pair_counts())))
+if (res.sasp_communication["n_samples_found"] > 0).any():
+    figures.show("fig-{dataset}-sasp-communication", res.sasp_communication, signatures=[], **fig)
+display(Markdown(pages.communication_markdown(res.sasp_communication)))
+display(Markdown(pages.sender_split_markdown(res.sasp_sender_split)))
 
 # %% [markdown]
 # ## Embedding coloured by score

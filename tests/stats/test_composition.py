@@ -53,7 +53,7 @@ def _known() -> tuple[np.ndarray, list[str], list[str]]:
 def test_constructed_shares_and_scores_are_exact(classes):
     linear, types, samples = _known()
     a = _adata(linear, types, samples)
-    raw = sample_class_composition(a, classes, dataset_id="toy")
+    raw = sample_class_composition(a, classes=classes, dataset_id="toy")
     assert list(raw.columns) == SAMPLE_COMPOSITION_COLUMNS
     ps = raw.set_index(["sample", "cell_type", "sasp_class"])
     # type A, sample s2: IL6 = 6, CXCL8 = 18, MMP3 = 0 -> shares 6/24, 18/24, 0
@@ -80,9 +80,9 @@ def test_constructed_shares_and_scores_are_exact(classes):
 def test_shares_sum_to_one_per_sample_and_pooled(classes):
     linear, types, samples = _known()
     a = _adata(linear, types, samples)
-    ps = sample_class_composition(a, classes, dataset_id="toy")
+    ps = sample_class_composition(a, classes=classes, dataset_id="toy")
     np.testing.assert_allclose(ps.groupby(["sample", "cell_type"])["share"].sum(), 1.0, atol=1e-12)
-    pooled = sasp_class_scores(a, classes, dataset_id="toy", per_sample=ps)
+    pooled = sasp_class_scores(a, classes=classes, dataset_id="toy", per_sample=ps)
     assert list(pooled.columns) == CLASS_SCORE_COLUMNS
     np.testing.assert_allclose(pooled.groupby("cell_type")["share"].sum(), 1.0, atol=1e-12)
 
@@ -92,8 +92,8 @@ def test_pooled_share_is_the_equal_weight_mean_with_a_t_interval(classes):
     linear, types, samples = _known()
     linear = linear * rng.uniform(0.5, 1.5, size=linear.shape)  # shares now differ between the tumours
     a = _adata(linear, types, samples)
-    ps = sample_class_composition(a, classes, dataset_id="toy")
-    row = sasp_class_scores(a, classes, dataset_id="toy", per_sample=ps).set_index(["cell_type", "sasp_class"])
+    ps = sample_class_composition(a, classes=classes, dataset_id="toy")
+    row = sasp_class_scores(a, classes=classes, dataset_id="toy", per_sample=ps).set_index(["cell_type", "sasp_class"])
     per = ps[(ps["cell_type"] == "A") & (ps["sasp_class"] == "interleukins")]["share"].to_numpy()
     r = row.loc[("A", "interleukins")]
     assert r["share"] == pytest.approx(per.mean())
@@ -111,8 +111,8 @@ def test_single_tumour_interval_is_over_cells(classes):
     rng = np.random.default_rng(2)
     lin = linear[one] * rng.uniform(0.5, 1.5, size=linear[one].shape)
     a = _adata(lin, list(np.array(types)[one]), list(np.array(samples)[one]))
-    ps = sample_class_composition(a, classes, dataset_id="toy")
-    r = sasp_class_scores(a, classes, dataset_id="toy", per_sample=ps).set_index(["cell_type", "sasp_class"])
+    ps = sample_class_composition(a, classes=classes, dataset_id="toy")
+    r = sasp_class_scores(a, classes=classes, dataset_id="toy", per_sample=ps).set_index(["cell_type", "sasp_class"])
     e = ps.set_index(["cell_type", "sasp_class"]).loc[("A", "cxc_chemokines")]
     # delta-method variance of a ratio of means, written out
     cells = a[a.obs["cell_type"] == "A"]
@@ -128,8 +128,8 @@ def test_single_tumour_interval_is_over_cells(classes):
 
 def test_shares_do_not_depend_on_the_log_base(classes):
     linear, types, samples = _known()
-    natural = sample_class_composition(_adata(linear, types, samples), classes, dataset_id="toy")
-    log2 = sample_class_composition(_adata(linear, types, samples, value_type="log2_tpm10_plus1"), classes,
+    natural = sample_class_composition(_adata(linear, types, samples), classes=classes, dataset_id="toy")
+    log2 = sample_class_composition(_adata(linear, types, samples, value_type="log2_tpm10_plus1"), classes=classes,
                                     dataset_id="toy")
     np.testing.assert_allclose(natural["share"], log2["share"], atol=1e-6)
     np.testing.assert_allclose(natural["balanced_auroc"], log2["balanced_auroc"])  # ranks: scale-free
@@ -139,43 +139,43 @@ def test_shares_do_not_depend_on_the_log_base(classes):
 def test_unclassified_genes_enter_the_shares_only_on_request(classes):
     linear, types, samples = _known()
     a = _adata(linear, types, samples)
-    ps = sample_class_composition(a, classes, dataset_id="toy", include_unclassified=True)
+    ps = sample_class_composition(a, classes=classes, dataset_id="toy", include_unclassified=True)
     ps = ps.set_index(["sample", "cell_type", "sasp_class"])
     # type A, s1: IL6 2, CXCL8 6, GAPDH 50 -> 2/58, 6/58, 50/58
     assert ps.at[("s1", "A", "interleukins"), "share"] == pytest.approx(2 / 58, abs=1e-6)
     assert ps.at[("s1", "A", UNCLASSIFIED), "share"] == pytest.approx(50 / 58, abs=1e-6)
-    default = sample_class_composition(a, classes, dataset_id="toy")
+    default = sample_class_composition(a, classes=classes, dataset_id="toy")
     assert UNCLASSIFIED not in set(default["sasp_class"])
 
 
 def test_gene_sets_restrict_the_genes(classes):
     linear, types, samples = _known()
     a = _adata(linear, types, samples)
-    ps = sample_class_composition(a, classes, dataset_id="toy", gene_sets=["in_reactome_sasp"])
+    ps = sample_class_composition(a, classes=classes, dataset_id="toy", gene_sets=["in_reactome_sasp"])
     # Reactome "SASP" holds IL1A, IL6 (interleukins), CXCL8 and IGFBP7 among the classified genes
     assert set(ps["sasp_class"]) == {"interleukins", "cxc_chemokines", "igfbps"}
     assert (ps.loc[ps["sasp_class"] == "interleukins", "n_genes_class"] == 2).all()
     with pytest.raises(ValueError, match="gene_sets must name SASP set columns"):
-        sample_class_composition(a, classes, dataset_id="toy", gene_sets=["senmayo"])
+        sample_class_composition(a, classes=classes, dataset_id="toy", gene_sets=["senmayo"])
 
 
 def test_flags_and_bad_inputs(classes):
     linear, types, samples = _known()
     a = _adata(linear, types, samples)
-    pooled = sasp_class_scores(a, classes, dataset_id="toy").set_index(["cell_type", "sasp_class"])
+    pooled = sasp_class_scores(a, classes=classes, dataset_id="toy").set_index(["cell_type", "sasp_class"])
     assert NO_GENES_FLAG in pooled.at[("A", "igfbps"), "flag"]
     assert "fewer than 10 cells" in pooled.at[("A", "mmps"), "flag"]
     del a.uns["provenance"]
     with pytest.raises(ValueError, match="pass log_base=np.e"):
-        sample_class_composition(a, classes, dataset_id="toy")
-    same = sample_class_composition(a, classes, dataset_id="toy", log_base=math.e)
+        sample_class_composition(a, classes=classes, dataset_id="toy")
+    same = sample_class_composition(a, classes=classes, dataset_id="toy", log_base=math.e)
     assert same["share"].notna().any()
     with pytest.raises(ValueError, match="no column 'patient'"):
-        sample_class_composition(a, classes, dataset_id="toy", log_base=math.e, sample_key="patient")
+        sample_class_composition(a, classes=classes, dataset_id="toy", log_base=math.e, sample_key="patient")
 
 
 def test_wu_table_is_finite_with_evidence(wu, classes):
-    table = sasp_class_scores(wu, classes, dataset_id="wu2021_breast_tnbc_cid4465")
+    table = sasp_class_scores(wu, classes=classes, dataset_id="wu2021_breast_tnbc_cid4465")
     assert list(table.columns) == CLASS_SCORE_COLUMNS
     assert set(table["cell_type"]) == set(wu.obs["cell_type"].astype(str))
     assert set(table["sasp_class"]) == set(classes["sasp_class"]) - {UNCLASSIFIED}
@@ -192,9 +192,9 @@ def test_wu_table_is_finite_with_evidence(wu, classes):
 
 
 def test_two_tumour_dataset_pools_samples(mgh, classes):
-    ps = sample_class_composition(mgh, classes, dataset_id="mgh")
+    ps = sample_class_composition(mgh, classes=classes, dataset_id="mgh")
     np.testing.assert_allclose(ps.groupby(["sample", "cell_type"])["share"].sum(), 1.0, atol=1e-9)
-    table = sasp_class_scores(mgh, classes, dataset_id="mgh", per_sample=ps)
+    table = sasp_class_scores(mgh, classes=classes, dataset_id="mgh", per_sample=ps)
     np.testing.assert_allclose(table.groupby("cell_type")["share"].sum(), 1.0, atol=1e-9)
     assert mgh.obs["sample"].nunique() == 2
     both = table[table["n_samples"] == 2]

@@ -25,8 +25,10 @@ from numba.core.registry import CPUDispatcher
 
 from ..data import crosswalk_table, load_dataset
 from ..engines import DEFAULT_METHOD, celltype_null, gsva_kernel_terms, method_concordance, score
-from ..genes import SignatureResolutionWarning, coverage_table, list_signatures, sasp_classes
+from ..genes import UNCLASSIFIED, SignatureResolutionWarning, coverage_table, list_signatures, sasp_classes
 from ..sources import get_dataset, list_datasets
+from ..stats.communication import (COMMUNICATION_COLUMNS, SPLIT_COLUMNS, communication_skip_reason, sasp_communication,
+                                   sasp_sender_split)
 from ..stats.composition import sample_class_composition, sasp_class_scores
 from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
                      sample_effects, table2_checks)
@@ -61,6 +63,8 @@ class DatasetResult:
     method_concordance: pd.DataFrame
     sasp_class_scores: pd.DataFrame | None = None
     sasp_class_samples: pd.DataFrame | None = None
+    sasp_communication: pd.DataFrame | None = None
+    sasp_sender_split: pd.DataFrame | None = None
 
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
@@ -176,6 +180,10 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     :data:`GSVA_MAX_KERNEL_TERMS`), ``sasp_class_scores.csv`` / ``sample_sasp_class_scores.csv`` (SASP
     composition: each SASP factor class's score, share of the cell type's SASP expression and balanced
     AUROC, pooled over samples and per sample, :func:`sasp_atlas.stats.composition.sasp_class_scores`),
+    ``sasp_communication.csv`` (sender -> receiver SASP ligand-receptor pairs per tumour with LIANA,
+    summarised over tumours: :func:`sasp_atlas.stats.communication.sasp_communication`, with the
+    ligand's class), ``sasp_sender_split.csv`` (SASP-high vs SASP-low senders of each type,
+    :func:`sasp_atlas.stats.communication.sasp_sender_split`),
     ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP), and the class table
     ``tables/sasp_classes.csv`` (:func:`sasp_atlas.genes.sasp_classes`).
 
@@ -237,9 +245,20 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
                                           dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
     classes = sasp_classes()
-    class_samples = sample_class_composition(adata, classes, dataset_id=dataset_id)
-    class_scores = sasp_class_scores(adata, classes, dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
+    class_samples = sample_class_composition(adata, classes=classes, dataset_id=dataset_id)
+    class_scores = sasp_class_scores(adata, classes=classes, dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
                                      per_sample=class_samples)
+    skip = communication_skip_reason(adata)
+    if skip:
+        log.warning("%s: SASP communication not computed: %s", dataset_id, skip)
+        communication = pd.DataFrame(columns=COMMUNICATION_COLUMNS)
+        sender_split = pd.DataFrame(columns=SPLIT_COLUMNS)
+        communication.attrs["skipped"] = sender_split.attrs["skipped"] = skip
+    else:
+        communication = sasp_communication(adata, dataset_id=dataset_id)
+        sender_split = sasp_sender_split(adata, dataset_id=dataset_id)
+    communication = with_ligand_classes(communication, classes)
+    sender_split = with_ligand_classes(sender_split, classes)
     cells = adata.obsm["sasp_scores"].copy()
     for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
         cells[col] = adata.obs[col].to_numpy()
@@ -257,11 +276,30 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
     class_scores.to_csv(out / "sasp_class_scores.csv", index=False, float_format="%.6g")
     class_samples.to_csv(out / "sample_sasp_class_scores.csv", index=False, float_format="%.6g")
+    communication.to_csv(out / "sasp_communication.csv", index=False, float_format="%.6g")
+    sender_split.to_csv(out / "sasp_sender_split.csv", index=False, float_format="%.6g")
     _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
     return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc,
-                         class_scores, class_samples)
+                         class_scores, class_samples, communication, sender_split)
+
+
+def with_ligand_classes(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (a communication table with a ``ligand`` column; complexes ``_``-joined as in LIANA)
+    with ``ligand_class``: the SASP factor class of the ligand's SASP subunits
+    (:func:`sasp_atlas.genes.sasp_classes`), ``/``-joined when they differ, ``unclassified`` when none
+    of its subunits has a class."""
+    classified = classes[classes["sasp_class"] != UNCLASSIFIED]
+    label = dict(zip(classified["gene"], classified["class_label"]))
+    out = table.copy()
+    names = []
+    for ligand in out["ligand"].astype(str):
+        found = list(dict.fromkeys(label[g] for g in ligand.split("_") if g in label))
+        names.append("/".join(found) if found else "unclassified")
+    out.insert(out.columns.get_loc("ligand") + 1, "ligand_class", names)
+    out.attrs = table.attrs
+    return out
 
 
 def load_datasets(dataset_ids: list[str], *, mirror: str | None = None) -> dict[str, AnnData]:
@@ -336,7 +374,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     if (base / "sasp_classes.csv").exists():
         out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
     for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
-                 "method_concordance", "sasp_class_scores"):
+                 "method_concordance", "sasp_class_scores", "sasp_communication"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         _write_atomic(df, base / f"{name}.csv")

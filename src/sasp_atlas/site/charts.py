@@ -205,7 +205,7 @@ def sasp_composition_chart(scores: pd.DataFrame) -> alt.Chart:
     df["share_interval"] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
                             zip(df["share_ci_low"], df["share_ci_high"])]
     df["genes"] = [f"{int(p)} of {int(n)}" for p, n in zip(df["n_genes_present"], df["n_genes_class"])]
-    return alt.Chart(df, title="Share of each SASP factor class in the cell type's SASP expression").mark_bar().encode(
+    return alt.Chart(df, title="SASP factor class shares per cell type").mark_bar().encode(
         y=alt.Y("cell_type:N", title=None, axis=alt.Axis(labelLimit=200)),
         x=alt.X("share:Q", stack="normalize", title="share of SASP expression", axis=alt.Axis(format="%")),
         color=alt.Color("class_label:N", sort=order, scale=alt.Scale(scheme="tableau10"), title="SASP class"),
@@ -213,7 +213,7 @@ def sasp_composition_chart(scores: pd.DataFrame) -> alt.Chart:
         tooltip=["cell_type", "class_label", alt.Tooltip("share:Q", format=".1%"),
                  alt.Tooltip("share_interval:N", title="95% interval"), alt.Tooltip("genes:N", title="class genes present"),
                  "n_cells", "n_samples", "evidence"],
-    ).properties(width="container")
+    ).properties(width=460)  # a fixed width: the SVG/PNG downloads keep the legend (the page scales the SVG)
 
 
 def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
@@ -242,6 +242,35 @@ def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
                                                              labelFontWeight="bold", labelLimit=500)),
         title="SASP factor classes: balanced AUROC vs the rest of the tumour, by cell type and cancer"
     ).resolve_scale(y="independent")
+
+
+def sasp_communication_chart(communication: pd.DataFrame) -> alt.Chart:
+    """SASP traffic between the cell types of one dataset (``sasp_communication.csv``, LIANA per tumour):
+    sender (rows) x receiver (columns), coloured by the number of SASP ligand-receptor pairs found
+    (specific to that sender and receiver, ``specificity_rank <= 0.05``) in at least one tumour; the
+    strongest pair (best median magnitude rank), the tumours it was found in and the tumours tested are
+    in the tooltip."""
+    found = communication[communication["n_samples_found"] > 0]
+    keys = ["source", "target"]
+    if found.empty:
+        df = communication.groupby(keys, as_index=False).agg(n_pairs_found=("ligand", lambda x: 0))
+        df["top_pair"], df["top_found_in"], df["tested_in"] = "", 0, 0
+    else:
+        top = found.sort_values(["n_samples_found", "magnitude_rank"], ascending=[False, True]).groupby(keys).head(1)
+        df = found.groupby(keys, as_index=False).agg(n_pairs_found=("ligand", "size"),
+                                                   tested_in=("n_samples_tested", "max"))
+        top = top.assign(top_pair=top["ligand"] + " → " + top["receptor"] + " (" + top["ligand_class"] + ")",
+                         top_found_in=top["n_samples_found"])[[*keys, "top_pair", "top_found_in"]]
+        df = df.merge(top, on=keys)
+    return alt.Chart(df, title="SASP ligand-receptor pairs found per sender and receiver").mark_rect().encode(
+        x=alt.X("target:N", title="receiver", axis=alt.Axis(labelAngle=-40, labelLimit=180)),
+        y=alt.Y("source:N", title="sender", axis=alt.Axis(labelLimit=200)),
+        color=alt.Color("n_pairs_found:Q", scale=alt.Scale(scheme="purples"), title="SASP pairs found"),
+        tooltip=[alt.Tooltip("source:N", title="sender"), alt.Tooltip("target:N", title="receiver"),
+                 alt.Tooltip("n_pairs_found:Q", title="SASP pairs found"), alt.Tooltip("top_pair:N", title="strongest pair"),
+                 alt.Tooltip("top_found_in:Q", title="tumours it was found in"),
+                 alt.Tooltip("tested_in:Q", title="tumours tested")],
+    ).properties(width=alt.Step(26), height=alt.Step(22))
 
 
 def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: str | None = None,

@@ -85,6 +85,12 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "tumours.",
                "Classes and their sources: tables/sasp_classes.csv (SenMayo, Basisty core SASP and Reactome SASP genes; "
                "unclassified genes are left out of the shares). The interval and the genes present are in the tooltip."),
+    FigureSpec("fig-{dataset}-sasp-communication", "SASP ligand-receptor traffic between cell types in {dataset}",
+               charts.sasp_communication_chart,
+               "Number of SASP ligand-receptor pairs (SenMayo secreted and Basisty core SASP ligands) specific to each "
+               "sender and receiver (LIANA rank aggregate, specificity rank <= 0.05) in at least one tumour.",
+               "LIANA's consensus resource restricted to SASP ligands, run per tumour; the strongest pair, the tumours it "
+               "was found in and the tumours tested are in the tooltip, every pair in sasp_communication.csv."),
     FigureSpec("fig-atlas-sasp-classes", "SASP factor classes across cell types and cancers", charts.sasp_class_heatmap,
                "Composition-balanced AUROC of each SASP factor class's score in each cell type against the other cells "
                "of the same tumours (0.5 = no difference), per dataset, grouped by cancer type.",

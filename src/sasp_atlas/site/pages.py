@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -12,6 +13,7 @@ from importlib.metadata import version as pkg_version
 from ..genes import catalogue, signature_record
 from . import references
 from ..data import crosswalk, in_review_cancer_type
+from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
@@ -193,7 +195,9 @@ def downloads_markdown(page_depth: int) -> str:
              ("sasp_classes.csv", "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
               "and the source of the assignment"),
              ("sasp_class_scores.csv", "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
-              "expression, balanced AUROC, intervals, evidence")]
+              "expression, balanced AUROC, intervals, evidence"),
+             ("sasp_communication.csv", "per dataset x sender x receiver x SASP ligand-receptor pair (LIANA, per tumour): "
+              "median and best ranks, tumours tested / expressed / found, the ligand's class, evidence")]
     return "\n".join(f'- <a href="{up}_static/tables/{name}" download>{name}</a>: {what}' for name, what in items)
 
 
@@ -329,6 +333,77 @@ def composition_markdown(scores: pd.DataFrame, *, max_rows: int = 12) -> str:
         lines.append(f"| {cell_type} | {first['class_label']} ({first['share']:.0%}) | {nxt} | "
                      f"{int(first['n_samples'])} | {first['evidence']} |")
     return "\n".join(lines)
+
+
+def communication_resource_markdown(provenance: dict, pair_counts: pd.DataFrame) -> str:
+    """Which resource the SASP communication used, how it was restricted and with which LIANA settings
+    (:func:`sasp_atlas.stats.communication.resource_provenance` and ``resource_pair_counts``)."""
+    counts = pair_counts.set_index("ligand_set")
+    sets = [i for i in counts.index if i != "union"]
+    per_set = "; ".join(f"`{i}`: {int(counts.loc[i, 'n_pairs']):,} pairs ({int(counts.loc[i, 'n_ligands'])} ligands)"
+                        for i in sets)
+    total = int(counts.loc["union", "n_pairs"]) if "union" in counts.index else int(counts["n_pairs"].sum())
+    return (f"LIANA {provenance['liana_version']} `rank_aggregate`, run per tumour on the log-normalised matrix "
+            f"(`use_raw=False`; a ligand or receptor, every subunit of a complex, detected in >= {EXPR_PROP:.0%} of "
+            f"a type's cells; cell types with >= {MIN_CELLS} cells; {N_PERMS} permutations, seed {SEED}), with its "
+            f"`{provenance['resource']}` resource ({int(provenance['n_pairs']):,} pairs; file "
+            f"`{Path(str(provenance['path'])).name}`, sha256 `{provenance['sha256']}`) restricted to pairs whose "
+            f"ligand is a SASP gene: {per_set}; {total:,} pairs in all. A pair is *found* in a tumour when its "
+            f"specificity rank is <= {FOUND_RANK}.")
+
+
+def communication_markdown(communication: pd.DataFrame, *, top: int = 10) -> str:
+    """The strongest SASP sender -> receiver pairs of a dataset (found in the most tumours, then by median
+    magnitude rank), each with its ligand's class, the tumours it was found in out of those tested and
+    the evidence label; then the strongest pairs with a SenMayo secreted ligand, which the proteomic
+    Basisty ligands (APP, TIMP1, FN1 ...) would otherwise crowd out."""
+    if communication.attrs.get("skipped"):
+        return f"Not computed for this dataset: {communication.attrs['skipped']}."
+    found = communication[communication["n_samples_found"] > 0]
+    if found.empty:
+        return "No SASP ligand-receptor pair was specific to a sender and receiver in any tumour of this dataset."
+    def table(rows: pd.DataFrame) -> list[str]:
+        out = ["| # | sender → receiver | ligand → receptor | ligand class | tumours found / tested | evidence | "
+               "magnitude rank |", "|---|---|---|---|---|---|---|"]
+        for k, r in enumerate(rows.itertuples(), 1):
+            out.append(f"| {k} | {r.source} → {r.target} | {r.ligand} → {r.receptor} | {r.ligand_class} | "
+                       f"{r.n_samples_found} / {r.n_samples_tested} | {r.evidence} | {r.magnitude_rank:.2g} |")
+        return out
+    n_tumours = int(communication["n_samples_tested"].max())
+    where = "in the one tumour analysed" if n_tumours == 1 else f"in at least one of the {n_tumours} tumours analysed"
+    lines = [f"{len(found):,} sender → receiver SASP pairs were found {where}; the strongest:", "",
+             *table(found.head(top))]
+    senmayo = found[found["ligand_sets"].astype(str).str.contains("senmayo_secreted")]
+    if not senmayo.empty:
+        lines += ["", "With a SenMayo secreted ligand (cytokines, chemokines, growth factors, proteases):", "",
+                  *table(senmayo.head(min(top, 5)))]
+    return "\n".join(lines)
+
+
+def sender_split_markdown(split: pd.DataFrame) -> str:
+    """Do a type's SASP-high cells (top SenMayo tertile within type and tumour) carry its SASP signal? The
+    share of pairs in which the SASP-high senders rank better than the SASP-low ones of the same type, in
+    the majority of tumours tested, overall and for the ligands outside SenMayo (not high by construction)."""
+    if split.attrs.get("skipped"):
+        return ""
+    if split.empty:
+        return "No cell type had enough cells in both its SASP-high and SASP-low thirds to compare them."
+    better = split["n_samples_high_gt_low"] > split["n_samples_tested"] / 2
+    outside = ~split["ligand_sets"].astype(str).str.contains("senmayo_secreted")
+    n_t = int(split["n_samples_tested"].max())
+    scope = f"{n_t} tumour{'s' * (n_t != 1)}"
+    text = (f"Senders split into their SASP-high and SASP-low thirds (SenMayo score within each type and tumour): "
+            f"the SASP-high cells rank better in {better.mean():.0%} of {len(split):,} sender → receiver pairs "
+            f"(median difference in CellPhoneDB mean expression {split['delta_lr_means'].median():+.2f}; {scope}).")
+    if outside.any():
+        text += (f" For ligands outside SenMayo, which are not higher by construction, in {better[outside].mean():.0%} "
+                 f"of {int(outside.sum()):,} pairs.")
+    by_type = split.assign(better=better).groupby("sender_type")["better"].agg(["mean", "size"])
+    by_type = by_type[by_type["size"] >= 5].sort_values("mean", ascending=False)
+    if len(by_type):
+        lead = by_type.index[0]
+        text += f" Strongest for {lead} ({by_type.loc[lead, 'mean']:.0%} of its {int(by_type.loc[lead, 'size'])} pairs)."
+    return text
 
 
 def concordance_markdown(concordance: pd.DataFrame) -> str:

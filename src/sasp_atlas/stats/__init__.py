@@ -1,6 +1,8 @@
 """Layer 5, stats: per-sample effects pooled across samples by random-effects meta-analysis (the
 patient as the unit), evidence labels, permutation and null tests with FDR, the genes behind a score,
-and the review's Table 2 put to the test. Seed-free: nothing here draws random numbers."""
+and the review's Table 2 put to the test; SASP composition by factor class (:mod:`.composition`) and SASP
+ligand -> receptor communication with LIANA (:mod:`.communication`). Seed-free, except LIANA's label
+permutations in :mod:`.communication` (a fixed seed, recorded with the table)."""
 
 from .effects import bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
 from .summaries import (CELLTYPE_COLUMNS, EFFECT_MEASURE, NULL_JOIN_COLUMNS, add_q_values, auroc, celltype_scores,

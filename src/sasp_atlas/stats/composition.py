@@ -204,7 +204,7 @@ def _check_obs(adata: AnnData, group_by: str, sample_key: str) -> None:
                              f"the samples (tumours); a dataset without samples gets one pseudo-sample on loading")
 
 
-def sample_class_composition(adata: AnnData, classes: pd.DataFrame | None = None, *, dataset_id: str,
+def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = None, dataset_id: str,
                              group_by: str = "cell_type", sample_key: str = "sample",
                              gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
                              log_base: float | str = "auto", layer: str | None = None) -> pd.DataFrame:
@@ -249,7 +249,7 @@ def sample_class_composition(adata: AnnData, classes: pd.DataFrame | None = None
     return _compute(adata, plan, dataset_id, group_by, sample_key, layer)
 
 
-def sasp_class_scores(adata: AnnData, classes: pd.DataFrame | None = None, *, dataset_id: str,
+def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, dataset_id: str,
                       cancer_type: str | None = None, group_by: str = "cell_type", sample_key: str = "sample",
                       gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
                       log_base: float | str = "auto", layer: str | None = None, min_cells: int = 10,
