@@ -20,9 +20,42 @@ for methods with worker processes (pyucell's loky pool), the largest sampled tot
 children (shared pages counted once per process, so an over-estimate).
 
 Methods: ``floor`` (numba, read data+indices once, 2 threads), ``sasp_atlas_scanpy``,
-``sasp_atlas_ucell``, ``sasp_atlas_aucell`` (``sasp_atlas.score``, all of it: gene statistics,
-control genes, kernel, output), ``scanpy_loop`` (30 x ``sc.tl.score_genes``), ``pyucell``
-(``compute_ucell_scores``, defaults), ``decoupler_aucell`` (``dc.mt.aucell``, defaults, tmin=5).
+``sasp_atlas_expected`` (the atlas default), ``sasp_atlas_ucell``, ``sasp_atlas_aucell``,
+``sasp_atlas_seurat``, ``sasp_atlas_ssgsea`` (``sasp_atlas.score(..., method=...)`` with defaults,
+all of it: gene statistics, control genes, kernel, output), ``scanpy_loop`` (30 x
+``sc.tl.score_genes``), ``pyucell`` (``compute_ucell_scores``, defaults), ``decoupler_aucell``
+(``dc.mt.aucell``, defaults, tmin=5), and two R references, run where ``Rscript`` is on PATH
+(otherwise, or without the R package, recorded as ``{"skipped": reason}``; ``--skip`` them as any row):
+
+- ``seurat_r``: Seurat ``AddModuleScore`` (defaults; one call with the 30 signatures) on a Seurat
+  object whose ``data`` slot is the benchmark matrix;
+- ``gsva_ssgsea_r``: GSVA ``gsva(expr, gsets, method="ssgsea")`` (defaults) on the dense genes x cells
+  matrix (``as.matrix`` of it, not timed: GSVA's documented input).
+
+Both run in a fresh ``Rscript`` (``benchmarks/_r/score_bench.R``, R 4.2.2, Seurat 4.3.0, GSVA 1.46
+here) that reads the same cached ``.npy`` arrays the Python workers load (the cells x genes CSR
+arrays are the genes x cells ``dgCMatrix``: no second copy of the matrix on disk); only the scoring
+call is timed (``proc.time``), after a warm-up on 100 cells (R compiles nothing; the warm-up loads
+lazy package code). R's peak extra memory is measured as in the Python workers (``VmHWM`` reset
+through ``/proc/self/clear_refs``, minus ``VmRSS`` before; for GSVA it excludes the dense input, built
+before). R is single-threaded here; the sasp_atlas rows use the 2 numba threads.
+
+``--r-cells [NAME=]N`` times the R references (all, or NAME) on the first N cells only and then
+times their sasp_atlas row again on the same N cells (recorded as ``"<row>@N"``, with ``"cells"``
+in every record); each ratio's cell count is in ``"ratio_cells"``. This is needed for GSVA: its
+ssGSEA densifies the matrix (8 GB at 50,000 cells x 20,000 genes, several copies during ranking) and
+takes ~0.1 s per cell (about 1.5 h at 50,000 cells), so it is timed on 1,000 cells. The engine's
+time per cell is not constant (fixed costs weigh more on few cells), so ratios on a subset are
+those of that subset, not of the full matrix.
+
+JSON: ``cells, genes, nnz, matrix_mib, threads``, ``methods`` (per row: ``seconds`` = median,
+``min_seconds``, ``runs``, ``warmup_seconds``, ``peak_extra_mib``, ``repeats``, ``cells``; R rows add
+``version``), ``ratios`` (medians; targets: scanpy_loop/sasp_atlas_scanpy >= 100,
+sasp_atlas_scanpy/floor <= 15, sasp_atlas_expected/floor <= 5, pyucell/sasp_atlas_ucell >= 10,
+seurat_r/sasp_atlas_seurat >= 50, gsva_ssgsea_r/sasp_atlas_ssgsea >= 10), ``ratio_cells`` and
+``extra_over_matrix`` (peak extra MiB / MiB of the CSR arrays of the cells that row scored; target
+<= 0.3 for the sasp_atlas rows), ``load_average_1min`` (the machine's 1-minute load before and
+after the rows of this run; with ``--update``, other rows may come from an earlier run).
 """
 
 from __future__ import annotations
@@ -30,6 +63,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,10 +79,15 @@ N_GENES = 20_000
 TARGET_NNZ = 2_000
 N_SIGNATURES = 30
 WARMUP_CELLS = 2_000
-METHODS = ("floor", "sasp_atlas_scanpy", "sasp_atlas_ucell", "sasp_atlas_aucell", "scanpy_loop", "pyucell",
-           "decoupler_aucell")
-SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell"}
+R_WARMUP_CELLS = 100  # R compiles nothing: its warm-up only loads the packages' lazy code
+METHODS = ("floor", "sasp_atlas_scanpy", "sasp_atlas_expected", "sasp_atlas_ucell", "sasp_atlas_aucell",
+           "sasp_atlas_seurat", "sasp_atlas_ssgsea", "scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r",
+           "gsva_ssgsea_r")
+SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r", "gsva_ssgsea_r"}
 CHILD_PROCESSES = {"pyucell"}
+#: R reference -> (method argument of benchmarks/_r/score_bench.R, the sasp_atlas row it is compared with)
+R_METHODS = {"seurat_r": ("seurat", "sasp_atlas_seurat"), "gsva_ssgsea_r": ("ssgsea", "sasp_atlas_ssgsea")}
+R_SCRIPT = Path(__file__).resolve().parent / "_r" / "score_bench.R"
 
 
 # --------------------------------------------------------------------------- data
@@ -202,15 +241,20 @@ def _method(name: str, sigs: dict[str, list[str]]):
     raise ValueError(f"unknown method {name!r}")
 
 
-def worker(name: str, folder: Path, repeats: int) -> dict:
+def worker(name: str, folder: Path, repeats: int, n_cells: int | None = None) -> dict:
+    """Time method ``name`` on the cached matrix (its first ``n_cells`` cells if given, no copy)."""
     import anndata as ad
     import pandas as pd
     import scipy.sparse as sp
 
     names = np.load(folder / "names.npy")
     indptr = np.load(folder / "indptr.npy")
-    X = sp.csr_matrix((np.load(folder / "data.npy"), np.load(folder / "indices.npy"), indptr),
-                      shape=(len(indptr) - 1, len(names)))
+    n_cells = len(indptr) - 1 if n_cells is None else min(n_cells, len(indptr) - 1)
+    indptr = indptr[: n_cells + 1]
+    nnz = int(indptr[-1])
+    X = sp.csr_matrix((np.load(folder / "data.npy", mmap_mode="r")[:nnz].copy(),
+                       np.load(folder / "indices.npy", mmap_mode="r")[:nnz].copy(), indptr),
+                      shape=(n_cells, len(names)))
     X.has_sorted_indices = True
     adata = ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
                        var=pd.DataFrame(index=names))
@@ -237,7 +281,38 @@ def worker(name: str, folder: Path, repeats: int) -> dict:
         sampler.stop()
     extra = _rss_mib(key="VmHWM") - before + (sampler.peak if sampler else 0.0)
     return {"seconds": statistics.median(times), "min_seconds": min(times), "runs": times,
-            "warmup_seconds": warmup, "peak_extra_mib": extra, "repeats": repeats}
+            "warmup_seconds": warmup, "peak_extra_mib": extra, "repeats": repeats, "cells": n_cells}
+
+
+def write_signatures(folder: Path) -> Path:
+    """The benchmark signatures as ``name<TAB>gene<TAB>...`` lines and the gene names, for the R scripts."""
+    path = folder / "signatures.tsv"
+    if not path.exists():
+        path.write_text("".join("\t".join([k, *genes]) + "\n" for k, genes in signatures().items()))
+    genes = folder / "genes.txt"
+    if not genes.exists():
+        genes.write_text("".join(f"{g}\n" for g in np.load(folder / "names.npy")))
+    return path
+
+
+def r_worker(name: str, folder: Path, repeats: int, n_cells: int) -> dict:
+    """Time R reference ``name`` in a fresh ``Rscript`` (benchmarks/_r/score_bench.R); raises
+    :class:`RSkipped` when R or the R package is not installed."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        raise RSkipped("Rscript is not on PATH (install R, e.g. Debian r-base-core r-cran-seurat r-bioc-gsva)")
+    cmd = [rscript, "--vanilla", str(R_SCRIPT), R_METHODS[name][0], str(folder), str(n_cells), str(R_WARMUP_CELLS),
+           str(repeats), str(write_signatures(folder))]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if proc.returncode == 3:
+        raise RSkipped(proc.stderr.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class RSkipped(RuntimeError):
+    """An R reference cannot run here (no R, or a package missing)."""
 
 
 # --------------------------------------------------------------------------- driver
@@ -247,6 +322,34 @@ def _ratio(methods: dict, a: str, b: str) -> float | None:
     return None
 
 
+def _matrix_mib(folder: Path, n_cells: int) -> float:
+    """MiB of the CSR arrays (data float32, indices int32, indptr int64) of the first ``n_cells`` cells."""
+    nnz = int(np.load(folder / "indptr.npy", mmap_mode="r")[n_cells])
+    return (8 * nnz + 8 * (n_cells + 1)) / 2**20
+
+
+def _r_cells(values: list[str], n_cells: int) -> dict[str, int]:
+    """``--r-cells`` (``N`` for every R reference, or ``name=N``) -> cells per R reference."""
+    out = dict.fromkeys(R_METHODS, n_cells)
+    for v in values:
+        name, _, n = v.rpartition("=")
+        if name and name not in R_METHODS:
+            raise SystemExit(f"--r-cells {v}: {name!r} is not an R reference ({', '.join(R_METHODS)})")
+        for k in ([name] if name else R_METHODS):
+            out[k] = min(int(n), n_cells)
+    return out
+
+
+def _run_worker(name: str, folder: Path, repeats: int, n_cells: int | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--data", str(folder), "--repeats", str(repeats)]
+    if n_cells is not None:
+        cmd += ["--subset", str(n_cells)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=50_000)
@@ -254,58 +357,106 @@ def main(argv=None):
     ap.add_argument("--skip", nargs="*", default=[], choices=METHODS, help="methods not to run (slow references)")
     ap.add_argument("--only", nargs="*", choices=METHODS, help="run only these methods")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (median reported)")
-    ap.add_argument("--ref-repeats", type=int, default=1, help="timed runs of scanpy_loop, pyucell, decoupler_aucell")
+    ap.add_argument("--ref-repeats", type=int, default=1,
+                    help="timed runs of the references (scanpy_loop, pyucell, decoupler_aucell, seurat_r, gsva_ssgsea_r)")
+    ap.add_argument("--r-cells", nargs="*", default=[], metavar="[NAME=]N",
+                    help="time the R references (all, or NAME) on the first N cells only, and their sasp_atlas "
+                         "rows again on the same cells (recorded as '<row>@N') for the ratio")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "sasp_atlas_bench")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--update", action="store_true",
                     help="keep the other methods' results already in --json (e.g. rerun only the fast ones)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--subset", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.data, args.repeats)))
+        print(json.dumps(worker(args.worker, args.data, args.repeats, args.subset)))
         return
     folder = ensure_data(args.cells, args.cache_dir, args.seed)
+    r_cells = _r_cells(args.r_cells, args.cells)
     nbytes = sum((folder / f"{k}.npy").stat().st_size - 128 for k in ("data", "indices", "indptr"))
     result = {"cells": args.cells, "genes": N_GENES, "nnz": int((folder / "data.npy").stat().st_size - 128) // 4,
               "matrix_mib": nbytes / 2**20, "threads": numba.get_num_threads(), "methods": {}}
+    load_before = os.getloadavg()[0]  # the machine is shared: a load above the core count slows every row
     if args.update and args.json and args.json.exists():
         previous = json.loads(args.json.read_text())
         if previous.get("cells") == args.cells:
             result["methods"] = previous["methods"]
+
+    def report(name, rec, t0):
+        print(f"{name:>24}: {rec['seconds']:9.3f} s (runs {', '.join(f'{t:.3f}' for t in rec['runs'])}; "
+              f"warm-up {rec['warmup_seconds']:.2f} s)  peak extra {rec['peak_extra_mib']:8.0f} MiB  "
+              f"[{rec.get('cells', args.cells):,} cells; {time.perf_counter() - t0:.0f} s wall]", file=sys.stderr,
+              flush=True)
+
     for name in args.only or METHODS:
         if name in args.skip:
             continue
         repeats = args.ref_repeats if name in SLOW else args.repeats
-        cmd = [sys.executable, __file__, "--worker", name, "--data", str(folder), "--repeats", str(repeats)]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-        if proc.returncode != 0:
-            print(f"{name}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
-            result["methods"][name] = {"error": proc.stderr[-1000:]}
+        try:
+            if name in R_METHODS:
+                rec = r_worker(name, folder, repeats, r_cells[name])
+            else:
+                rec = _run_worker(name, folder, repeats)
+        except RSkipped as e:
+            print(f"{name}: skipped: {e}", file=sys.stderr)
+            result["methods"][name] = {"skipped": str(e)}
             continue
-        rec = json.loads(proc.stdout.strip().splitlines()[-1])
+        except RuntimeError as e:
+            print(f"{name}: failed\n{e}", file=sys.stderr)
+            result["methods"][name] = {"error": str(e)[-1000:]}
+            continue
         result["methods"][name] = rec
-        print(f"{name:>20}: {rec['seconds']:9.3f} s (runs {', '.join(f'{t:.3f}' for t in rec['runs'])}; "
-              f"warm-up {rec['warmup_seconds']:.2f} s)  peak extra {rec['peak_extra_mib']:8.0f} MiB  "
-              f"[{time.perf_counter() - t0:.0f} s wall]", file=sys.stderr, flush=True)
+        report(name, rec, t0)
+        if name in R_METHODS and r_cells[name] < args.cells:  # the engine on the same cells, for the ratio
+            engine = R_METHODS[name][1]
+            t0 = time.perf_counter()
+            try:
+                rec = _run_worker(engine, folder, args.repeats, r_cells[name])
+            except RuntimeError as e:
+                print(f"{engine}@{r_cells[name]}: failed\n{e}", file=sys.stderr)
+                continue
+            result["methods"][f"{engine}@{r_cells[name]}"] = rec
+            report(f"{engine}@{r_cells[name]}", rec, t0)
+    result["load_average_1min"] = [load_before, os.getloadavg()[0]]  # before and after this run's rows
     m = {k: v for k, v in result["methods"].items() if "seconds" in v}
     result["ratios"] = {
         "scanpy_loop/sasp_atlas_scanpy": _ratio(m, "scanpy_loop", "sasp_atlas_scanpy"),
         "sasp_atlas_scanpy/floor": _ratio(m, "sasp_atlas_scanpy", "floor"),
+        "sasp_atlas_expected/floor": _ratio(m, "sasp_atlas_expected", "floor"),
         "pyucell/sasp_atlas_ucell": _ratio(m, "pyucell", "sasp_atlas_ucell"),
         "decoupler_aucell/sasp_atlas_aucell": _ratio(m, "decoupler_aucell", "sasp_atlas_aucell"),
     }
-    result["extra_over_matrix"] = {k: v["peak_extra_mib"] / result["matrix_mib"] for k, v in m.items()}
+    # the R references against the engine row timed on the same cells (recorded next to the ratio)
+    result["ratio_cells"] = {k: args.cells for k in result["ratios"]}
+    for ref, (_, engine) in R_METHODS.items():
+        key = f"{ref}/{engine}"
+        cells = m.get(ref, {}).get("cells", args.cells)
+        row = engine if cells == args.cells else f"{engine}@{cells}"
+        result["ratios"][key] = _ratio(m, ref, row)
+        result["ratio_cells"][key] = cells
+    result["extra_over_matrix"] = {
+        k: v["peak_extra_mib"] / (_matrix_mib(folder, v["cells"]) if v.get("cells", args.cells) != args.cells
+                                  else result["matrix_mib"])
+        for k, v in m.items()}
     print(f"\n{result['cells']:,} cells x {N_GENES:,} genes, nnz {result['nnz']:,}, matrix {result['matrix_mib']:.0f} MiB")
-    print(f"{'method':>20} {'median s':>10} {'min s':>9} {'peak extra MiB':>15} {'x matrix':>9}")
+    print(f"{'method':>24} {'cells':>7} {'median s':>10} {'min s':>9} {'peak extra MiB':>15} {'x matrix':>9}")
     for k, v in m.items():
-        print(f"{k:>20} {v['seconds']:10.3f} {v.get('min_seconds', v['seconds']):9.3f} {v['peak_extra_mib']:15.0f} "
-              f"{result['extra_over_matrix'][k]:9.2f}")
+        print(f"{k:>24} {v.get('cells', args.cells):7d} {v['seconds']:10.3f} {v.get('min_seconds', v['seconds']):9.3f} "
+              f"{v['peak_extra_mib']:15.0f} {result['extra_over_matrix'][k]:9.2f}")
+    for k, v in result["methods"].items():
+        if "seconds" not in v:
+            print(f"{k:>24}  {'skipped: ' + v['skipped'] if 'skipped' in v else 'failed'}")
     targets = {"scanpy_loop/sasp_atlas_scanpy": ">= 100", "sasp_atlas_scanpy/floor": "<= 15",
-               "pyucell/sasp_atlas_ucell": ">= 10", "decoupler_aucell/sasp_atlas_aucell": "(no target)"}
+               "sasp_atlas_expected/floor": "<= 5", "pyucell/sasp_atlas_ucell": ">= 10",
+               "decoupler_aucell/sasp_atlas_aucell": "(no target)", "seurat_r/sasp_atlas_seurat": ">= 50",
+               "gsva_ssgsea_r/sasp_atlas_ssgsea": ">= 10"}
     for k, v in result["ratios"].items():
-        print(f"{k:>36}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]}   (medians)")
+        print(f"{k:>36}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]:>11}   (medians, "
+              f"{result['ratio_cells'][k]:,} cells)")
+    print("peak extra memory / matrix bytes: target <= 0.3 for the sasp_atlas rows")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 
