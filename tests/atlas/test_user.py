@@ -421,6 +421,12 @@ def test_report_is_standalone_and_draws_offline(tmp_path):
     assert 'href="report_files/figures/' in text and 'href="../../_static' not in text
     n_charts = text.count('class="sasp-chart"')
     assert n_charts >= 5
+    # a user's data gets the SASP composition and communication sections of the dataset pages
+    assert "SASP composition" in text and "SASP communication" in text and "sasp-composition" in text
+    comp = pd.read_csv(out / "report_files" / "tables" / "datasets" / "user" / "sasp_class_scores.csv")
+    comp = comp[comp["share"].notna()]
+    assert len(comp) and ((comp.groupby("cell_type")["share"].sum() - 1).abs() < 1e-5).all()
+    assert (out / "report_files" / "tables" / "datasets" / "user" / "sasp_communication.csv").exists()
     # the page's own tables (computed in the notebook kernel) equal the ones written beside it
     page_table = out / "report_files" / "tables" / "datasets" / "user" / "celltype_scores.csv"
     assert page_table.read_bytes() == (out / "celltype_scores.csv").read_bytes()
