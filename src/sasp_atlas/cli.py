@@ -9,12 +9,13 @@ import sys
 import warnings
 from pathlib import Path
 
+from distributed import Client, LocalCluster
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from .atlas import DEFAULT_SIGNATURES, run_table2
+from .atlas import DEFAULT_SIGNATURES, run_table2, score_user_file
 from .engines import DEFAULT_METHOD
 from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
@@ -23,6 +24,8 @@ from .site.report import score_and_report
 from .site.sitecheck import check_site
 
 console = Console(stderr=True)
+#: inputs larger than this are scored lazily (sasp-atlas score --dask)
+LAZY_BYTES = 4 * 2**30
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -148,16 +151,52 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def _lazy_input(args) -> bool:
+    """``--dask``, a zarr store (never read whole), or a file larger than :data:`LAZY_BYTES`."""
+    path = Path(args.input)
+    return args.dask or path.is_dir() or (path.is_file() and path.stat().st_size > LAZY_BYTES)
+
+
+def _cmd_score_dask(args) -> dict[str, Path]:
+    """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end)."""
+    cluster = None
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
+    try:
+        written = score_user_file(args.input, args.out, cell_type_key=args.cell_type_key, sample_key=args.sample_key,
+                                  signatures=args.signatures, method=args.method, species=args.species,
+                                  malignant_key=args.malignant_key, cancer_type=args.cancer_type,
+                                  min_cells=args.min_cells, layer=args.layer, gene_symbols_key=args.gene_symbols_key,
+                                  lazy=True, chunk_rows=args.chunk_rows, progress=not args.no_progress)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if not args.no_report:
+        console.print("[yellow]note:[/yellow] no report.html with --dask (the report notebook reads the whole "
+                      "matrix); run without --dask on a subset of the cells for the report")
+    return written
+
+
 def cmd_score(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:
-            written = score_and_report(args.input, args.out, cell_type_key=args.cell_type_key,
-                                       sample_key=args.sample_key, signatures=args.signatures, method=args.method,
-                                       species=args.species, report=not args.no_report,
-                                       malignant_key=args.malignant_key, cancer_type=args.cancer_type,
-                                       min_cells=args.min_cells, layer=args.layer,
-                                       gene_symbols_key=args.gene_symbols_key)
+            if _lazy_input(args):
+                written = _cmd_score_dask(args)
+            else:
+                written = score_and_report(args.input, args.out, cell_type_key=args.cell_type_key,
+                                           sample_key=args.sample_key, signatures=args.signatures,
+                                           method=args.method,
+                                           species=args.species, report=not args.no_report,
+                                           malignant_key=args.malignant_key, cancer_type=args.cancer_type,
+                                           min_cells=args.min_cells, layer=args.layer,
+                                           gene_symbols_key=args.gene_symbols_key)
         except InputError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
@@ -219,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("score", help="score your own .h5ad: tables, scored .h5ad and an offline HTML report")
-    p.add_argument("input", help="an .h5ad file, cells x genes (raw counts or log-normalised; not scaled)")
+    p.add_argument("input", help="an .h5ad file or anndata .zarr store, cells x genes (raw counts or log-normalised; "
+                   "not scaled)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--cell-type-key", help="obs column of cell-type labels (default: 'cell_type' if present)")
     p.add_argument("--sample-key", help="obs column of samples/patients (default: one pseudo-sample)")
@@ -232,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer", help="score adata.layers[LAYER] ('raw': adata.raw) instead of X")
     p.add_argument("--gene-symbols-key", help="var column of gene symbols when var_names are Ensembl ids")
     p.add_argument("--no-report", action="store_true", help="tables and scored .h5ad only")
+    g = p.add_argument_group("beyond memory (dask; also used for a .zarr input or a file over 4 GiB)")
+    g.add_argument("--dask", action="store_true", help="read the matrix lazily and compute on a dask cluster")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="connect to this dask scheduler (tcp://host:8786) "
+                   "instead of starting a LocalCluster")
+    g.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (1 thread each)")
+    g.add_argument("--memory-limit", default="auto", help="memory limit per LocalCluster worker (e.g. 4GiB)")
+    g.add_argument("--chunk-rows", type=int, default=10_000, help="cells per chunk")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("registry", help="maintain data_registry.yaml")

@@ -37,6 +37,8 @@ import scipy.sparse as sp
 from ..genes import HCOP_SOURCE, MAPPED_ORTHOLOG_STATUSES, mouse_to_human
 from ..sources import Dataset, file_sha256
 from .harmonise import harmonise_cell_types, harmonise_obs
+from .lazy import (DEFAULT_CHUNK_ROWS, is_lazy, normalise_lazy, read_lazy, scan_matrix_lazy, select_columns_lazy,
+                   store_sha_size)
 from .load import normalise, resolve_var_names
 from .validate import (LOG_MAX, InputError, as_bool, check_species, dedupe_genes, detect_value_type, examples,
                        gene_symbols, layer_hint, row_blocks, scan_matrix, select_matrix, warn_input)
@@ -126,7 +128,8 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
     X, var, where = select_matrix(src, layer)
     symbols, symbol_source = gene_symbols(var, species, gene_symbols_key, notes)
     check_species(symbols, species)
-    stats = scan_matrix(X, src.obs_names, pd.Index(map(str, var.index)), where, layer_hint(src))
+    stats = (scan_matrix_lazy(X, where, layer_hint(src)) if is_lazy(X) else
+             scan_matrix(X, src.obs_names, pd.Index(map(str, var.index)), where, layer_hint(src)))
     value_type = detect_value_type(stats["integer"], stats["max"])
 
     orthologs: dict[str, Any] = {}
@@ -141,8 +144,11 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
         names = [symbols[i] for i in keep]
 
     # the matrix, block by block (backed: never whole in memory), float32 CSR, kept columns only
-    blocks = [sp.csr_matrix(b[:, keep], dtype=np.float32) for _, b in row_blocks(X, src.n_obs, len(var))]
-    matrix = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+    if is_lazy(X):  # a dask array (lazy=True): the same columns, chunk by chunk, nothing read yet
+        matrix = select_columns_lazy(X, np.asarray(keep))
+    else:
+        blocks = [sp.csr_matrix(b[:, keep], dtype=np.float32) for _, b in row_blocks(X, src.n_obs, len(var))]
+        matrix = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
     obs = _user_obs(src.obs, cell_type_key=cell_type_key, sample_key=sample_key, malignant_key=malignant_key,
                     notes=notes)
     var_out = pd.DataFrame({"feature_id": [str(var.index[i]) for i in keep]}, index=pd.Index(names, name="gene_symbol"))
@@ -165,7 +171,8 @@ def user_dataset_id(path: str | Path) -> str:
 def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample_key: str | None = None,
                    species: str = "human", malignant_key: str | None = None, cancer_type: str = "unknown",
                    min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None, gene_symbols_key: str | None = None,
-                   backed: bool | None = None) -> tuple[Dataset, ad.AnnData]:
+                   backed: bool | None = None, lazy: bool = False,
+                   chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[Dataset, ad.AnnData]:
     """Read and validate a user's ``.h5ad``; return ``(Dataset record, harmonised AnnData)``.
 
     Parameters
@@ -194,6 +201,13 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
 
     backed
         Force (``True``) or forbid (``False``) backed reading; ``None`` decides by file size.
+    lazy
+        Read ``X`` (or ``layer``) as a dask array of ``chunk_rows``-row CSR chunks
+        (:func:`sasp_atlas.data.lazy.read_lazy`; ``.h5ad`` or anndata ``.zarr``, CSR matrix): the
+        checks, the column selection and the normalisation are done chunk by chunk when the matrix
+        is computed (on the current dask scheduler), and the returned ``X`` stays lazy.
+    chunk_rows
+        Rows per chunk with ``lazy``.
 
     Returns
     -------
@@ -212,7 +226,8 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     if species not in ("human", "mouse"):
         raise InputError(f"species must be 'human' or 'mouse', not {species!r} (--species)")
     notes: list[str] = []
-    src = _open(path, backed)
+    src = (read_lazy(path, chunk_rows=chunk_rows, layers=[layer] if layer not in (None, "raw") else [])
+           if lazy else _open(path, backed))
     if is_cellxgene(src):  # the schema says where things are: no options needed
         if sample_key is None and "donor_id" in src.obs:
             sample_key = "donor_id"
@@ -230,14 +245,17 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
             src.file.close()
     cell_type_key, value_type, where, symbol_source = info["cell_type_key"], info["value_type"], info["where"], info["source"]
     symbol_resolution = resolve_var_names(adata)
-    if value_type == "raw_counts":
+    if value_type == "raw_counts" and is_lazy(adata.X):
+        adata.X = normalise_lazy(adata.X)
+        norm = "raw counts -> normalize_total(target_sum=1e4) -> natural log1p (chunk by chunk)"
+    elif value_type == "raw_counts":
         norm = normalise(adata, "raw_counts", checked=True)["method"]
     else:
         norm = "log-normalised values as provided (non-integer, max <= %g); used as they are" % LOG_MAX
-    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    if not is_lazy(adata.X):
+        adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
 
-    sha = file_sha256(path)
-    size = path.stat().st_size
+    sha, size = store_sha_size(path) if lazy else (file_sha256(path), path.stat().st_size)
     detected = (f"{value_type}: every value is an integer" if value_type == "raw_counts" else
                 f"{value_type}: non-integer values, maximum {info['max']:.4g} <= {LOG_MAX:g}")
     keys = {"cell_type_key": cell_type_key, "sample_key": sample_key or "", "malignant_key": malignant_key or "",
