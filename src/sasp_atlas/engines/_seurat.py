@@ -302,7 +302,7 @@ def seurat_control_genes(gene_means: np.ndarray, feature_sets: Sequence[np.ndarr
 def gene_averages(ctx) -> np.ndarray:
     """Every gene's average over all cells, summed cell by cell in float64 (as ``Matrix::rowMeans``)."""
     sums = np.zeros(ctx.n_vars)
-    step = 1 << 20  # float64 copies of at most 1M stored values at a time (same summation order)
+    step = 1 << 17  # float64 values and intp indices of at most 131k stored values at a time (2 MiB; same order)
     for _, _, (indptr, indices, data, s, e) in ctx.row_blocks():
         for lo in range(int(indptr[s]), int(indptr[e]), step):
             hi = min(lo + step, int(indptr[e]))
