@@ -26,7 +26,7 @@ CHECKOUT_DIR = PACKAGE_DIR.parents[1] if PACKAGE_DIR.parent.name == "src" else N
 #: the hand-written files a book project needs (copied into an empty ``--project`` folder)
 PROJECT_SKELETON = ("_config.yml", "_toc.yml", "_static/sasp.css", "book/intro.md", "book/methods.md",
                     "book/bad_inputs.md", "book/cite.md", "book/unverified_sources.md", "book/api.md",
-                    "book/references.bib")
+                    "book/references.bib", "book/scale.md")
 
 
 def project_file(relative: str) -> Path:
