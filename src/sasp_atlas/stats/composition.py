@@ -298,8 +298,8 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
     -------
     DataFrame with :data:`CLASS_SCORE_COLUMNS`, one row per cell type x class, sorted by cell type and
     class order. ``class_score`` (log scale, ``score_unit``), ``class_expression`` (linear,
-    ``expression_unit``), ``share`` with ``share_ci_low/high``, ``ci_unit`` (``samples`` or ``cells
-    (single sample)``), ``balanced_effect`` / ``effect_size`` (AUROCs) with intervals, ``tau2`` / ``i2``
+    ``expression_unit``), ``share`` with ``share_ci_low/high``, ``ci_unit`` (``samples``, or
+    ``cells`` for a single sample), ``balanced_effect`` / ``effect_size`` (AUROCs) with intervals, ``tau2`` / ``i2``
     of the balanced AUROC, ``n_cells``, ``n_samples`` (samples holding the cell type), ``evidence``,
     gene coverage (``n_genes_class``, ``n_genes_present``, ``coverage``, ``genes_present``,
     ``low_coverage``) and ``flag``.
