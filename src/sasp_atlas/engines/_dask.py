@@ -69,7 +69,7 @@ from ._driver import score as _score_in_memory
 from ._linear import csr_group_gene_sums
 from ._registry import get_method
 from ._scanpy import bin_members, control_gene_plan, expression_bins
-from .null import NULL_COLUMNS, _signature_rng, draw_null_sets
+from .null import _signature_rng, draw_null_sets, null_table
 
 log = logging.getLogger(__name__)
 
@@ -563,20 +563,6 @@ def celltype_null_dask(adata: AnnData, signatures: Sequence[str] | Mapping[str, 
         plan = build_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
         means, counts = group_means_dask(ctx, plan, codes, len(labels), compute_kwargs=compute_kwargs)
         plan_params = dict(plan.params)
-    n_sig = len(observed)
-    rows = []
-    for k, gs in enumerate(observed):
-        null = means[:, n_sig + k * n_null: n_sig + (k + 1) * n_null]
-        obs = means[:, k]
-        null_mean = null.mean(axis=1)
-        null_sd = null.std(axis=1, ddof=1) if n_null > 1 else np.full(len(labels), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (obs - null_mean) / null_sd
-        p = (1 + (null >= obs[:, None]).sum(axis=1)) / (1 + n_null)
-        for c, label in enumerate(labels):
-            rows.append({"signature": gs.name, group_by: label, "observed_mean": obs[c], "null_mean": null_mean[c],
-                         "null_sd": null_sd[c], "z": z[c], "empirical_p": p[c], "n_cells": int(counts[c])})
-    out = pd.DataFrame(rows, columns=["signature", group_by] + NULL_COLUMNS[1:])
-    out.attrs = {"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
-                 "random_state": random_state, "params": plan_params}
-    return out
+    return null_table(means, counts, observed, labels, n_null=n_null, group_by=group_by,
+                      attrs={"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
+                             "random_state": random_state, "params": plan_params})

@@ -115,6 +115,28 @@ def _signature_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
+def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, attrs: dict) -> pd.DataFrame:
+    """The null table from group means: columns ``0 .. len(observed)-1`` hold the observed signatures,
+    then ``n_null`` columns per signature its random sets, in order (as :func:`celltype_null` scores them).
+    Shared by the in-memory and the dask null."""
+    n_sig = len(observed)
+    rows = []
+    for k, gs in enumerate(observed):
+        null = means[:, n_sig + k * n_null: n_sig + (k + 1) * n_null]
+        obs = means[:, k]
+        null_mean = null.mean(axis=1)
+        null_sd = null.std(axis=1, ddof=1) if n_null > 1 else np.full(len(labels), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (obs - null_mean) / null_sd
+        p = (1 + (null >= obs[:, None]).sum(axis=1)) / (1 + n_null)
+        for c, label in enumerate(labels):
+            rows.append({"signature": gs.name, group_by: label, "observed_mean": obs[c], "null_mean": null_mean[c],
+                         "null_sd": null_sd[c], "z": z[c], "empirical_p": p[c], "n_cells": int(counts[c])})
+    out = pd.DataFrame(rows, columns=["signature", group_by] + NULL_COLUMNS[1:])
+    out.attrs = attrs
+    return out
+
+
 def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *,
                   method: str = "scanpy", group_by: str = "cell_type", n_null: int = 100, seed: int = 0,
                   n_bins: int = 25, random_state: int | None = 0, layer: str | None = None, **params) -> pd.DataFrame:
@@ -171,20 +193,6 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
         plan = build_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
         means, counts = group_means(ctx, plan, codes, len(labels))
         plan_params = dict(plan.params)
-    n_sig = len(observed)
-    rows = []
-    for k, gs in enumerate(observed):
-        null = means[:, n_sig + k * n_null: n_sig + (k + 1) * n_null]
-        obs = means[:, k]
-        null_mean = null.mean(axis=1)
-        null_sd = null.std(axis=1, ddof=1) if n_null > 1 else np.full(len(labels), np.nan)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (obs - null_mean) / null_sd
-        p = (1 + (null >= obs[:, None]).sum(axis=1)) / (1 + n_null)
-        for c, label in enumerate(labels):
-            rows.append({"signature": gs.name, group_by: label, "observed_mean": obs[c], "null_mean": null_mean[c],
-                         "null_sd": null_sd[c], "z": z[c], "empirical_p": p[c], "n_cells": int(counts[c])})
-    out = pd.DataFrame(rows, columns=["signature", group_by] + NULL_COLUMNS[1:])
-    out.attrs = {"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
-                 "random_state": random_state, "params": plan_params}
-    return out
+    return null_table(means, counts, observed, labels, n_null=n_null, group_by=group_by,
+                      attrs={"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
+                             "random_state": random_state, "params": plan_params})
