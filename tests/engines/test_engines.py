@@ -406,6 +406,52 @@ def test_code_table_equals_matrix_product(n_sets, scaled):
 
 
 
+@pytest.mark.parametrize("tile", [1, 7, 4096])
+@pytest.mark.parametrize("sort_indices", [True, False])
+def test_dense_row_table_equals_matrix_product(tile, sort_indices, monkeypatch):
+    """Dense rows, tiled over genes, add every stored value once, sorted rows or not, whatever the tile."""
+    from sasp_atlas.engines._linear import DenseRowTable
+
+    adata = constructed(integer=False)
+    rng = np.random.default_rng(5)
+    X = adata.X.copy()
+    if not sort_indices:  # reverse each row's stored order: a valid CSR with unsorted indices
+        for i in range(X.shape[0]):
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            X.indices[lo:hi], X.data[lo:hi] = X.indices[lo:hi][::-1].copy(), X.data[lo:hi][::-1].copy()
+        X.has_sorted_indices = False
+    W = np.where(rng.random((adata.n_vars, 9)) < 0.4, rng.normal(size=(adata.n_vars, 9)), 0.0)
+    W[: adata.n_vars // 5] = 0.0  # genes in no set
+    scale = rng.uniform(0.5, 2.0, adata.n_vars)
+    monkeypatch.setattr(DenseRowTable, "TILE_GENES", tile)
+    monkeypatch.setattr(DenseRowTable, "ROWS_PER_BLOCK", 3)
+    table = DenseRowTable(sp.csr_matrix(W), scale)
+    out = np.zeros((adata.n_obs - 2, 9))
+    table.add_into(X.indptr, X.indices, X.data, 1, adata.n_obs - 1, out)  # rows 1..n-2 only
+    expected = (X.toarray().astype(np.float64) * scale) @ W
+    np.testing.assert_allclose(out, expected[1:-1], rtol=0, atol=1e-12)
+
+
+def test_linear_table_choice_follows_memberships():
+    """Dense rows for per-signature control sets (each gene in many sets, Seurat's shape); codes where
+    the sets share one control pool (scanpy's); the choice reads ``W`` only."""
+    from sasp_atlas.engines._linear import CodeTable, DenseRowTable, linear_table
+
+    rng = np.random.default_rng(3)
+    n_genes, n_sets = 2000, 30
+    own = np.zeros((n_genes, n_sets))
+    for k in range(n_sets):  # each set's own random third of the genes
+        own[rng.choice(n_genes, n_genes // 3, replace=False), k] = -1.0 / (n_genes // 3)
+    shared = np.zeros((n_genes, n_sets))
+    pool = rng.choice(n_genes, 300, replace=False)
+    for k in range(n_sets):  # one pool for every set, plus its own 20 signature genes
+        shared[pool, k] = -1.0 / 300
+        shared[rng.choice(np.setdiff1d(np.arange(n_genes), pool), 20, replace=False), k] = 1.0 / 20
+    assert isinstance(linear_table(sp.csr_matrix(own)), DenseRowTable)
+    assert isinstance(linear_table(sp.csr_matrix(shared)), CodeTable)
+    assert isinstance(linear_table(sp.csr_matrix(np.tile(own, (1, 10)))), CodeTable)  # 300 sets: too wide
+
+
 # --------------------------------------------------------------------------- the seed-free score
 def test_expected_is_the_mean_of_scanpy_over_seeds(mgh):
     """`expected` replaces scanpy's control draw by its expectation: the mean of scanpy's score over 60

@@ -12,7 +12,8 @@ exactly scanpy's (Tirosh et al. 2016, Science 352:189, doi:10.1126/science.aad05
 The score is the same for every ``random_state`` and equals the mean of scanpy's score over many
 seeds up to the ratio of expectations (tested: the mean over 200 seeds is within Monte-Carlo error).
 Units: those of ``X`` (log-normalised expression); 0 = as expressed as expression-matched genes.
-Kernel: linear (``X @ W``), the same one-pass code table as ``scanpy``.
+Kernel: linear (``X @ W``), one pass over the CSR rows; every gene of a touched bin has its own weight
+in every set, so ``W`` is held as dense rows (:func:`._linear.linear_table`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,15 @@ cell's values are summed per code (one add per code membership, no weights), and
 are spread into the sets once per cell. Where sets overlap heavily, as scanpy's control-gene sets
 do (every signature's controls are drawn with the same seed, so most share their genes), a set
 is coded as a shared base set plus/minus its few differing genes, which halves the additions.
+
+Where every gene belongs to many sets with their own weights (Seurat's control sets: each signature
+draws its own controls, ~5 sets per gene; ``expected``'s bin-weighted controls, ~10), codes cannot
+share work. :class:`DenseRowTable` then holds ``W`` as dense rows (one float64 row of all sets per
+gene in any set) and adds ``v * W[g, :]`` per stored value, a vector operation. The rows are
+visited in tiles of genes so that a tile of ``W`` stays in the core's cache while a block of cells
+passes over it. :func:`linear_table` picks one of the two from ``W``'s shape alone (never from
+timings), so the same ``W`` is always summed the same way; the two agree to float64 rounding of
+reordered sums (~1e-15).
 """
 
 from __future__ import annotations
@@ -125,6 +134,93 @@ class CodeTable:
         max_nnz = int(np.diff(indptr[start:end + 1]).max()) if end > start else 0
         _code_sums(indptr, indices, data, start, end, self.lk_ptr, self.lk_code, self.gene_scale, self.use_scale,
                    self.has_codes, self.t_ptr, self.t_set, self.t_w, max_nnz, numba.get_num_threads(), out)
+
+
+@numba.njit(parallel=True, cache=True)
+def _dense_row_sums(indptr, indices, data, start, end, Wd, row_of, tile, rows_per_block, out):
+    n = end - start
+    k = Wd.shape[1]
+    n_genes = row_of.shape[0]
+    n_blocks = (n + rows_per_block - 1) // rows_per_block
+    for blk in numba.prange(n_blocks):
+        r0 = blk * rows_per_block
+        r1 = min(n, r0 + rows_per_block)
+        cur = np.empty(r1 - r0, dtype=np.int64)
+        acc = np.zeros((r1 - r0, k), dtype=np.float64)
+        for r in range(r0, r1):
+            cur[r - r0] = indptr[start + r]
+        # a row's cursor moves forward only: every stored value is added exactly once, in its row's stored
+        # order (gene order for sorted indices), whatever the tile size
+        for g1 in range(tile, n_genes + tile, tile):
+            for r in range(r0, r1):
+                p = cur[r - r0]
+                stop = indptr[start + r + 1]
+                while p < stop and indices[p] < g1:  # the last tile's g1 >= n_genes takes the rest
+                    w = row_of[indices[p]]
+                    if w >= 0:
+                        v = np.float64(data[p])
+                        for j in range(k):
+                            acc[r - r0, j] += v * Wd[w, j]
+                    p += 1
+                cur[r - r0] = p
+        for r in range(r0, r1):
+            for j in range(k):
+                out[r, j] += acc[r - r0, j]
+
+
+class DenseRowTable:
+    """``W`` (genes x sets, optionally ``diag(gene_scale) @ W``) as dense float64 rows of the genes in any set.
+
+    ``X @ W`` adds ``v * W[g, :]`` for every stored value ``v`` of gene ``g`` (float64, the row's stored
+    order). Rows of ``W`` are visited in tiles of :attr:`TILE_GENES` genes (a tile of 30 sets is ~1 MiB,
+    the size of one core's L2 cache here) by blocks of :attr:`ROWS_PER_BLOCK` cells.
+    """
+
+    TILE_GENES = 4096
+    ROWS_PER_BLOCK = 256
+
+    def __init__(self, W: sp.spmatrix, gene_scale: np.ndarray | None = None):
+        W = sp.csr_matrix(W, dtype=np.float64)
+        if gene_scale is not None:
+            W = sp.csr_matrix(sp.diags(np.asarray(gene_scale, dtype=np.float64)) @ W)
+        W.sum_duplicates()
+        used = np.flatnonzero(np.diff(W.indptr) > 0)
+        self.row_of = np.full(W.shape[0], -1, dtype=np.int64)
+        self.row_of[used] = np.arange(len(used))
+        self.Wd = np.ascontiguousarray(W[used].toarray())
+
+    def add_into(self, indptr, indices, data, start: int, end: int, out: np.ndarray) -> None:
+        """``out[r] += X[start + r] @ W`` for ``r < end - start``."""
+        if end > start:
+            _dense_row_sums(indptr, indices, data, start, end, self.Wd, self.row_of, self.TILE_GENES,
+                            self.ROWS_PER_BLOCK, out)
+
+
+DENSE_MAX_SETS = 256
+
+
+def prefers_dense_rows(codes: CodeTable, n_sets: int) -> bool:
+    """Whether :class:`DenseRowTable` beats ``codes`` (the code table of a genes x ``n_sets`` ``W``),
+    judged from the table's shape alone.
+
+    Measured on 50,000 cells x 20,000 genes, 30 sets (2 threads): a code table costs about 0.4 s per
+    code membership per gene (scanpy's shared controls: 1.2 memberships, 0.47 s; Seurat's per-signature
+    controls: 5.3, 2.5 s; ``expected``: 10.3, 1.5 s), dense rows 0.55-0.8 s for 30 sets, growing with
+    the number of sets. Dense rows are used from ``1 + n_sets / 15`` code memberships per gene, for at
+    most :data:`DENSE_MAX_SETS` sets.
+    """
+    n_genes = codes.lk_ptr.shape[0] - 1
+    if n_sets > DENSE_MAX_SETS or n_genes == 0:
+        return False
+    return codes.lk_code.shape[0] / n_genes >= 1 + n_sets / 15
+
+
+def linear_table(W: sp.spmatrix, gene_scale: np.ndarray | None = None) -> CodeTable | DenseRowTable:
+    """The kernel table for ``X @ diag(gene_scale) @ W``: dense rows or codes (:func:`prefers_dense_rows`)."""
+    codes = CodeTable(W, gene_scale)
+    if prefers_dense_rows(codes, W.shape[1]):
+        return DenseRowTable(W, gene_scale)
+    return codes
 
 
 @numba.njit(parallel=True, cache=True)

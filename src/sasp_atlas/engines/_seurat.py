@@ -26,8 +26,11 @@ Outside Seurat's domain (fewer distinct gene averages than bins, so repeated qua
 with fewer than ``ctrl`` genes) Seurat stops with an error; this engine logs a warning and goes on:
 repeated breaks leave empty bins (R's ``.bincode`` rule) and a small bin gives all its genes.
 
-Kernel: the score is linear, ``X @ (W_sig - W_ctrl)``, one pass over the CSR rows (the code table of
-:class:`._linear.CodeTable`, shared with ``scanpy``).
+Kernel: the score is linear, ``X @ (W_sig - W_ctrl)``, one pass over the CSR rows. Each signature draws its
+own controls, so a gene is in about five sets' controls at once and the sets share no structure: ``W`` is
+held as dense rows (:class:`._linear.DenseRowTable`, chosen by :func:`._linear.linear_table`), a vector
+add per stored value. 30 signatures x 50,000 cells: 1.1 s in all against 117 s for ``AddModuleScore``
+(``benchmarks/results/score_50k.json``).
 """
 
 from __future__ import annotations
