@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._linear import CodeTable, DenseRowTable, linear_table
+from ._linear import ClassTable, CodeTable, DenseRowTable, linear_table
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class LinearPlan(Plan):
         self.set_info = set_info if set_info is not None else [{} for _ in range(self.n_sets)]
         self.params = params or {}
         self._W, self._gene_scale = W, gene_scale
-        self._codes: CodeTable | DenseRowTable | None = None
+        self._codes: CodeTable | ClassTable | DenseRowTable | None = None
 
     def compute(self, indptr, indices, data, start, end, out):
         if self._codes is None:  # built on first use: the group-mean path never needs it

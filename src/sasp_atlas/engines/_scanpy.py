@@ -13,10 +13,11 @@ touched bin in ascending bin order, which is what ``Series.sample`` draws from t
 RNG). The scores then equal ``scanpy.tl.score_genes(adata, genes, random_state=...)`` signature by
 signature to ~1e-7 (float64 sums here, float32 in scanpy).
 
-Kernel: the score is linear, ``X @ (W_sig - W_ctrl)``: one pass over the CSR rows with a gene ->
-code lookup (:class:`._linear.CodeTable`). Because scanpy reseeds the same RNG for every signature,
-the control sets of different signatures are mostly the same genes; the code table stores shared
-genes once, which halves the work of the pass.
+Kernel: the score is linear, ``X @ (W_sig - W_ctrl)``: one pass over the CSR rows. Because scanpy
+reseeds the same RNG for every signature, the control sets of different signatures are drawn from the
+same per-bin pools, so genes fall into a few hundred to a thousand classes of identical weights; each
+stored value is added once into its gene's class (:class:`._linear.ClassTable`, chosen by
+:func:`._linear.linear_table`).
 """
 
 from __future__ import annotations
