@@ -25,9 +25,11 @@ in memory (:func:`sasp_atlas.engines.build_plan`, ``Plan.compute``):
    The fold is serial: each fold task reads its own chunk (for lazily read files), so at most one
    chunk per fold is in memory; the other statistics are parallel per-chunk tasks.
 
-2. **Scores**: ``map_blocks`` of the method's plan over the row chunks (one numba thread per task:
-   the parallelism is dask's), cells x signatures float64, gathered on the client (8 bytes per
-   cell and signature: 2.4 GB for 10M cells x 30 signatures).
+2. **Scores**: the method's plan over the row chunks (one numba thread per task: the parallelism is
+   dask's), cells x signatures float64, gathered on the client (8 bytes per cell and signature:
+   2.4 GB for 10M cells x 30 signatures). For lazily read chunks each task reads its own chunk and
+   returns only its scores, so no loaded chunk waits in a worker's memory (or spills) between a
+   read task and a score task; other dask arrays are scored with ``map_blocks``.
 
 ``ssgsea`` and ``gsva`` depend on all cells (GSVA's kernel CDF) or on every gene's rank: they are
 refused with an error naming them. Chunks must hold whole rows (all genes); chunks split along the
@@ -220,6 +222,10 @@ def _score_block(block, plan, n_vars: int, n_sets: int, threads: int):
     return out
 
 
+def _score_own_block(recipe: bytes, plan, n_vars: int, n_sets: int, threads: int):
+    return _score_block(pickle.loads(recipe).compute(scheduler="synchronous"), plan, n_vars, n_sets, threads)
+
+
 # --------------------------------------------------------------------------- context
 class DaskMatrixContext(MatrixContext):
     """:class:`MatrixContext` of a dask array of row chunks: the gene statistics come from
@@ -340,8 +346,19 @@ def dask_scores(ctx: DaskMatrixContext, plan, *, threads_per_task: int = 1):
     if isinstance(plan, LinearPlan):  # build the code table once here, not in every task
         plan.compute(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0,
                      np.zeros((0, plan.n_sets)))
-    return ctx.X.map_blocks(_score_block, plan, ctx.n_vars, plan.n_sets, threads_per_task, dtype=np.float64,
-                            chunks=(ctx.X.chunks[0], (plan.n_sets,)), meta=np.empty((0, 0), dtype=np.float64))
+    recipes = _block_recipes(ctx.X)
+    if recipes is None:  # chunks that carry their data: map over them
+        return ctx.X.map_blocks(_score_block, plan, ctx.n_vars, plan.n_sets, threads_per_task, dtype=np.float64,
+                                chunks=(ctx.X.chunks[0], (plan.n_sets,)), meta=np.empty((0, 0), dtype=np.float64))
+    # lazily read chunks: each task reads its own chunk and returns only its scores, so a loaded chunk is
+    # never a result the scheduler holds (or spills) between a read task and a score task; the plan is
+    # one key of the graph, sent once to each worker
+    shared_plan = dask.delayed(plan, pure=False)
+    step = dask.delayed(_score_own_block, pure=True)
+    parts = [da.from_delayed(step(r, shared_plan, ctx.n_vars, plan.n_sets, threads_per_task),
+                             shape=(rows, plan.n_sets), dtype=np.float64)
+             for r, rows in zip(recipes, ctx.X.chunks[0], strict=True)]
+    return da.concatenate(parts, axis=0)
 
 
 def score_dask(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *, method: str = "scanpy",
