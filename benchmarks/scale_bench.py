@@ -9,7 +9,8 @@
    cell), normalised to ``log1p(count / total * 1e4)``, CSR float32 with int32 indices, written
    block by block into an AnnData zarr store (zarr format 2, Blosc-lz4 with byte shuffle, 4 Mi
    entries per chunk of ``data``/``indices``); obs has ``cell_type`` (8) and ``sample`` (24), drawn
-   with a fixed seed. The whole matrix is never in memory while it is written.
+   with a fixed seed. The whole matrix is never in memory while it is written. ``--store-codec
+   none`` scores an uncompressed copy of the same store instead (decoding cost apart).
 2. **Dask runs**: a ``LocalCluster`` on 127.0.0.1 with 2 workers x 1 thread whose total
    ``memory_limit`` is at most a third of the matrix (``data + indices + indptr`` bytes), then 1
    worker with the same per-worker limit; each run scores the 30 signatures of ``score_bench``
@@ -139,12 +140,44 @@ def write_zarr(path: Path, n_cells: int, seed: int = 0, unique_cells: int | None
           f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
-def ensure_zarr(n_cells: int, cache_dir: Path, seed: int = 0, unique_cells: int | None = None) -> Path:
+def ensure_zarr(n_cells: int, cache_dir: Path, seed: int = 0, unique_cells: int | None = None,
+                codec: str = "lz4") -> Path:
     path = cache_dir / f"scale_{n_cells}_seed{seed}_u{unique_cells or n_cells}.zarr"
     if not (path / "X" / "indptr").exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_zarr(path, n_cells, seed, unique_cells)
+    if codec == "none":
+        raw = path.with_name(path.stem + "_uncompressed.zarr")
+        if not (raw / "X" / "indptr").exists():
+            copy_uncompressed(path, raw)
+        return raw
     return path
+
+
+def copy_uncompressed(src: Path, dst: Path) -> None:
+    """The same store with uncompressed chunks (same chunking), to separate decoding from scoring."""
+    import shutil
+
+    import anndata as ad
+    import zarr
+
+    tmp = dst.with_suffix(".tmp.zarr")
+    shutil.rmtree(tmp, ignore_errors=True)
+    a = zarr.open_group(str(src), mode="r")
+    b = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+    b.attrs.update(dict(a.attrs))
+    for key in ("obs", "var"):
+        ad.io.write_elem(b, key, ad.io.read_elem(a[key]))
+    X = b.create_group("X")
+    X.attrs.update(dict(a["X"].attrs))
+    for name in ("data", "indices", "indptr"):
+        arr = a["X"][name]
+        out = X.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=arr.chunks, compressors=None)
+        step = arr.chunks[0] * 16
+        for i in range(0, arr.shape[0], step):
+            out[i:i + step] = arr[i:i + step]
+    tmp.rename(dst)
+    print(f"wrote {dst} (uncompressed copy of {src.name})", file=sys.stderr)
 
 
 
@@ -176,12 +209,13 @@ def phase_dask(path: Path, n_workers: int, memory_limit: int, method: str, chunk
     import distributed
 
     from sasp_atlas.data.lazy import read_lazy
-    from sasp_atlas.engines import score_dask
+    from sasp_atlas.engines import local_worker_config, score_dask
 
     # one malloc arena per worker process (zarr's decoding threads otherwise each keep one, and their
     # fragments count against the limit), and no pausing at 80%: the ~0.5 GB a worker starts with
     # leaves too little under a 0.95 GiB cap; the cap itself stays (the nanny restarts a worker at 95%)
     dask.config.set(WORKER_MEMORY_CONFIG)
+    dask.config.set(local_worker_config())  # one zarr decoding thread per worker (as the CLI's LocalCluster)
     sigs = score_bench.signatures()
     t_start = time.perf_counter()
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -245,6 +279,12 @@ def phase_memory(path: Path, method: str, slice_cells: int) -> dict:
             "matrix_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes), "peak_rss_bytes": _peak_rss()}
 
 
+def _local_worker_config() -> dict:
+    from sasp_atlas.engines import local_worker_config
+
+    return local_worker_config()
+
+
 def _run_phase(args: list[str]) -> dict:
     import subprocess
 
@@ -266,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--worker-memory", type=int, help="bytes per worker (default: a sixth of the matrix; a smoke "
                     "run on a small store needs more than the ~250 MB a worker process starts with)")
+    ap.add_argument("--store-codec", choices=("lz4", "none"), default="lz4",
+                    help="score the Blosc-lz4 store (default) or an uncompressed copy of it (decoding cost apart)")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -280,7 +322,7 @@ def main(argv=None) -> int:
         print(json.dumps(rec))
         return 0
 
-    path = ensure_zarr(args.cells, args.cache_dir, unique_cells=args.unique_cells)
+    path = ensure_zarr(args.cells, args.cache_dir, unique_cells=args.unique_cells, codec=args.store_codec)
     if args.generate_only:
         return 0
     n_obs, n_vars, nbytes = matrix_bytes(path)
@@ -315,8 +357,9 @@ def main(argv=None) -> int:
                        "max_abs_diff_le_1e-6": diff <= 1e-6},
            "runs": {"in_memory_slice": mem, "dask_slice": slice_run, "dask_2_workers": two, "dask_1_worker": one},
            "machine": {"cores": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-           "worker_memory_config": WORKER_MEMORY_CONFIG,
-           "store": {"path": str(path), "format": "zarr 2, Blosc lz4 + shuffle, 4 Mi entries per chunk"}}
+           "worker_memory_config": {**WORKER_MEMORY_CONFIG, **_local_worker_config()},
+           "store": {"path": str(path), "format": "zarr 2, " + ("Blosc lz4 + shuffle" if args.store_codec == "lz4"
+                                                                  else "uncompressed") + ", 4 Mi entries per chunk"}}
     text = json.dumps(rec, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

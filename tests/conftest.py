@@ -267,3 +267,21 @@ def https_server(tmp_path_factory, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def float32_flip() -> sp.csr_matrix:
+    """Two genes that scipy's float32 row-order sums rank the other way round from the exact sums:
+    gene 0 = 4000 x 0.1f, gene 1 one value between gene 0's float32 sum and its exact sum."""
+    n = 4000
+    tenth = np.float32(0.1)
+    f32 = np.float32(0)
+    for _ in range(n):
+        f32 = np.float32(f32 + tenth)
+    exact = n * np.float64(tenth)
+    between = np.float32((np.float64(f32) + exact) / 2)
+    assert min(f32, exact) < between < max(f32, exact)
+    rows = np.concatenate([np.arange(n), [0]])
+    cols = np.concatenate([np.zeros(n, int), [1]])
+    vals = np.concatenate([np.full(n, tenth), [between]]).astype(np.float32)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, 2))

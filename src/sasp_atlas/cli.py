@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import dask
 from distributed import Client, LocalCluster
 from rich.console import Console
 from rich.logging import RichHandler
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .atlas import DEFAULT_SIGNATURES, run_table2, score_user_file
-from .engines import DEFAULT_METHOD
+from .engines import DEFAULT_METHOD, local_worker_config
 from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
 from .site.book import build, print_unavailable_report, publish
@@ -163,8 +164,9 @@ def _cmd_score_dask(args) -> dict[str, Path]:
     if args.scheduler:
         client = Client(args.scheduler)
     else:
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit,
-                               host="127.0.0.1", dashboard_address=None)
+        with dask.config.set(local_worker_config()):  # one zarr decoding thread per 1-thread worker
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit,
+                                   host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
     console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
     try:

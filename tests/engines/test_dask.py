@@ -93,33 +93,25 @@ def test_gene_statistics_equal_in_memory_bit_for_bit(client, wu):
     for rows in (333, 1000, wu.n_obs):
         ctx = DaskMatrixContext(_dask_twin(wu, rows).X)
         np.testing.assert_array_equal(ctx.scanpy_gene_means, mem.scanpy_gene_means)
+        np.testing.assert_array_equal(ctx.exact_gene_means, mem.exact_gene_means)
         np.testing.assert_array_equal(ctx.seurat_gene_averages, gene_averages(mem))
         np.testing.assert_array_equal(ctx.column_nnz, mem.column_nnz)
         for a, b in zip(ctx.gene_mean_sd, mem.gene_mean_sd):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
-def test_float32_sum_order_decides_ranks_and_is_kept(client):
+def test_float32_sum_order_decides_ranks_and_is_kept(client, float32_flip):
     """A constructed case where float64 sums rank two genes the other way round from scipy's float32
-    sums (the in-memory gene means): gene 0 = 4000 x 0.1f, gene 1 one value between its float32
-    and its exact sum. The dask means keep the in-memory order."""
-    n = 4000
-    tenth = np.float32(0.1)
-    f32 = np.float32(0)
-    for _ in range(n):
-        f32 = np.float32(f32 + tenth)
-    exact = n * np.float64(tenth)
-    between = np.float32((np.float64(f32) + exact) / 2)
-    assert min(f32, exact) < between < max(f32, exact)
-    rows = np.concatenate([np.arange(n), [0]])
-    cols = np.concatenate([np.zeros(n, int), [1]])
-    vals = np.concatenate([np.full(n, tenth), [between]]).astype(np.float32)
-    X = sp.csr_matrix((vals, (rows, cols)), shape=(n, 2))
+    sums (the in-memory gene means, scanpy's bins): the dask means keep the in-memory order; the
+    exact means (``expected``'s bins) equal in memory and on dask too."""
+    X = float32_flip
+    n = X.shape[0]
     mem = MatrixContext(X).scanpy_gene_means
     f64 = np.asarray(X.astype(np.float64).sum(axis=0)).ravel() / n
     assert np.argsort(mem)[0] != np.argsort(f64)[0]  # the two summations disagree on the order
-    lazy = DaskMatrixContext(da.from_array(X, chunks=(999, -1), asarray=False)).scanpy_gene_means
-    np.testing.assert_array_equal(lazy, mem)
+    lazy = DaskMatrixContext(da.from_array(X, chunks=(999, -1), asarray=False))
+    np.testing.assert_array_equal(lazy.scanpy_gene_means, mem)
+    np.testing.assert_array_equal(lazy.exact_gene_means, MatrixContext(X).exact_gene_means)
 
 
 @pytest.mark.parametrize("method", ALL_CELL_METHODS)

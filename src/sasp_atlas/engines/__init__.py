@@ -25,7 +25,16 @@ from __future__ import annotations
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
 from ._driver import MatrixContext, compute_scores, group_means, score
-from ._dask import ALL_CELL_METHODS, DASK_METHODS, CorruptChunkError, DaskMatrixContext, read_lazy, score_dask
+from ._dask import (
+    ALL_CELL_METHODS,
+    DASK_METHODS,
+    CorruptChunkError,
+    DaskMatrixContext,
+    WORKER_ENVIRON,
+    local_worker_config,
+    read_lazy,
+    score_dask,
+)
 from ._dask import score  # noqa: F811  (dispatch: dask-backed X -> score_dask, else the in-memory _driver.score)
 from ._gsva import kernel_terms as gsva_kernel_terms
 from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
@@ -34,4 +43,5 @@ from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
            "MatrixContext", "compute_scores", "group_means", "METHODS", "DEFAULT_METHOD", "celltype_null", "draw_null_sets",
            "NULL_COLUMNS", "gsva_kernel_terms"]
-__all__ += ["score_dask", "read_lazy", "DaskMatrixContext", "CorruptChunkError", "DASK_METHODS", "ALL_CELL_METHODS"]
+__all__ += ["score_dask", "read_lazy", "DaskMatrixContext", "CorruptChunkError", "DASK_METHODS", "ALL_CELL_METHODS",
+            "local_worker_config", "WORKER_ENVIRON"]

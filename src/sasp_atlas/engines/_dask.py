@@ -9,7 +9,11 @@ in memory (:func:`sasp_atlas.engines.build_plan`, ``Plan.compute``):
    :class:`~sasp_atlas.engines.MatrixContext`, computed so that they equal the in-memory ones
    *bit for bit* where a rank decides something (the expression bins):
 
-   * ``scanpy_gene_means`` (``scanpy``, ``expected``): scipy sums ``X.sum(axis=0)`` of float32 data
+   * ``exact_gene_means`` (``expected``, and its null): fixed-point integer sums per chunk
+     (:func:`._linear.exact_column_sums`), added exactly in any order, so the chunks are summed in
+     parallel (each task reads its own chunk) and the means equal the in-memory ones bit for bit
+     for any chunking.
+   * ``scanpy_gene_means`` (``scanpy``; the null's random sets): scipy sums ``X.sum(axis=0)`` of float32 data
      in float32, row after row (``ones @ X``); the rounding of such a sum depends on the order,
      and a gene whose mean moves by one ulp can cross a bin edge. So the sums are a *fold*: one
      small task per chunk, in row order, adds the chunk's values to the running float32 sums
@@ -23,7 +27,8 @@ in memory (:func:`sasp_atlas.engines.build_plan`, ``Plan.compute``):
    * ``aucell``: stored entries per gene (integers, exact).
 
    The fold is serial: each fold task reads its own chunk (for lazily read files), so at most one
-   chunk per fold is in memory; the other statistics are parallel per-chunk tasks.
+   chunk per fold is in memory; the other statistics are parallel per-chunk tasks, combined in a
+   tree.
 
 2. **Scores**: the method's plan over the row chunks (one numba thread per task: the parallelism is
    dask's), cells x signatures float64, gathered on the client (8 bytes per cell and signature:
@@ -68,7 +73,7 @@ from . import _seurat
 from ._base import LinearPlan
 from ._driver import CHUNK_BYTES, MatrixContext, build_plan, group_codes
 from ._driver import score as _score_in_memory
-from ._linear import csr_group_gene_sums
+from ._linear import add_exact, csr_group_gene_sums, exact_column_sums, exact_means
 from ._registry import get_method
 from ._scanpy import bin_members, control_gene_plan, expression_bins
 from .null import _signature_rng, draw_null_sets, null_table
@@ -80,10 +85,12 @@ __all__ = [
     "DASK_METHODS",
     "CorruptChunkError",
     "DaskMatrixContext",
+    "WORKER_ENVIRON",
     "celltype_null_dask",
     "group_gene_sums_dask",
     "group_means_dask",
     "is_dask_array",
+    "local_worker_config",
     "read_csr_lazy",
     "read_lazy",
     "score",
@@ -95,8 +102,30 @@ DASK_METHODS = ("scanpy", "expected", "seurat", "aucell", "ucell", "mean", "zmea
 #: methods that need all cells at once (refused on a dask matrix)
 ALL_CELL_METHODS = ("ssgsea", "gsva")
 #: the gene statistics each method's ``prepare`` reads from the context
-_NEEDS = {"scanpy": ("f32",), "expected": ("f32",), "seurat": ("f64",), "aucell": ("moments",), "ucell": (),
+_NEEDS = {"scanpy": ("f32",), "expected": ("exact",), "seurat": ("f64",), "aucell": ("moments",), "ucell": (),
           "mean": (), "zmean": ("moments",)}
+
+
+#: environment of the worker processes a LocalCluster starts (``local_worker_config``), measured on
+#: the scale benchmark (5,000 cells = 61 MB of CSR per read, 2 cores):
+#:
+#: * one zarr decoding thread: zarr decodes the pieces of a chunk on a thread pool of its own, so
+#:   a 1-thread worker used more than one core and two workers competed for the two;
+#: * glibc's mmap and trim thresholds at 256 MiB: dask's default (``MALLOC_TRIM_THRESHOLD_=65536``)
+#:   returns every freed chunk buffer to the system, so each read page-faulted its ~150 MB afresh
+#:   (37,000 minor faults per read; 0.137 s per read in a worker against 0.081 s in a plain
+#:   process); with these, 12 faults and 0.084 s, and a worker's resident memory stays ~0.6 GB;
+#: * one malloc arena per process, so freed buffers of other threads are reused too.
+WORKER_ENVIRON = {"ZARR_THREADING__MAX_WORKERS": "1", "MALLOC_ARENA_MAX": "1",
+                  "MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
+def local_worker_config() -> dict[str, str]:
+    """``dask.config`` settings for a ``LocalCluster`` whose workers score lazily read chunks (one
+    decoding thread per worker, see :data:`WORKER_ENVIRON`); use as ``with dask.config.set(...)``
+    around ``LocalCluster(...)``. On an existing cluster set the same environment variables on the
+    workers (dask-jobqueue ``job_script_prologue``, the Kubernetes pod spec)."""
+    return {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRON.items()}
 
 
 def is_dask_array(X) -> bool:
@@ -159,6 +188,23 @@ def _fold_step(acc: dict, block, n_vars: int, kinds: tuple[str, ...]) -> dict:
 def _fold_own_step(acc: dict, recipe: bytes, n_vars: int, kinds: tuple[str, ...]) -> dict:
     block = pickle.loads(recipe).compute(scheduler="synchronous")
     return _fold_step(acc, block, n_vars, kinds)
+
+
+def _exact_step(block, n_vars: int):
+    X = _as_csr(block, n_vars)
+    return exact_column_sums(X.indptr, X.indices, X.data, 0, X.shape[0], n_vars)
+
+
+def _exact_own_step(recipe: bytes, n_vars: int):
+    return _exact_step(pickle.loads(recipe).compute(scheduler="synchronous"), n_vars)
+
+
+def _tree(parts: list, combine):
+    """Pairwise reduction of delayed ``parts`` with ``combine`` (depth log2(n), small results)."""
+    step = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        parts = [step(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 #: a chunk whose task graph pickles larger than this (in-memory data inside the graph) is passed to the
@@ -252,7 +298,8 @@ class DaskMatrixContext(MatrixContext):
 
     def reduce(self, kinds: Sequence[str]) -> None:
         """Compute the statistics ``kinds`` (``"f32"``: scipy-order sums; ``"f64"``: float64 sums in row
-        order; ``"moments"``: count, sum, squared deviations) in one pass over the chunks."""
+        order; ``"exact"``: fixed-point integer sums; ``"moments"``: count, sum, squared deviations) in
+        one pass over the chunks."""
         kinds = tuple(k for k in dict.fromkeys(kinds) if k not in self._stats)
         if not kinds:
             return
@@ -274,6 +321,14 @@ class DaskMatrixContext(MatrixContext):
                 for b in blocks:
                     acc = step(acc, b, self.n_vars, fold)
             todo["fold"] = acc
+        if "exact" in kinds:
+            recipes = _block_recipes(self.X)
+            if recipes is not None:  # each task reads its own chunk; only the small sums travel
+                part = dask.delayed(_exact_own_step, pure=True)
+                todo["exact"] = _tree([part(r, self.n_vars) for r in recipes], add_exact)
+            else:
+                part = dask.delayed(_exact_step, pure=True)
+                todo["exact"] = _tree([part(b, self.n_vars) for b in blocks], add_exact)
         if "moments" in kinds:
             part = dask.delayed(_moments_step, pure=True)
             todo["moments"] = [part(b, self.n_vars) for b in blocks]
@@ -284,6 +339,8 @@ class DaskMatrixContext(MatrixContext):
                 self._stats["f32"] = f32 if f32 is not None else np.zeros(self.n_vars)
             if "f64" in fold:
                 self._stats["f64"] = done["fold"]["f64"]
+        if "exact" in done:
+            self._stats["exact"] = done["exact"]
         if "moments" in done:
             self._stats["moments"] = _combine_moments(done["moments"], self.n_vars)
 
@@ -295,6 +352,11 @@ class DaskMatrixContext(MatrixContext):
     def scanpy_gene_means(self) -> np.ndarray:
         """As :attr:`MatrixContext.scanpy_gene_means`: scipy's float32 (data dtype) sums, in row order."""
         return np.asarray(self._stat("f32"), dtype=np.float64) / self.n_obs
+
+    @cached_property
+    def exact_gene_means(self) -> np.ndarray:
+        """As :attr:`MatrixContext.exact_gene_means`: per-chunk integer sums, added in a tree."""
+        return exact_means(self._stat("exact"), self.n_obs)
 
     @cached_property
     def seurat_gene_averages(self) -> np.ndarray:
@@ -572,7 +634,7 @@ def celltype_null_dask(adata: AnnData, signatures: Sequence[str] | Mapping[str, 
         resolved = {**module.META.defaults, **params}
         counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.float64)
         G = group_gene_sums_dask(ctx.X, codes, len(labels), compute_kwargs=compute_kwargs)
-        means = _expected_group_means_from_sums(G, counts, ctx.scanpy_gene_means,
+        means = _expected_group_means_from_sums(G, counts, ctx.exact_gene_means,
                                                 [gs.idx for gs in observed + null_sets],
                                                 ctrl_size=resolved["ctrl_size"], n_bins=resolved["n_bins"])
         plan_params = dict(resolved)

@@ -29,7 +29,7 @@ from anndata import AnnData
 
 from ..genes import GeneSet, is_low_coverage, match_gene_sets, resolve_signatures
 from ._base import Plan
-from ._linear import csr_column_moments, csr_group_gene_sums
+from ._linear import add_exact, csr_column_moments, csr_group_gene_sums, exact_column_sums, exact_means
 from ._registry import get_method
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,27 @@ class MatrixContext:
         if self.is_csr:
             return np.asarray(self.X.sum(axis=0, dtype="float64")).ravel() / self.n_obs
         return np.nanmean(self.X, axis=0, dtype="float64")
+
+    @cached_property
+    def exact_gene_means(self) -> np.ndarray:
+        """Gene means that no order of summation can change (the bins of ``expected`` and its null).
+
+        Each value is truncated to a multiple of 2**-40 and the multiples are added as integers
+        (:func:`._linear.exact_column_sums`), so the in-memory matrix, any chunking of it
+        (:mod:`._dask`) and any thread count give the same means, bit for bit, and genes with the
+        same values tie exactly. They differ from the exact means by < 2**-40 (9e-13; not at all
+        for float32 values of magnitude >= 2**-16); scipy's float32 sums (:attr:`scanpy_gene_means`)
+        differ from them by ~1e-6 relative on the core data, where no gene changes bin between the
+        two.
+        """
+        if self.is_csr:
+            sums = exact_column_sums(self.X.indptr, self.X.indices, self.X.data, 0, self.n_obs, self.n_vars,
+                                     n_threads=numba.get_num_threads())
+        else:
+            sums = (np.zeros(self.n_vars, np.int64), np.zeros(self.n_vars, np.int64), 0)
+            for _, _, (indptr, indices, data, s, e) in self.row_blocks():
+                sums = add_exact(sums, exact_column_sums(indptr, indices, data, s, e, self.n_vars))
+        return exact_means(sums, self.n_obs)
 
     @cached_property
     def _first_moments(self) -> tuple[np.ndarray, np.ndarray]:

@@ -89,7 +89,7 @@ def _expected_group_means(ctx: MatrixContext, sets: list[np.ndarray], codes: np.
                                     n_groups, ctx.n_vars, numba.get_num_threads())
     with np.errstate(invalid="ignore", divide="ignore"):
         G = sums / counts[:, None]  # groups x genes: mean expression of each gene per group
-    bins = expression_bins(ctx.scanpy_gene_means, n_bins)
+    bins = expression_bins(ctx.exact_gene_means, n_bins)
     members = bin_members(bins)
     cuts = sorted(members)
     bin_of = np.full(ctx.n_vars, -1, dtype=np.int64)
