@@ -179,19 +179,37 @@ def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT
                              meta=meta)
 
 
-def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers: Sequence[str] = ()) -> AnnData:
+def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers: Sequence[str] = (),
+              raw: bool | None = None) -> AnnData:
     """An anndata ``.zarr``/``.h5ad`` with ``obs``, ``var`` in memory and ``X`` (and the CSR ``layers``
-    named) as lazy dask arrays of ``chunk_rows`` rows (:func:`read_csr_lazy`)."""
+    named, and ``raw.X``) as lazy dask arrays of ``chunk_rows`` rows (:func:`read_csr_lazy`);
+    ``raw.var`` is read into memory. ``raw``: ``True`` reads ``raw`` or raises :class:`InputError`
+    (no ``raw``, or not CSR); ``None`` reads it if the file has a CSR ``raw.X``; ``False`` never."""
     path = Path(path)
     fmt = _store_format(path)
+    raw_var = None
     if fmt == "zarr":
         root = zarr.open_group(str(path), mode="r")
         obs, var = ad.io.read_elem(root["obs"]), ad.io.read_elem(root["var"])
+        if raw is not False and "raw" in root and "X" in root["raw"] and "var" in root["raw"]:
+            raw_var = ad.io.read_elem(root["raw"]["var"])
     else:
         with h5py.File(path, "r") as f:
             obs, var = ad.io.read_elem(f["obs"]), ad.io.read_elem(f["var"])
+            if raw is not False and "raw" in f and "X" in f["raw"] and "var" in f["raw"]:
+                raw_var = ad.io.read_elem(f["raw"]["var"])
+    if raw and raw_var is None:
+        raise InputError(f"{path} has no raw (raw/X and raw/var) to read; score X or a layer instead")
     X = read_csr_lazy(path, "X", chunk_rows=chunk_rows)
-    adata = AnnData(X=X, obs=obs, var=var)
+    raw_X = None
+    if raw_var is not None:
+        try:
+            raw_X = read_csr_lazy(path, "raw/X", chunk_rows=chunk_rows)
+        except InputError:
+            if raw:
+                raise
+    raw_arg = None if raw_X is None else {"X": raw_X, "var": raw_var}
+    adata = AnnData(X=X, obs=obs, var=var, raw=raw_arg)
     for name in layers:
         adata.layers[name] = read_csr_lazy(path, f"layers/{name}", chunk_rows=chunk_rows)
     return adata

@@ -226,7 +226,8 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     if species not in ("human", "mouse"):
         raise InputError(f"species must be 'human' or 'mouse', not {species!r} (--species)")
     notes: list[str] = []
-    src = (read_lazy(path, chunk_rows=chunk_rows, layers=[layer] if layer not in (None, "raw") else [])
+    src = (read_lazy(path, chunk_rows=chunk_rows, layers=[layer] if layer not in (None, "raw") else [],
+                     raw=True if layer == "raw" else None)
            if lazy else _open(path, backed))
     if is_cellxgene(src):  # the schema says where things are: no options needed
         if sample_key is None and "donor_id" in src.obs:

@@ -9,7 +9,10 @@ composition* as the signature's genes present in the data: genes are binned as
 ``scanpy.tl.score_genes`` bins them (gene means over all cells ranked, ``n_bins`` bins; see
 :func:`sasp_atlas.engines._scanpy.expression_bins`), and for every bin holding ``k`` signature
 genes, ``k`` genes are drawn without replacement from that bin's other genes (from the whole bin if
-it has fewer than ``k`` non-signature genes). The signature and all its random sets are scored
+it has fewer than ``k`` non-signature genes). The draws use scanpy's float32 gene means for every
+method; the ``expected`` scores of the drawn sets use that engine's exact gene means
+(:attr:`~sasp_atlas.engines.MatrixContext.exact_gene_means`), which put every gene in the same bin
+on the core data. The signature and all its random sets are scored
 together, through the same engine and the same driver in one pass over the cells, and averaged per
 cell type. Per (signature, cell type):
 
