@@ -240,6 +240,10 @@ def _moments_step(block, n_vars: int):
     return X.shape[0], nnz, s, ss
 
 
+def _moments_own_step(recipe: bytes, n_vars: int):
+    return _moments_step(pickle.loads(recipe).compute(scheduler="synchronous"), n_vars)
+
+
 def _combine_moments(parts, n_vars: int):
     """Chan et al.'s pairwise update over the chunks, in chunk order: ``(n, nnz, sum, M2)``."""
     n, nnz, s, m2 = 0, np.zeros(n_vars, dtype=np.int64), np.zeros(n_vars), np.zeros(n_vars)
@@ -321,17 +325,24 @@ class DaskMatrixContext(MatrixContext):
                 for b in blocks:
                     acc = step(acc, b, self.n_vars, fold)
             todo["fold"] = acc
+        # per-chunk statistics: each task reads its own chunk where the chunk is lazily read (a loaded
+        # chunk handed from a read task to a statistics task can wait, and spill, in between); only the
+        # small results travel
+        recipes = _block_recipes(self.X) if {"exact", "moments"} & set(kinds) else None
         if "exact" in kinds:
-            recipes = _block_recipes(self.X)
-            if recipes is not None:  # each task reads its own chunk; only the small sums travel
+            if recipes is not None:
                 part = dask.delayed(_exact_own_step, pure=True)
                 todo["exact"] = _tree([part(r, self.n_vars) for r in recipes], add_exact)
             else:
                 part = dask.delayed(_exact_step, pure=True)
                 todo["exact"] = _tree([part(b, self.n_vars) for b in blocks], add_exact)
         if "moments" in kinds:
-            part = dask.delayed(_moments_step, pure=True)
-            todo["moments"] = [part(b, self.n_vars) for b in blocks]
+            if recipes is not None:
+                part = dask.delayed(_moments_own_step, pure=True)
+                todo["moments"] = [part(r, self.n_vars) for r in recipes]
+            else:
+                part = dask.delayed(_moments_step, pure=True)
+                todo["moments"] = [part(b, self.n_vars) for b in blocks]
         (done,) = dask.compute(todo, **self._compute_kwargs)
         if "fold" in done:
             if "f32" in fold:
