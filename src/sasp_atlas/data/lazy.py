@@ -187,17 +187,17 @@ def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers:
     (no ``raw``, or not CSR); ``None`` reads it if the file has a CSR ``raw.X``; ``False`` never."""
     path = Path(path)
     fmt = _store_format(path)
-    raw_var = None
+
+    def frames(root) -> tuple[Any, Any, Any]:  # obs, var, raw.var (or None) of a zarr group or h5py file
+        has_raw = raw is not False and "raw" in root and "X" in root["raw"] and "var" in root["raw"]
+        return (ad.io.read_elem(root["obs"]), ad.io.read_elem(root["var"]),
+                ad.io.read_elem(root["raw"]["var"]) if has_raw else None)
+
     if fmt == "zarr":
-        root = zarr.open_group(str(path), mode="r")
-        obs, var = ad.io.read_elem(root["obs"]), ad.io.read_elem(root["var"])
-        if raw is not False and "raw" in root and "X" in root["raw"] and "var" in root["raw"]:
-            raw_var = ad.io.read_elem(root["raw"]["var"])
+        obs, var, raw_var = frames(zarr.open_group(str(path), mode="r"))
     else:
         with h5py.File(path, "r") as f:
-            obs, var = ad.io.read_elem(f["obs"]), ad.io.read_elem(f["var"])
-            if raw is not False and "raw" in f and "X" in f["raw"] and "var" in f["raw"]:
-                raw_var = ad.io.read_elem(f["raw"]["var"])
+            obs, var, raw_var = frames(f)
     if raw and raw_var is None:
         raise InputError(f"{path} has no raw (raw/X and raw/var) to read; score X or a layer instead")
     X = read_csr_lazy(path, "X", chunk_rows=chunk_rows)

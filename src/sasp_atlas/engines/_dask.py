@@ -185,9 +185,13 @@ def _fold_step(acc: dict, block, n_vars: int, kinds: tuple[str, ...]) -> dict:
     return acc
 
 
+def _read_own(recipe: bytes):
+    """The chunk a pickled one-chunk graph (:func:`_block_recipes`) reads, computed in this task."""
+    return pickle.loads(recipe).compute(scheduler="synchronous")
+
+
 def _fold_own_step(acc: dict, recipe: bytes, n_vars: int, kinds: tuple[str, ...]) -> dict:
-    block = pickle.loads(recipe).compute(scheduler="synchronous")
-    return _fold_step(acc, block, n_vars, kinds)
+    return _fold_step(acc, _read_own(recipe), n_vars, kinds)
 
 
 def _exact_step(block, n_vars: int):
@@ -196,7 +200,7 @@ def _exact_step(block, n_vars: int):
 
 
 def _exact_own_step(recipe: bytes, n_vars: int):
-    return _exact_step(pickle.loads(recipe).compute(scheduler="synchronous"), n_vars)
+    return _exact_step(_read_own(recipe), n_vars)
 
 
 def _tree(parts: list, combine):
@@ -241,7 +245,7 @@ def _moments_step(block, n_vars: int):
 
 
 def _moments_own_step(recipe: bytes, n_vars: int):
-    return _moments_step(pickle.loads(recipe).compute(scheduler="synchronous"), n_vars)
+    return _moments_step(_read_own(recipe), n_vars)
 
 
 def _combine_moments(parts, n_vars: int):
@@ -273,7 +277,7 @@ def _score_block(block, plan, n_vars: int, n_sets: int, threads: int):
 
 
 def _score_own_block(recipe: bytes, plan, n_vars: int, n_sets: int, threads: int):
-    return _score_block(pickle.loads(recipe).compute(scheduler="synchronous"), plan, n_vars, n_sets, threads)
+    return _score_block(_read_own(recipe), plan, n_vars, n_sets, threads)
 
 
 # --------------------------------------------------------------------------- context
@@ -308,11 +312,11 @@ class DaskMatrixContext(MatrixContext):
         if not kinds:
             return
         blocks = self.X.to_delayed().ravel()
+        recipes = self._recipes
         todo: dict[str, Any] = {}
         fold = tuple(k for k in kinds if k in ("f32", "f64"))
         if fold:
             acc: Any = {"f32": None, "f64": np.zeros(self.n_vars)}
-            recipes = _block_recipes(self.X)
             if recipes is not None:
                 # each fold task reads its own chunk: chunks loaded by parallel tasks would wait in
                 # memory (and spill) for the serial chain, whose step can only run when its worker's
@@ -328,21 +332,15 @@ class DaskMatrixContext(MatrixContext):
         # per-chunk statistics: each task reads its own chunk where the chunk is lazily read (a loaded
         # chunk handed from a read task to a statistics task can wait, and spill, in between); only the
         # small results travel
-        recipes = _block_recipes(self.X) if {"exact", "moments"} & set(kinds) else None
+        def per_chunk(step, own_step) -> list:
+            if recipes is not None:
+                return [dask.delayed(own_step, pure=True)(r, self.n_vars) for r in recipes]
+            return [dask.delayed(step, pure=True)(b, self.n_vars) for b in blocks]
+
         if "exact" in kinds:
-            if recipes is not None:
-                part = dask.delayed(_exact_own_step, pure=True)
-                todo["exact"] = _tree([part(r, self.n_vars) for r in recipes], add_exact)
-            else:
-                part = dask.delayed(_exact_step, pure=True)
-                todo["exact"] = _tree([part(b, self.n_vars) for b in blocks], add_exact)
+            todo["exact"] = _tree(per_chunk(_exact_step, _exact_own_step), add_exact)
         if "moments" in kinds:
-            if recipes is not None:
-                part = dask.delayed(_moments_own_step, pure=True)
-                todo["moments"] = [part(r, self.n_vars) for r in recipes]
-            else:
-                part = dask.delayed(_moments_step, pure=True)
-                todo["moments"] = [part(b, self.n_vars) for b in blocks]
+            todo["moments"] = per_chunk(_moments_step, _moments_own_step)
         (done,) = dask.compute(todo, **self._compute_kwargs)
         if "fold" in done:
             if "f32" in fold:
@@ -354,6 +352,11 @@ class DaskMatrixContext(MatrixContext):
             self._stats["exact"] = done["exact"]
         if "moments" in done:
             self._stats["moments"] = _combine_moments(done["moments"], self.n_vars)
+
+    @cached_property
+    def _recipes(self) -> list[bytes] | None:
+        """:func:`_block_recipes` of ``X``, made once for the reduction and the scores."""
+        return _block_recipes(self.X)
 
     def _stat(self, kind: str):
         self.reduce((kind,))
@@ -419,7 +422,7 @@ def dask_scores(ctx: DaskMatrixContext, plan, *, threads_per_task: int = 1):
     if isinstance(plan, LinearPlan):  # build the code table once here, not in every task
         plan.compute(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0,
                      np.zeros((0, plan.n_sets)))
-    recipes = _block_recipes(ctx.X)
+    recipes = ctx._recipes
     if recipes is None:  # chunks that carry their data: map over them
         return ctx.X.map_blocks(_score_block, plan, ctx.n_vars, plan.n_sets, threads_per_task, dtype=np.float64,
                                 chunks=(ctx.X.chunks[0], (plan.n_sets,)), meta=np.empty((0, 0), dtype=np.float64))
