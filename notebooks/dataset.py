@@ -26,6 +26,8 @@ random_state = 0
 results = "results"
 input_h5ad = None  # a user's .h5ad (sasp-atlas score) instead of the registry entry
 user_options = {}  # options for sasp_atlas.data.load_user_data (cell_type_key, sample_key, species, ...)
+report_cells = None  # a report_cells.h5ad of sasp-atlas score --dask (the report's cells; input_h5ad names the file)
+all_cells_table = None  # that run's celltype_scores.csv of all cells (compared in the report's banner)
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
@@ -33,9 +35,12 @@ import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 from sasp_atlas.stats import communication
 policy.setup_page()
-from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_user_file
+from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_report_cells, run_user_file
 signatures = list(signatures or DEFAULT_SIGNATURES)
-if input_h5ad:
+if report_cells:
+    ds, res = run_report_cells(report_cells, signatures=signatures, method=method, random_state=random_state,
+                               out_dir=results, **{k: v for k, v in user_options.items() if k == "min_cells"})
+elif input_h5ad:
     ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
                             out_dir=results, **user_options)
 else:
@@ -48,6 +53,9 @@ site_page = not input_h5ad  # the site cites with footnotes; a user's standalone
 cited = references.cite_sources([ds], signatures) if site_page else ""
 
 # %% tags=["remove-input"]
+if report_cells:
+    display(Markdown(pages.report_subsample_markdown(res.adata.uns["report_subsample"], res.celltype_scores,
+                                                     all_cells_table)))
 display(Markdown(pages.dataset_motivation(ds, res.celltype_scores, cite=cited)))
 
 # %% [markdown]
@@ -164,7 +172,7 @@ display(Markdown(pages.signature_sources_markdown(signatures)))
 
 # %% tags=["remove-input"]
 display(Markdown(pages.reproduce_markdown(ds.id, method=method, random_state=random_state,
-                                              input_h5ad=input_h5ad)))
+                                              input_h5ad=input_h5ad, lazy=bool(report_cells))))
 
 # %% [markdown]
 # ## Key takeaways

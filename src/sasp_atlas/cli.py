@@ -16,12 +16,12 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from .atlas import DEFAULT_SIGNATURES, run_table2, score_user_file
+from .atlas import DEFAULT_SIGNATURES, REPORT_CELLS, run_table2, score_user_file
 from .engines import DEFAULT_METHOD, local_worker_config
 from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
 from .site.book import build, print_unavailable_report, publish
-from .site.report import score_and_report
+from .site.report import render_report, score_and_report
 from .site.sitecheck import check_site
 
 console = Console(stderr=True)
@@ -159,7 +159,10 @@ def _lazy_input(args) -> bool:
 
 
 def _cmd_score_dask(args) -> dict[str, Path]:
-    """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end)."""
+    """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end);
+    the report is computed in this process on the ``--report-cells`` subsample."""
+    if not args.no_report and args.report_cells < 1:
+        raise InputError(f"--report-cells must be at least 1, not {args.report_cells} (or pass --no-report)")
     cluster = None
     if args.scheduler:
         client = Client(args.scheduler)
@@ -174,14 +177,22 @@ def _cmd_score_dask(args) -> dict[str, Path]:
                                   signatures=args.signatures, method=args.method, species=args.species,
                                   malignant_key=args.malignant_key, cancer_type=args.cancer_type,
                                   min_cells=args.min_cells, layer=args.layer, gene_symbols_key=args.gene_symbols_key,
-                                  lazy=True, chunk_rows=args.chunk_rows, progress=not args.no_progress)
+                                  lazy=True, chunk_rows=args.chunk_rows, progress=not args.no_progress,
+                                  report_cells=0 if args.no_report else args.report_cells)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     if not args.no_report:
-        console.print("[yellow]note:[/yellow] no report.html with --dask (the report notebook reads the whole "
-                      "matrix); run without --dask on a subset of the cells for the report")
+        options = {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
+                   "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
+                   "layer": args.layer, "gene_symbols_key": args.gene_symbols_key}
+        console.print(f"report: computed in this process on the {args.report_cells:,}-cell (at most) subsample "
+                      f"{written['report_cells']}")
+        written["report"] = render_report(Path(args.input), Path(args.out), user_options=options,
+                                          signatures=list(args.signatures or DEFAULT_SIGNATURES), method=args.method,
+                                          random_state=0, title=f"SASP signature scores: {Path(args.input).name}",
+                                          report_cells=written["report_cells"])
     return written
 
 
@@ -281,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (1 thread each)")
     g.add_argument("--memory-limit", default="auto", help="memory limit per LocalCluster worker (e.g. 4GiB)")
     g.add_argument("--chunk-rows", type=int, default=10_000, help="cells per chunk")
+    g.add_argument("--report-cells", type=int, default=REPORT_CELLS, metavar="N",
+                   help="the report is computed in memory on at most N cells, every sample x cell type kept "
+                        f"(report_cells.h5ad; the tables use all cells; default {REPORT_CELLS:,})")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
 

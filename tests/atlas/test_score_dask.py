@@ -123,3 +123,58 @@ def test_lazy_raw_asked_for_but_absent_is_named(user_data):
     with pytest.raises(InputError, match="has no raw"):
         read_lazy(user_data / "cells.zarr", raw=True)
     assert read_lazy(user_data / "cells.zarr").raw is None
+
+
+# --------------------------------------------------------------------------- the report of a lazily scored file
+def _report_tables(out):
+    return next((out / "report_files" / "tables" / "datasets").iterdir())
+
+
+def test_score_dask_report_on_all_cells_equals_the_tables(scheduler, user_data, tmp_path):
+    """With ``--report-cells`` above the file's cells, the report's own tables (computed in memory on
+    report_cells.h5ad) equal the dask path's all-cell tables, and its banner says all cells were used."""
+    rc = main(["score", str(user_data / "cells.zarr"), "--out", str(tmp_path), "--cell-type-key", "ct",
+               "--sample-key", "patient", "--signatures", *SIGS, "--dask", "--scheduler", scheduler,
+               "--chunk-rows", "400", "--no-progress", "--report-cells", "5000"])
+    assert rc == 0
+    cells = ad.read_h5ad(tmp_path / "report_cells.h5ad")
+    assert cells.n_obs == 1500 and cells.uns["report_subsample"]["n_cells_total"] == 1500
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "This report uses all 1,500 cells" in html and "--dask" in html
+    want = pd.read_csv(tmp_path / "celltype_scores.csv")
+    got = pd.read_csv(_report_tables(tmp_path) / "celltype_scores.csv")
+    key = ["signature", "cell_type"]
+    got, want = got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True)
+    assert len(got) == len(want) > 10
+    for col in ("mean", "median", "effect_size", "balanced_effect", "n_cells", "n_samples", "null_mean", "p_null"):
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-5, atol=1e-6,
+                                   equal_nan=True, err_msg=col)
+
+
+def test_score_dask_report_on_a_subsample(scheduler, user_data, tmp_path):
+    """``--report-cells 600``: at most 600 cells, every sample x cell type kept, the banner gives the
+    counts and the distance to the all-cell means."""
+    rc = main(["score", str(user_data / "cells.h5ad"), "--out", str(tmp_path), "--cell-type-key", "ct",
+               "--sample-key", "patient", "--signatures", *SIGS, "--dask", "--scheduler", scheduler,
+               "--chunk-rows", "400", "--no-progress", "--report-cells", "600"])
+    assert rc == 0
+    cells = ad.read_h5ad(tmp_path / "report_cells.h5ad")
+    scored = ad.read_h5ad(tmp_path / "scored.h5ad")
+    assert 500 < cells.n_obs <= 600 and cells.obs_names.isin(scored.obs_names).all()
+    pairs = lambda obs: set(zip(obs["sample"].astype(str), obs["cell_type"].astype(str)))  # noqa: E731
+    assert pairs(cells.obs) == pairs(scored.obs)
+    # the subsample's rows are the file's rows: same values as the scored cells' source
+    full = ad.read_h5ad(user_data / "cells.h5ad")
+    counts = full[cells.obs_names].X
+    lib = np.asarray(counts.sum(axis=1)).ravel()
+    np.testing.assert_allclose(cells.X.toarray(), np.log1p(counts.toarray() * (1e4 / lib)[:, None]), rtol=1e-5,
+                               atol=1e-5)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"This report is drawn from {cells.n_obs:,} of 1,500 cells" in html
+    assert "differ by at most" in html
+
+
+def test_score_dask_report_cells_must_be_positive(user_data, tmp_path, capsys):
+    rc = main(["score", str(user_data / "cells.zarr"), "--out", str(tmp_path), "--cell-type-key", "ct",
+               "--dask", "--report-cells", "0"])
+    assert rc == 2 and "--report-cells must be at least 1" in capsys.readouterr().err

@@ -9,11 +9,16 @@ from a dask array of row chunks.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import dask
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
@@ -26,7 +31,8 @@ from ..sources import Dataset
 from ..stats import add_q_values, celltype_scores, sample_effects
 from .pipeline import DEFAULT_SIGNATURES, N_NULL, NULL_SEED, DatasetResult, run_dataset
 
-__all__ = ["run_user_file", "score_user_file", "score_user_file_lazy", "check_signatures_present", "USER_OUTPUTS"]
+__all__ = ["run_user_file", "score_user_file", "score_user_file_lazy", "check_signatures_present", "USER_OUTPUTS",
+           "report_subsample", "read_report_cells", "run_report_cells", "REPORT_CELLS"]
 
 #: the files :func:`score_user_file` writes (``report.html`` is added by :mod:`sasp_atlas.site.report`)
 USER_OUTPUTS = ("celltype_scores.csv", "coverage.csv", "scored.h5ad")
@@ -133,11 +139,14 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
 def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: list[str] | None = None,
                          method: str = DEFAULT_METHOD, random_state: int = 0, min_cells: int = DEFAULT_MIN_CELLS,
                          chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = False, n_null: int = N_NULL,
-                         **options: Any) -> dict[str, Path]:
+                         report_cells: int = 0, **options: Any) -> dict[str, Path]:
     """:func:`sasp_atlas.atlas.score_user_file` on a lazily read ``.zarr``/``.h5ad`` (see the module doc).
 
     ``options``: ``cell_type_key``, ``sample_key``, ``species``, ``malignant_key``, ``cancer_type``,
-    ``layer``, ``gene_symbols_key`` of :func:`sasp_atlas.data.load_user_data`. Returns ``{name: path}``.
+    ``layer``, ``gene_symbols_key`` of :func:`sasp_atlas.data.load_user_data`. ``report_cells > 0``
+    also writes ``report_cells.h5ad``: at most that many cells, drawn by :func:`report_subsample`
+    (every sample x cell type kept, seeded by ``random_state``), harmonised and in memory, for the
+    report (:func:`run_report_cells`). Returns ``{name: path}``.
     """
     if method in ALL_CELL_METHODS:
         raise InputError(f"--method {method} depends on all cells at once and cannot be computed chunk by chunk; "
@@ -175,4 +184,91 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
         scored.write_zarr(written["scored"])
     else:
         scored.write_h5ad(written["scored"])
+    if report_cells:
+        written["report_cells"] = _write_report_cells(adata, ds, out / "report_cells.h5ad", max_cells=report_cells,
+                                                      random_state=random_state)
     return written
+
+
+# --------------------------------------------------------------------------- the report of a lazily scored file
+#: default cap on the cells of the report of a lazily scored file (``sasp-atlas score --dask --report-cells``)
+REPORT_CELLS = 20_000
+
+
+def report_subsample(groups: pd.Series | np.ndarray, max_cells: int, *, random_state: int = 0) -> np.ndarray:
+    """Sorted row positions of a subsample of at most ``max_cells`` cells that keeps every group.
+
+    Method: one cap ``c`` for all groups (here: sample x cell type), the largest with
+    ``sum_g min(n_g, c) <= max_cells`` (water-filling); groups of at most ``c`` cells are kept whole,
+    larger ones give ``c`` cells drawn without replacement by ``numpy.random.default_rng(random_state)``.
+    So small cell types and small tumours keep all their cells and the per-tumour statistics of the
+    report keep every tumour; a group is cut only where it is larger than every group kept whole.
+    Every group keeps at least one cell, so with more groups than ``max_cells`` the result has one
+    cell per group (more than ``max_cells``). ``max_cells >= len(groups)``: every cell.
+    """
+    codes, _ = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
+    n = len(codes)
+    if max_cells >= n:
+        return np.arange(n)
+    sizes = np.bincount(codes)
+    lo, hi = 1, int(sizes.max())  # the largest cap c with sum(min(sizes, c)) <= max_cells (at least 1)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if np.minimum(sizes, mid).sum() <= max_cells:
+            lo = mid
+        else:
+            hi = mid - 1
+    rng = np.random.default_rng(random_state)
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    keep = []
+    for g, size in enumerate(sizes):
+        members = order[starts[g]:starts[g + 1]]
+        keep.append(members if size <= lo else rng.choice(members, size=lo, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: int, random_state: int) -> Path:
+    """The :func:`report_subsample` of the lazily read, harmonised ``adata`` read into memory (one
+    pass over the chunks holding its cells) and written as ``out`` (``.h5ad``, float32 CSR ``X``)."""
+    groups = adata.obs["sample"].astype(str) + "\x1f" + adata.obs["cell_type"].astype(str)
+    idx = report_subsample(groups.to_numpy(), max_cells, random_state=random_state)
+    edges = np.cumsum((0, *adata.X.chunks[0]))
+    pieces = []  # each chunk's rows taken on its own worker; only the subsample reaches this process
+    for i in range(adata.X.numblocks[0]):
+        local = idx[(idx >= edges[i]) & (idx < edges[i + 1])] - edges[i]
+        if len(local):
+            pieces.append(adata.X.blocks[i][local])
+    X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr")
+    sub = AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
+                  uns={"provenance": adata.uns.get("provenance", {})})
+    sub.uns["report_subsample"] = {
+        "n_cells": int(len(idx)), "n_cells_total": int(adata.n_obs), "max_cells": int(max_cells),
+        "random_state": int(random_state), "n_groups": int(groups.nunique()),
+        "method": "every sample x cell type kept; one cap per group (water-filling), seeded draw above it",
+        "dataset_entry": json.dumps(ds.entry)}
+    sub.write_h5ad(out)
+    return out
+
+
+def read_report_cells(path: str | Path) -> tuple[Dataset, AnnData]:
+    """``(Dataset record, harmonised AnnData)`` of a ``report_cells.h5ad`` written by :func:`score_user_file_lazy`."""
+    adata = ad.read_h5ad(path)
+    info = adata.uns.get("report_subsample")
+    if info is None or "dataset_entry" not in info:
+        raise InputError(f"{path} is not a report_cells.h5ad written by sasp-atlas score --dask (no "
+                         "uns['report_subsample']); score the file again")
+    return Dataset(json.loads(info["dataset_entry"])), adata
+
+
+def run_report_cells(path: str | Path, *, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
+                     random_state: int = 0, out_dir: str | Path | None = None,
+                     min_cells: int = DEFAULT_MIN_CELLS) -> tuple[Dataset, DatasetResult]:
+    """:func:`sasp_atlas.atlas.run_dataset` on a ``report_cells.h5ad`` (:func:`read_report_cells`), with
+    the display-only embedding; the report of ``sasp-atlas score --dask``."""
+    sigs = list(signatures or DEFAULT_SIGNATURES)
+    ds, adata = read_report_cells(path)
+    check_signatures_present(adata, sigs)
+    res = run_dataset(ds.id, adata=adata, signatures=sigs, method=method, random_state=random_state, out_dir=out_dir,
+                      min_cells=min_cells)
+    return ds, res

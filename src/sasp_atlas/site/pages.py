@@ -170,11 +170,39 @@ def atlas_summary_markdown(celltype: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def reproduce_markdown(dataset_id: str, *, method: str, random_state: int, input_h5ad: str | None = None) -> str:
-    """How to regenerate a dataset page (or a report on a user's file)."""
+def report_subsample_markdown(info: dict, subsample_table: pd.DataFrame, all_cells_csv: str | Path | None) -> str:
+    """The banner of a report drawn from ``report_cells.h5ad`` (``sasp-atlas score --dask``): how many
+    cells, how they were drawn, and how far the subsample's cell-type means are from the all-cell
+    table ``all_cells_csv`` (``celltype_scores.csv`` of the same run)."""
+    n, total = int(info["n_cells"]), int(info["n_cells_total"])
+    if n >= total:
+        head = (f"**This report uses all {total:,} cells**, read into memory after the matrix was scored chunk by "
+                "chunk on dask.")
+    else:
+        head = (f"**This report is drawn from {n:,} of {total:,} cells** (`report_cells.h5ad`): every sample x cell "
+                f"type ({int(info['n_groups']):,} groups) is kept, groups above one common cap are cut to it by a "
+                f"seeded draw (`random_state={int(info['random_state'])}`, at most {int(info['max_cells']):,} cells). "
+                "Scores, statistics and figures below are computed on these cells; the tables of all cells are "
+                "`celltype_scores.csv`, `coverage.csv` and the scored store next to this report, and they are the "
+                "numbers to cite.")
+    if all_cells_csv is None or not Path(all_cells_csv).is_file():
+        return head
+    full = pd.read_csv(all_cells_csv)
+    both = full.merge(subsample_table, on=["signature", "cell_type"], suffixes=("_all", "_report"))
+    if both.empty:
+        return head
+    diff = (both["mean_all"] - both["mean_report"]).abs()
+    return (head + f" Against the all-cell table, the {len(both):,} signature x cell-type means of this report differ by "
+            f"at most {diff.max():.3g} (median {diff.median():.3g}).")
+
+
+def reproduce_markdown(dataset_id: str, *, method: str, random_state: int, input_h5ad: str | None = None,
+                       lazy: bool = False) -> str:
+    """How to regenerate a dataset page (or a report on a user's file; ``lazy``: scored with ``--dask``)."""
     if input_h5ad:
-        return (f"Regenerate this report with `sasp-atlas score {input_h5ad} --out DIR --method {method}` (same options "
-                f"as this run). `random_state={random_state}`, sasp-atlas {atlas_package_version()}.")
+        dask_opt = " --dask" if lazy else ""
+        return (f"Regenerate this report with `sasp-atlas score {input_h5ad} --out DIR --method {method}{dask_opt}` "
+                f"(same options as this run). `random_state={random_state}`, sasp-atlas {atlas_package_version()}.")
     return (f"Regenerate this page and its tables with `sasp-atlas build --mirror DIR` (or without `--mirror` where "
             f"the internet is reachable). Scoring method `{method}`, `random_state={random_state}`, sasp-atlas "
             f"{atlas_package_version()}. Tables: `results/tables/datasets/{dataset_id}/`; figures: `results/figures/`.")

@@ -44,14 +44,17 @@ def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: st
 
 
 def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], signatures: list[str], method: str,
-                  random_state: int, title: str, template: str | Path = "dataset") -> Path:
+                  random_state: int, title: str, template: str | Path = "dataset",
+                  report_cells: Path | None = None) -> Path:
     """Execute the dataset page template on the user's file and write ``out/report.html``.
 
     The one papermill runner (:func:`sasp_atlas.site.notebooks.execute_page`) runs the dataset page
     template (parameters ``input_h5ad``, ``user_options``, ``signatures``, ``method``,
     ``random_state``, ``results=out/report_files``) in a temporary folder; a notebook with an error
     output raises :class:`~sasp_atlas.site.notebooks.NotebookFailed` and no report (and no
-    traceback) is written.
+    traceback) is written. ``report_cells``: the ``report_cells.h5ad`` of a lazily scored file
+    (``sasp-atlas score --dask``): the report is computed on those cells and its banner compares
+    them with ``out/celltype_scores.csv`` of all cells.
     """
     report = out / "report.html"
     results = out / "report_files"
@@ -60,6 +63,9 @@ def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], 
     params = {"dataset_id": user_dataset_id(input_h5ad), "input_h5ad": str(Path(input_h5ad).resolve()),
               "user_options": user_options, "signatures": signatures, "method": method, "random_state": random_state,
               "results": str(results.resolve())}
+    if report_cells is not None:
+        params |= {"report_cells": str(Path(report_cells).resolve()),
+                   "all_cells_table": str((out / "celltype_scores.csv").resolve())}
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "report.ipynb"
         try:
