@@ -25,7 +25,7 @@ from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
 from ..engines import DEFAULT_METHOD, score
-from ..engines._dask import ALL_CELL_METHODS, DASK_METHODS, celltype_null_dask
+from ..engines._dask import ALL_CELL_METHODS, DASK_METHODS, celltype_null_dask, reduce_statistics
 from ..genes import coverage_table, present_genes, resolve_signatures
 from ..sources import Dataset
 from ..stats import add_q_values, celltype_scores, sample_effects
@@ -155,6 +155,8 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
     ds, adata = load_user_data(path, lazy=True, chunk_rows=chunk_rows, min_cells=min_cells, **options)
     check_signatures_present(adata, sigs)
     prov = adata.uns.get("provenance", {})
+    # the statistics of the scores and of the null's random sets in one pass (their contexts reuse them)
+    reduce_statistics(adata.X, method, null=True, progress=progress)
     score(adata, sigs, method=method, random_state=random_state, progress=progress)
     effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
                              adata.obs["sample"].astype(str).to_numpy())

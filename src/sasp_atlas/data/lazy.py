@@ -39,6 +39,7 @@ __all__ = [
     "scan_matrix_lazy",
     "select_columns_lazy",
     "store_sha_size",
+    "store_stamp",
 ]
 
 #: default rows per chunk (~120 MB of CSR at 1,500 stored values per cell)
@@ -133,9 +134,21 @@ def _read_rows(path: str, key: str, fmt: str, r0: int, r1: int, n_vars: int) -> 
     return sp.csr_matrix((data, indices, indptr - lo), shape=(r1 - r0, n_vars))
 
 
-def _load_block(bounds: np.ndarray, path: str, key: str, fmt: str, n_vars: int) -> sp.csr_matrix:
+def _load_block(bounds: np.ndarray, path: str, key: str, fmt: str, n_vars: int, stamp: str = "") -> sp.csr_matrix:
+    """One row chunk (``stamp``, :func:`store_stamp`, only makes the graph's name follow the file)."""
     r0, r1 = (int(v) for v in np.asarray(bounds).ravel()[:2])
     return _read_rows(path, key, fmt, r0, r1, n_vars)
+
+
+def store_stamp(path: Path, key: str = "X") -> str:
+    """A sha256 of the size and modification time of the file (``.h5ad``) or of every file under
+    ``key`` (``.zarr``): part of the name of the dask array :func:`read_csr_lazy` returns, so the
+    same unchanged file gives the same name (gene statistics computed on it can be reused within a
+    process) and a rewritten one a new name. Not a content hash (the chunks are checked when read)."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in (path / key).rglob("*") if p.is_file())
+    listing = "\n".join(f"{p.relative_to(path.parent)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _store_format(path: Path) -> str:
@@ -153,7 +166,9 @@ def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT
     """The CSR matrix ``key`` of an anndata ``.zarr`` or ``.h5ad`` as a dask array of row chunks.
 
     Each task opens the file and reads its rows' slice of ``indptr``, ``data`` and ``indices`` (so the
-    tasks run on any worker that sees ``path``), then checks it (:class:`CorruptChunkError`).
+    tasks run on any worker that sees ``path``), then checks it (:class:`CorruptChunkError`). The
+    array's name includes :func:`store_stamp` (sizes and modification times), so it changes when the
+    file is written again.
     """
     path = Path(path).resolve()
     fmt = _store_format(path)
@@ -175,8 +190,8 @@ def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT
     bounds = da.from_array(np.stack([starts, starts + np.asarray(rows)], axis=1) if n_obs else np.zeros((1, 2), int),
                            chunks=(1, 2))
     meta = sp.csr_matrix((0, 0), dtype=dtype)
-    return bounds.map_blocks(_load_block, str(path), key, fmt, n_vars, dtype=dtype, chunks=(rows, (n_vars,)),
-                             meta=meta)
+    return bounds.map_blocks(_load_block, str(path), key, fmt, n_vars, store_stamp(path, key), dtype=dtype,
+                             chunks=(rows, (n_vars,)), meta=meta)
 
 
 def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers: Sequence[str] = (),

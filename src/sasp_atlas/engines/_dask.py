@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import cached_property, wraps
 from typing import Any
@@ -93,6 +94,7 @@ __all__ = [
     "local_worker_config",
     "read_csr_lazy",
     "read_lazy",
+    "reduce_statistics",
     "score",
     "score_dask",
 ]
@@ -175,13 +177,16 @@ def _fold_step(acc: dict, block, n_vars: int, kinds: tuple[str, ...]) -> dict:
     X = _as_csr(block, n_vars)
     if X.shape[0] == 0:
         return acc
-    acc = {k: None if v is None else v.copy() for k, v in acc.items()}
+    acc = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in acc.items()}  # add_exact makes new arrays
     if "f32" in kinds:
         if acc["f32"] is None:  # the accumulator takes the data's dtype, as scipy's sum does
             acc["f32"] = np.zeros(n_vars, dtype=_sum_dtype(X.dtype))
         _fold_sums(X.indptr, X.indices, X.data, acc["f32"])
     if "f64" in kinds:
         _fold_sums(X.indptr, X.indices, X.data, acc["f64"])
+    if "exact" in kinds:  # the exact sums ride along the chain (integer addition: any order is exact)
+        part = exact_column_sums(X.indptr, X.indices, X.data, 0, X.shape[0], n_vars)
+        acc["exact"] = part if acc.get("exact") is None else add_exact(acc["exact"], part)
     return acc
 
 
@@ -281,9 +286,27 @@ def _score_own_block(recipe: bytes, plan, n_vars: int, n_sets: int, threads: int
 
 
 # --------------------------------------------------------------------------- context
+#: the reduced gene statistics of the last few dask arrays, by array name. A dask array's name is a
+#: token of its graph (a lazily read file's path, array, row chunks and store stamp, then each
+#: selection or transform), so it names the values; scoring and the null of one run then reduce the
+#: chunks once. A file written again has a new stamp, so a new name (:func:`~sasp_atlas.data.lazy.store_stamp`).
+_STATS_BY_NAME: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_STATS_KEPT = 8
+
+
+def _stats_for(name: str) -> dict[str, Any]:
+    """The statistics dict of the array ``name`` (new, or kept from an earlier context), most recent last."""
+    stats = _STATS_BY_NAME.pop(name, None)
+    _STATS_BY_NAME[name] = stats = {} if stats is None else stats
+    while len(_STATS_BY_NAME) > _STATS_KEPT:
+        _STATS_BY_NAME.popitem(last=False)
+    return stats
+
+
 class DaskMatrixContext(MatrixContext):
     """:class:`MatrixContext` of a dask array of row chunks: the gene statistics come from
-    :meth:`reduce` (one pass over the chunks), not from an in-memory matrix.
+    :meth:`reduce` (one pass over the chunks), not from an in-memory matrix. Contexts of the same
+    array (same dask name) share what has been reduced (:data:`_STATS_BY_NAME`).
 
     ``row_blocks`` is refused: a method that reads the whole matrix on the client has no place here.
     """
@@ -297,7 +320,7 @@ class DaskMatrixContext(MatrixContext):
         self.X = X
         self.n_obs, self.n_vars = (int(n) for n in X.shape)
         self.is_csr = True
-        self._stats: dict[str, Any] = {}
+        self._stats: dict[str, Any] = _stats_for(X.name)
         self._compute_kwargs = dict(compute_kwargs or {})
 
     def row_blocks(self, start: int = 0, end: int | None = None, max_rows: int | None = None):
@@ -307,7 +330,8 @@ class DaskMatrixContext(MatrixContext):
     def reduce(self, kinds: Sequence[str]) -> None:
         """Compute the statistics ``kinds`` (``"f32"``: scipy-order sums; ``"f64"``: float64 sums in row
         order; ``"exact"``: fixed-point integer sums; ``"moments"``: count, sum, squared deviations) in
-        one pass over the chunks."""
+        one pass over the chunks. With a fold (``f32``/``f64``), the exact sums are taken by the fold's
+        tasks (one read per chunk; serial, like the fold); alone, by parallel per-chunk tasks."""
         kinds = tuple(k for k in dict.fromkeys(kinds) if k not in self._stats)
         if not kinds:
             return
@@ -315,8 +339,12 @@ class DaskMatrixContext(MatrixContext):
         recipes = self._recipes
         todo: dict[str, Any] = {}
         fold = tuple(k for k in kinds if k in ("f32", "f64"))
+        # a serial fold reads every chunk anyway: it also takes the exact sums, so they cost no second read
+        exact_in_fold = bool(fold) and "exact" in kinds
+        if exact_in_fold:
+            fold = (*fold, "exact")
         if fold:
-            acc: Any = {"f32": None, "f64": np.zeros(self.n_vars)}
+            acc: Any = {"f32": None, "f64": np.zeros(self.n_vars), "exact": None}
             if recipes is not None:
                 # each fold task reads its own chunk: chunks loaded by parallel tasks would wait in
                 # memory (and spill) for the serial chain, whose step can only run when its worker's
@@ -337,7 +365,7 @@ class DaskMatrixContext(MatrixContext):
                 return [dask.delayed(own_step, pure=True)(r, self.n_vars) for r in recipes]
             return [dask.delayed(step, pure=True)(b, self.n_vars) for b in blocks]
 
-        if "exact" in kinds:
+        if "exact" in kinds and not exact_in_fold:
             todo["exact"] = _tree(per_chunk(_exact_step, _exact_own_step), add_exact)
         if "moments" in kinds:
             todo["moments"] = per_chunk(_moments_step, _moments_own_step)
@@ -348,6 +376,10 @@ class DaskMatrixContext(MatrixContext):
                 self._stats["f32"] = f32 if f32 is not None else np.zeros(self.n_vars)
             if "f64" in fold:
                 self._stats["f64"] = done["fold"]["f64"]
+            if exact_in_fold:
+                exact = done["fold"]["exact"]
+                self._stats["exact"] = exact if exact is not None else \
+                    (np.zeros(self.n_vars, np.int64), np.zeros(self.n_vars, np.int64), 0)
         if "exact" in done:
             self._stats["exact"] = done["exact"]
         if "moments" in done:
@@ -405,6 +437,18 @@ def _prepare_seurat(ctx: DaskMatrixContext, gene_sets, *, random_state, ctrl, nb
 class _SeuratModule:
     META = _seurat.META
     prepare = staticmethod(_prepare_seurat)
+
+
+def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = False,
+                      compute_kwargs: Mapping[str, Any] | None = None) -> None:
+    """Reduce, in one pass over the chunks of the dask array ``X``, the gene statistics that
+    :func:`score_dask` with ``method`` needs (and, with ``null``, :func:`celltype_null_dask`: the
+    scanpy-order sums its random sets are drawn from). Later contexts of the same array reuse them
+    (:data:`_STATS_BY_NAME`), so scoring and the null read the chunks for their statistics once."""
+    check_method(method)
+    ctx = DaskMatrixContext(X, compute_kwargs=compute_kwargs)
+    kinds = (("f32",) if null else ()) + _NEEDS[method]
+    ctx.reduce(kinds) if not progress else _with_progress(lambda: ctx.reduce(kinds))
 
 
 def check_method(method: str) -> None:
