@@ -39,7 +39,7 @@ from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, 
 signatures = list(signatures or DEFAULT_SIGNATURES)
 if report_cells:
     ds, res = run_report_cells(report_cells, signatures=signatures, method=method, random_state=random_state,
-                               out_dir=results, **{k: v for k, v in user_options.items() if k == "min_cells"})
+                               out_dir=results, **user_options)
 elif input_h5ad:
     ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
                             out_dir=results, **user_options)

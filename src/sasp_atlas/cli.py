@@ -158,6 +158,13 @@ def _lazy_input(args) -> bool:
     return args.dask or path.is_dir() or (path.is_file() and path.stat().st_size > LAZY_BYTES)
 
 
+def _user_options(args) -> dict:
+    """The options of :func:`sasp_atlas.data.load_user_data` given on the ``score`` command line."""
+    return {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
+            "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
+            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key}
+
+
 def _cmd_score_dask(args) -> dict[str, Path]:
     """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end);
     the report is computed in this process on the ``--report-cells`` subsample."""
@@ -173,23 +180,17 @@ def _cmd_score_dask(args) -> dict[str, Path]:
         client = Client(cluster)
     console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
     try:
-        written = score_user_file(args.input, args.out, cell_type_key=args.cell_type_key, sample_key=args.sample_key,
-                                  signatures=args.signatures, method=args.method, species=args.species,
-                                  malignant_key=args.malignant_key, cancer_type=args.cancer_type,
-                                  min_cells=args.min_cells, layer=args.layer, gene_symbols_key=args.gene_symbols_key,
-                                  lazy=True, chunk_rows=args.chunk_rows, progress=not args.no_progress,
-                                  report_cells=0 if args.no_report else args.report_cells)
+        written = score_user_file(args.input, args.out, signatures=args.signatures, method=args.method,
+                                  **_user_options(args), lazy=True, chunk_rows=args.chunk_rows,
+                                  progress=not args.no_progress, report_cells=0 if args.no_report else args.report_cells)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     if not args.no_report:
-        options = {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
-                   "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
-                   "layer": args.layer, "gene_symbols_key": args.gene_symbols_key}
         console.print(f"report: computed in this process on the {args.report_cells:,}-cell (at most) subsample "
                       f"{written['report_cells']}")
-        written["report"] = render_report(Path(args.input), Path(args.out), user_options=options,
+        written["report"] = render_report(Path(args.input), Path(args.out), user_options=_user_options(args),
                                           signatures=list(args.signatures or DEFAULT_SIGNATURES), method=args.method,
                                           random_state=0, title=f"SASP signature scores: {Path(args.input).name}",
                                           report_cells=written["report_cells"])
@@ -203,13 +204,8 @@ def cmd_score(args) -> int:
             if _lazy_input(args):
                 written = _cmd_score_dask(args)
             else:
-                written = score_and_report(args.input, args.out, cell_type_key=args.cell_type_key,
-                                           sample_key=args.sample_key, signatures=args.signatures,
-                                           method=args.method,
-                                           species=args.species, report=not args.no_report,
-                                           malignant_key=args.malignant_key, cancer_type=args.cancer_type,
-                                           min_cells=args.min_cells, layer=args.layer,
-                                           gene_symbols_key=args.gene_symbols_key)
+                written = score_and_report(args.input, args.out, signatures=args.signatures, method=args.method,
+                                           report=not args.no_report, **_user_options(args))
         except InputError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             return 2

@@ -241,8 +241,8 @@ def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: in
         local = idx[(idx >= edges[i]) & (idx < edges[i + 1])] - edges[i]
         if len(local):
             pieces.append(adata.X.blocks[i][local])
-    X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr")
-    sub = AnnData(X=sp.csr_matrix(X, dtype=np.float32), obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
+    X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr", dtype=np.float32)
+    sub = AnnData(X=X, obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
                   uns={"provenance": adata.uns.get("provenance", {})})
     sub.uns["report_subsample"] = {
         "n_cells": int(len(idx)), "n_cells_total": int(adata.n_obs), "max_cells": int(max_cells),
@@ -265,12 +265,14 @@ def read_report_cells(path: str | Path) -> tuple[Dataset, AnnData]:
 
 def run_report_cells(path: str | Path, *, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                      random_state: int = 0, out_dir: str | Path | None = None,
-                     min_cells: int = DEFAULT_MIN_CELLS) -> tuple[Dataset, DatasetResult]:
+                     **options: Any) -> tuple[Dataset, DatasetResult]:
     """:func:`sasp_atlas.atlas.run_dataset` on a ``report_cells.h5ad`` (:func:`read_report_cells`), with
-    the display-only embedding; the report of ``sasp-atlas score --dask``."""
+    the display-only embedding; the report of ``sasp-atlas score --dask``. ``options``: the run's
+    :func:`~sasp_atlas.data.load_user_data` options, as for :func:`run_user_file`; the cells are
+    already harmonised, so only ``min_cells`` is used."""
     sigs = list(signatures or DEFAULT_SIGNATURES)
     ds, adata = read_report_cells(path)
     check_signatures_present(adata, sigs)
     res = run_dataset(ds.id, adata=adata, signatures=sigs, method=method, random_state=random_state, out_dir=out_dir,
-                      min_cells=min_cells)
+                      min_cells=options.get("min_cells", DEFAULT_MIN_CELLS))
     return ds, res

@@ -62,9 +62,18 @@ def store_sha_size(path: Path) -> tuple[str, int]:
     path = Path(path)
     if path.is_file():
         return file_sha256(path), path.stat().st_size
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    listing = "\n".join(f"{p.relative_to(path)}\t{p.stat().st_size}" for p in files)
-    return hashlib.sha256(listing.encode()).hexdigest(), sum(p.stat().st_size for p in files)
+    sha, stats = _listing_sha(path, path, with_mtime=False)
+    return sha, sum(st.st_size for st in stats)
+
+
+def _listing_sha(root: Path, folder: Path, *, with_mtime: bool) -> tuple[str, list]:
+    """sha256 of the sorted ``(path relative to root, size[, mtime])`` of every file under ``folder``
+    (or of ``folder`` itself if it is a file), and their ``stat`` results (one ``stat`` per file)."""
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    stats = [p.stat() for p in files]
+    listing = "\n".join(f"{p.relative_to(root)}\t{st.st_size}" + (f"\t{st.st_mtime_ns}" if with_mtime else "")
+                        for p, st in zip(files, stats, strict=True))
+    return hashlib.sha256(listing.encode()).hexdigest(), stats
 
 
 def _chunk_names(arr, lo: int, hi: int, *, find_bad: bool = False) -> str:
@@ -146,9 +155,7 @@ def store_stamp(path: Path, key: str = "X") -> str:
     same unchanged file gives the same name (gene statistics computed on it can be reused within a
     process) and a rewritten one a new name. Not a content hash (the chunks are checked when read)."""
     path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in (path / key).rglob("*") if p.is_file())
-    listing = "\n".join(f"{p.relative_to(path.parent)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files)
-    return hashlib.sha256(listing.encode()).hexdigest()
+    return _listing_sha(path.parent, path if path.is_file() else path / key, with_mtime=True)[0]
 
 
 def _store_format(path: Path) -> str:
