@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from sasp_atlas.stats import bh_q, evidence_label, meta_analysis, pool, sample_effects, stratified_permutation_p
-from sasp_atlas.stats.effects import auroc_variance
+from sasp_atlas.stats.meta import dedupe_overlapping_samples
+from sasp_atlas.stats.effects import Z95, _newcombe_v, auroc_interval, auroc_variance
 
 R_SCRIPT = Path(__file__).parent / "_r" / "metafor_pm.R"
 
@@ -22,22 +23,66 @@ TABLES = {
     "heterogeneous": ([0.62, 0.91, 0.55, 0.78, 0.70], [0.002, 0.004, 0.003, 0.0025, 0.005]),
     "homogeneous": ([0.60, 0.70, 0.65, 0.80], [0.01, 0.02, 0.015, 0.01]),
     "many": (list(np.linspace(0.45, 0.95, 12)), list(np.linspace(0.001, 0.02, 12))),
+    # small k: three tumours separating perfectly (plain Knapp-Hartung: zero width), two and three tumours
+    "perfect3": ([1.0, 1.0, 1.0], [0.00155, 0.0004, 0.0009]),
+    "two": ([0.62, 0.81], [0.004, 0.006]),
+    "three": ([0.55, 0.74, 0.93], [0.003, 0.002, 0.006]),
 }
 
 
-def test_hanley_mcneil_variance_known_value():
-    # A = 0.8, n1 = 20, n0 = 30: Q1 = 0.8/1.2, Q2 = 1.28/1.8 (Hanley & McNeil 1982, eq. 2)
+def test_newcombe_variance_is_hanley_mcneil_with_n_star():
+    # with n1 = n0 = N* Newcombe's variance is Hanley & McNeil's (1982, eq. 2): A = 0.8, n1 = n0 = 25
     q1, q2 = 0.8 / 1.2, 2 * 0.64 / 1.8
-    expected = (0.8 * 0.2 + 19 * (q1 - 0.64) + 29 * (q2 - 0.64)) / 600
-    assert auroc_variance(0.8, 20, 30) == pytest.approx(expected)
-    assert auroc_variance(1.0, 10, 10) > 0  # a perfect separation keeps a finite weight
+    hanley_mcneil = (0.8 * 0.2 + 24 * (q1 - 0.64) + 24 * (q2 - 0.64)) / 625
+    assert _newcombe_v(np.float64(0.8), 25.0, 25.0) == pytest.approx(hanley_mcneil, rel=1e-12)
 
 
-def test_pool_one_sample_is_wald_and_none_is_nan():
+def test_score_interval_solves_its_equation_and_keeps_width_at_the_edges():
+    """Newcombe (2006) method 5: each bound solves (A - theta)^2 = z^2 V(theta); at A = 1 the interval
+    is [lower, 1] with a lower bound below 1 set by the group sizes (MGH36 in the issue: 8 vs 33 cells,
+    about 0.85), symmetric at A = 0, and inside [0, 1] everywhere."""
+    a = np.array([1.0, 0.0, 0.5, 0.396, 0.8, 1.0])
+    n1 = np.array([8, 8, 8, 8, 20, 400])
+    n0 = np.array([33, 33, 33, 33, 30, 400])
+    lo, hi = auroc_interval(a, n1, n0)
+    assert lo[0] == pytest.approx(0.8457, abs=5e-4) and hi[0] == 1.0
+    assert lo[1] == 0.0 and hi[1] == pytest.approx(1 - lo[0], abs=1e-12)
+    assert ((lo >= 0) & (hi <= 1) & (hi - lo > 0)).all()
+    for bound in (lo, hi):
+        interior = (bound > 0) & (bound < 1)
+        resid = (a - bound) ** 2 - Z95 ** 2 * _newcombe_v(bound, n1, n0)
+        assert np.abs(resid[interior]).max() < 1e-12
+    assert lo[5] > 0.99  # 400 vs 400 at AUROC 1: a narrow but positive width
+    # the variance that weighs a sample is the one its interval implies, never from a clip
+    var = auroc_variance(a, n1, n0)
+    assert np.allclose(var, ((hi - lo) / (2 * Z95)) ** 2) and (var > 0).all()
+    # an AUROC of 0 never gets a smaller variance than an interior one of the same groups (the clip did)
+    assert var[1] == pytest.approx(var[0]) and var[1] < var[3]
+    # in large groups it tends to the Hanley-McNeil (Newcombe) variance at the estimate
+    big = auroc_variance(0.7, 2000, 3000)
+    assert big == pytest.approx(_newcombe_v(np.float64(0.7), 2000.0, 3000.0), rel=0.01)
+    assert np.isnan(auroc_interval(np.nan, 5, 5)[0]) and np.isnan(auroc_interval(0.5, 5, 0)[1])
+
+
+def test_pool_one_sample_is_wald_or_its_own_interval_and_none_is_nan():
     one = pool([0.7], [0.01])
     assert one["k"] == 1 and one["ci_low"] == pytest.approx(0.7 - 1.959964 * 0.1, abs=1e-6) and np.isnan(one["tau2"])
     assert np.isnan(pool([np.nan], [0.01])["estimate"]) and pool([], [])["k"] == 0
     assert pool([0.99], [0.01], bounds=(0, 1))["ci_high"] == 1.0
+    lo, hi = auroc_interval(1.0, 8, 33)
+    own = pool([1.0], auroc_variance(1.0, 8, 33)[None], intervals=([lo], [hi]), bounds=(0, 1))
+    assert (own["ci_low"], own["ci_high"]) == (pytest.approx(float(lo)), 1.0)
+
+
+def test_small_k_pool_never_has_zero_width_at_perfect_separation():
+    v = auroc_variance([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
+    res = pool([1.0, 1.0, 1.0], v, bounds=(0, 1))
+    assert res["estimate"] == 1.0 and res["ci_high"] == 1.0 and 0.5 < res["ci_low"] < 1.0
+    assert "Knapp-Hartung (ad hoc)" in res["ci_method"] and "t(2)" in res["ci_method"]
+    assert pool([1.0, 1.0, 1.0], v, small_k_test="knha")["ci_low"] == pytest.approx(1.0)  # why ad hoc is the default
+    assert "normal" in pool(*TABLES["heterogeneous"])["ci_method"]  # k = 5: normal quantiles
+    with pytest.raises(ValueError, match="small_k_test"):
+        pool([0.5, 0.6], [0.01, 0.01], small_k_test="hksj")
 
 
 def _metafor(tmp_path) -> pd.DataFrame:
@@ -54,13 +99,23 @@ def _metafor(tmp_path) -> pd.DataFrame:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R not installed (Debian r-base-core, r-cran-metafor): "
                                                             ".ci/run installs them for this comparison")
-def test_pool_equals_metafor_paule_mandel(tmp_path):
+def test_pool_equals_metafor_paule_mandel_and_knapp_hartung(tmp_path):
+    """Every table under normal intervals (metafor test = "z"), plain Knapp-Hartung ("knha") and its ad
+    hoc form ("adhoc"), to 1e-6; and the default: ad hoc below SMALL_K samples, normal from SMALL_K on."""
     ref = _metafor(tmp_path)
     for name, (ys, vs) in TABLES.items():
-        got = pool(ys, vs)
-        for key in ("estimate", "se", "ci_low", "ci_high", "tau2", "i2", "pi_low", "pi_high"):
-            assert got[key] == pytest.approx(ref.loc[name, key], abs=1e-6), (name, key)
-    assert ref.loc["homogeneous", "tau2"] == 0  # truncated, like ours
+        for test in ("z", "knha", "adhoc"):
+            got = pool(ys, vs, small_k=0) if test == "z" else pool(ys, vs, small_k=10**6, small_k_test=test)
+            want = ref[(ref.index == name) & (ref["test"] == test)].iloc[0]
+            for key in ("estimate", "se", "ci_low", "ci_high", "tau2", "i2", "pi_low", "pi_high"):
+                assert got[key] == pytest.approx(want[key], abs=1e-6), (name, test, key)
+        default = pool(ys, vs)
+        want = ref[(ref.index == name) & (ref["test"] == ("adhoc" if len(ys) < 5 else "z"))].iloc[0]
+        assert default["ci_low"] == pytest.approx(want["ci_low"], abs=1e-6), name
+    assert ref.loc[ref["test"] == "z"].loc["homogeneous", "tau2"] == 0  # truncated, like ours
+    perfect = ref[ref.index == "perfect3"].set_index("test")
+    assert perfect.loc["knha", "ci_low"] == perfect.loc["knha", "ci_high"]  # plain KH: zero width
+    assert perfect.loc["adhoc", "ci_low"] < 1
 
 
 def test_permutation_p_matches_real_permutations():
@@ -107,13 +162,66 @@ def test_meta_analysis_counts_shared_tumours_once():
                          "n_cells": 100 if dataset == "b" else 10, "balanced_auroc": 0.8, "balanced_var": 0.001})
     samples = pd.DataFrame(rows)
     cancers = {"a": "glioma", "b": "glioma", "c": "breast"}
-    meta = meta_analysis(samples, cancers, {"a": ["b"], "b": ["a"]}).set_index("cancer_type")
+    one_study = {"a": "GEO GSE1", "b": "GEO GSE1", "c": "GEO GSE2"}
+    meta = meta_analysis(samples, cancers, {"a": ["b"], "b": ["a"]}, cohorts=one_study).set_index("cancer_type")
     glioma = meta.loc["glioma"]
-    assert glioma["k_samples"] == 4 and glioma["k_datasets"] == 2  # S2 once (from b: more cells)
-    assert glioma["evidence"] == "replicated across datasets (4 tumours, 2 datasets)"
+    assert glioma["k_samples"] == 4 and glioma["k_tumours"] == 4 and glioma["k_datasets"] == 2  # S2 once (from b)
+    # two subsets of one study are one cohort: replicated, never "across" anything
+    assert glioma["k_cohorts"] == 1 and glioma["evidence"] == "replicated (4 tumours, 1 cohort)"
+    assert "Knapp-Hartung (ad hoc) with t(3)" in glioma["ci_method"] and glioma["ci_high"] > glioma["ci_low"]
     assert meta.loc["breast", "evidence"] == "single tumour"
+    two_studies = meta_analysis(samples, cancers, {"a": ["b"], "b": ["a"]}).set_index("cancer_type")
+    assert two_studies.loc["glioma", "evidence"] == "replicated across cohorts (4 tumours, 2 cohorts)"
     # without a declared overlap the same sample id in two datasets counts twice
     assert meta_analysis(samples, cancers).set_index("cancer_type").loc["glioma", "k_samples"] == 5
+
+
+def test_one_copy_per_tumour_never_depends_on_the_cell_type():
+    """The issue's MGH54 case: the 11-cell copy has 6 oligodendrocytes, the 800-cell copy 6 too (a tie
+    for that type) but many more macrophages: every row of MGH54 comes from the fuller file."""
+    rows = []
+    for dataset, counts, auc in (("small", {"Oligodendrocyte": 6, "Macrophage": 5}, 0.0),
+                                 ("full", {"Oligodendrocyte": 6, "Macrophage": 300, "Malignant cell": 494}, 0.4)):
+        for ct, n in counts.items():
+            for sig in ("senmayo", "tang"):
+                rows.append({"dataset": dataset, "sample": "MGH54", "cell_type": ct, "signature": sig, "n_cells": n,
+                             "balanced_auroc": auc, "balanced_var": 0.01})
+    samples = pd.DataFrame(rows)
+    kept = dedupe_overlapping_samples(samples, {"small": ["full"], "full": ["small"]})
+    assert set(kept["dataset"]) == {"full"} and len(kept) == 6
+    # a tie over all cell types goes to the dataset id that sorts first, for every row alike
+    tie = samples.assign(n_cells=5)
+    assert set(dedupe_overlapping_samples(tie, {"small": ["full"], "full": ["small"]})["dataset"]) == {"full"}
+
+
+def test_meta_analysis_flags_perfect_separation_coverage_and_unrecorded_samples():
+    var = auroc_variance([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
+    lo, hi = auroc_interval([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
+    rows = [{"dataset": d, "sample": s, "cell_type": "Macrophage", "signature": "senmayo", "n_cells": 30,
+             "balanced_auroc": 1.0, "balanced_var": var[i], "balanced_ci_low": lo[i], "balanced_ci_high": hi[i]}
+            for i, (d, s) in enumerate((("x", "MGH36"), ("x", "MGH53"), ("y", "MGH60")))]
+    rows.append({"dataset": "ref", "sample": "ref:unrecorded", "cell_type": "Macrophage", "signature": "senmayo",
+                 "n_cells": 20, "balanced_auroc": 0.9, "balanced_var": 0.003, "balanced_ci_low": 0.8,
+                 "balanced_ci_high": 0.97})
+    celltype = pd.DataFrame([
+        {"dataset": d, "cell_type": ct, "cell_type_ontology_id": cl, "signature": "senmayo", "n_genes_used": used,
+         "n_genes": 118} for d, ct, cl, used in (("x", "Macrophage", "CL:0000235", 55), ("x", "Malignant cell",
+                                                                                          "CL:0001064", 55),
+                                                  ("y", "Macrophage", "CL:0000235", 100), ("y", "Malignant cell",
+                                                                                            "CL:0001064", 100),
+                                                  ("ref", "Macrophage", "CL:0000235", 100))])
+    meta = meta_analysis(pd.DataFrame(rows), {"x": "ODG", "y": "ODG", "ref": "HNSCC"}, celltype=celltype,
+                         cohorts={"x": "GSE1", "y": "GSE1", "ref": "GSE9"}).set_index("cancer_type")
+    odg = meta.loc["ODG"]
+    assert odg["estimate"] == 1.0 and odg["ci_high"] == 1.0 and odg["ci_low"] < 1.0  # never zero width
+    assert odg["k_perfect"] == 3 and 0.8 < odg["min_unit_ci_low"] < 0.9
+    assert f"perfect separation in 3 of 3 tumours (lowest per-tumour bound {odg['min_unit_ci_low']:.2f})" in odg["flag"]
+    assert odg["low_coverage"] and odg["coverage"] == pytest.approx(55 / 118) and "low coverage" in odg["flag"]
+    assert odg["cell_type_ontology_id"] == "CL:0000235" and odg["no_malignant_datasets"] == ""
+    ref = meta.loc["HNSCC"]
+    assert ref["k_tumours"] == 0 and ref["k_unrecorded"] == 1 and ref["evidence"] == "samples not recorded"
+    assert "comparison group has no malignant cells (ref)" in ref["flag"] and ref["no_malignant_datasets"] == "ref"
+    assert ref["ci_high"] > ref["ci_low"]
 
 
 def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
@@ -149,3 +257,19 @@ def test_table2_command_verdicts_do_not_move_with_the_seed(mirror, tmp_path, cap
     assert set(a["verdict"]) <= {"supported", "supported in another cancer type", "contradicted", "inconclusive",
                                  "not testable: cell type absent", "not testable: genes missing"}
     assert "Table 2" in capsys.readouterr().err
+
+
+def test_sample_effects_intervals_at_perfect_separation():
+    """A type scoring above every other cell of its tumour: AUROC 1 with its score interval, and the
+    balanced AUROC's interval the mean of the pairwise score intervals (its variance the implied one)."""
+    values = np.r_[np.arange(10, 15), np.arange(0, 4), np.arange(4, 10)].astype(float)
+    types = np.array(["x"] * 5 + ["y"] * 4 + ["z"] * 6)
+    eff = sample_effects(pd.DataFrame({"s": values}), types, np.array(["S1"] * 15)).set_index("cell_type")
+    x = eff.loc["x"]
+    lo, hi = auroc_interval(1.0, 5, 10)
+    assert x["auroc"] == 1.0 and x["auroc_ci_low"] == pytest.approx(float(lo)) and x["auroc_ci_high"] == 1.0
+    pair_lo = auroc_interval([1.0, 1.0], [5, 5], [4, 6])[0]
+    assert x["balanced_auroc"] == 1.0 and x["balanced_ci_low"] == pytest.approx(pair_lo.mean())
+    assert x["balanced_var"] == pytest.approx(((1 - pair_lo.mean()) / (2 * Z95)) ** 2) and x["balanced_var"] > 0
+    y = eff.loc["y"]
+    assert y["auroc"] == 0.0 and y["auroc_ci_low"] == 0.0 and 0 < y["auroc_ci_high"] < 0.5

@@ -313,6 +313,16 @@ def registry_overlaps(dataset_ids: list[str]) -> dict[str, list[str]]:
     return {d: [o for o in get_dataset(d).get("overlaps", []) if o in ids] for d in dataset_ids}
 
 
+def registry_cohorts(dataset_ids: list[str]) -> dict[str, str]:
+    """Dataset -> its independent study (cohort): the publication's accession, else its DOI, else the id.
+    Two registry entries of one study (e.g. two subsets of GEO GSE70630) are one cohort."""
+    out = {}
+    for d in dataset_ids:
+        pub = get_dataset(d).get("publication") or {}
+        out[d] = str(pub.get("accession") or pub.get("doi") or d)
+    return out
+
+
 def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0,
                adatas: dict[str, AnnData] | None = None, out_csv: str | Path | None = None) -> pd.DataFrame:
     """The review's Table 2 tested on every dataset -> ``tables/table2_checks.csv`` (see
@@ -382,7 +392,9 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     known = {d.id: d["cancer_type"] for d in list_datasets()}
     cancer = {i: known.get(i) or str(out["celltype_scores"].loc[out["celltype_scores"]["dataset"] == i,
                                                                "cancer_type"].iloc[0]) for i in ids}
-    meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps([i for i in ids if i in known]))
+    registered = [i for i in ids if i in known]
+    meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps(registered),
+                         cohorts=registry_cohorts(registered), celltype=out["celltype_scores"])
     _write_atomic(meta, base / "meta_analysis.csv")
     out["meta_analysis"] = meta
     return out

@@ -32,8 +32,9 @@ atlas's Paule-Mandel random-effects meta-analysis (:func:`sasp_atlas.stats.pool`
 of a cell type still sum to 1, which per-class inverse-variance weights would break), with a
 t-interval over the samples (k - 1 degrees of freedom) when >= 2 samples hold the cell type and a
 delta-method Wald interval over the cells of the single tumour otherwise (``ci_unit`` says which).
-``evidence`` is :func:`sasp_atlas.stats.evidence_label` of the number of samples. Seed-free: nothing
-here draws random numbers.
+``evidence`` is :func:`sasp_atlas.stats.evidence_label` of the number of samples the balanced effect
+rests on (``effect_n_samples``), not of the samples holding the cell type (``n_samples``). A row
+with a missing interval says why in ``flag``. Seed-free: nothing here draws random numbers.
 """
 
 from __future__ import annotations
@@ -48,14 +49,15 @@ from anndata import AnnData
 from scipy.stats import t as student_t
 
 from ..genes import LOW_COVERAGE_FLAG, SASP_SET_COLUMNS, UNCLASSIFIED, is_low_coverage, sasp_classes
-from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
+from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
 __all__ = ["sample_class_composition", "sasp_class_scores", "SAMPLE_COMPOSITION_COLUMNS", "CLASS_SCORE_COLUMNS",
            "CLASS_EFFECT_MEASURE"]
 
 SAMPLE_COMPOSITION_COLUMNS = ["dataset", "sample", "cell_type", "sasp_class", "class_label", "class_order", "n_cells",
                               "class_score", "class_score_sd", "class_expression", "share", "share_var", "auroc",
-                              "auroc_var", "balanced_auroc", "balanced_var", "n_genes_class", "n_genes_present"]
+                              "auroc_var", "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var",
+                              "n_genes_class", "n_genes_present"]
 CLASS_SCORE_COLUMNS = ["dataset", "cancer_type", "cell_type", "cell_type_ontology_id", "lineage", "sasp_class",
                        "class_label", "class_order", "class_score", "class_score_ci_low", "class_score_ci_high",
                        "score_unit", "class_expression", "expression_unit", "share", "share_ci_low", "share_ci_high",
@@ -190,11 +192,31 @@ def _compute(adata: AnnData, plan: dict, dataset_id: str, group_by: str, sample_
                     "share": share, "share_var": _ratio_var(lin[:, k], total_per_cell, share),
                     "auroc": float(e["auroc"]) if e is not None else float("nan"),
                     "auroc_var": float(e["auroc_var"]) if e is not None else float("nan"),
+                    "auroc_ci_low": float(e["auroc_ci_low"]) if e is not None else float("nan"),
+                    "auroc_ci_high": float(e["auroc_ci_high"]) if e is not None else float("nan"),
                     "balanced_auroc": float(e["balanced_auroc"]) if e is not None else float("nan"),
                     "balanced_var": float(e["balanced_var"]) if e is not None else float("nan"),
                     "n_genes_class": len(genes), "n_genes_present": len(present[k]),
                 })
     return pd.DataFrame(rows, columns=SAMPLE_COMPOSITION_COLUMNS)
+
+
+def _missing_interval_reasons(e: pd.DataFrame, score: dict, balanced: dict, effect: dict, n_cells: int) -> list[str]:
+    """Why a class row has no interval (a NaN interval is never left bare in the table)."""
+    reasons = []
+    if not np.isfinite(score["ci_low"]):
+        sd = e["class_score_sd"].to_numpy(dtype=float)
+        if n_cells < 2:
+            reasons.append("no score interval: one cell")
+        elif np.all(~np.isfinite(sd) | (sd == 0)):
+            reasons.append("no score interval: the class's score does not vary (not detected) in this cell type")
+        else:
+            reasons.append("no score interval: no sample with a score variance")
+    if not np.isfinite(balanced["ci_low"]):
+        reasons.append(f"no balanced AUROC: no other cell type with >= {MIN_BALANCE_CELLS} cells in its samples")
+    if not np.isfinite(effect["ci_low"]):
+        reasons.append("no AUROC vs rest: no other cells in its samples")
+    return reasons
 
 
 def _check_obs(adata: AnnData, group_by: str, sample_key: str) -> None:
@@ -259,8 +281,8 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
 
     Method (module docstring of :mod:`sasp_atlas.stats.composition`): per sample first
     (:func:`sample_class_composition`), then across samples: the class score and the AUROCs by
-    Paule-Mandel random-effects pooling (:func:`sasp_atlas.stats.pool`; one sample: a Wald interval over
-    its cells), the share as the equal-weight mean of the per-sample shares with a t-interval over the
+    Paule-Mandel random-effects pooling (:func:`sasp_atlas.stats.pool`; one sample: the class score's
+    Wald interval over its cells, the AUROCs' score intervals), the share as the equal-weight mean of the per-sample shares with a t-interval over the
     samples (one sample: delta-method Wald interval over its cells; intervals clipped to [0, 1]).
     Shares of a cell type sum to 1 over the classes with genes in the data. ``balanced_effect`` (the
     composition-balanced AUROC) is the number for a cross-cancer heatmap. Seed-free.
@@ -300,7 +322,8 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
     class order. ``class_score`` (log scale, ``score_unit``), ``class_expression`` (linear,
     ``expression_unit``), ``share`` with ``share_ci_low/high``, ``ci_unit`` (``samples``, or
     ``cells`` for a single sample), ``balanced_effect`` / ``effect_size`` (AUROCs) with intervals, ``tau2`` / ``i2``
-    of the balanced AUROC, ``n_cells``, ``n_samples`` (samples holding the cell type), ``evidence``,
+    of the balanced AUROC, ``n_cells``, ``n_samples`` (samples holding the cell type), ``evidence`` (of
+    ``effect_n_samples``, the samples the balanced effect rests on),
     gene coverage (``n_genes_class``, ``n_genes_present``, ``coverage``, ``genes_present``,
     ``low_coverage``) and ``flag``.
     """
@@ -340,7 +363,7 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
             float(np.average(e["class_score"], weights=e["n_cells"])) if n_present else float("nan"))
         expression = float(e["class_expression"].mean()) if n_present else float("nan")
         balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1))
-        effect = pool(e["auroc"], e["auroc_var"], bounds=(0, 1))
+        effect = pool(e["auroc"], e["auroc_var"], bounds=(0, 1), intervals=(e["auroc_ci_low"], e["auroc_ci_high"]))
         low = is_low_coverage(n_present, n_class)
         flags = []
         if n_cells < min_cells:
@@ -351,6 +374,8 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
             flags.append(LOW_COVERAGE_FLAG)
         if n_present and k == 0:
             flags.append(NO_SASP_FLAG)
+        if n_present:
+            flags.extend(_missing_interval_reasons(e, score, balanced, effect, n_cells))
         n_samples = len(e)
         rows.append({
             "dataset": first["dataset"], "cancer_type": cancer_type, "cell_type": ct,
@@ -367,7 +392,7 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
             "effect_ci_low": effect["ci_low"], "effect_ci_high": effect["ci_high"],
             "effect_measure": CLASS_EFFECT_MEASURE, "effect_n_samples": int(balanced["k"]),
             "tau2": balanced["tau2"], "i2": balanced["i2"], "n_cells": n_cells, "n_samples": n_samples,
-            "evidence": evidence_label(n_samples, unrecorded=unrecorded), "n_genes_class": n_class,
+            "evidence": evidence_label(int(balanced["k"]), unrecorded=unrecorded), "n_genes_class": n_class,
             "n_genes_present": n_present, "coverage": n_present / n_class if n_class else float("nan"),
             "genes_present": ";".join(meta["present"].get(cid, [])), "low_coverage": low, "flag": "; ".join(flags),
             "gene_sets": meta["gene_sets"], "unclassified_in_shares": include_unclassified,

@@ -17,7 +17,7 @@ from anndata import AnnData
 from scipy.stats import rankdata
 
 from ..genes import LOW_COVERAGE_FLAG, catalogue, is_low_coverage
-from .effects import UNRECORDED_SUFFIX, bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
+from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
 
 __all__ = ["celltype_scores", "add_q_values", "auroc", "sample_celltype_summary", "gene_decomposition",
            "CELLTYPE_COLUMNS", "NULL_JOIN_COLUMNS", "EFFECT_MEASURE"]
@@ -56,7 +56,8 @@ def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = 
                             effects: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (sample, cell type, signature): ``n_cells``, ``mean``, ``median`` of per-cell scores, the
     within-sample AUROC against all other cells of the same sample (``auroc_vs_rest``, with its
-    Hanley-McNeil ``auroc_var``) and the composition-balanced AUROC (``balanced_auroc``; see
+    score interval ``auroc_ci_low``/``auroc_ci_high`` and the variance it implies, ``auroc_var``) and the
+    composition-balanced AUROC (``balanced_auroc``, ``balanced_var``, ``balanced_ci_low``/``high``; see
     :mod:`sasp_atlas.stats.effects`).
 
     Parameters
@@ -80,7 +81,8 @@ def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = 
     out.insert(0, "dataset", dataset_id)
     out["median"] = [medians[(s, g, sig)] for s, g, sig in zip(out["sample"], out["cell_type"], out["signature"])]
     return out[["dataset", "sample", "cell_type", "signature", "n_cells", "mean", "median", "auroc_vs_rest",
-                "auroc_var", "balanced_auroc", "balanced_var"]]
+                "auroc_var", "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var", "balanced_ci_low",
+                "balanced_ci_high"]]
 
 
 def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
@@ -92,12 +94,15 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
     its AUROC against the other cells of the same sample (``effect_size``) and its
     composition-balanced AUROC against each other cell type weighted equally (``balanced_effect``).
     Across samples each is pooled by a Paule-Mandel random-effects meta-analysis (``tau2``, ``i2``
-    of the AUROC); with one sample the interval is a Wald interval over that tumour's cells
-    (``ci_unit`` says which). ``n_samples`` counts the samples with a defined AUROC (the type and
+    of the AUROC; Knapp-Hartung t intervals below :data:`~sasp_atlas.stats.effects.SMALL_K` samples);
+    with one sample the interval is over that tumour's cells (``ci_unit`` says which): Newcombe's
+    score interval for the AUROC and the mean of the pairwise ones for the balanced AUROC, a Wald
+    interval for the mean. ``n_samples`` counts the samples with a defined AUROC (the type and
     other cells present); ``evidence`` says how much stands behind the row (``single tumour``,
     ``2 tumours``, ``replicated (n tumours)``, ``samples not recorded``). ``p_perm`` is the
     within-sample label-permutation p of specificity. ``caveat`` repeats a signature's known
-    confounder from the catalogue. ``flag`` marks fewer than ``min_cells`` cells and low gene coverage.
+    confounder from the catalogue. ``flag`` marks fewer than ``min_cells`` cells, low gene coverage,
+    perfect separation (with the lowest per-tumour bound) and says why an interval is missing.
 
     Parameters
     ----------
@@ -131,8 +136,10 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
         defined = e[np.isfinite(e["auroc"])]
         unrecorded = _unrecorded(list(e["sample"]))
         means = pool(e["mean"], e["sd"] ** 2 / e["n_cells"])
-        effect = pool(defined["auroc"], defined["auroc_var"], bounds=(0, 1))
-        balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1))
+        effect = pool(defined["auroc"], defined["auroc_var"], bounds=(0, 1),
+                      intervals=(defined["auroc_ci_low"], defined["auroc_ci_high"]))
+        balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1),
+                        intervals=(e["balanced_ci_low"], e["balanced_ci_high"]))
         k = int(effect["k"])
         n_cells = int(in_ct.sum())
         flags = []
@@ -141,6 +148,16 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
         low = is_low_coverage(n_used, info["n_genes"])
         if low:
             flags.append(LOW_COVERAGE_FLAG)
+        if n_cells < 2:
+            flags.append("no interval of the mean: one cell")
+        if not np.isfinite(effect["ci_low"]):
+            flags.append("no AUROC vs rest: no other cells in its tumours")
+        if not np.isfinite(balanced["ci_low"]):
+            flags.append(f"no balanced AUROC: no other cell type with >= {MIN_BALANCE_CELLS} cells in its tumours")
+        perfect = int(np.isin(defined["auroc"].to_numpy(), (0.0, 1.0)).sum())
+        if perfect:
+            flags.append(f"perfect separation in {perfect} of {k} tumour{'s' * (k != 1)} (lowest per-tumour bound "
+                         f"{defined['auroc_ci_low'].min():.2f})")
         rows.append({
             "dataset": dataset_id, "cancer_type": cancer_type, "cancer_type_ontology_id": cancer_type_ontology_id,
             "cell_type": ct,

@@ -42,8 +42,9 @@ def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str) -
     groups = np.where(target, "__target__", adata.obs["cell_type"].astype(str).to_numpy())
     eff = sample_effects(work.obsm["sasp_scores"], groups, adata.obs["sample"].astype(str).to_numpy())
     eff = eff[eff["cell_type"] == "__target__"]
-    balanced = pool(eff["balanced_auroc"], eff["balanced_var"], bounds=(0, 1))
-    rest = pool(eff["auroc"], eff["auroc_var"], bounds=(0, 1))
+    balanced = pool(eff["balanced_auroc"], eff["balanced_var"], bounds=(0, 1),
+                    intervals=(eff["balanced_ci_low"], eff["balanced_ci_high"]))
+    rest = pool(eff["auroc"], eff["auroc_var"], bounds=(0, 1), intervals=(eff["auroc_ci_low"], eff["auroc_ci_high"]))
     unrecorded = len(eff) == 1 and str(eff["sample"].iloc[0]).endswith(UNRECORDED_SUFFIX)
     return balanced, rest, int(balanced["k"]), unrecorded
 
@@ -77,8 +78,9 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
     ``crosswalk.yaml: table2``) and dataset, the row's genes are scored with the seed-free
     ``expected`` control-gene score; the **effect** is the composition-balanced AUROC of the row's
     cell type against each other cell type of the same tumour (weighted equally), per sample, pooled
-    across samples by random-effects meta-analysis (:mod:`sasp_atlas.stats.effects`); one sample: a
-    Wald interval over its cells (``ci_unit``). Also reported: the AUROC against all other cells of
+    across samples by random-effects meta-analysis (:mod:`sasp_atlas.stats.effects`; Knapp-Hartung t
+    intervals below ``SMALL_K`` samples); one sample: the mean of its pairwise score intervals over its
+    cells (``ci_unit``). Also reported: the AUROC against all other cells of
     the tumour, the **identity-adjusted** effect (the row without the cell type's own lineage markers,
     :func:`sasp_atlas.genes.lineage_markers`, listed in ``identity_genes_removed``), the share of the
     cell type's cells detecting each gene (``detection``), whether the dataset's cancer type is one
