@@ -27,7 +27,7 @@ from conftest import MIRROR, REGISTRY_YAML, write_registry
 
 from sasp_atlas import list_datasets, load_ground_truth
 from sasp_atlas.data import InputError, normalise
-from sasp_atlas.data.ground_truth import CONDITIONS, ground_truth_obs
+from sasp_atlas.data.ground_truth import CONDITIONS, ground_truth_accessions, ground_truth_obs, training_overlap
 from sasp_atlas.data.readers import _label_table
 from sasp_atlas.sources import get_dataset, get_ground_truth, list_ground_truth
 from sasp_atlas.sources.fetch import git_blob_sha1, pin_registry_text
@@ -358,3 +358,20 @@ def test_casella_loads_offline_from_format_faithful_geo_files(gt_mirror):
 
 def test_conditions_are_the_documented_classes():
     assert CONDITIONS == ("senescent", "quiescent", "proliferating", "control")
+
+
+def test_training_overlap_flags():
+    """hUSI was trained on Marthandan (GSE63577) and Casella (GSE130727) runs; a signature whose source names its data
+    sets only partly (Hernandez-Segura: E-MTAB-5403, list incomplete) is 'unknown', never 'independent'."""
+    assert ground_truth_accessions(MARTHANDAN) == ["GSE63577"]
+    assert training_overlap("husi", MARTHANDAN) is True
+    assert training_overlap("husi", CASELLA) is True
+    assert training_overlap("husi", TEO) is False
+    assert training_overlap("hernandez_segura2017_core_senescence", MARTHANDAN) is None
+    assert training_overlap("senmayo", MARTHANDAN) is None  # the source names no data set
+    husi_runs = pd.read_csv(_need(MIRROR / "husi2025_senescence_index" / "trainSet_meta843.csv"), encoding="latin-1",
+                            usecols=["Data_id", "Study_name"], dtype=str)
+    studies = set(husi_runs["Study_name"])
+    for g in list_ground_truth():
+        listed = bool(set(ground_truth_accessions(g.id)) & studies)
+        assert ("husi" in (g.get("training_overlap") or [])) == listed, g.id

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..genes import HCOP_SOURCE, MAPPED_ORTHOLOG_STATUSES, mouse_to_human
+from ..genes import HCOP_SOURCE, MAPPED_ORTHOLOG_STATUSES, catalogue, derived_from, mouse_to_human
 from ..sources import Dataset, cache_dir, fetch_dataset, get_ground_truth
 from .load import LOADER_VERSION, _file_provenance, apply_gene_policy, normalise, resolve_var_names
 from .readers import READERS
 from .validate import InputError
 
-__all__ = ["load_ground_truth", "ground_truth_obs", "map_mouse_genes", "CONDITIONS", "POSITIVE_CLASS", "NEGATIVE_CLASSES",
+__all__ = ["load_ground_truth", "ground_truth_obs", "map_mouse_genes", "ground_truth_accessions", "training_overlap", "CONDITIONS", "POSITIVE_CLASS", "NEGATIVE_CLASSES",
            "GROUND_TRUTH_VERSION"]
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,33 @@ def map_mouse_genes(adata: ad.AnnData) -> tuple[ad.AnnData, dict[str, Any]]:
                "rule": "HCOP one2one, many2one and same-symbol orthologs mapped; one2many and unknown dropped; a human "
                        "gene reached by several mouse genes keeps the first column"}
     return out, summary
+
+
+_ACCESSION = re.compile(r"\b(GSE\d+|E-[A-Z]{4}-\d+|PRJ[NED][A-Z]?\d+|[SED]RP\d+)\b")
+
+
+def ground_truth_accessions(ground_truth_id: str) -> list[str]:
+    """Public accessions of a ground-truth entry's data (from ``publication.accession``, e.g. ``GEO GSE63577``)."""
+    return _ACCESSION.findall(str(get_ground_truth(ground_truth_id)["publication"].get("accession", "")))
+
+
+def training_overlap(name: str, ground_truth_id: str) -> bool | None:
+    """Was ground-truth data set ``ground_truth_id`` used to derive signature (or train index) ``name``?
+
+    ``True`` when the entry's ``training_overlap`` names it (e.g. ``husi``: the hUSI training runs) or the
+    signature's ``derived_from`` lists one of the entry's accessions; ``False`` when neither does and the
+    signature's list is complete; ``None`` (unknown) when the signature's source used data sets it does not
+    list (``derived_from_complete: false``) or names none: overlap cannot be ruled out.
+    """
+    gt = get_ground_truth(ground_truth_id)
+    if name in (gt.get("training_overlap") or []):
+        return True
+    if name not in catalogue():
+        return False if name == "husi" else None  # hUSI's runs are named in the entries; other indices unknown
+    accessions, complete = derived_from(name)
+    if set(accessions) & set(ground_truth_accessions(ground_truth_id)):
+        return True
+    return False if complete else None
 
 
 def _cache_key(gt: Dataset) -> str:
