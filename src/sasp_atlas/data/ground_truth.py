@@ -133,6 +133,13 @@ def training_overlap(name: str, ground_truth_id: str) -> bool | None:
     signature's ``derived_from`` lists one of the entry's accessions; ``False`` when neither does and the
     signature's list is complete; ``None`` (unknown) when the signature's source used data sets it does not
     list (``derived_from_complete: false``) or names none: overlap cannot be ruled out.
+
+    Parameters
+    ----------
+    name
+        A catalogue signature id, or ``husi`` (the hUSI index, whose training runs the entries name).
+    ground_truth_id
+        An id of the registry's ``ground_truth`` section.
     """
     gt = get_ground_truth(ground_truth_id)
     if name in (gt.get("training_overlap") or []):
