@@ -143,6 +143,19 @@ def test_chan_counts_and_library_size(chan, mirror):
     np.testing.assert_allclose(cp10k * lib[:, None] / 1e4, original.toarray(), rtol=1e-4, atol=1e-3)
 
 
+def test_core_entries_meet_their_expected_counts(marthandan, chan):
+    """The registry's ``expected`` block of each core entry is what loads from the mirror."""
+    for a in (marthandan, chan):
+        exp = get_ground_truth(a.uns["ground_truth"]["id"])["expected"]
+        assert a.n_obs == exp["n_obs"]
+        assert a.obs["unit"].nunique() == exp["n_units"]
+        if "n_genes" in exp:
+            assert a.n_vars == exp["n_genes"]
+        counts = a.obs["condition"].value_counts()
+        assert {c: int(counts.get(c, 0)) for c in exp["classes"]} == exp["classes"]
+        assert int(counts.sum()) == sum(exp["classes"].values())
+
+
 # --------------------------------------------------------------------------- value types refused by name
 def _bulk(values: np.ndarray) -> ad.AnnData:
     return ad.AnnData(X=values.astype(np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(values.shape[0])]),
@@ -281,9 +294,11 @@ def gt_mirror(tmp_path, monkeypatch, empty_cache, no_network):
     return root, build
 
 
-def test_teo_loads_offline_from_a_format_faithful_count_file(gt_mirror):
-    """GEO's GSE115301 count file layout (tab-separated genes x cells, R write.table header of the barcodes without a
-    corner cell, gzipped): real barcodes in another order plus 5 unlabelled ones (dropped), 20 real symbols."""
+@pytest.mark.parametrize("corner", [None, ""])
+def test_teo_loads_offline_from_a_format_faithful_count_file(gt_mirror, corner):
+    """GEO's GSE115301 count file layout (tab-separated genes x cells, gzipped; R write.table header of the barcodes
+    without a corner cell, which the public scripts' fread(...) %>% column_to_rownames('V1') implies, or with an empty
+    one): real barcodes in another order plus 5 unlabelled ones (dropped), 20 real symbols."""
     root, build = gt_mirror
     table = _teo_table()
     rng = np.random.default_rng(3)
@@ -293,7 +308,7 @@ def test_teo_loads_offline_from_a_format_faithful_count_file(gt_mirror):
     name = "GSE115301_Growing_Sen_10x_count.txt.gz"
     (root / TEO).mkdir()
     with gzip.open(root / TEO / name, "wt") as fh:
-        fh.write("\t".join(cells) + "\n")
+        fh.write("\t".join(([corner] if corner is not None else []) + cells) + "\n")
         for g, row in zip(GENES, counts):
             fh.write(g + "\t" + "\t".join(map(str, row)) + "\n")
     build(TEO, [name], {f"husi2025_senescence_index/{TEO_LABELS.name}": TEO_LABELS})
