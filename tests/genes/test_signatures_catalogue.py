@@ -11,6 +11,10 @@ Differences are allowed only where the file documents them:
 
 The structural checks (fields, ids, date-like symbols, ``list_signatures``) need no reference and always run;
 the comparisons are skipped when ``shared/reference/genesets`` is absent (``genesets_dir`` fixture).
+
+Sets with no copy in ``shared/reference/genesets`` are compared with the machine-readable source file they were
+read from, in the shared data mirror (:data:`MIRROR_REFERENCE`): the signed Hernandez-Segura 2017 signature, genes
+and per-gene directions, against markeR's ``genesets_example.rda``.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sasp_atlas import list_signatures
-from sasp_atlas.genes.signatures import signature_record
+from conftest import MIRROR
+from sasp_atlas import get_signature, list_signatures
+from sasp_atlas.genes import derived_from, get_signed_signature, is_signed
+from sasp_atlas.genes.signatures import _check_record, signature_record
+from sasp_atlas.sources.fetch import file_hashes
 
 REQUIRED = ("id", "name", "family", "species", "description", "genes", "source", "license", "curation_notes")
 SOURCE_KEYS = ("citation", "doi", "pmid", "table", "url")
@@ -82,6 +89,11 @@ REFERENCE: dict[str, tuple[str, tuple]] = {
         "epithelial_cells_of_pancreatic_duct", "fibroblasts", "myeloid_cells", "t_cells"])},
 }
 SENEPY_FILE = "senepy_human_hubs.yaml"
+# catalogue id -> (file in the shared data mirror, R object, list element) for sets without a reference gene-set file
+MIRROR_REFERENCE = {
+    "hernandez_segura2017_core_senescence": ("marthandan2016_replicative_bulk/genesets_example.rda", "genesets_example",
+                                             "HernandezSegura"),
+}
 
 # how each family's published_symbols are justified by the reference
 _HGNC_UPDATED = {"msigdb_senescence", "reactome", "cellage", "gavish2023_mps", "senmayo", "deepscence"}
@@ -90,13 +102,13 @@ _HGNC_UPDATED = {"msigdb_senescence", "reactome", "cellage", "gavish2023_mps", "
 LICENCE_PHRASE = {
     "senmayo": "CC BY 4.0", "msigdb_senescence": "CC BY 4.0", "reactome": "CC0", "cellage": "No licence statement",
     "gavish2023_mps": "MIT", "deepscence": "MIT", "senepy_human_hubs": "MIT", "table2_review": "CC BY-NC-SA 3.0",
-    "basisty2020": "Not verified",
+    "basisty2020": "Not verified", "hernandez_segura2017": "MIT",
 }
 
 # sets that must not be scored as a plain (up) expression signature
 MUST_HAVE_SCORING_NOTE = {"reactome_sasp", "cellage_induce", "cellage_inhibit", "fridman_senescence_dn",
                           "deepscence_core_down", "basisty2020_core_sasp_fibroblast",
-                          "basisty2020_core_sasp_fibroblast_epithelial"}
+                          "basisty2020_core_sasp_fibroblast_epithelial", "hernandez_segura2017_core_senescence"}
 DOWN_SETS = {"fridman_senescence_dn", "cellage_inhibit", "deepscence_core_down"}
 
 
@@ -110,6 +122,7 @@ def _files() -> dict[str, dict]:
 FILES = _files()
 RECORDS = {rec["id"]: rec for rec in FILES.values()}
 CATALOGUE_IDS = sorted(RECORDS)
+REFERENCE_IDS = [sid for sid in CATALOGUE_IDS if sid not in MIRROR_REFERENCE]
 
 
 @lru_cache(maxsize=None)
@@ -197,6 +210,9 @@ def test_file_fields_and_id(filename):
         assert isinstance(rec["scoring_note"], str) and rec["scoring_note"].strip()
     if "direction" in rec:
         assert rec["direction"] in {"up", "down"}
+    if "directions" in rec:
+        assert set(rec["directions"]) == set(genes) and set(rec["directions"].values()) <= {1, -1}
+        assert "SIGNED" in rec.get("scoring_note", ""), "a signed set says so in its scoring_note"
 
 
 def test_ids_unique():
@@ -227,7 +243,8 @@ def test_list_signatures_lists_every_file():
 def test_contract_ids_present():
     expected = set(REFERENCE)
     assert expected <= set(CATALOGUE_IDS), sorted(expected - set(CATALOGUE_IDS))
-    unmapped = [sid for sid in CATALOGUE_IDS if sid not in REFERENCE and not sid.startswith("senepy_hub_")]
+    unmapped = [sid for sid in CATALOGUE_IDS
+                if sid not in REFERENCE and sid not in MIRROR_REFERENCE and not sid.startswith("senepy_hub_")]
     assert not unmapped, f"catalogued sets without a reference mapping: {unmapped}"
 
 
@@ -324,7 +341,7 @@ def test_table2_rows_match_reference(genesets_dir):
         assert set(rec["genes"]) == seen and len(rec["genes"]) == len(seen)
 
 
-@pytest.mark.parametrize("sid", CATALOGUE_IDS)
+@pytest.mark.parametrize("sid", REFERENCE_IDS)
 def test_genes_equal_reference(genesets_dir, sid):
     rec = RECORDS[sid]
     doc, ref = reference_of(genesets_dir, sid)
@@ -362,7 +379,7 @@ def test_published_symbols_are_documented(genesets_dir, sid):
             assert printed in notes and approved in notes, f"{printed} -> {approved} not explained in curation_notes"
 
 
-@pytest.mark.parametrize("sid", CATALOGUE_IDS)
+@pytest.mark.parametrize("sid", REFERENCE_IDS)
 def test_citation_ids_match_reference(genesets_dir, sid):
     rec = RECORDS[sid]
     doc, _ = reference_of(genesets_dir, sid)
@@ -382,3 +399,75 @@ def test_reference_date_serials_not_catalogued(genesets_dir):
     assert serials == {"44443", "44447"}
     all_genes = {g for rec in RECORDS.values() for g in rec["genes"]}
     assert not serials & all_genes
+
+
+# ------------------------------------------------------------------------------------------------ signed sets
+def _mirror_set(sid: str) -> tuple[list[str], dict[str, int], Path]:
+    """(genes, directions, path) of a set in its mirror source file (skips when the mirror is absent)."""
+    import warnings
+
+    import rdata
+
+    rel, obj, element = MIRROR_REFERENCE[sid]
+    path = MIRROR / rel
+    if not path.is_file():
+        pytest.skip(f"{path} not found (shared data mirror)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = rdata.read_rda(path)[obj][element]
+    genes = [str(g) for g in table["gene"]]
+    return genes, {str(g): int(d) for g, d in zip(table["gene"], table["enrichment"])}, path
+
+
+@pytest.mark.parametrize("sid", sorted(MIRROR_REFERENCE))
+def test_signed_set_equals_its_source_file(sid):
+    """Genes (in order) and per-gene directions equal the pinned source file, whose hashes are the ones recorded."""
+    genes, directions, path = _mirror_set(sid)
+    rec = RECORDS[sid]
+    assert rec["genes"] == genes
+    assert rec["directions"] == directions
+    sha, blob = file_hashes(path)
+    assert (sha, blob, path.stat().st_size) == (rec["source_file"]["sha256"], rec["source_file"]["git_blob_sha1"],
+                                                rec["source_file"]["size"])
+    assert rec["source_file"]["commit"] in rec["source_file"]["url"] and rec["source_file"]["path"] in rec["source_file"]["url"]
+
+
+def test_hernandez_segura_signature():
+    sid = "hernandez_segura2017_core_senescence"
+    rec = RECORDS[sid]
+    assert len(rec["genes"]) == 55
+    assert sum(d == 1 for d in rec["directions"].values()) == 32 and sum(d == -1 for d in rec["directions"].values()) == 23
+    assert rec["source"]["doi"] == "10.1016/j.cub.2017.07.033" and rec["source"]["pmid"] == "28844647"
+    assert "Curr Biol" in rec["source"]["citation"] and "2652" in rec["source"]["citation"]
+    assert is_signed(sid) and not is_signed("senmayo")
+    signed = get_signed_signature(sid)
+    assert list(signed) == get_signature(sid) == rec["genes"]  # all approved HGNC symbols: nothing renamed
+    assert signed == rec["directions"]
+    assert derived_from(sid) == (["E-MTAB-5403"], False)
+    assert derived_from("senmayo") == ([], False)
+    df = list_signatures().set_index("id")
+    assert df.loc[sid, "signed"] and not df.loc["senmayo", "signed"]
+    assert df.loc[sid, "derived_from"] == "E-MTAB-5403"
+    with pytest.raises(ValueError, match="no per-gene directions"):
+        get_signed_signature("senmayo")
+
+
+def test_reference_folder_has_no_other_copy(genesets_dir):
+    """If the shared reference gene sets ever carry this signature, it must agree with ours."""
+    for path in genesets_dir.glob("*.yaml"):
+        doc = _ref_doc(genesets_dir, path.name)
+        if "hernandez" in str(doc.get("id", "")).lower() or "hernandez" in path.name.lower():
+            assert set(doc["genes"]) == set(RECORDS["hernandez_segura2017_core_senescence"]["genes"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["directions"].pop("ACADVL"), "every gene"),
+    (lambda r: r["directions"].update(ACADVL=2), r"\+1 \(up in senescence\) or -1"),
+    (lambda r: r["directions"].update(ACADVL=True), r"\+1 \(up in senescence\) or -1"),
+    (lambda r: r.update(derived_from=["not an accession"]), "list of accessions"),
+])
+def test_malformed_directions_are_refused(change, message):
+    rec = yaml.safe_load(yaml.safe_dump(RECORDS["hernandez_segura2017_core_senescence"]))
+    change(rec)
+    with pytest.raises(ValueError, match=message):
+        _check_record(rec, "x.yaml")

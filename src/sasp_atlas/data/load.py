@@ -23,9 +23,9 @@ from ..genes import HGNC_SOURCE, resolve_symbols
 from ..sources import Dataset, cache_dir, fetch_dataset, get_dataset
 from .harmonise import ONTOLOGY_COLUMN, crosswalk, harmonise_cell_types, harmonise_obs
 from .readers import READERS
-from .validate import InputError, dedupe_genes, scan_matrix
+from .validate import LOG_MAX, InputError, dedupe_genes, scan_matrix
 
-__all__ = ["load_dataset", "normalise", "resolve_var_names", "apply_gene_policy", "LOADER_VERSION"]
+__all__ = ["load_dataset", "normalise", "resolve_var_names", "apply_gene_policy", "LOADER_VERSION", "CPM_LIKE_SUM_RANGE"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 #: ("2": var_names resolved to approved HGNC symbols, see :func:`resolve_var_names`; "3": duplicated
 #: gene symbols keep their first column only, the atlas's one duplicate-gene policy)
 LOADER_VERSION = "3"
+
+#: per-sample sums a ``cpm_like`` matrix may have: counts per million over all genes, of which a released
+#: matrix may keep a filtered subset (sum below 1e6, at least half of it) plus the small prior count of
+#: voom-style values (a little above 1e6 at most)
+CPM_LIKE_SUM_RANGE = (5e5, 1.05e6)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -46,6 +51,11 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
       log2(TPM/10 + 1); kept as it is.
     * ``tpm_like`` (linear, TPM/10 scale): ``log2(x + 1)``, which puts it on the same
       log2(TPM/10 + 1) scale as the other Smart-seq2 datasets.
+    * ``cpm_like`` (bulk: linear, library-size normalised counts per million, possibly of a filtered
+      gene subset, e.g. ``2^`` of voom's log2-CPM): checked to be linear (not integers, maximum above
+      :data:`~sasp_atlas.data.validate.LOG_MAX`) with per-sample sums in :data:`CPM_LIKE_SUM_RANGE`,
+      then rescaled to 10,000 per sample over the genes present and natural ``log1p`` — the same
+      log1p-CP10k scale as raw counts.
 
     Scores compare cells *within* a dataset (control genes, ranks); absolute values are not
     comparable across value types, which is why the atlas compares ranks and effect sizes.
@@ -59,15 +69,15 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
     adata
         Values as released in ``.X``; ``.X`` is replaced in place.
     value_type
-        ``raw_counts``, ``log2_tpm10_plus1`` or ``tpm_like`` (the registry's ``value_type``).
+        ``raw_counts``, ``cpm_like``, ``log2_tpm10_plus1`` or ``tpm_like`` (the registry's ``value_type``).
     checked
         Skip the matrix scan (the caller has just run it).
     """
-    integer = True
-    if not checked:
+    integer, vmax = True, None
+    if not checked or value_type == "cpm_like":
         found = scan_matrix(adata.X, adata.obs_names, adata.var_names, "the matrix",
                             "fix value_type in the registry entry, or pass another layer of your file")
-        integer = found["integer"]
+        integer, vmax = found["integer"], found["max"]
     if value_type == "raw_counts":
         if not integer:
             raise InputError("value_type is raw_counts but the values are not integers: the data "
@@ -75,15 +85,39 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
         desc = "raw counts -> normalize_total(target_sum=1e4) -> natural log1p"
+    elif value_type == "cpm_like":
+        _check_cpm_like(adata, integer, vmax)
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        desc = "counts-per-million-like values -> rescaled to 1e4 per sample over the genes present -> natural log1p"
     elif value_type == "log2_tpm10_plus1":
         desc = "log2(TPM/10+1) as released; unchanged"
     elif value_type == "tpm_like":
         sc.pp.log1p(adata, base=2)
         desc = "TPM/10-scale values -> log2(x+1) (same scale as log2(TPM/10+1))"
     else:
-        raise InputError(f"unknown value_type {value_type!r}; expected raw_counts, log2_tpm10_plus1 or tpm_like")
+        raise InputError(f"unknown value_type {value_type!r}; expected raw_counts, cpm_like, log2_tpm10_plus1 or tpm_like")
     adata.uns.pop("log1p", None)
     return {"value_type": value_type, "method": desc}
+
+
+def _check_cpm_like(adata: ad.AnnData, integer: bool, vmax: float) -> None:
+    """Refuse, by name, values declared ``cpm_like`` that are not linear counts per million."""
+    fix = "fix value_type in the registry entry (raw_counts, cpm_like, log2_tpm10_plus1, tpm_like) or pass the linear values"
+    if integer:
+        raise InputError("value_type is cpm_like but every value is an integer: these look like raw counts, not counts "
+                         f"per million; {fix}")
+    if vmax <= LOG_MAX:
+        raise InputError(f"value_type is cpm_like but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
+                         f"log-transformed (e.g. voom log2-CPM), not linear counts per million; {fix} (un-log them: 2**x)")
+    sums = np.asarray(adata.X.sum(axis=1)).ravel()
+    low, high = CPM_LIKE_SUM_RANGE
+    bad = np.flatnonzero((sums < low) | (sums > high))
+    if len(bad):
+        shown = ", ".join(f"{adata.obs_names[i]} ({sums[i]:,.0f})" for i in bad[:5])
+        raise InputError(f"value_type is cpm_like but {len(bad)} of {adata.n_obs} samples sum outside {low:,.0f}-{high:,.0f} "
+                         f"(counts per million over all genes, of which a subset may be kept): {shown}. They look like "
+                         f"another scale (TPM/FPKM of another total, or corrected values); {fix}")
 
 
 # --------------------------------------------------------------------------- harmonise + cache

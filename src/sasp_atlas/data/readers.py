@@ -190,6 +190,8 @@ def read_sce_rda_partial(paths: dict[str, Path], options: dict[str, Any]):
 # Formats of the `profile: full` registry entries that the core datasets do not use. Each reader
 # returns the same ``(X cells x genes CSR float32, genes, cells, obs)`` as the core readers and
 # shares these options: a label/metadata table (``labels``, see :func:`_label_table`),
+# ``columns_by_id`` (``{column: {cell or sample id: value}}``: a column transcribed into the registry,
+# e.g. the strain of each bulk sample, with its source named in the entry),
 # ``drop_unlabelled`` (drop cells missing from it, with a warning, instead of raising),
 # ``sample_from_cell_id``/``sample_format`` (as for ``tsv_matrix``) and ``derive`` (new obs
 # columns computed from label text, see :func:`_derive`).
@@ -264,6 +266,11 @@ def _obs_for_cells(cells: list[str], table: pd.DataFrame | None, options: dict[s
         obs["patient"] = [fmt.format(m.group(1)) if (m := re.match(pattern, c)) else "unknown" for c in obs.index]
         if (obs["patient"] == "unknown").any():
             raise ValueError(f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}")
+    for column, by_id in (options.get("columns_by_id") or {}).items():
+        missing = [c for c in obs.index if c not in by_id]
+        if missing:
+            raise ValueError(f"columns_by_id: {column!r} has no value for {len(missing)} id(s), e.g. {missing[:3]}")
+        obs[column] = [str(by_id[c]) for c in obs.index]
     return _derive(obs, options), keep
 
 
@@ -506,8 +513,8 @@ def _rda_object(path: Path, name: str | None):
 def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
     """An R genes x cells matrix with dimnames -> ``(cells x genes CSR, genes, cells)``.
 
-    Accepts a dense numeric matrix (``rdata`` gives an xarray DataArray) or a ``dgCMatrix``
-    (``rdata`` gives its slots ``i``, ``p``, ``x``, ``Dim``, ``Dimnames``).
+    Accepts a dense numeric matrix (``rdata`` gives an xarray DataArray), a numeric ``data.frame``
+    with gene rownames, or a ``dgCMatrix`` (``rdata`` gives its slots ``i``, ``p``, ``x``, ``Dim``, ``Dimnames``).
     """
     if all(hasattr(obj, s) for s in ("i", "p", "x", "Dim", "Dimnames")):
         cls = getattr(obj, "class", None)
@@ -525,6 +532,12 @@ def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
         genes = [str(g) for g in obj.coords[obj.dims[0]].values]
         cells = [str(c) for c in obj.coords[obj.dims[1]].values]
         return sp.csr_matrix(np.asarray(obj.values, dtype=np.float32).T), genes, cells
+    if isinstance(obj, pd.DataFrame):  # a numeric data.frame, rownames = genes (markeR's counts_example)
+        bad = [c for c in obj.columns if not pd.api.types.is_numeric_dtype(obj[c])]
+        if bad:
+            raise ValueError(f"{what}: the data.frame has non-numeric column(s) {bad[:3]}")
+        return (sp.csr_matrix(obj.to_numpy(dtype=np.float32).T), [str(g) for g in obj.index],
+                [str(c) for c in obj.columns])
     if isinstance(obj, np.ndarray) and obj.ndim == 2:  # rdata gives a bare array when dimnames are absent
         raise ValueError(f"{what}: the matrix has no row or column names (dimnames)")
     raise ValueError(f"{what}: expected a dense matrix or a dgCMatrix, got {type(obj).__name__}")
@@ -534,8 +547,9 @@ def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
 def read_rdata_matrix_meta(paths: dict[str, Path], options: dict[str, Any]):
     """A genes x cells matrix (dense or ``dgCMatrix``) in one ``.RData`` file and a cell metadata
     ``data.frame`` (rownames = cell ids, or ``cell_column``) in another (CARD's ``sc_count`` +
-    ``sc_meta``). Options: ``matrix``, ``matrix_object``, ``meta``, ``meta_object``, ``cell_column``
-    and the shared ``drop_unlabelled``/``derive``."""
+    ``sc_meta``; markeR's bulk ``counts_example`` + ``metadata_example``, samples for cells). Options:
+    ``matrix``, ``matrix_object``, ``meta``, ``meta_object``, ``cell_column`` and the shared
+    ``drop_unlabelled``/``derive``/``columns_by_id``."""
     name, obj = _rda_object(paths[options["matrix"]], options.get("matrix_object"))
     X, genes, cells = _r_matrix(obj, f"{options['matrix']}:{name}")
     meta_name, meta = _rda_object(paths[options["meta"]], options.get("meta_object"))
@@ -594,3 +608,99 @@ def read_rda_matrices_refcells(paths: dict[str, Path], options: dict[str, Any]):
         raise ValueError(f"duplicated cell ids across {options['matrices']}")
     obs, _ = _obs_for_cells(cells, table, options, "+".join(options["matrices"]))
     return X, genes, cells, obs
+
+
+@_reader("seurat_v5_rds")
+def read_seurat_v5_rds(paths: dict[str, Path], options: dict[str, Any]):
+    """A Seurat v5 object saved with ``saveRDS`` (read with ``rdata``, no R).
+
+    Seurat v5 keeps each assay as an ``Assay5``: its matrices are ``layers`` (``counts``, ``data``, ...)
+    without dimnames; the cell and feature names sit in the assay's ``cells`` and ``features``
+    LogMaps (logical matrices: one row per name, one column per layer, true where the layer holds
+    that name). Options: ``file`` (default: the only file), ``assay`` (default ``RNA``), ``layer``
+    (default ``counts``). ``obs`` is the object's ``meta.data`` (all columns as strings).
+    """
+    path = paths[options["file"]] if "file" in options else next(iter(paths.values()))
+    with warnings.catch_warnings():
+        _quiet_rdata()
+        obj = rdata.read_rds(path)
+    assays = getattr(obj, "assays", None)
+    if not isinstance(assays, dict):
+        raise ValueError(f"{path.name}: not a Seurat object (no 'assays' slot)")
+    assay_name, layer = str(options.get("assay", "RNA")), str(options.get("layer", "counts"))
+    if assay_name not in assays:
+        raise ValueError(f"{path.name}: no assay {assay_name!r}; it has {sorted(map(str, assays))}")
+    assay = assays[assay_name]
+    cls = [str(c) for c in np.atleast_1d(getattr(assay, "class", []))]
+    if "Assay5" not in cls:
+        raise ValueError(f"{path.name}: assay {assay_name!r} is {cls}, not a Seurat v5 Assay5 (a v3/v4 Assay keeps "
+                         "counts in its 'counts' slot: convert it with SeuratObject or save it as v5)")
+    if layer not in assay.layers:
+        raise ValueError(f"{path.name}: assay {assay_name!r} has no layer {layer!r}; it has {sorted(map(str, assay.layers))}")
+
+    def names(logmap, what: str) -> list[str]:
+        col = logmap.sel({logmap.dims[1]: layer}).values.astype(bool)
+        return [str(n) for n, on in zip(logmap.coords[logmap.dims[0]].values, col) if on]
+
+    genes, cells = names(assay.features, "features"), names(assay.cells, "cells")
+    m = assay.layers[layer]
+    shape = tuple(int(d) for d in m.Dim)
+    if shape != (len(genes), len(cells)):
+        raise ValueError(f"{path.name}: layer {layer!r} is {shape} but the assay names {len(genes)} features x {len(cells)} cells")
+    X = sp.csc_matrix((np.asarray(m.x, dtype=np.float32), np.asarray(m.i), np.asarray(m.p)), shape=shape).T.tocsr()
+    meta = getattr(obj, "meta.data", None)
+    if meta is None:
+        meta = vars(obj).get("meta.data")
+    table = pd.DataFrame(index=pd.Index(cells)) if meta is None else meta.copy()
+    table.index = table.index.astype(str)
+    for c in table.columns:
+        table[c] = table[c].astype(str)
+    obs, keep = _obs_for_cells(cells, table, options, path.name)
+    return X[keep], genes, [c for c, k in zip(cells, keep) if k], obs
+
+
+def _series_matrix_samples(path: Path) -> pd.DataFrame:
+    """Per-sample fields of a GEO series matrix (``!Sample_*`` lines), indexed by GSM accession:
+    ``title``, ``source_name`` and ``characteristics_1`` ... (one column per characteristics line)."""
+    rows: dict[str, list[str]] = {}
+    n_char = 0
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.startswith("!series_matrix_table_begin"):
+                break
+            if not line.startswith("!Sample_"):
+                continue
+            key, *values = line.rstrip("\n").split("\t")
+            values = [v.strip().strip('"') for v in values]
+            key = key[len("!Sample_"):]
+            if key == "characteristics_ch1":
+                n_char += 1
+                key = f"characteristics_{n_char}"
+            elif key == "source_name_ch1":
+                key = "source_name"
+            rows.setdefault(key, values)
+    if "geo_accession" not in rows or "title" not in rows:
+        raise ValueError(f"{path.name}: not a GEO series matrix (no !Sample_geo_accession / !Sample_title lines)")
+    table = pd.DataFrame({k: v for k, v in rows.items() if len(v) == len(rows["geo_accession"])})
+    return table.set_index("geo_accession")
+
+
+@_reader("geo_ncbi_counts")
+def read_geo_ncbi_counts(paths: dict[str, Path], options: dict[str, Any]):
+    """GEO's NCBI-generated RNA-seq counts of a series (bulk): ``counts`` (``<GSE>_raw_counts_GRCh38.p13_NCBI.tsv.gz``,
+    tab-separated, rows = NCBI GeneID, first column ``GeneID``, one column per GSM, integer counts),
+    ``annotation`` (``Human.GRCh38.p13.annot.tsv.gz``: ``GeneID`` -> ``Symbol``) and the series
+    matrix (``series_matrix``: sample titles and characteristics, the labels).
+
+    Genes are named by their symbol; a GeneID without a symbol keeps ``GeneID:<id>``. ``obs`` holds
+    the series matrix fields per sample (``title``, ``source_name``, ``characteristics_N``) plus the
+    shared ``derive``/``columns_by_id`` options.
+    """
+    M, rows, cols = _read_text_chunks(paths[options["counts"]], chunk_rows=int(options.get("chunk_rows", 5000)))
+    with _open_text(paths[options["annotation"]]) as fh:
+        annot = pd.read_csv(fh, sep="\t", dtype=str, usecols=["GeneID", options.get("symbol_column", "Symbol")])
+    symbol = dict(zip(annot["GeneID"], annot[options.get("symbol_column", "Symbol")]))
+    genes = [s if isinstance(s := symbol.get(g), str) and s else f"GeneID:{g}" for g in rows]
+    table = _series_matrix_samples(paths[options["series_matrix"]])
+    obs, keep = _obs_for_cells(cols, table, {**options, "labels": options["series_matrix"]}, options["counts"])
+    return M.T.tocsr()[keep], genes, [c for c, k in zip(cols, keep) if k], obs

@@ -4,6 +4,16 @@ Each file holds ``id, name, family, species, description, genes, source {citatio
 table, url}, license, curation_notes`` (and optional ``categories``). The files are the single
 source of truth; tests compare them gene for gene with the verified references.
 
+Optional provenance and direction fields (checked when the catalogue is read):
+
+* ``directions``: ``{gene: +1 | -1}`` for every gene of a *signed* set (up / down in senescent cells,
+  where the source gives a direction per gene). :func:`get_signature` still returns the plain gene
+  list; :func:`get_signed_signature` returns the scored symbols with their directions.
+* ``derived_from``: accessions (GEO ``GSE...``, ArrayExpress ``E-MTAB-...``, SRA/BioProject) of the
+  data sets the source says the signature was derived from, so that a benchmark on one of them can be
+  flagged (``training_overlap``); ``derived_from_complete: false`` says the source used more data
+  sets than are listed (an accession not listed is then not shown to be independent).
+
 The files keep the genes as published (:func:`signature_record`). :func:`get_signature` returns
 the genes the atlas scores, as human symbols resolved like the datasets' ``var_names``
 (:mod:`sasp_atlas.genes`; :func:`signature_resolution` shows every step):
@@ -21,6 +31,7 @@ A symbol that resolves to a gene already in the list (published twice under two 
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -31,10 +42,34 @@ import yaml
 
 from .symbols import MAPPED_ORTHOLOG_STATUSES, mouse_to_human, resolve_symbols
 
-__all__ = ["lineage_markers", "catalogue", "get_signature", "list_signatures", "signature_record", "signature_resolution", "SignatureResolutionWarning",
-           "jaccard_matrix"]
+__all__ = ["lineage_markers", "catalogue", "get_signature", "get_signed_signature", "is_signed", "derived_from",
+           "list_signatures", "signature_record", "signature_resolution", "SignatureResolutionWarning", "jaccard_matrix"]
 
 REQUIRED = ("id", "name", "species", "genes", "source", "license")
+#: accession forms accepted in ``derived_from`` (GEO series, ArrayExpress/BioStudies, SRA/ENA projects)
+ACCESSION = re.compile(r"^(GSE\d+|E-[A-Z]{4}-\d+|PRJ[NED][A-Z]?\d+|[SED]RP\d+)$")
+
+
+def _check_record(rec: dict[str, Any], filename: str) -> None:
+    """The optional ``directions`` / ``derived_from`` fields: one direction (+1/-1) for every gene, accessions by form."""
+    genes = rec["genes"]
+    if len(set(genes)) != len(genes):
+        raise ValueError(f"signature {rec['id']!r}: duplicated genes")
+    if "directions" in rec:
+        directions = rec["directions"]
+        if not isinstance(directions, dict) or set(map(str, directions)) != set(genes):
+            missing = sorted(set(genes) - set(map(str, directions or {})))
+            extra = sorted(set(map(str, directions or {})) - set(genes))
+            raise ValueError(f"signature file {filename}: 'directions' must give every gene of 'genes' once "
+                             f"(missing: {missing[:5]}, not in genes: {extra[:5]})")
+        bad = {g: d for g, d in directions.items() if d not in (1, -1) or isinstance(d, bool)}
+        if bad:
+            raise ValueError(f"signature file {filename}: directions must be +1 (up in senescence) or -1 (down): {bad}")
+    if "derived_from" in rec:
+        acc = rec["derived_from"]
+        if not isinstance(acc, list) or not all(isinstance(a, str) and ACCESSION.match(a) for a in acc):
+            raise ValueError(f"signature file {filename}: 'derived_from' must be a list of accessions (GSE..., E-MTAB-..., "
+                             f"PRJNA..., SRP...), got {acc!r}")
 
 
 @lru_cache(maxsize=1)
@@ -50,9 +85,7 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             raise ValueError(f"signature file {entry.name}: missing field(s) {missing}")
         if rec["id"] in out:
             raise ValueError(f"signature id {rec['id']!r} is defined twice")
-        genes = rec["genes"]
-        if len(set(genes)) != len(genes):
-            raise ValueError(f"signature {rec['id']!r}: duplicated genes")
+        _check_record(rec, entry.name)
         out[rec["id"]] = rec
     return out
 
@@ -145,8 +178,48 @@ def get_signature(signature_id: str) -> list[str]:
     return [str(g) for g in res.loc[res["symbol"].notna() & ~res["duplicate"], "symbol"]]
 
 
+def is_signed(signature_id: str) -> bool:
+    """True when the catalogue gives a direction (+1/-1) for every gene of the signature."""
+    return "directions" in signature_record(signature_id)
+
+
+def get_signed_signature(signature_id: str) -> dict[str, int]:
+    """Scored human symbols of a signed signature with their direction: ``{symbol: +1 | -1}``, catalogue order.
+
+    The symbols are those of :func:`get_signature` (HGNC resolution, mouse orthologs); each keeps the
+    direction of its published gene (``directions`` of the catalogue file: +1 up in senescent cells,
+    -1 down). A gene published twice under two names is scored once, with its first direction.
+
+    Parameters
+    ----------
+    signature_id
+        A catalogue id whose record has ``directions`` (:func:`is_signed`); an unsigned set raises
+        ``ValueError`` (use :func:`get_signature`: it is scored as one set).
+    """
+    rec = signature_record(signature_id)
+    if "directions" not in rec:
+        signed = sorted(sid for sid, r in _catalogue().items() if "directions" in r)
+        raise ValueError(f"signature {signature_id!r} has no per-gene directions (an unsigned set): use get_signature(); "
+                         f"signed sets: {', '.join(signed)}")
+    res, problems = _resolution(signature_id)
+    if problems:
+        warnings.warn(problems, SignatureResolutionWarning, stacklevel=2)
+    keep = res[res["symbol"].notna() & ~res["duplicate"]]
+    return {str(sym): int(rec["directions"][pub]) for pub, sym in zip(keep["published"], keep["symbol"])}
+
+
+def derived_from(signature_id: str) -> tuple[list[str], bool]:
+    """``(accessions, complete)``: the data sets the source says the signature was derived from, and whether
+    that list is complete (``derived_from_complete``, default true when accessions are given; an empty,
+    incomplete list means the source is silent). A benchmark on a listed accession overlaps training."""
+    rec = signature_record(signature_id)
+    accessions = [str(a) for a in rec.get("derived_from") or []]
+    return accessions, bool(rec.get("derived_from_complete", bool(accessions)))
+
+
 def list_signatures() -> pd.DataFrame:
-    """All catalogued signatures: ``id, name, family, species, n_genes, citation, doi, license``.
+    """All catalogued signatures: ``id, name, family, species, n_genes, citation, doi, license``,
+    ``signed`` (directions per gene) and ``derived_from`` (``;``-joined accessions, empty when none are named).
 
     ``n_genes`` is the number of genes as published in the catalogue file (cheap: no symbol
     resolution, no HGNC table needed). The genes actually scored (after alias resolution or mouse
@@ -158,7 +231,8 @@ def list_signatures() -> pd.DataFrame:
         src = rec["source"]
         rows.append({"id": rec["id"], "name": rec["name"], "family": rec.get("family", rec["id"]),
                      "species": rec["species"], "n_genes": len(rec["genes"]),
-                     "citation": src.get("citation"), "doi": src.get("doi"), "license": rec["license"]})
+                     "citation": src.get("citation"), "doi": src.get("doi"), "license": rec["license"],
+                     "signed": "directions" in rec, "derived_from": ";".join(rec.get("derived_from") or [])})
     return pd.DataFrame(rows)
 
 

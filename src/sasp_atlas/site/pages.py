@@ -75,6 +75,7 @@ FAMILY_TITLES = {
     "cellage": "CellAge build 3", "gavish2023_mps": "Gavish 2023 malignant meta-programs", "deepscence": "DeepScence core genes",
     "senepy_human_hubs": "SenePy human hubs", "table2_review": "Review Table 2 (cell type → SASP genes)",
     "basisty2020": "SASP Atlas core SASP (Basisty 2020)",
+    "hernandez_segura2017": "Hernandez-Segura 2017 core senescence signature (signed)",
 }
 
 
@@ -96,6 +97,11 @@ def family_page_markdown(family: str) -> str:
                   f"Licence: {r['license']}", ""]
         if r.get("scoring_note"):
             lines += [f"```{{note}}\n{r['scoring_note']}\n```", ""]
+        if r.get("directions"):
+            up = [g for g in r["genes"] if r["directions"][g] > 0]
+            down = [g for g in r["genes"] if r["directions"][g] < 0]
+            lines += [f"Up in senescent cells (+1, {len(up)}): {', '.join(up)}.", "",
+                      f"Down in senescent cells (-1, {len(down)}): {', '.join(down)}.", ""]
         notes = r.get("curation_notes") or []
         if isinstance(notes, str):
             notes = [notes]

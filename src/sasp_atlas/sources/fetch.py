@@ -4,7 +4,8 @@ Order for each file of a dataset:
 
 1. the cache (``$SASP_ATLAS_CACHE`` or pooch's OS cache) — used only if its hashes match;
    a cached file whose hash does not match is deleted (never served) and fetched again;
-2. the mirror (``--mirror DIR`` or ``$SASP_ATLAS_MIRROR``), laid out as ``DIR/<dataset id>/<file>``:
+2. the mirror (``--mirror DIR`` or ``$SASP_ATLAS_MIRROR``), laid out as ``DIR/<dataset id>/<file>``
+   (``DIR/<mirror_id>/<file>`` for a file whose entry names another folder):
    verified against the registry hashes and used in place (it is never copied, so a bad mirror
    file cannot reach the cache);
 3. the public URL, through :func:`pooch.retrieve`, which downloads to a temporary file and moves
@@ -33,7 +34,7 @@ from pathlib import Path
 import pooch
 import yaml
 
-from .registry import Dataset, RegistryError, get_dataset, get_resource, registry_path, validate_registry
+from .registry import Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, registry_path, validate_registry
 
 __all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
            "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_registry_text"]
@@ -170,7 +171,8 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
         cached.unlink()
 
     mdir = mirror_dir(mirror)
-    candidate = mirror_candidate if mirror_candidate is not None else (mdir / dataset.id / name if mdir else None)
+    folder = file_entry.get("mirror_id", dataset.id)  # a file shared by two entries sits under one of them
+    candidate = mirror_candidate if mirror_candidate is not None else (mdir / folder / name if mdir else None)
     if candidate is not None:
         if candidate.exists():
             verify_file(candidate, file_entry, "mirror file")
@@ -249,10 +251,24 @@ def _download_blob_verified(url: str, folder: Path, name: str, blob: str, progre
     return final
 
 
+def _entry(entry_id: str, path) -> Dataset:
+    """A dataset entry, else a ground-truth entry of that id (the dataset's KeyError when neither)."""
+    try:
+        return get_dataset(entry_id, path)
+    except KeyError as exc:
+        try:
+            return get_ground_truth(entry_id, path)
+        except KeyError:
+            raise exc from None
+
+
 def fetch_dataset(dataset_id: str | Dataset, *, mirror: str | os.PathLike | None = None,
                   progress: bool = False) -> dict[str, Path]:
-    """Fetch every file of a dataset; returns ``{file name: verified local path}``."""
-    ds = dataset_id if isinstance(dataset_id, Dataset) else get_dataset(dataset_id)
+    """Fetch every file of a dataset (or a ground-truth entry); returns ``{file name: verified local path}``."""
+    if isinstance(dataset_id, Dataset):
+        ds = dataset_id
+    else:
+        ds = _entry(dataset_id, None)
     return {f["name"]: fetch_file(ds, f, mirror=mirror, progress=progress) for f in ds.files}
 
 
@@ -298,19 +314,22 @@ def pin_registry_text(text: str, dataset_id: str, pins: dict[str, dict]) -> str:
     ``url:`` line; an existing ``note:`` line of the item is replaced by the pin's ``note`` if given.
     """
     lines = text.splitlines(keepends=True)
-    top = next((i for i, ln in enumerate(lines) if re.match(r"^datasets:\s*(#.*)?$", ln)), None)
-    if top is None:
+    tops = [i for i, ln in enumerate(lines) if re.match(r"^(datasets|ground_truth):\s*(#.*)?$", ln)]
+    if not tops:
         raise ValueError("the registry has no top-level 'datasets:' list")
     start = None
-    for i in range(top + 1, len(lines)):
-        if _is_content(lines[i]) and _indent(lines[i]) == 0 and not lines[i].startswith("-"):
-            break  # next top-level key (a "- " at column 0 is an item of an unindented sequence)
-        m = re.match(r"^(\s*)- id:\s*(.+?)\s*$", lines[i])
-        if m and _scalar(m.group(2)) == dataset_id:
-            start = i
+    for top in tops:
+        for i in range(top + 1, len(lines)):
+            if _is_content(lines[i]) and _indent(lines[i]) == 0 and not lines[i].startswith("-"):
+                break  # next top-level key (a "- " at column 0 is an item of an unindented sequence)
+            m = re.match(r"^(\s*)- id:\s*(.+?)\s*$", lines[i])
+            if m and _scalar(m.group(2)) == dataset_id:
+                start = i
+                break
+        if start is not None:
             break
     if start is None:
-        raise KeyError(f"dataset {dataset_id!r} not found under 'datasets:' in the registry text")
+        raise KeyError(f"dataset {dataset_id!r} not found under 'datasets:' or 'ground_truth:' in the registry text")
     end = _block_end(lines, start, _indent(lines[start]))
 
     todo = dict(pins)
@@ -372,7 +391,7 @@ def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, m
     without the files in the mirror) this raises :class:`DataUnavailableError` saying so.
     """
     path = Path(registry) if registry else registry_path()
-    ds = get_dataset(dataset_id, path)
+    ds = _entry(dataset_id, path)  # ground-truth entries are pinned the same way
     records, pins = [], {}
     for f in ds.files:
         if f.get("sha256") and f.get("size"):
@@ -403,7 +422,7 @@ def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, m
         text = pin_registry_text(path.read_text(), dataset_id, pins)
         doc = yaml.safe_load(text)
         validate_registry(doc)
-        entry = next(d for d in doc["datasets"] if d["id"] == dataset_id)
+        entry = next(d for d in doc["datasets"] + doc.get("ground_truth", []) if d["id"] == dataset_id)
         for f in entry["files"]:
             if f["name"] in pins and (f.get("sha256"), f.get("size")) != (pins[f["name"]]["sha256"], pins[f["name"]]["size"]):
                 raise RegistryError(f"registry pin {dataset_id}: the edited text does not hold the new hash of {f['name']}")

@@ -20,7 +20,7 @@ import yaml
 from .paths import project_file
 
 __all__ = ["TRUST_LEVELS", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
-           "list_unverified", "get_unverified", "unverified_markdown"]
+           "list_unverified", "get_unverified", "unverified_markdown", "list_ground_truth", "get_ground_truth"]
 
 class RegistryError(ValueError):
     """The registry file is malformed; the message names the entry and the field."""
@@ -75,7 +75,8 @@ def _schema() -> dict[str, Any]:
 def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
     path = list(error.absolute_path)
     where = "registry"
-    kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry"}
+    kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry",
+             "ground_truth": "ground-truth entry"}
     if len(path) >= 2 and path[0] in kinds and isinstance(path[1], int):
         entries = doc.get(path[0]) or []
         entry_id = entries[path[1]].get("id", f"#{path[1]}") if isinstance(entries[path[1]], dict) else f"#{path[1]}"
@@ -101,25 +102,33 @@ def validate_registry(doc: Any) -> None:
         best = jsonschema.exceptions.best_match(errors)
         raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
     ids = ([d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
-           + [u["id"] for u in doc.get("unverified", [])])
+           + [u["id"] for u in doc.get("unverified", [])] + [g["id"] for g in doc.get("ground_truth", [])])
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
-    for d in doc["datasets"] + doc.get("resources", []):
+    for d in doc["datasets"] + doc.get("resources", []) + doc.get("ground_truth", []):
         names = [f["name"] for f in d["files"]]
         if len(set(names)) != len(names):
             raise RegistryError(f"dataset entry {d['id']!r}: field 'files': duplicated file names {names}")
+    for g in doc.get("ground_truth", []):
+        lab = g["labels"]
+        classes = [v for key in ("senescent", "proliferating", "quiescent", "control", "exclude") for v in lab.get(key, [])]
+        shared = sorted({v for v in classes if classes.count(v) > 1})
+        if shared:
+            raise RegistryError(f"ground-truth entry {g['id']!r}: field 'labels': label value(s) {shared} are in more than "
+                                "one class (quiescent is never pooled with proliferating; each value has one class)")
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...]]:
+def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...],
+                                            tuple[Dataset, ...]]:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
     validate_registry(doc)
     return (tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", [])),
-            tuple(doc.get("unverified", [])))
+            tuple(doc.get("unverified", [])), tuple(Dataset(g) for g in doc.get("ground_truth", [])))
 
 
 def _read(path: str | Path | None):
@@ -179,6 +188,39 @@ def get_dataset(dataset_id: str, path: str | Path | None = None) -> Dataset:
             return d
     known = ", ".join(d.id for d in load_registry(path))
     raise KeyError(f"unknown dataset id {dataset_id!r}; the registry has: {known}")
+
+
+# --------------------------------------------------------------------------- ground truth
+def list_ground_truth(profile: str | None = None, path: str | Path | None = None) -> list[Dataset]:
+    """The registry's ``ground_truth`` entries: labelled senescence data, their own kind.
+
+    They are never returned by :func:`list_datasets` or :func:`get_dataset` (they are not tumour
+    datasets, so the atlas build never scores them as such); :func:`sasp_atlas.data.load_ground_truth`
+    reads them.
+
+    Parameters
+    ----------
+    profile
+        ``core``, ``full`` (every entry, the core included) or ``None`` (all).
+    path
+        Another registry file (default: :func:`registry_path`).
+    """
+    entries = _read(path)[3]
+    if profile in (None, "full"):
+        return list(entries)
+    return [g for g in entries if g["profile"] == profile]
+
+
+def get_ground_truth(ground_truth_id: str, path: str | Path | None = None) -> Dataset:
+    """The ground-truth entry ``ground_truth_id``; a :class:`KeyError` lists the known ids (and says when
+    the id is a tumour dataset instead)."""
+    for g in _read(path)[3]:
+        if g.id == ground_truth_id:
+            return g
+    known = ", ".join(g.id for g in _read(path)[3])
+    tumour = any(d.id == ground_truth_id for d in _read(path)[0])
+    hint = " (it is a tumour dataset: use load_dataset)" if tumour else ""
+    raise KeyError(f"unknown ground-truth id {ground_truth_id!r}{hint}; the registry's ground_truth section has: {known}")
 
 
 # --------------------------------------------------------------------------- unverified candidates
