@@ -260,7 +260,7 @@ def prepare(ctx, gene_sets, *, random_state, weights) -> HusiPlan:
         pos[gs.idx] = np.arange(len(gs.idx))
         positions.append(pos)
         set_weights.append(w.to_numpy(dtype=np.float64))
-        info.append({"n_model_genes": int(len(model)) if weights is None else int(gs.n_genes)})
+        info.append({"n_model_genes": int(len(model))})
     return HusiPlan(positions, set_weights, info, params)
 
 
