@@ -42,7 +42,8 @@ from ._dask import (
 )
 from ._dask import score  # noqa: F811  (dispatch: dask-backed X -> score_dask, else the in-memory _driver.score)
 from ._gsva import kernel_terms as gsva_kernel_terms
-from ._husi import husi_minmax, husi_scores, husi_sse_split, load_husi_model
+from ._husi import load_husi_model
+from ._husi_api import husi_minmax, husi_scores, husi_sse_split
 from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
