@@ -21,9 +21,11 @@ def husi_scores(adata, *, layer: str | None = None, husi_scale: str = "raw", mir
 
     Method: Nature Aging (2025), doi:10.1038/s43587-025-00886-2; equal to the authors' ``cal_hUSI``
     (``pandas.Series.corr(method="spearman")`` of each cell's values of the model genes present,
-    zeros included, with their weights; ties averaged) to ~1e-15, in one sparse pass (see
-    :mod:`sasp_atlas.engines._husi`). A dask-backed matrix is scored chunk by chunk
-    (:func:`sasp_atlas.engines.score_dask`). ``adata`` is not modified.
+    zeros included, with their weights; ties averaged) to rounding (< 1e-16 measured on the Wu cells and
+    the Marthandan bulk samples), in one sparse pass (see :mod:`sasp_atlas.engines._husi`). A
+    dask-backed matrix is scored chunk by chunk (:func:`sasp_atlas.engines.score_dask`). A symbol
+    repeated in ``var_names`` is read from its first column (the driver's rule). ``adata`` is not
+    modified.
 
     Parameters
     ----------
@@ -43,8 +45,8 @@ def husi_scores(adata, *, layer: str | None = None, husi_scale: str = "raw", mir
     Returns
     -------
     pandas.Series
-        float64, indexed by ``obs_names``, named ``"husi"`` (NaN where a cell has no expressed model
-        gene: no correlation, as in pandas). ``.attrs`` holds ``n_model_genes`` (13,346),
+        float64, indexed by ``obs_names``, named ``"husi"`` (NaN where a cell's model-gene values are
+        all equal, e.g. all zero: no correlation, as in pandas). ``.attrs`` holds ``n_model_genes`` (13,346),
         ``genes_used``, ``coverage`` (model genes present / 13,346), ``low_coverage``,
         ``husi_scale``, ``reference`` and the model's URL and sha256.
     """
