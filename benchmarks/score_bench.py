@@ -32,7 +32,17 @@ all of it: gene statistics, control genes, kernel, output), ``scanpy_loop`` (30 
 - ``gsva_ssgsea_r``: GSVA ``gsva(expr, gsets, method="ssgsea")`` (defaults) on the dense genes x cells
   matrix (``as.matrix`` of it, not timed: GSVA's documented input).
 
-Both run in a fresh ``Rscript`` (``benchmarks/_r/score_bench.R``, R 4.2.2, Seurat 4.3.0, GSVA 1.46
+hUSI (issue 26): ``sasp_atlas_husi`` (:func:`sasp_atlas.engines.husi_scores`: the hUSI model's genes against
+its weights, one column) and ``husi_authors``, the authors' ``cal_hUSI`` loop (``sc/hUSI.py``: dense
+matrix of the model genes, pandas ``Series.corr(method="spearman")`` per cell, min-max), re-implemented
+here as written. For both rows the first 13,346 benchmark genes are named after the model's genes (in
+the model file's order; the other 6,654 keep their ``G`` names), so every cell has ~1,300 model genes
+expressed. The authors' loop takes ~6 ms per cell: it is timed on the first ``--husi-authors-cells``
+cells (default 1,000; warm-up on 20 cells) and its ratio to ``sasp_atlas_husi`` is per cell
+(``husi_authors/sasp_atlas_husi (per cell)``; target >= 100 at 10,000 cells). Targets also:
+``sasp_atlas_husi/floor`` <= 20 (at 50,000 cells) and extra memory <= 0.3 x the matrix.
+
+Both R references run in a fresh ``Rscript`` (``benchmarks/_r/score_bench.R``, R 4.2.2, Seurat 4.3.0, GSVA 1.46
 here) that reads the same cached ``.npy`` arrays the Python workers load (the cells x genes CSR
 arrays are the genes x cells ``dgCMatrix``: no second copy of the matrix on disk); only the scoring
 call is timed (``proc.time``), after a warm-up on 100 cells (R compiles nothing; the warm-up loads
@@ -82,8 +92,12 @@ WARMUP_CELLS = 2_000
 R_WARMUP_CELLS = 100  # R compiles nothing: its warm-up only loads the packages' lazy code
 METHODS = ("floor", "sasp_atlas_scanpy", "sasp_atlas_expected", "sasp_atlas_ucell", "sasp_atlas_aucell",
            "sasp_atlas_seurat", "sasp_atlas_ssgsea", "scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r",
-           "gsva_ssgsea_r")
-SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r", "gsva_ssgsea_r"}
+           "gsva_ssgsea_r", "sasp_atlas_husi", "husi_authors")
+SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r", "gsva_ssgsea_r", "husi_authors"}
+#: rows scored against the hUSI model (benchmark genes renamed after the model's genes) and the warm-up of
+#: the authors' loop (~6 ms a cell: its warm-up only loads pandas' and scipy's code)
+HUSI_ROWS = {"sasp_atlas_husi", "husi_authors"}
+HUSI_AUTHORS_WARMUP_CELLS = 20
 CHILD_PROCESSES = {"pyucell"}
 #: R reference -> (method argument of benchmarks/_r/score_bench.R, the sasp_atlas row it is compared with)
 R_METHODS = {"seurat_r": ("seurat", "sasp_atlas_seurat"), "gsva_ssgsea_r": ("ssgsea", "sasp_atlas_ssgsea")}
@@ -212,10 +226,55 @@ def _floor_kernel(data, indices, n_blocks):
     return sums.sum(), xors
 
 
+def husi_var_names(names: np.ndarray) -> np.ndarray:
+    """The benchmark genes with the first 13,346 named after the hUSI model's genes (model file order)."""
+    from sasp_atlas.engines import load_husi_model
+
+    model = np.asarray(load_husi_model().index, dtype=object)
+    out = names.astype(object).copy()
+    k = min(len(model), len(out))
+    out[:k] = model[:k]
+    return out
+
+
+def husi_authors():
+    """``cal_hUSI`` of the authors' ``sc/hUSI.py`` (WJPina/HUSI@b46437b) as written, reading the verified model
+    file; its ``minmax`` is applied to the array (as written it subtracts a float from a list)."""
+    import pandas as pd
+
+    from sasp_atlas.sources import fetch_resource
+
+    model_csv = fetch_resource("husi2025_senescence_index")["SenOCLR_features.csv"]
+
+    def minmax(x):
+        return (x - min(x)) / (max(x) - min(x))
+
+    def cal_hUSI(adata):
+        w = pd.read_csv(model_csv, index_col=0)
+        genes = set(w.index) & set(adata.var_names)
+        try:
+            exp = adata[:, list(genes)].X.todense()
+        except AttributeError:
+            exp = adata[:, list(genes)].X
+        exp = pd.DataFrame(exp, index=adata.obs_names, columns=list(genes))
+        score = []
+        for row in range(len(exp)):
+            score.append(w.Weight[list(genes)].corr(exp.iloc[row], method="spearman"))
+        score = minmax(np.asarray(score))
+        return pd.Series(score, index=adata.obs_names)
+    return cal_hUSI
+
+
 def _method(name: str, sigs: dict[str, list[str]]):
     """A callable ``f(adata)`` for method ``name``."""
     if name == "floor":
         return lambda a: _floor_kernel(a.X.data, a.X.indices, numba.get_num_threads())
+    if name == "sasp_atlas_husi":
+        from sasp_atlas.engines import husi_scores
+
+        return husi_scores
+    if name == "husi_authors":
+        return husi_authors()
     if name.startswith("sasp_atlas_"):
         import sasp_atlas
 
@@ -257,9 +316,9 @@ def worker(name: str, folder: Path, repeats: int, n_cells: int | None = None) ->
                       shape=(n_cells, len(names)))
     X.has_sorted_indices = True
     adata = ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
-                       var=pd.DataFrame(index=names))
+                       var=pd.DataFrame(index=husi_var_names(names) if name in HUSI_ROWS else names))
     run = _method(name, signatures())
-    small = adata[: min(WARMUP_CELLS, adata.n_obs)].copy()
+    small = adata[: min(HUSI_AUTHORS_WARMUP_CELLS if name == "husi_authors" else WARMUP_CELLS, adata.n_obs)].copy()
     t0 = time.perf_counter()
     run(small)
     warmup = time.perf_counter() - t0
@@ -362,6 +421,9 @@ def main(argv=None):
     ap.add_argument("--r-cells", nargs="*", default=[], metavar="[NAME=]N",
                     help="time the R references (all, or NAME) on the first N cells only, and their sasp_atlas "
                          "rows again on the same cells (recorded as '<row>@N') for the ratio")
+    ap.add_argument("--husi-authors-cells", type=int, default=1_000,
+                    help="time the authors' hUSI loop (husi_authors, ~6 ms a cell) on the first N cells only; its "
+                         "ratio to sasp_atlas_husi is per cell")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "sasp_atlas_bench")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--update", action="store_true",
@@ -398,6 +460,8 @@ def main(argv=None):
         try:
             if name in R_METHODS:
                 rec = r_worker(name, folder, repeats, r_cells[name])
+            elif name == "husi_authors" and args.husi_authors_cells < args.cells:
+                rec = _run_worker(name, folder, repeats, args.husi_authors_cells)
             else:
                 rec = _run_worker(name, folder, repeats)
         except RSkipped as e:
@@ -437,6 +501,16 @@ def main(argv=None):
         row = engine if cells == args.cells else f"{engine}@{cells}"
         result["ratios"][key] = _ratio(m, ref, row)
         result["ratio_cells"][key] = cells
+    # hUSI: the engine on all cells, the authors' loop on its first cells, compared per cell
+    result["ratios"]["sasp_atlas_husi/floor"] = _ratio(m, "sasp_atlas_husi", "floor")
+    result["ratio_cells"]["sasp_atlas_husi/floor"] = args.cells
+    key = "husi_authors/sasp_atlas_husi (per cell)"
+    if "husi_authors" in m and "sasp_atlas_husi" in m:
+        per_cell = {k: m[k]["seconds"] / m[k].get("cells", args.cells) for k in ("husi_authors", "sasp_atlas_husi")}
+        result["ratios"][key] = per_cell["husi_authors"] / per_cell["sasp_atlas_husi"]
+    else:
+        result["ratios"][key] = None
+    result["ratio_cells"][key] = m.get("husi_authors", {}).get("cells", args.cells)
     result["extra_over_matrix"] = {
         k: v["peak_extra_mib"] / (_matrix_mib(folder, v["cells"]) if v.get("cells", args.cells) != args.cells
                                   else result["matrix_mib"])
@@ -452,9 +526,10 @@ def main(argv=None):
     targets = {"scanpy_loop/sasp_atlas_scanpy": ">= 100", "sasp_atlas_scanpy/floor": "<= 15",
                "sasp_atlas_expected/floor": "<= 5", "pyucell/sasp_atlas_ucell": ">= 10",
                "decoupler_aucell/sasp_atlas_aucell": "(no target)", "seurat_r/sasp_atlas_seurat": ">= 50",
-               "gsva_ssgsea_r/sasp_atlas_ssgsea": ">= 10"}
+               "gsva_ssgsea_r/sasp_atlas_ssgsea": ">= 10", "sasp_atlas_husi/floor": "<= 20",
+               "husi_authors/sasp_atlas_husi (per cell)": ">= 100"}
     for k, v in result["ratios"].items():
-        print(f"{k:>36}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]:>11}   (medians, "
+        print(f"{k:>40}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]:>11}   (medians, "
               f"{result['ratio_cells'][k]:,} cells)")
     print("peak extra memory / matrix bytes: target <= 0.3 for the sasp_atlas rows")
     if args.json:

@@ -61,9 +61,17 @@ def one_numba_thread():
         numba.set_num_threads(default)
 
 
+def method_params(adata: ad.AnnData, method: str) -> dict:
+    """``husi`` correlates expression with model weights: a weight for every gene (ties included), fixed per name."""
+    if method != "husi":
+        return {}
+    names = pd.Index(adata.var_names.astype(str))
+    return {"weights": pd.Series([float((int(n.lstrip("G")) * 7) % 5) for n in names], index=names)}
+
+
 def scores(adata: ad.AnnData, signatures: dict, method: str) -> pd.DataFrame:
     try:
-        sasp_atlas.score(adata, signatures, method=method)
+        sasp_atlas.score(adata, signatures, method=method, **method_params(adata, method))
     except RuntimeError as exc:  # scanpy (and its engine) refuse a matrix whose expression bins hold no control gene
         if "no control genes" in str(exc):
             reject()

@@ -17,7 +17,12 @@ expected  scanpy's score averaged over its control draws (seed-free)       its o
 seurat    per-gene control draws, cut_number bins (Seurat 4.3)             R ``AddModuleScore``
 ssgsea    rank-weighted random-walk sum, range-normalised (Barbie 2009)    R GSVA 1.46 ``ssgsea``
 gsva      kernel-CDF ranks, KS-like walk (Hanzelmann 2013)                 R GSVA 1.46 ``gsva``
+husi      Spearman rho of expression with the hUSI model weights (2025)   ``cal_hUSI`` (raw rho)
 ========  ==============================================================  =====================
+
+``husi`` scores a model, not a signature: :func:`husi_scores` scores the hUSI model's genes
+against its weights (one column, raw rho); :func:`husi_minmax` and :func:`husi_sse_split` are the
+authors' data-set-relative transforms.
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ from ._dask import (
 )
 from ._dask import score  # noqa: F811  (dispatch: dask-backed X -> score_dask, else the in-memory _driver.score)
 from ._gsva import kernel_terms as gsva_kernel_terms
+from ._husi import load_husi_model
+from ._husi_api import husi_minmax, husi_scores, husi_sse_split
 from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
            "MatrixContext", "compute_scores", "group_means", "METHODS", "DEFAULT_METHOD", "celltype_null", "draw_null_sets",
-           "NULL_COLUMNS", "gsva_kernel_terms"]
+           "NULL_COLUMNS", "gsva_kernel_terms", "husi_scores", "husi_minmax", "husi_sse_split", "load_husi_model"]
 __all__ += ["score_dask", "read_lazy", "DaskMatrixContext", "CorruptChunkError", "DASK_METHODS", "ALL_CELL_METHODS",
             "local_worker_config", "WORKER_ENVIRON"]

@@ -100,12 +100,12 @@ __all__ = [
 ]
 
 #: methods computed chunk by chunk (gene statistics from a reduction pass first)
-DASK_METHODS = ("scanpy", "expected", "seurat", "aucell", "ucell", "mean", "zmean")
+DASK_METHODS = ("scanpy", "expected", "seurat", "aucell", "ucell", "mean", "zmean", "husi")
 #: methods that need all cells at once (refused on a dask matrix)
 ALL_CELL_METHODS = ("ssgsea", "gsva")
 #: the gene statistics each method's ``prepare`` reads from the context
 _NEEDS = {"scanpy": ("f32",), "expected": ("exact",), "seurat": ("f64",), "aucell": ("moments",), "ucell": (),
-          "mean": (), "zmean": ("moments",)}
+          "mean": (), "zmean": ("moments",), "husi": ()}
 
 
 #: environment of the worker processes a LocalCluster starts (``local_worker_config``), measured on

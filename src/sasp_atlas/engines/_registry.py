@@ -6,7 +6,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from . import _aucell, _expected, _gsva, _mean, _scanpy, _seurat, _ssgsea, _ucell, _zmean
+from . import _aucell, _expected, _gsva, _husi, _mean, _scanpy, _seurat, _ssgsea, _ucell, _zmean
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "get_method", "list_methods"]
 
@@ -14,7 +14,7 @@ __all__ = ["METHODS", "DEFAULT_METHOD", "get_method", "list_methods"]
 DEFAULT_METHOD = "expected"
 
 _REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean,
-                                                               _seurat, _ssgsea, _gsva)}
+                                                               _seurat, _ssgsea, _gsva, _husi)}
 METHODS = tuple(_REGISTRY)
 
 

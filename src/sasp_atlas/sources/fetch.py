@@ -273,11 +273,20 @@ def fetch_dataset(dataset_id: str | Dataset, *, mirror: str | os.PathLike | None
 
 
 def fetch_resource(resource_id: str, *, mirror: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Fetch a reference resource's files (``{file name: verified path}``); see :func:`resource_mirror_dir`."""
+    """Fetch a reference resource's files (``{file name: verified path}``).
+
+    Mirror: the resource mirror (:func:`resource_mirror_dir`) if it holds the file, else the data
+    mirror laid out as for datasets, ``<mirror>/<resource id>/<file>`` (e.g. the hUSI model in
+    ``husi2025_senescence_index/``); either is verified against the registry hashes.
+    """
     res = get_resource(resource_id)
     rdir = resource_mirror_dir(mirror)
-    return {f["name"]: fetch_file(res, f, mirror=mirror, mirror_candidate=(rdir / f["name"]) if rdir else None)
-            for f in res.files}
+
+    def candidate(f: dict) -> Path | None:
+        found = rdir / f["name"] if rdir else None
+        return found if found is not None and found.exists() else None  # None: fetch_file tries the data mirror
+
+    return {f["name"]: fetch_file(res, f, mirror=mirror, mirror_candidate=candidate(f)) for f in res.files}
 
 
 # --------------------------------------------------------------------------- registry pin
