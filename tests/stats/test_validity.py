@@ -74,13 +74,21 @@ def test_validity_label_thresholds():
 
 
 def test_pool_validity_out_of_sample():
-    rows = [{"signature": "s", "method": "m", "control": "proliferating", "benchmark": b, "n_units": 5, "auroc": a,
+    # an in vitro (proliferating) and an in vivo (untreated control) data set pool as "non-senescent";
+    # a quiescent comparison never joins them
+    rows = [{"signature": "s", "method": "m", "control": c, "benchmark": b, "n_units": 5, "auroc": a,
              "ci_low": lo, "ci_high": hi, "training_overlap": ov, "label": "detects"}
-            for b, a, lo, hi, ov in (("trained_on", 0.98, 0.9, 1.0, True), ("new", 0.62, 0.52, 0.72, False))]
-    pooled = pool_validity(pd.DataFrame(rows)).iloc[0]
+            for b, c, a, lo, hi, ov in (("trained_on", "proliferating", 0.98, 0.9, 1.0, True),
+                                        ("new", "control", 0.62, 0.52, 0.72, False),
+                                        ("new", "quiescent", 0.4, 0.3, 0.5, False))]
+    both = pool_validity(pd.DataFrame(rows)).set_index("control")
+    assert set(both.index) == {"non-senescent", "quiescent"} and both.loc["quiescent", "n_benchmarks"] == 1
+    assert "one data set" in both.loc["quiescent", "ci_method"]
+    pooled = both.loc["non-senescent"]
     assert pooled["n_benchmarks"] == 2 and pooled["training_overlap"] and pooled["overlapping_benchmarks"] == "trained_on"
     assert pooled["n_benchmarks_out_of_sample"] == 1 and pooled["auroc_out_of_sample"] == pytest.approx(0.62)
     assert pooled["label"] == "weak" and pooled["label_basis"] == "out of sample"
+    assert "t(1)" in pooled["ci_method"]  # two data sets: Knapp-Hartung with t(1)
     only = pool_validity(pd.DataFrame(rows[:1])).iloc[0]
     assert only["label"] == "detects" and only["label_basis"].startswith("training data only")
 

@@ -193,7 +193,7 @@ def sample_effects(scores: pd.DataFrame, groups: np.ndarray, samples: np.ndarray
 
 def pool(effects: np.ndarray, variances: np.ndarray, *, bounds: tuple[float, float] | None = None,
          intervals: tuple[np.ndarray, np.ndarray] | None = None, small_k: int = SMALL_K,
-         small_k_test: str = "adhoc") -> dict:
+         small_k_test: str = "adhoc", unit: str = "tumour") -> dict:
     """Random-effects pooling of per-sample ``effects`` with their sampling ``variances``.
 
     Returns ``estimate, se, ci_low, ci_high, tau2, i2, pi_low, pi_high, k`` (``k`` the number of
@@ -204,11 +204,12 @@ def pool(effects: np.ndarray, variances: np.ndarray, *, bounds: tuple[float, flo
     ``small_k`` samples, the Knapp-Hartung adjustment with ``t(k-1)`` quantiles: ``small_k_test``
     ``"adhoc"`` (default; the standard error never below the unadjusted one, metafor ``test = "adhoc"``),
     ``"knha"`` (plain, metafor ``test = "knha"``) or ``"z"`` (no adjustment). ``bounds`` (e.g. ``(0, 1)``
-    for an AUROC) clips the interval ends to the measure's range.
+    for an AUROC) clips the interval ends to the measure's range. ``unit`` names the pooled unit in
+    ``ci_method`` (``tumour``, ``strain``, ``data set``).
     """
     if small_k_test not in ("adhoc", "knha", "z"):
         raise ValueError(f"small_k_test must be 'adhoc', 'knha' or 'z', not {small_k_test!r}")
-    out = _pool(effects, variances, intervals, small_k, small_k_test)
+    out = _pool(effects, variances, intervals, small_k, small_k_test, unit)
     if bounds is not None:
         for key in ("ci_low", "ci_high", "pi_low", "pi_high"):
             if np.isfinite(out[key]):
@@ -216,7 +217,7 @@ def pool(effects: np.ndarray, variances: np.ndarray, *, bounds: tuple[float, flo
     return out
 
 
-def _pool(effects, variances, intervals, small_k: int, small_k_test: str) -> dict:
+def _pool(effects, variances, intervals, small_k: int, small_k_test: str, unit: str) -> dict:
     e = np.asarray(effects, dtype=np.float64)
     v = np.asarray(variances, dtype=np.float64)
     ok = np.isfinite(e) & np.isfinite(v) & (v > 0)
@@ -230,10 +231,10 @@ def _pool(effects, variances, intervals, small_k: int, small_k_test: str) -> dic
         se = float(np.sqrt(v[0]))
         if intervals is not None:
             lo, hi = (float(np.asarray(x, dtype=np.float64)[ok][0]) for x in intervals)
-            method = "one tumour: its own interval"
+            method = f"one {unit}: its own interval"
         else:
             lo, hi = float(e[0] - Z95 * se), float(e[0] + Z95 * se)
-            method = "one tumour: Wald interval over its cells"
+            method = f"one {unit}: Wald interval"
         return dict(estimate=float(e[0]), se=se, ci_low=lo, ci_high=hi, tau2=nan, i2=nan, pi_low=nan, pi_high=nan,
                     k=1, ci_method=method)
     with warnings.catch_warnings():

@@ -12,8 +12,9 @@ Method (methods page, "Which signatures detect senescence?"):
   Paule-Mandel, Knapp-Hartung ad hoc t intervals below 5 units), then **over data sets** the same way
   (:func:`pool_validity`), once with every data set and once leaving out those the signature or index
   was derived from or trained on (``training_overlap``).
-* **Control classes are never pooled**: proliferating and quiescent controls are separate comparisons
-  (``control``).
+* **Quiescent controls are never pooled** with proliferating ones: they are separate comparisons
+  (``control``); across data sets, proliferating (in vitro) and untreated (in vivo) controls form the
+  ``non-senescent`` group (:data:`CONTROL_GROUPS`).
 * **Label** (:func:`validity_label`): ``detects`` (AUROC >= :data:`DETECTS_AUROC`, interval above 0.5),
   ``weak`` (interval above 0.5, AUROC below that), ``no signal`` (interval covers 0.5), ``inverse``
   (interval below 0.5: the signature scores senescent samples lower), ``untested`` (no ground truth with
@@ -30,12 +31,15 @@ from scipy.stats import rankdata
 
 from .effects import auroc_interval, pool
 
-__all__ = ["VALIDITY_COLUMNS", "POOLED_VALIDITY_COLUMNS", "DETECTS_AUROC", "VALIDITY_LABELS", "unit_aurocs",
-           "signature_validity", "pool_validity", "validity_label"]
+__all__ = ["VALIDITY_COLUMNS", "POOLED_VALIDITY_COLUMNS", "DETECTS_AUROC", "VALIDITY_LABELS", "CONTROL_GROUPS",
+           "unit_aurocs", "signature_validity", "pool_validity", "validity_label"]
 
 #: a signature "detects" senescence when its pooled AUROC reaches this with its interval above 0.5
 DETECTS_AUROC = 0.75
 VALIDITY_LABELS = ("detects", "weak", "no signal", "inverse", "untested")
+#: control classes pooled across data sets: proliferating cells (in vitro) and untreated controls (in vivo)
+#: are both non-senescent cycling-competent references; quiescent cells are never pooled with them
+CONTROL_GROUPS = {"proliferating": "non-senescent", "control": "non-senescent", "quiescent": "quiescent"}
 VALIDITY_COLUMNS = ["signature", "method", "benchmark", "control", "design", "n_units", "n_senescent", "n_control",
                     "auroc", "ci_low", "ci_high", "se", "tau2", "ci_method", "k_perfect", "min_unit_ci_low", "coverage",
                     "n_genes", "n_genes_used", "training_overlap", "label", "flag"]
@@ -106,7 +110,8 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
 
     ``coverage``: signature -> (genes used, genes in the set); a signature whose coverage fails
     ``min_coverage_ok(used, total)`` (e.g. ``not is_low_coverage``) is ``untested`` on this data set.
-    ``training_overlap``: signature -> whether this data set was used to derive or train it.
+    ``training_overlap``: signature -> whether this data set was used to derive or train it (``None``:
+    unknown, the source does not list every data set it used; counted as no overlap and flagged).
     """
     coverage = coverage or {}
     training_overlap = training_overlap or {}
@@ -120,23 +125,30 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
                                 control=control)
             base = {"signature": sig, "method": method, "benchmark": benchmark, "control": control,
                     "coverage": cov, "n_genes": total, "n_genes_used": used,
-                    "training_overlap": bool(training_overlap.get(sig, False))}
+                    "training_overlap": training_overlap.get(sig, False) is True}
             if units.empty:
                 continue
             flags = []
             if not enough:
                 flags.append("too few of its genes measured here")
-            res = pool(units["auroc"], units["var"], bounds=(0, 1), intervals=(units["ci_low"], units["ci_high"]))
+            design = units["design"].iloc[0]
+            res = pool(units["auroc"], units["var"], bounds=(0, 1), intervals=(units["ci_low"], units["ci_high"]),
+                       unit="unit" if design == "within units" else "comparison of units")
             k_perfect = int(units["auroc"].isin([0.0, 1.0]).sum())
-            if k_perfect:
+            if k_perfect and design == "within units":
                 flags.append(f"perfect separation in {k_perfect} of {len(units)} units (lowest per-unit bound "
                              f"{units['ci_low'].min():.2f})")
+            elif k_perfect:
+                flags.append(f"perfect separation of the units ({int(units['n_senescent'].iloc[0])} senescent vs "
+                             f"{int(units['n_control'].iloc[0])} control; lower bound {units['ci_low'].min():.2f})")
             if base["training_overlap"]:
                 flags.append("data set used to derive or train it: not out of sample")
+            elif training_overlap.get(sig, False) is None:
+                flags.append("training overlap unknown: its source does not list every data set it used")
             label = validity_label(res["estimate"], res["ci_low"], res["ci_high"]) if enough else "untested"
-            rows.append({**base, "design": units["design"].iloc[0],
+            rows.append({**base, "design": design,
                          "n_units": int(units["n_senescent"].sum() + units["n_control"].sum())
-                         if units["design"].iloc[0] == "units compared" else len(units),
+                         if design == "units compared" else len(units),
                          "n_senescent": int(units["n_senescent"].sum()), "n_control": int(units["n_control"].sum()),
                          "auroc": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"], "se": res["se"],
                          "tau2": res["tau2"], "ci_method": res["ci_method"], "k_perfect": k_perfect,
@@ -147,15 +159,18 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
 def _pool_rows(g: pd.DataFrame) -> dict:
     lo, hi = g["ci_low"].to_numpy(), g["ci_high"].to_numpy()
     var = ((hi - lo) / (2 * 1.959963984540054)) ** 2
-    return pool(g["auroc"].to_numpy(), var, bounds=(0, 1), intervals=(lo, hi))
+    return pool(g["auroc"].to_numpy(), var, bounds=(0, 1), intervals=(lo, hi), unit="data set")
 
 
 def pool_validity(table: pd.DataFrame) -> pd.DataFrame:
-    """Pool each signature x method x control over the ground-truth data sets (random effects on the
-    data sets' pooled AUROCs, each weighted by the variance its interval implies), with every data set
-    and out of sample (leaving out ``training_overlap`` data sets). ``label`` is from the out-of-sample
-    estimate when one exists (``label_basis`` says which). Columns :data:`POOLED_VALIDITY_COLUMNS`."""
+    """Pool each signature x method x control group (:data:`CONTROL_GROUPS`: ``non-senescent`` =
+    proliferating or untreated controls; ``quiescent`` apart) over the ground-truth data sets (random
+    effects on the data sets' pooled AUROCs, each weighted by the variance its interval implies), with
+    every data set and out of sample (leaving out ``training_overlap`` data sets). ``label`` is from the
+    out-of-sample estimate when one exists (``label_basis`` says which). Columns
+    :data:`POOLED_VALIDITY_COLUMNS` (``control``: the control group)."""
     rows = []
+    table = table.assign(control=table["control"].map(CONTROL_GROUPS).fillna(table["control"]))
     tested = table[table["label"] != "untested"]
     for (sig, method, control), g in table.groupby(["signature", "method", "control"], sort=True):
         t = tested[(tested["signature"] == sig) & (tested["method"] == method) & (tested["control"] == control)]
