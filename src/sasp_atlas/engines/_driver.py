@@ -283,6 +283,18 @@ def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = Fa
     its random sets from); later contexts of the same dask array reuse them, so a run that scores
     and then computes the null reads the chunks for their statistics once. In memory there is
     nothing to share: each context computes its statistics when first read.
+
+    Parameters
+    ----------
+    X
+        The matrix that will be scored (``adata.X`` or a layer).
+    method
+        The scoring method (its ``MethodMeta.gene_statistics``); ``ssgsea`` and ``gsva`` are refused
+        on a dask array.
+    null
+        Also the scanpy-order gene means of the null's random sets.
+    progress, compute_kwargs
+        As for :func:`score` (dask-backed ``X`` only).
     """
     meta = get_method(method).META
     ctx = matrix_context(X, progress=progress, compute_kwargs=compute_kwargs)
