@@ -220,3 +220,41 @@ def test_pseudobulk_gene_sums_equal_in_memory_and_scanpy_aggregate(client, mgh):
     order = want.obs_names.get_indexer(pd.Index(labels))
     assert (order >= 0).all() and len(labels) > 3
     np.testing.assert_allclose(got, want_sum[order], rtol=1e-5, atol=1e-3)
+
+
+def test_a_new_method_module_runs_in_memory_and_on_dask(monkeypatch):
+    """A method is a ``MethodMeta``, a ``prepare(ctx, gene_sets, *, random_state, ...)`` returning a
+    ``Plan`` and a registry line: the one driver then scores it, and its null, in memory and on a
+    dask array alike (its statistic declared, or read when first needed)."""
+    from types import SimpleNamespace
+
+    from sasp_atlas.engines import MethodMeta, _registry
+    from sasp_atlas.engines._base import LinearPlan
+
+    def prepare(ctx, gene_sets, *, random_state, shift):
+        means = ctx.scanpy_gene_means
+        W = sp.lil_matrix((ctx.n_vars, len(gene_sets)))
+        for k, gs in enumerate(gene_sets):
+            W[gs.idx, k] = 1.0 / len(gs.idx)
+        offset = np.array([shift - means[gs.idx].mean() for gs in gene_sets])
+        return LinearPlan(W, offset, params={"shift": shift})
+
+    for declared in ((), ("scanpy_gene_means",)):
+        meta = MethodMeta(name="centred_mean", description="toy", value_range=(-np.inf, np.inf), reference="",
+                          assumptions="", kind="linear", defaults={"shift": 0.5}, gene_statistics=declared)
+        monkeypatch.setitem(_registry._REGISTRY, "centred_mean", SimpleNamespace(META=meta, prepare=prepare))
+        adata = _synthetic(600, 300)
+        adata.obs["cell_type"] = np.where(np.arange(adata.n_obs) % 3 == 0, "A", "B")
+        sigs = _synthetic_sets(adata)
+        ref = sasp_atlas.score(adata, sigs, method="centred_mean", copy=True)
+        lazy = _dask_twin(adata, 170)
+        lazy.obs["cell_type"] = adata.obs["cell_type"].to_numpy()
+        sasp_atlas.score(lazy, sigs, method="centred_mean", compute_kwargs={"scheduler": "synchronous"})
+        np.testing.assert_allclose(lazy.obsm["sasp_scores"].to_numpy(), ref.obsm["sasp_scores"].to_numpy(),
+                                   rtol=0, atol=1e-12)
+        assert lazy.uns["sasp_scores"]["params"]["shift"] == 0.5
+        want = celltype_null(adata, sigs, method="centred_mean", n_null=5, seed=1)
+        got = celltype_null(lazy, sigs, method="centred_mean", n_null=5, seed=1,
+                            compute_kwargs={"scheduler": "synchronous"})
+        num = want.select_dtypes("number").columns
+        np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=1e-9)
