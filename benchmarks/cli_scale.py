@@ -3,7 +3,7 @@
     SASP_ATLAS_MIRROR=../shared/data flock /tmp/bench.lock python benchmarks/cli_scale.py \
         --cache-dir /work/.cache/scale_bench --json benchmarks/results/cli_500k.json
 
-``scale_bench.py`` times the engine (``score_dask``); this times the command a user runs: reading and
+``scale_bench.py`` times the engine (``sasp_atlas.score`` on a dask array); this times the command a user runs: reading and
 checking the store, harmonising 500,000 cells, the statistics pass, the scores, the per-patient
 tables, the expression-matched null, writing ``scored.zarr`` and (second run) the report on its
 ``--report-cells`` subsample. The scale store's genes are named ``G00000``...; a user's file has

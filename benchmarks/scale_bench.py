@@ -14,7 +14,7 @@
 2. **Dask runs**: a ``LocalCluster`` on 127.0.0.1 with 2 workers x 1 thread whose total
    ``memory_limit`` is at most a third of the matrix (``data + indices + indptr`` bytes), then 1
    worker with the same per-worker limit; each run scores the 30 signatures of ``score_bench``
-   with ``sasp_atlas.engines.score_dask`` from the lazily read zarr (``read_lazy``). Recorded: wall
+   with ``sasp_atlas.engines.score`` from the lazily read zarr (``read_lazy``). Recorded: wall
    time, peak RSS of the client, scheduler and every worker (``ru_maxrss`` of each process), bytes
    spilled to disk (the workers' ``disk-write`` digests), per-chunk task durations.
 3. **In-memory reference**: the same engine in memory (``sasp_atlas.score``) on the first 50,000
@@ -213,7 +213,7 @@ def phase_dask(path: Path, n_workers: int, memory_limit: int, method: str, chunk
     import distributed
 
     from sasp_atlas.data.lazy import read_lazy
-    from sasp_atlas.engines import local_worker_config, score_dask
+    from sasp_atlas.engines import local_worker_config, score
 
     # one malloc arena per worker process (zarr's decoding threads otherwise each keep one, and their
     # fragments count against the limit), and no pausing at 80%: the ~0.5 GB a worker starts with
@@ -228,14 +228,14 @@ def phase_dask(path: Path, n_workers: int, memory_limit: int, method: str, chunk
         startup = time.perf_counter() - t_start
         # warm-up on one chunk (imports, numba cache loads in every worker), not timed
         warm = read_lazy(path, chunk_rows=2_000)[: 2_000 * n_workers]
-        score_dask(warm, sigs, method=method)
+        score(warm, sigs, method=method)
         client.run(lambda: __import__("gc").collect())
         adata = read_lazy(path, chunk_rows=chunk_rows)
         if slice_cells:
             adata = adata[:slice_cells]
         with distributed.get_task_stream(client) as ts:
             t0 = time.perf_counter()
-            score_dask(adata, sigs, method=method)
+            score(adata, sigs, method=method)
             seconds = time.perf_counter() - t0
         durations: dict[str, list[float]] = {}
         for task in ts.data:

@@ -1,5 +1,5 @@
-"""The dask engine path (``sasp_atlas.engines._dask``) equals the in-memory engines, through a real
-``LocalCluster`` (2 worker processes on 127.0.0.1), and refuses damaged chunks by name."""
+"""The dask registration of the driver (``sasp_atlas.engines._dask``) equals the in-memory engines,
+through a real ``LocalCluster`` (2 worker processes on 127.0.0.1), and refuses damaged chunks by name."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from sasp_atlas.engines import (
     CorruptChunkError,
     DaskMatrixContext,
     MatrixContext,
+    celltype_null,
+    matrix_context,
     read_lazy,
     load_husi_model,
-    score_dask,
 )
-from sasp_atlas.engines._seurat import gene_averages
 
 SIGS = ["senmayo", "fridman_senescence_up", "reactome_sasp", "kamminga_senescence"]
 
@@ -60,7 +60,7 @@ def _synthetic_sets(adata, seed=1) -> dict[str, list[str]]:
 def _assert_twins(adata, sigs, method, chunk_rows, **kw):
     ref = sasp_atlas.score(adata, sigs, method=method, copy=True, **kw)
     lazy = _dask_twin(adata, chunk_rows)
-    sasp_atlas.score(lazy, sigs, method=method, **kw)  # the public entry point routes dask to score_dask
+    sasp_atlas.score(lazy, sigs, method=method, **kw)  # the one driver, with the dask context
     assert lazy.uns["sasp_scores"]["params"]["backend"] == "dask"
     got, want = lazy.obsm["sasp_scores"], ref.obsm["sasp_scores"]
     assert list(got.columns) == list(want.columns) and (got.index == want.index).all()
@@ -99,7 +99,7 @@ def test_gene_statistics_equal_in_memory_bit_for_bit(client, wu):
         ctx = DaskMatrixContext(_dask_twin(wu, rows).X)
         np.testing.assert_array_equal(ctx.scanpy_gene_means, mem.scanpy_gene_means)
         np.testing.assert_array_equal(ctx.exact_gene_means, mem.exact_gene_means)
-        np.testing.assert_array_equal(ctx.seurat_gene_averages, gene_averages(mem))
+        np.testing.assert_array_equal(ctx.seurat_gene_averages, mem.seurat_gene_averages)
         np.testing.assert_array_equal(ctx.column_nnz, mem.column_nnz)
         for a, b in zip(ctx.gene_mean_sd, mem.gene_mean_sd):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
@@ -125,8 +125,16 @@ def test_all_cell_methods_are_refused_by_name(method):
     lazy = _dask_twin(adata, 50)
     with pytest.raises(ValueError, match=f"{method}.*all cells"):
         sasp_atlas.score(lazy, _synthetic_sets(adata), method=method)
-    with pytest.raises(TypeError, match="not a dask array"):
-        score_dask(adata, _synthetic_sets(adata), method="mean")
+    lazy.obs["cell_type"] = "A"
+    with pytest.raises(ValueError, match=f"{method}.*all cells"):
+        celltype_null(lazy, _synthetic_sets(adata), method=method, n_null=2)
+
+
+def test_matrix_context_dispatches_on_the_array_type():
+    X = _synthetic(200, 300).X
+    assert type(matrix_context(X)) is MatrixContext
+    assert type(matrix_context(X.toarray())) is MatrixContext
+    assert type(matrix_context(da.from_array(X, chunks=(50, -1), asarray=False))) is DaskMatrixContext
 
 
 def _write_chunked_zarr(adata, path, chunk=4096, indptr_chunk=None):
@@ -192,15 +200,66 @@ def test_missing_chunk_file_is_a_named_error(client, tmp_path):
 def test_celltype_null_dask_equals_in_memory(client, mgh, method):
     """The null of the atlas tables (same random sets, same group means) from pseudobulk gene sums
     (linear methods) or per-chunk score sums (ucell)."""
-    from sasp_atlas.engines import celltype_null
-    from sasp_atlas.engines._dask import celltype_null_dask
-
     lazy = _dask_twin(mgh, 900)
     lazy.obs["cell_type"] = mgh.obs["cell_type"].to_numpy()
     want = celltype_null(mgh, SIGS[:2], method=method, n_null=25, seed=3)
-    got = celltype_null_dask(lazy, SIGS[:2], method=method, n_null=25, seed=3)
+    got = celltype_null(lazy, SIGS[:2], method=method, n_null=25, seed=3)
     assert list(got.columns) == list(want.columns) and len(got) == len(want) > 4
     num = want.select_dtypes("number").columns
     np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=1e-9)
     assert (got["signature"] == want["signature"]).all() and (got["cell_type"] == want["cell_type"]).all()
     assert got["null_sd"].gt(0).all()
+
+
+def test_pseudobulk_gene_sums_equal_in_memory_and_scanpy_aggregate(client, mgh):
+    """The dask context's per-group gene sums (the null's pseudobulk) equal the in-memory context's and
+    ``scanpy.get.aggregate(..., func="sum")`` per (sample, cell type)."""
+    sc = pytest.importorskip("scanpy")
+    groups = mgh.obs["sample"].astype(str) + "_" + mgh.obs["cell_type"].astype(str)
+    codes, labels = pd.factorize(groups, sort=True)
+    mem = MatrixContext(mgh.X).group_gene_sums(codes, len(labels))
+    got = DaskMatrixContext(_dask_twin(mgh, 600).X).group_gene_sums(codes, len(labels))
+    np.testing.assert_allclose(got, mem, rtol=1e-12, atol=1e-9)
+    want = sc.get.aggregate(mgh, by=["sample", "cell_type"], func="sum")
+    want_sum = want.layers["sum"].toarray() if sp.issparse(want.layers["sum"]) else np.asarray(want.layers["sum"])
+    order = want.obs_names.get_indexer(pd.Index(labels))
+    assert (order >= 0).all() and len(labels) > 3
+    np.testing.assert_allclose(got, want_sum[order], rtol=1e-5, atol=1e-3)
+
+
+def test_a_new_method_module_runs_in_memory_and_on_dask(monkeypatch):
+    """A method is a ``MethodMeta``, a ``prepare(ctx, gene_sets, *, random_state, ...)`` returning a
+    ``Plan`` and a registry line: the one driver then scores it, and its null, in memory and on a
+    dask array alike (its statistic declared, or read when first needed)."""
+    from types import SimpleNamespace
+
+    from sasp_atlas.engines import MethodMeta, _registry
+    from sasp_atlas.engines._base import LinearPlan
+
+    def prepare(ctx, gene_sets, *, random_state, shift):
+        means = ctx.scanpy_gene_means
+        W = sp.lil_matrix((ctx.n_vars, len(gene_sets)))
+        for k, gs in enumerate(gene_sets):
+            W[gs.idx, k] = 1.0 / len(gs.idx)
+        offset = np.array([shift - means[gs.idx].mean() for gs in gene_sets])
+        return LinearPlan(W, offset, params={"shift": shift})
+
+    for declared in ((), ("scanpy_gene_means",)):
+        meta = MethodMeta(name="centred_mean", description="toy", value_range=(-np.inf, np.inf), reference="",
+                          assumptions="", kind="linear", defaults={"shift": 0.5}, gene_statistics=declared)
+        monkeypatch.setitem(_registry._REGISTRY, "centred_mean", SimpleNamespace(META=meta, prepare=prepare))
+        adata = _synthetic(600, 300)
+        adata.obs["cell_type"] = np.where(np.arange(adata.n_obs) % 3 == 0, "A", "B")
+        sigs = _synthetic_sets(adata)
+        ref = sasp_atlas.score(adata, sigs, method="centred_mean", copy=True)
+        lazy = _dask_twin(adata, 170)
+        lazy.obs["cell_type"] = adata.obs["cell_type"].to_numpy()
+        sasp_atlas.score(lazy, sigs, method="centred_mean", compute_kwargs={"scheduler": "synchronous"})
+        np.testing.assert_allclose(lazy.obsm["sasp_scores"].to_numpy(), ref.obsm["sasp_scores"].to_numpy(),
+                                   rtol=0, atol=1e-12)
+        assert lazy.uns["sasp_scores"]["params"]["shift"] == 0.5
+        want = celltype_null(adata, sigs, method="centred_mean", n_null=5, seed=1)
+        got = celltype_null(lazy, sigs, method="centred_mean", n_null=5, seed=1,
+                            compute_kwargs={"scheduler": "synchronous"})
+        num = want.select_dtypes("number").columns
+        np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=1e-9)

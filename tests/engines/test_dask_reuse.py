@@ -13,8 +13,7 @@ import scipy.sparse as sp
 
 import sasp_atlas
 from sasp_atlas.data import lazy as lazy_io
-from sasp_atlas.engines import DaskMatrixContext, MatrixContext, read_lazy
-from sasp_atlas.engines._dask import celltype_null_dask, reduce_statistics
+from sasp_atlas.engines import DaskMatrixContext, MatrixContext, celltype_null, read_lazy, reduce_statistics
 
 SYNC = {"scheduler": "synchronous"}
 
@@ -70,7 +69,7 @@ def test_a_run_reads_each_chunk_once_for_its_statistics(store, monkeypatch):
     assert len(reads) == n_chunks == 4
     sasp_atlas.score(lazy, sigs, method="expected", compute_kwargs=SYNC)
     assert len(reads) == 2 * n_chunks
-    null = celltype_null_dask(lazy, sigs, method="expected", n_null=20, seed=3, compute_kwargs=SYNC)
+    null = celltype_null(lazy, sigs, method="expected", n_null=20, seed=3, compute_kwargs=SYNC)
     assert len(reads) == 3 * n_chunks
     # and the results are the in-memory ones
     ref = sasp_atlas.score(adata, sigs, method="expected", copy=True).obsm["sasp_scores"]

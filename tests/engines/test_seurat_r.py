@@ -30,7 +30,6 @@ from sasp_atlas.engines._driver import MatrixContext
 from sasp_atlas.engines._seurat import (
     RRandom,
     cut_number,
-    gene_averages,
     r_qnorm,
     r_quantile7,
     r_seq_unit,
@@ -216,7 +215,7 @@ def r_scores(request, tmp_path_factory) -> dict:
 
 def test_gene_averages_equal_r_rowmeans(r_scores):
     """Bit for bit: the bins (and so the control draws) hang on these averages."""
-    np.testing.assert_array_equal(gene_averages(MatrixContext(r_scores["adata"].X)), r_scores["means"])
+    np.testing.assert_array_equal(MatrixContext(r_scores["adata"].X).seurat_gene_averages, r_scores["means"])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -243,7 +242,7 @@ def test_joint_call_equals_addmodulescore_on_wu(r_scores, seed):
     X = wu.X.astype(np.float64)
     pos = pd.Index(wu.var_names.astype(str))
     sets = [pos.get_indexer(genes) for genes in signatures.values()]
-    controls = seurat_control_genes(gene_averages(MatrixContext(wu.X)), sets, seed=seed)
+    controls = seurat_control_genes(MatrixContext(wu.X).seurat_gene_averages, sets, seed=seed)
     for name, sig, ctrl in zip(signatures, sets, controls, strict=True):
         got = np.asarray(X[:, sig].mean(axis=1)).ravel() - np.asarray(X[:, ctrl].mean(axis=1)).ravel()
         diff = np.max(np.abs(got - ref[f"{name}|joint|seed={seed}"].to_numpy()))

@@ -24,8 +24,7 @@ from anndata import AnnData
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
-from ..engines import DEFAULT_METHOD, score
-from ..engines._dask import ALL_CELL_METHODS, DASK_METHODS, celltype_null_dask, reduce_statistics
+from ..engines import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, celltype_null, reduce_statistics, score
 from ..genes import coverage_table, present_genes, resolve_signatures
 from ..sources import Dataset
 from ..stats import add_q_values, celltype_scores, sample_effects
@@ -163,7 +162,7 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
     table = celltype_scores(adata, dataset_id=ds.id, cancer_type=prov.get("cancer_type", "unknown"),
                             cancer_type_ontology_id=prov.get("cancer_type_ontology_id", ""),
                             random_state=random_state, min_cells=min_cells, effects=effects)
-    null = celltype_null_dask(adata, sigs, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
+    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
     table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
                         .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
                         how="left")

@@ -18,6 +18,7 @@ from ..engines import DEFAULT_METHOD, husi_scores, score
 from ..genes import SignatureResolutionWarning, get_signature, is_low_coverage, list_signatures, present_genes
 from ..sources import list_ground_truth
 from ..stats.validity import VALIDITY_COLUMNS, pool_validity, signature_validity, unit_aurocs
+from .pipeline import results_dir
 
 __all__ = ["VALIDITY_METHODS", "HUSI", "run_validity", "validity_labels", "score_ground_truth"]
 
@@ -54,8 +55,6 @@ def run_validity(out_dir: str | Path | None = None, *, signatures: Sequence[str]
     Writes and returns ``signature_validity`` (:data:`sasp_atlas.stats.validity.VALIDITY_COLUMNS`),
     ``signature_validity_units`` and ``signature_validity_pooled``. A mouse-only signature is untested
     (the mouse ground truth is mapped to human genes and scored with the human sets)."""
-    from .pipeline import results_dir
-
     cat = list_signatures()
     human = list(cat.loc[cat["species"] == "human", "id"]) if signatures is None else list(signatures)
     mouse_only = [] if signatures is not None else list(cat.loc[cat["species"] != "human", "id"])

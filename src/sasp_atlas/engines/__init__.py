@@ -1,9 +1,11 @@
 """Scoring engines: one module per method, one shared driver (decoupler-style method registry).
 
 Every method is a small module with its numba kernel, a :class:`MethodMeta` record (name,
-description, value range, reference DOI, input assumptions, parameters) and a ``prepare`` function;
-:mod:`._driver` does the gene matching, batching over cells and output for all of them, so every
-method takes the same inputs and writes the same ``adata`` slots.
+description, value range, reference DOI, input assumptions, parameters, the gene statistics it
+reads) and a ``prepare`` function, listed in :mod:`._registry`; :mod:`._driver` does the gene
+matching, batching over cells and output for all of them, in memory or on a dask array of row
+chunks (:mod:`._dask`, registered with :func:`matrix_context`), so every method takes the same
+inputs and writes the same ``adata`` slots.
 
 ========  ==============================================================  =====================
 method    score                                                            equals
@@ -27,28 +29,30 @@ authors' data-set-relative transforms.
 
 from __future__ import annotations
 
+import importlib
+
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
-from ._driver import MatrixContext, compute_scores, group_means, score
-from ._dask import (
-    ALL_CELL_METHODS,
-    DASK_METHODS,
-    CorruptChunkError,
-    DaskMatrixContext,
-    WORKER_ENVIRON,
-    local_worker_config,
-    read_lazy,
-    score_dask,
-)
-from ._dask import score  # noqa: F811  (dispatch: dask-backed X -> score_dask, else the in-memory _driver.score)
+from ._driver import MatrixContext, compute_scores, group_means, matrix_context, reduce_statistics, score
 from ._gsva import kernel_terms as gsva_kernel_terms
 from ._husi import load_husi_model
 from ._husi_api import husi_minmax, husi_scores, husi_sse_split
-from ._registry import DEFAULT_METHOD, METHODS, get_method, list_methods
+from ._registry import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, METHODS, get_method, list_methods
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
+#: names whose modules import dask, imported when first used (``sasp_atlas.engines.DaskMatrixContext``)
+_DASK_NAMES = {"DaskMatrixContext": "sasp_atlas.engines._dask", "WORKER_ENVIRON": "sasp_atlas.engines._dask",
+               "local_worker_config": "sasp_atlas.engines._dask", "read_lazy": "sasp_atlas.data.lazy",
+               "CorruptChunkError": "sasp_atlas.data.lazy"}
+
 __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
-           "MatrixContext", "compute_scores", "group_means", "METHODS", "DEFAULT_METHOD", "celltype_null", "draw_null_sets",
-           "NULL_COLUMNS", "gsva_kernel_terms", "husi_scores", "husi_minmax", "husi_sse_split", "load_husi_model"]
-__all__ += ["score_dask", "read_lazy", "DaskMatrixContext", "CorruptChunkError", "DASK_METHODS", "ALL_CELL_METHODS",
-            "local_worker_config", "WORKER_ENVIRON"]
+           "MatrixContext", "matrix_context", "compute_scores", "group_means", "reduce_statistics", "METHODS",
+           "DEFAULT_METHOD", "DASK_METHODS", "ALL_CELL_METHODS", "celltype_null", "draw_null_sets", "NULL_COLUMNS",
+           "gsva_kernel_terms", "husi_scores", "husi_minmax", "husi_sse_split", "load_husi_model",
+           *_DASK_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _DASK_NAMES:
+        return getattr(importlib.import_module(_DASK_NAMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,6 +44,7 @@ META = MethodMeta(
                 "(zeros and shared counts) broken by a seeded random gene order",
     kind="rank",
     defaults={"n_up": None},
+    gene_statistics=("column_nnz",),
 )
 
 

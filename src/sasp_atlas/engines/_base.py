@@ -1,8 +1,12 @@
 """What every scoring method provides: a metadata record and a *plan* the driver runs.
 
 A method module (``_scanpy``, ``_aucell``, ...) holds its numba kernel, a :class:`MethodMeta`
-record and a ``prepare(context, gene_sets, **params)`` function returning a :class:`Plan`. The
-driver (:mod:`._driver`) owns everything else: gene matching, chunking over cells, output.
+record and a ``prepare(context, gene_sets, *, random_state, **params)`` function returning a
+:class:`Plan`; a line in :mod:`._registry` makes it a method. The driver (:mod:`._driver`) owns
+everything else: gene matching, the matrix context (in memory or a dask array of row chunks),
+chunking over cells, output. ``prepare`` reads the matrix only through the context's gene
+statistics (``scanpy_gene_means``, ``exact_gene_means``, ``seurat_gene_averages``, ``column_nnz``,
+``gene_mean_sd``), so the same method runs in memory and on a dask array.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ class MethodMeta:
     assumptions: str
     kind: str  # "linear" (score = X @ W + offset) or "rank" (per-cell ranks)
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: the context's gene statistics ``prepare`` reads: a dask-backed matrix reduces them in one pass
+    #: over its chunks before ``prepare`` (any other statistic is reduced when first read)
+    gene_statistics: tuple[str, ...] = ()
+    #: the scores depend on all cells at once (``prepare`` reads the whole matrix): refused on a dask array
+    all_cells: bool = False
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "value_range": self.value_range,

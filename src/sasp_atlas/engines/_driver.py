@@ -1,24 +1,31 @@
-"""The shared driver: one code path from ``adata`` + signatures to scores, for every method.
+"""The shared driver: one code path from ``adata`` + signatures to scores, for every method and array type.
 
 1. **Gene matching** (:func:`match_gene_sets`): signature genes are de-duplicated (first occurrence
    kept), split into those present in ``var_names`` (used) and those absent (reported, never
    silently dropped); a signature with no gene present is an error naming it.
-2. **Matrix statistics** (:class:`MatrixContext`): the per-gene quantities some methods need (the
-   scanpy-exact gene means, stored entries per gene, float64 mean and SD) computed lazily, once,
-   from the sparse matrix.
+2. **Matrix context** (:func:`matrix_context`): the matrix as the kernels read it and the per-gene
+   statistics every method's ``prepare`` reads (the scanpy-exact gene means, exact means, Seurat's
+   gene averages, stored entries per gene, float64 mean and SD), computed lazily, once. One
+   function dispatched on the array type (as scanpy's ``get.aggregate``): an in-memory matrix gives
+   a :class:`MatrixContext`, a dask array of row chunks a
+   :class:`~sasp_atlas.engines._dask.DaskMatrixContext` (registered when the first dask array is
+   seen), which reduces the same statistics over the chunks and runs the same plans per chunk.
 3. **Batching**: a method's :class:`~._base.Plan` is run over row ranges of the CSR arrays, with
    no copy of ``X`` (dense input is converted to CSR one block of rows at a time). Reductions over
    cells (per-group means, :func:`group_means`) go chunk by chunk, so only a chunk of scores
    exists at once; for linear methods they reduce ``X`` to per-group gene sums first (exact,
    since the score is linear in the cell's values).
-4. **Output** (:func:`score`): ``adata.obsm["sasp_scores"]`` and ``adata.uns["sasp_scores"]``.
+4. **Output** (:func:`score`, written by one writer for every array type):
+   ``adata.obsm["sasp_scores"]`` and ``adata.uns["sasp_scores"]``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from collections.abc import Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, singledispatch
 from typing import Any
 
 import numba
@@ -28,7 +35,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from ..genes import GeneSet, is_low_coverage, match_gene_sets, resolve_signatures
-from ._base import Plan
+from ._base import MethodMeta, Plan
 from ._linear import add_exact, csr_column_moments, csr_group_gene_sums, exact_column_sums, exact_means
 from ._registry import get_method
 
@@ -107,6 +114,20 @@ class MatrixContext:
         return exact_means(sums, self.n_obs)
 
     @cached_property
+    def seurat_gene_averages(self) -> np.ndarray:
+        """Every gene's average over all cells as Seurat's ``Matrix::rowMeans`` (the bins of ``seurat``):
+        summed cell by cell in float64."""
+        sums = np.zeros(self.n_vars)
+        step = 1 << 17  # float64 values and intp indices of at most 131k stored values at a time (2 MiB; same order)
+        for _, _, (indptr, indices, data, s, e) in self.row_blocks():
+            for lo in range(int(indptr[s]), int(indptr[e]), step):
+                hi = min(lo + step, int(indptr[e]))
+                # bincount adds its weights in input order, as np.add.at did (the same float64 sums), ~20x faster
+                sums += np.bincount(indices[lo:hi], weights=np.asarray(data[lo:hi], dtype=np.float64),
+                                    minlength=self.n_vars)
+        return sums / self.n_obs
+
+    @cached_property
     def _first_moments(self) -> tuple[np.ndarray, np.ndarray]:
         if self.is_csr:
             nnz, s, _ = csr_column_moments(self.X.indptr, self.X.indices, self.X.data, self.n_vars,
@@ -145,40 +166,88 @@ class MatrixContext:
         sd = np.sqrt(ss / max(self.n_obs - 1, 1))
         return mean, sd
 
+    # what the driver asks of a context; a dask context does the same over its chunks
+    def check_method(self, meta: MethodMeta) -> None:
+        """Refuse a method this context cannot run (every method runs in memory)."""
 
-def compute_scores(ctx: MatrixContext, plan: Plan) -> np.ndarray:
-    """All cells x all sets of ``plan`` (float64)."""
-    out = np.zeros((ctx.n_obs, plan.n_sets), dtype=np.float64)
-    for r0, r1, (indptr, indices, data, s, e) in ctx.row_blocks():
-        plan.compute(indptr, indices, data, s, e, out[r0:r1])
-    return out
+    def prefetch(self, statistics: Sequence[str]) -> None:
+        """Compute the gene ``statistics`` (names of this class's properties) ahead of ``prepare``. In
+        memory each is computed when first read, so there is nothing to do; a dask context reduces them
+        in one pass over its chunks."""
 
+    def scores(self, plan: Plan) -> np.ndarray:
+        """All cells x all sets of ``plan`` (float64)."""
+        out = np.zeros((self.n_obs, plan.n_sets), dtype=np.float64)
+        for r0, r1, (indptr, indices, data, s, e) in self.row_blocks():
+            plan.compute(indptr, indices, data, s, e, out[r0:r1])
+        return out
 
-def group_means(ctx: MatrixContext, plan: Plan, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean score per group: ``(n_groups, n_sets)`` and the group sizes. ``codes < 0``: no group.
+    def group_gene_sums(self, codes: np.ndarray, n_groups: int, weights: sp.spmatrix | None = None) -> np.ndarray:
+        """Per-group gene sums of ``X`` (pseudobulk; ``(n_groups, n_vars)`` float64; ``codes < 0``: no
+        group), or with ``weights`` (genes x k) their product ``(n_groups, k)``, taken block by block."""
+        out = np.zeros((n_groups, self.n_vars if weights is None else weights.shape[1]))
+        for r0, r1, (indptr, indices, data, s, e) in self.row_blocks():
+            G = csr_group_gene_sums(indptr, indices, data, s, e, codes[r0:r1] if not self.is_csr else codes,
+                                    n_groups, self.n_vars, numba.get_num_threads())
+            out += G if weights is None else np.asarray((weights.T @ G.T).T)
+        return out
 
-    Linear plans: group gene sums of ``X`` (one pass) times ``W``. Other plans: scores chunk by
-    chunk (at most :data:`CHUNK_BYTES` of them at once), summed per group.
-    """
-    codes = np.asarray(codes, dtype=np.int64)
-    counts = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
-    sums = np.zeros((n_groups, plan.n_sets))
-    if plan.linear is not None:
-        W, offset = plan.linear
-        for r0, r1, (indptr, indices, data, s, e) in ctx.row_blocks():
-            G = csr_group_gene_sums(indptr, indices, data, s, e, codes[r0:r1] if not ctx.is_csr else codes,
-                                    n_groups, ctx.n_vars, numba.get_num_threads())
-            sums += np.asarray((W.T @ G.T).T)
-        sums += counts[:, None] * offset[None, :]
-    else:
+    def group_score_sums(self, plan: Plan, codes: np.ndarray, n_groups: int) -> np.ndarray:
+        """Per-group sums of the scores of ``plan`` (``(n_groups, n_sets)``), at most :data:`CHUNK_BYTES`
+        of scores at once."""
+        sums = np.zeros((n_groups, plan.n_sets))
         max_rows = max(1, CHUNK_BYTES // (8 * max(plan.n_sets, 1)))
-        for r0, r1, (indptr, indices, data, s, e) in ctx.row_blocks(max_rows=max_rows):
+        for r0, r1, (indptr, indices, data, s, e) in self.row_blocks(max_rows=max_rows):
             chunk = np.zeros((r1 - r0, plan.n_sets))
             plan.compute(indptr, indices, data, s, e, chunk)
             c = codes[r0:r1]
             keep = c >= 0
             onehot = sp.csr_matrix((np.ones(keep.sum()), (c[keep], np.flatnonzero(keep))), shape=(n_groups, r1 - r0))
             sums += onehot @ chunk
+        return sums
+
+    def backend_params(self) -> dict[str, Any]:
+        """What :func:`score` records about the array type in ``uns[key_added]["params"]`` (nothing in memory)."""
+        return {}
+
+
+def _is_dask_array(X) -> bool:
+    dask_array = sys.modules.get("dask.array")  # a dask array exists only once dask.array is imported
+    return dask_array is not None and isinstance(X, dask_array.Array)
+
+
+@singledispatch
+def matrix_context(X, *, progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None) -> MatrixContext:
+    """The context the driver scores ``X`` through: :class:`MatrixContext` for an in-memory matrix
+    (``progress`` and ``compute_kwargs`` do not apply), :class:`~sasp_atlas.engines.DaskMatrixContext`
+    for a dask array of row chunks (``progress``: status and progress bars; ``compute_kwargs``: passed
+    to ``dask.compute``). The dask context is registered, and dask imported, when a dask array is first seen."""
+    if _is_dask_array(X):
+        importlib.import_module(f"{__package__}._dask")  # registers DaskMatrixContext for dask arrays
+        return matrix_context(X, progress=progress, compute_kwargs=compute_kwargs)
+    return MatrixContext(X)
+
+
+def compute_scores(ctx: MatrixContext, plan: Plan) -> np.ndarray:
+    """All cells x all sets of ``plan`` (float64), for any context."""
+    return ctx.scores(plan)
+
+
+def group_means(ctx: MatrixContext, plan: Plan, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean score per group: ``(n_groups, n_sets)`` and the group sizes. ``codes < 0``: no group.
+
+    Linear plans: group gene sums of ``X`` (one pass) times ``W``. Other plans: scores chunk by
+    chunk, summed per group (:meth:`MatrixContext.group_score_sums`).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
+    if plan.linear is not None:
+        W, offset = plan.linear
+        # a new array (not +=): its memory order, which the row means of the null tables follow, is the same
+        # whether the context's product comes C- or F-ordered
+        sums = ctx.group_gene_sums(codes, n_groups, weights=W) + counts[:, None] * offset[None, :]
+    else:
+        sums = ctx.group_score_sums(plan, codes, n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None], counts
 
@@ -192,20 +261,69 @@ def group_codes(adata: AnnData, group_by: str) -> tuple[np.ndarray, list[str]]:
     return np.asarray(cat.codes, dtype=np.int64), [str(c) for c in cat.categories]
 
 
-def build_plan(method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, random_state: int | None,
-               params: Mapping[str, Any]) -> Plan:
-    meta = method_module.META
+def resolve_params(meta: MethodMeta, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The method's defaults updated by ``params``; an unknown name is an error listing the valid ones."""
     unknown = set(params) - set(meta.defaults)
     if unknown:
         allowed = ", ".join(meta.defaults) or "none"
         raise TypeError(f"method {meta.name!r} has no parameter(s) {sorted(unknown)}; its parameters: {allowed}")
-    resolved = {**meta.defaults, **params}
+    return {**meta.defaults, **params}
+
+
+def build_plan(method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, random_state: int | None,
+               params: Mapping[str, Any]) -> Plan:
+    resolved = resolve_params(method_module.META, params)
     return method_module.prepare(ctx, gene_sets, random_state=random_state, **resolved)
+
+
+def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = False,
+                      compute_kwargs: Mapping[str, Any] | None = None) -> None:
+    """Compute ahead, in one pass over a dask array's chunks, the gene statistics that :func:`score`
+    with ``method`` reads (with ``null``, also those :func:`~sasp_atlas.engines.celltype_null` draws
+    its random sets from); later contexts of the same dask array reuse them, so a run that scores
+    and then computes the null reads the chunks for their statistics once. In memory there is
+    nothing to share: each context computes its statistics when first read.
+
+    Parameters
+    ----------
+    X
+        The matrix that will be scored (``adata.X`` or a layer).
+    method
+        The scoring method (its ``MethodMeta.gene_statistics``); ``ssgsea`` and ``gsva`` are refused
+        on a dask array.
+    null
+        Also the scanpy-order gene means of the null's random sets.
+    progress, compute_kwargs
+        As for :func:`score` (dask-backed ``X`` only).
+    """
+    meta = get_method(method).META
+    ctx = matrix_context(X, progress=progress, compute_kwargs=compute_kwargs)
+    ctx.check_method(meta)
+    ctx.prefetch((("scanpy_gene_means",) if null else ()) + meta.gene_statistics)
+
+
+def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: list[GeneSet], plan: Plan,
+                  scores: np.ndarray, *, random_state: int | None, layer: str | None,
+                  backend: Mapping[str, Any]) -> None:
+    """Write ``adata.obsm[key_added]`` and ``adata.uns[key_added]``: the one writer of every method and array type."""
+    info: dict[str, Any] = {}
+    for gs, extra in zip(gene_sets, plan.set_info, strict=True):
+        info[gs.name] = {"genes_used": [str(g) for g in gs.used], "genes_missing": [str(g) for g in gs.missing],
+                         "n_genes": int(gs.n_genes), "n_control_genes": 0,
+                         "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes),
+                         **extra}
+    adata.obsm[key_added] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
+    adata.uns[key_added] = {
+        "method": meta.name,
+        "params": {"random_state": random_state, **plan.params, "layer": layer or "X", "reference": meta.reference,
+                   **backend},
+        "signatures": info,
+    }
 
 
 def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *, method: str = "scanpy",
           random_state: int | None = 0, layer: str | None = None, key_added: str = "sasp_scores", copy: bool = False,
-          **params) -> AnnData | None:
+          progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None, **params) -> AnnData | None:
     """Score every signature in one pass over the cells and store the results on ``adata``.
 
     Parameters
@@ -213,7 +331,12 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
     adata
         Cells x genes expression in ``.X`` (or ``layer``): log-normalised, not scaled (see each
         method's assumptions in :func:`sasp_atlas.engines.list_methods`). The matrix is never
-        modified or copied (except a non-CSR sparse matrix, converted once to CSR).
+        modified or copied (except a non-CSR sparse matrix, converted once to CSR). A dask array of
+        row chunks (e.g. from :func:`sasp_atlas.data.lazy.read_lazy`) is scored chunk by chunk on
+        the current dask scheduler, with the same plans and kernels and the same scores (the
+        expression bins exactly; see :mod:`sasp_atlas.engines._dask`), for the methods of
+        :data:`~sasp_atlas.engines.DASK_METHODS` (``ssgsea`` and ``gsva`` need all cells at once and
+        are refused).
     signatures
         Catalogue ids (see :func:`sasp_atlas.list_signatures`) or a mapping ``{name: genes}``.
     method
@@ -234,6 +357,11 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         Name of the ``obsm`` and ``uns`` slots written.
     copy
         Score a copy of ``adata`` and return it, leaving ``adata`` untouched.
+    progress
+        Dask-backed ``X`` only: a status line for the statistics pass and ``distributed.progress``
+        bars for the scores (with a ``distributed.Client``).
+    compute_kwargs
+        Dask-backed ``X`` only: passed to ``dask.compute`` (e.g. ``scheduler="synchronous"``).
     **params
         Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``ctrl``, ``nbin`` for seurat;
         ``n_up`` for aucell; ``max_rank``,
@@ -251,30 +379,21 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
             ``{"method", "params", "signatures": {id: {"genes_used", "genes_missing", "n_genes",
             "n_control_genes", "coverage", "low_coverage", ...}}}`` (``low_coverage``:
             :func:`sasp_atlas.genes.is_low_coverage`; ``n_control_genes`` is 0 for methods without
-            control genes; methods add their own facts, e.g. ``genes_undetected`` for aucell).
+            control genes; methods add their own facts, e.g. ``genes_undetected`` for aucell;
+            a dask-backed ``X`` adds ``params["backend"] = "dask"`` and ``params["n_chunks"]``).
 
         Nothing is written if any signature fails (a signature with no gene present is an error naming it).
     """
+    module = get_method(method)
     if copy:
         adata = adata.copy()
-    module = get_method(method)
+    ctx = matrix_context(adata.layers[layer] if layer else adata.X, progress=progress, compute_kwargs=compute_kwargs)
+    ctx.check_method(module.META)
     sigs = resolve_signatures(signatures)
-    X = adata.layers[layer] if layer else adata.X
-    ctx = MatrixContext(X)
     gene_sets = match_gene_sets(sigs, pd.Index(adata.var_names.astype(str)))
+    ctx.prefetch(module.META.gene_statistics)
     plan = build_plan(module, ctx, gene_sets, random_state=random_state, params=params)
-    scores = compute_scores(ctx, plan)
-    info: dict[str, Any] = {}
-    for gs, extra in zip(gene_sets, plan.set_info, strict=True):
-        info[gs.name] = {"genes_used": [str(g) for g in gs.used], "genes_missing": [str(g) for g in gs.missing],
-                         "n_genes": int(gs.n_genes), "n_control_genes": 0,
-                         "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes),
-                         **extra}
-    adata.obsm[key_added] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
-    adata.uns[key_added] = {
-        "method": module.META.name,
-        "params": {"random_state": random_state, **plan.params, "layer": layer or "X",
-                   "reference": module.META.reference},
-        "signatures": info,
-    }
+    scores = ctx.scores(plan)
+    _store_scores(adata, key_added, module.META, gene_sets, plan, scores, random_state=random_state, layer=layer,
+                  backend=ctx.backend_params())
     return adata if copy else None

@@ -39,6 +39,7 @@ META = MethodMeta(
                 "matrix scored, so scores depend on the dataset's composition",
     kind="linear",
     defaults={"ctrl_size": 50, "n_bins": 25},
+    gene_statistics=("exact_gene_means",),
 )
 
 

@@ -68,6 +68,7 @@ META = MethodMeta(
                 "cost quadratic in cells",
     kind="rank",
     defaults={"tau": 1.0, "mx_diff": True, "abs_ranking": False},
+    all_cells=True,
 )
 
 # GSVA's kernel_estimation.c: bandwidth sd / SIGMA_FACTOR, Phi tabulated on [0, MAX] at RESOLUTION steps

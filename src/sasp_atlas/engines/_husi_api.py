@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from ..data import InputError
-from ._dask import score
+from ._driver import score
 from ._husi import HUSI_SCALES, REFERENCE, load_husi_model, model_provenance
 
 __all__ = ["husi_scores", "husi_minmax", "husi_sse_split"]
@@ -23,7 +23,7 @@ def husi_scores(adata, *, layer: str | None = None, husi_scale: str = "raw", mir
     (``pandas.Series.corr(method="spearman")`` of each cell's values of the model genes present,
     zeros included, with their weights; ties averaged) to rounding (< 1e-16 measured on the Wu cells and
     the Marthandan bulk samples), in one sparse pass (see :mod:`sasp_atlas.engines._husi`). A
-    dask-backed matrix is scored chunk by chunk (:func:`sasp_atlas.engines.score_dask`). A symbol
+    dask-backed matrix is scored chunk by chunk (:func:`sasp_atlas.engines.score` on a dask array). A symbol
     repeated in ``var_names`` is read from its first column (the driver's rule). ``adata`` is not
     modified.
 

@@ -352,6 +352,33 @@ def csr_column_moments(indptr, indices, data, n_genes, center, n_threads):
     return nnz.sum(axis=0), s.sum(axis=0), ss.sum(axis=0)
 
 
+@numba.njit(cache=True)
+def fold_column_sums(indptr, indices, data, acc):
+    """``acc[g] += x`` over the stored values in row order, in ``acc``'s dtype: scipy's ``ones @ X``
+    (float32 data summed in float32) or the float64 ``bincount`` order, continued across row chunks."""
+    for p in range(indptr[0], indptr[-1]):
+        acc[indices[p]] += data[p]
+
+
+@numba.njit(cache=True)
+def csr_chunk_moments(indptr, indices, data, n_rows, n_genes):
+    """Per gene over a block of rows: stored entries, sum, and squared deviations from the block's
+    mean (the ``n_rows - nnz`` implicit zeros included), float64; blocks combine by Chan et al.'s update."""
+    nnz = np.zeros(n_genes, dtype=np.int64)
+    s = np.zeros(n_genes)
+    for p in range(indptr[0], indptr[-1]):
+        nnz[indices[p]] += 1
+        s[indices[p]] += np.float64(data[p])
+    mean = s / max(n_rows, 1)
+    ss = np.zeros(n_genes)
+    for p in range(indptr[0], indptr[-1]):
+        d = np.float64(data[p]) - mean[indices[p]]
+        ss[indices[p]] += d * d
+    for g in range(n_genes):
+        ss[g] += (n_rows - nnz[g]) * mean[g] * mean[g]
+    return nnz, s, ss
+
+
 #: the fixed-point grid of :func:`exact_column_sums`: each stored value is truncated to a multiple of
 #: ``2**-EXACT_BITS`` and the multiples are summed as integers
 EXACT_BITS = 40

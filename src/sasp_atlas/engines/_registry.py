@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import _aucell, _expected, _gsva, _husi, _mean, _scanpy, _seurat, _ssgsea, _ucell, _zmean
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "get_method", "list_methods"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "DASK_METHODS", "ALL_CELL_METHODS", "get_method", "list_methods"]
 
 #: the atlas's score: seed-free (every table and verdict is the same for any random_state)
 DEFAULT_METHOD = "expected"
@@ -16,6 +16,10 @@ DEFAULT_METHOD = "expected"
 _REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean,
                                                                _seurat, _ssgsea, _gsva, _husi)}
 METHODS = tuple(_REGISTRY)
+#: methods that score each cell on its own values plus gene statistics, so chunk by chunk on a dask array
+DASK_METHODS = tuple(name for name, m in _REGISTRY.items() if not m.META.all_cells)
+#: methods that need all cells at once (``MethodMeta.all_cells``; refused on a dask array)
+ALL_CELL_METHODS = tuple(name for name, m in _REGISTRY.items() if m.META.all_cells)
 
 
 def get_method(name: str) -> ModuleType:

@@ -38,6 +38,7 @@ META = MethodMeta(
                 "of the matrix scored, so scores depend on the dataset's composition",
     kind="linear",
     defaults={"ctrl_size": 50, "n_bins": 25},
+    gene_statistics=("scanpy_gene_means",),
 )
 
 
@@ -78,19 +79,6 @@ def control_indices(sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, 
 
 def _rng(random_state: int | None) -> np.random.RandomState:
     return np.random.RandomState(random_state) if random_state is not None else np.random.mtrand._rand
-
-
-def scanpy_control_genes(gene_means: pd.Series, gene_list: pd.Index, *, ctrl_size: int = 50,
-                         n_bins: int = 25, random_state: int | None = 0) -> pd.Index:
-    """Control genes exactly as ``scanpy.tl.score_genes`` (1.11, ``ctrl_as_ref=True``) picks them.
-
-    ``gene_means``: mean of every gene over all cells, indexed by gene name (as
-    :attr:`._driver.MatrixContext.scanpy_gene_means`); ``gene_list``: the signature genes present.
-    """
-    bins = expression_bins(gene_means.to_numpy(), n_bins)
-    idx = gene_means.index.get_indexer(gene_list)
-    ctrl = control_indices(idx, bins, bin_members(bins), ctrl_size=ctrl_size, rng=_rng(random_state))
-    return gene_means.index[ctrl]
 
 
 def control_gene_plan(ctx, gene_sets, controls, params: dict) -> LinearPlan:

@@ -58,6 +58,7 @@ META = MethodMeta(
                 "random_state is Seurat's seed (Seurat's default is 1)",
     kind="linear",
     defaults={"ctrl": 100, "nbin": 24},
+    gene_statistics=("seurat_gene_averages",),
 )
 
 _TWO_POW_32_INV = 2.3283064365386963e-10  # MT_genrand: y * 2^-32, a double in [0, 1)
@@ -302,19 +303,6 @@ def seurat_control_genes(gene_means: np.ndarray, feature_sets: Sequence[np.ndarr
     return out
 
 
-def gene_averages(ctx) -> np.ndarray:
-    """Every gene's average over all cells, summed cell by cell in float64 (as ``Matrix::rowMeans``)."""
-    sums = np.zeros(ctx.n_vars)
-    step = 1 << 17  # float64 values and intp indices of at most 131k stored values at a time (2 MiB; same order)
-    for _, _, (indptr, indices, data, s, e) in ctx.row_blocks():
-        for lo in range(int(indptr[s]), int(indptr[e]), step):
-            hi = min(lo + step, int(indptr[e]))
-            # bincount adds its weights in input order, as np.add.at did (the same float64 sums), ~20x faster
-            sums += np.bincount(indices[lo:hi], weights=np.asarray(data[lo:hi], dtype=np.float64),
-                                minlength=ctx.n_vars)
-    return sums / ctx.n_obs
-
-
 def _seed(random_state: int | None) -> int:
     if random_state is None:
         return int(np.random.randint(0, 2**31 - 1))
@@ -325,7 +313,7 @@ def _seed(random_state: int | None) -> int:
 
 
 def prepare(ctx, gene_sets, *, random_state, ctrl, nbin) -> LinearPlan:
-    means = gene_averages(ctx)
+    means = ctx.seurat_gene_averages  # Matrix::rowMeans: float64 sums cell by cell
     seed = _seed(random_state)
     controls = {id(gs): seurat_control_genes(means, [gs.idx], ctrl=ctrl, nbin=nbin, seed=seed)[0] for gs in gene_sets}
 

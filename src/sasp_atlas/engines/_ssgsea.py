@@ -53,6 +53,7 @@ META = MethodMeta(
                 "ranking; normalised scores depend on every cell and set scored together (the common range)",
     kind="rank",
     defaults={"tau": 0.25, "ssgsea_norm": True},
+    all_cells=True,
 )
 
 

@@ -29,6 +29,7 @@ META = MethodMeta(
                 "depend on the dataset's cell-type composition",
     kind="linear",
     defaults={},
+    gene_statistics=("gene_mean_sd",),
 )
 
 

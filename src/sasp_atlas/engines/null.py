@@ -36,24 +36,28 @@ is recorded in ``DataFrame.attrs``. Signatures are scored on their present genes
 Speed. For the ``expected`` method (linear, seed-free controls) a cell type's mean score is a
 function of the cell type's mean expression of each gene: ``mean(G[S]) - control(S)``, where the
 control is the selection-probability-weighted mean of the touched bins' genes minus the set's own
-genes. :func:`_expected_group_means` computes the per-type gene means once (one pass over ``X``) and
+genes. :func:`_expected_group_means` takes the per-type gene means (one pass over ``X``) and
 then every random set in O(|S|), so 1,000 sets per signature cost about as much as one; the result
 equals the group means of :func:`sasp_atlas.score` exactly (tested).
+
+Array types. The matrix is read through the driver's context (:func:`~sasp_atlas.engines._driver.matrix_context`),
+so a dask array of row chunks gets the same random sets (from the same gene means) and the same
+table; its group means come from per-chunk pseudobulk gene sums (linear methods) or per-chunk score
+sums (``aucell``, ``ucell``), and ``ssgsea``/``gsva`` are refused.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from ..genes import GeneSet, match_gene_sets, resolve_signatures
-from ._driver import MatrixContext, build_plan, group_codes, group_means
-from ._linear import csr_group_gene_sums
+from ._driver import build_plan, group_codes, group_means, matrix_context, resolve_params
 from ._registry import get_method
 from ._scanpy import bin_members, expression_bins
 
@@ -81,22 +85,18 @@ def draw_null_sets(gene_means: np.ndarray, signature_idx: np.ndarray, *, n_null:
             for _ in range(n_null)]
 
 
-def _expected_group_means(ctx: MatrixContext, sets: list[np.ndarray], codes: np.ndarray, n_groups: int, *,
-                          ctrl_size: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Group means of the ``expected`` score of every gene set (positions): ``(n_groups, n_sets)``, counts."""
-    codes = np.asarray(codes, dtype=np.int64)
-    counts = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.float64)
-    sums = np.zeros((n_groups, ctx.n_vars))
-    for r0, r1, (indptr, indices, data, s, e) in ctx.row_blocks():
-        sums += csr_group_gene_sums(indptr, indices, data, s, e, codes[r0:r1] if not ctx.is_csr else codes,
-                                    n_groups, ctx.n_vars, numba.get_num_threads())
+def _expected_group_means(gene_sums: np.ndarray, counts: np.ndarray, gene_means: np.ndarray,
+                          sets: list[np.ndarray], *, ctrl_size: int, n_bins: int) -> np.ndarray:
+    """Group means of the ``expected`` score of every gene set (positions), ``(n_groups, n_sets)``, from
+    the per-group gene sums ``gene_sums`` of ``counts`` cells each and the gene means of the bins."""
+    n_groups, n_vars = gene_sums.shape
     with np.errstate(invalid="ignore", divide="ignore"):
-        G = sums / counts[:, None]  # groups x genes: mean expression of each gene per group
-    bins = expression_bins(ctx.exact_gene_means, n_bins)
+        G = gene_sums / counts[:, None]  # groups x genes: mean expression of each gene per group
+    bins = expression_bins(gene_means, n_bins)
     members = bin_members(bins)
     cuts = sorted(members)
-    bin_of = np.full(ctx.n_vars, -1, dtype=np.int64)
-    chance = np.zeros(ctx.n_vars)
+    bin_of = np.full(n_vars, -1, dtype=np.int64)
+    chance = np.zeros(n_vars)
     A = np.zeros((n_groups, len(cuts)))  # chance-weighted sum of each bin's gene means
     P = np.zeros(len(cuts))  # total chance of each bin
     for b, cut in enumerate(cuts):
@@ -111,7 +111,7 @@ def _expected_group_means(ctx: MatrixContext, sets: list[np.ndarray], codes: np.
         num = A[:, touched].sum(axis=1) - G[:, idx] @ chance[idx]
         den = P[touched].sum() - chance[idx].sum()
         out[:, k] = G[:, idx].mean(axis=1) - num / den
-    return out, counts
+    return out
 
 
 def _signature_rng(seed: int, name: str) -> np.random.Generator:
@@ -120,8 +120,7 @@ def _signature_rng(seed: int, name: str) -> np.random.Generator:
 
 def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, attrs: dict) -> pd.DataFrame:
     """The null table from group means: columns ``0 .. len(observed)-1`` hold the observed signatures,
-    then ``n_null`` columns per signature its random sets, in order (as :func:`celltype_null` scores them).
-    Shared by the in-memory and the dask null."""
+    then ``n_null`` columns per signature its random sets, in order (as :func:`celltype_null` scores them)."""
     n_sig = len(observed)
     rows = []
     for k, gs in enumerate(observed):
@@ -142,13 +141,14 @@ def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, a
 
 def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *,
                   method: str = "scanpy", group_by: str = "cell_type", n_null: int = 100, seed: int = 0,
-                  n_bins: int = 25, random_state: int | None = 0, layer: str | None = None, **params) -> pd.DataFrame:
+                  n_bins: int = 25, random_state: int | None = 0, layer: str | None = None,
+                  compute_kwargs: Mapping[str, Any] | None = None, **params) -> pd.DataFrame:
     """Per (signature, cell type): observed mean score against ``n_null`` expression-matched random sets.
 
     Parameters
     ----------
     adata
-        Cells x genes (as for :func:`sasp_atlas.score`); not modified.
+        Cells x genes (as for :func:`sasp_atlas.score`, a dask array of row chunks included); not modified.
     signatures
         Catalogue ids or a mapping ``{name: genes}``.
     method, random_state, layer, params
@@ -162,6 +162,8 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
         Seed of the random gene sets (see the module docstring).
     n_bins
         Expression bins for matching (scanpy's binning).
+    compute_kwargs
+        Dask-backed ``X`` only: passed to ``dask.compute``.
 
     Returns
     -------
@@ -173,8 +175,10 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
     if n_null < 1:
         raise ValueError(f"n_null must be >= 1, not {n_null}")
     module = get_method(method)
+    ctx = matrix_context(adata.layers[layer] if layer else adata.X, compute_kwargs=compute_kwargs)
+    ctx.check_method(module.META)
+    ctx.prefetch(("scanpy_gene_means", *module.META.gene_statistics))  # the random sets' bins, then the method's
     sigs = resolve_signatures(signatures)
-    ctx = MatrixContext(adata.layers[layer] if layer else adata.X)
     var_names = pd.Index(adata.var_names.astype(str))
     observed = [GeneSet(gs.name, len(gs.used), gs.used, pd.Index([]), gs.idx)
                 for gs in match_gene_sets(sigs, var_names)]
@@ -185,12 +189,11 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
             null_sets.append(GeneSet(f"{gs.name}[null {j}]", len(idx), var_names[idx], pd.Index([]), idx))
     codes, labels = group_codes(adata, group_by)
     if module.META.name == "expected":  # linear and seed-free: every set from the per-type gene means
-        resolved = {**module.META.defaults, **params}
-        unknown = set(params) - set(module.META.defaults)
-        if unknown:
-            raise TypeError(f"method 'expected' has no parameter(s) {sorted(unknown)}")
-        means, counts = _expected_group_means(ctx, [gs.idx for gs in observed + null_sets], codes, len(labels),
-                                              ctrl_size=resolved["ctrl_size"], n_bins=resolved["n_bins"])
+        resolved = resolve_params(module.META, params)
+        counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.float64)
+        means = _expected_group_means(ctx.group_gene_sums(codes, len(labels)), counts, ctx.exact_gene_means,
+                                      [gs.idx for gs in observed + null_sets], ctrl_size=resolved["ctrl_size"],
+                                      n_bins=resolved["n_bins"])
         plan_params = dict(resolved)
     else:
         plan = build_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
