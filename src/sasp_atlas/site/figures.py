@@ -101,7 +101,8 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "dataset: raw scores are not compared across datasets).",
                "Intervals: random-effects over tumours, over cells where a dataset has one tumour. Filled points: "
                "replicated in >= 3 tumours; open: fewer. *: q < 0.05 for being higher than the other cells of the "
-               "same tumours (within-tumour permutation, Benjamini-Hochberg). Faded: low gene coverage."),
+               "same tumours (within-tumour permutation, Benjamini-Hochberg; shown as < 1e-16 below that floor, exact "
+               "in the CSV). Faded: low gene coverage (score not comparable; coverage and flag in the tooltip)."),
     FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
                "Mean log-normalised expression (colour) and share of cells expressing (size) of the {signature} genes "
                "per cell type and dataset.",
@@ -110,7 +111,8 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "For each row of the review's Table 2 and each dataset with its cell type: composition-balanced AUROC "
                "of the row's genes in that cell type against the other cells of the same tumours (95% interval).",
                "Pooled over tumours. Colour: verdict (supported needs the review's cancer type, AUROC >= 0.6 and the "
-               "interval above 0.5); filled: replicated in >= 3 tumours."),
+               "interval above 0.5; inconclusive: genes barely detected when every gene of the row is detected in "
+               "fewer than 10% of the tested cells); filled: replicated in >= 3 tumours."),
     FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
                "Jaccard index of the scored (HGNC-resolved) gene sets."),
     FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,
@@ -121,13 +123,18 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "AUROC of the {signature} score of each cell type against the other cells of the same tumour "
                "(0.5 = no difference), per dataset, grouped by cancer type.",
                "A scale-free effect, comparable across datasets and platforms; the mean raw score and its interval "
-               "are in the tooltip. Outlined: replicated in >= 3 tumours."),
+               "are in the tooltip. Outlined: replicated in >= 3 tumours; grey: low gene coverage (score not "
+               "comparable; coverage and flag in the tooltip). p- and q-values below 1e-16 are shown as < 1e-16 (the "
+               "CSV keeps the exact value)."),
     FigureSpec("fig-home-sasp-map", "The SASP map: which cell types express a SASP signature, per cancer",
                charts.sasp_map_chart,
                "Composition-balanced AUROC of the chosen signature in each cell type against the other cells of the "
                "same tumours (0.5 = no difference), per cancer type; choose the signature in the menu.",
-               "Filled squares rest on >= 3 tumours, open squares on fewer (the tooltip says how many tumours and "
-               "datasets). Click a square to open its dataset page."),
+               "The number is the count of named tumours (n.r.: only files whose patients are not recorded, never "
+               "counted as tumours); full colour: >= 3 named tumours, faded: fewer; grey: low gene coverage (score not "
+               "comparable). The tooltip gives the interval, tumours, cohorts, files with unrecorded patients, the gene "
+               "coverage and the row's flags (perfect separation, a comparison group without malignant cells). Click a "
+               "square to open its dataset page."),
 ]}
 
 
