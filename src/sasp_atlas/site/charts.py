@@ -242,7 +242,7 @@ def sasp_composition_chart(scores: pd.DataFrame) -> alt.Chart:
         order=alt.Order("class_order:Q"),
         tooltip=["cell_type", "class_label", alt.Tooltip("share:Q", format=".1%"),
                  alt.Tooltip("share_interval:N", title="95% interval"), alt.Tooltip("genes:N", title="class genes present"),
-                 "n_cells", "n_samples", "evidence"],
+                 "n_cells", "n_samples", "evidence", *_coverage_tooltips(df)],
     ).properties(width=460)  # a fixed width: the SVG/PNG downloads keep the legend (the page scales the SVG)
 
 
@@ -266,7 +266,8 @@ def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
         tooltip=["dataset", "cancer_type", "cell_type", "class_label",
                  alt.Tooltip("balanced_effect:Q", format=".2f", title="balanced AUROC"),
                  alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("share:Q", format=".1%"),
-                 "n_cells", "n_samples", "evidence", alt.Tooltip("n_genes_present:Q", title="class genes present")],
+                 "n_cells", "n_samples", "evidence", alt.Tooltip("n_genes_present:Q", title="class genes present"),
+                 *_coverage_tooltips(df)],
     ).properties(width=alt.Step(26), height=alt.Step(18)).facet(
         row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
                                                              labelFontWeight="bold", labelLimit=500)),
