@@ -327,6 +327,17 @@ def test_dataset_takeaways_say_the_flag_the_comparison_and_the_floor():
                           "n_samples": 1, "evidence": "samples not recorded"})
     top, _, scope = pages.dataset_takeaways(table, ["senmayo"])
     assert ("**senmayo** is highest in Fibroblast (CAF): AUROC 0.90 against the other cells of this file, which holds "
-            f"no malignant cells, within-tumour q < 1e-16 (samples not recorded; {LOW_COVERAGE_FLAG} (gene coverage "
+            f"no malignant cells, within-file q < 1e-16 (samples not recorded; {LOW_COVERAGE_FLAG} (gene coverage "
             "47%)).") == top
     assert "counts as no tumour" in scope
+
+
+def test_dataset_takeaways_of_a_tumour_with_malignant_cells():
+    table = pd.DataFrame({"cell_type": ["Fibroblast (CAF)", "Malignant cell"], "signature": "senmayo",
+                          "effect_size": [0.9, 0.3], "q_perm": [0.004, 0.5], "coverage": 0.9, "low_coverage": False,
+                          "n_samples": 1, "evidence": "single tumour"})
+    top, high, scope = pages.dataset_takeaways(table, ["senmayo"])
+    assert top == ("**senmayo** is highest in Fibroblast (CAF): AUROC 0.90 against the other cells of the same tumour, "
+                   "within-tumour q = 0.004 (single tumour).")
+    assert high.startswith("1 of 2 cell type x signature scores are higher than the rest of their tumour")
+    assert scope.startswith("Every number here rests on one tumour")

@@ -348,7 +348,7 @@ def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: st
         text="count_label:N", color=alt.value("#111"), href="url:N")
     return (squares + counts).add_params(choice).properties(
         width=alt.Step(34), height=alt.Step(30),
-        title="SASP map: balanced AUROC per cell type and cancer type (number: named tumours; grey: low coverage)")
+        title="SASP map: balanced AUROC (number: named tumours; grey: low gene coverage)")
 
 
 def jaccard_heatmap(jaccard: pd.DataFrame) -> alt.Chart:

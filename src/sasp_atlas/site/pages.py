@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from importlib.metadata import PackageNotFoundError
@@ -645,6 +644,9 @@ def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str
     stand behind it."""
     out = []
     ct = celltype.dropna(subset=["effect_size"])
+    evidence = set(celltype["evidence"].astype(str)) if "evidence" in celltype else set()
+    unrecorded = bool(evidence) and evidence <= {"samples not recorded"}
+    unit = "file" if unrecorded else "tumour"  # a file without patients is one pseudo-sample, not a tumour
     has_malignant = bool((celltype["cell_type"] == MALIGNANT_CELL).any())
     against = ("the other cells of the same tumour" if has_malignant
                else "the other cells of this file, which holds no malignant cells")
@@ -653,7 +655,7 @@ def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str
         if rows.empty:
             continue
         r = rows.iloc[0]
-        q = f", within-tumour {p_phrase('q', r.q_perm)}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
+        q = f", within-{unit} {p_phrase('q', r.q_perm)}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
         flag = (f"; {LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})"
                 if "low_coverage" in rows and bool(r.low_coverage) else "")
         out.append(f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against {against}{q} "
@@ -662,11 +664,10 @@ def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str
         high = ct[ct["q_perm"] < 0.05]
         n_low = int(high["low_coverage"].astype(bool).sum()) if "low_coverage" in high else 0
         low = f" ({n_low} of them {LOW_COVERAGE_FLAG})" if n_low else ""
-        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their tumour at "
-                   f"q < 0.05 (within-tumour permutation, Benjamini-Hochberg){low}.")
+        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their {unit} at "
+                   f"q < 0.05 (within-{unit} permutation, Benjamini-Hochberg){low}.")
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
-    evidence = set(celltype["evidence"].astype(str)) if "evidence" in celltype else set()
-    if evidence and evidence <= {"samples not recorded"}:
+    if unrecorded:
         out.append("The authors did not record which patient each cell comes from: every number here describes "
                    "this file, not a tumour or its cancer type, and it counts as no tumour in the atlas.")
     elif n <= 1 or evidence <= {"single tumour", "samples not recorded"}:
