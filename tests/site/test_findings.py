@@ -341,3 +341,14 @@ def test_dataset_takeaways_of_a_tumour_with_malignant_cells():
                    "within-tumour q = 0.004 (single tumour).")
     assert high.startswith("1 of 2 cell type x signature scores are higher than the rest of their tumour")
     assert scope.startswith("Every number here rests on one tumour")
+
+
+def test_a_flagged_signature_says_so_in_its_figure_caption():
+    cov = pd.DataFrame({"dataset": [WU, HNSCC, OLIGO], "signature": "senmayo", "coverage": [0.46, 0.472, 0.95],
+                        "low_coverage": [True, True, False]})
+    assert pages.coverage_caption(cov, "senmayo") == (f"Low coverage: score not comparable in 2 of 3 datasets (46% of "
+                                                      "the signature's genes measured).")
+    assert pages.coverage_caption(cov[cov.dataset == HNSCC], "senmayo") == (
+        "Low coverage: score not comparable (47% of the signature's genes measured).")
+    assert pages.coverage_caption(cov[cov.dataset == OLIGO], "senmayo") == ""
+    assert pages.coverage_caption(None, "senmayo") == ""

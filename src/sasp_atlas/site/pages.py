@@ -18,7 +18,7 @@ from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEE
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
 from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
-__all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown", "format_p", "P_FLOOR",
+__all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
            "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort"]
 
 #: p- and q-values below this are shown as "< 1e-16" on the pages (the CSVs keep the exact value): the
@@ -89,6 +89,21 @@ def coverage_markdown(coverage: pd.DataFrame) -> str:
         lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
                      f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |")
     return "\n".join(lines)
+
+
+def coverage_caption(coverage: pd.DataFrame | None, signature: str) -> str:
+    """The sentence a figure of ``signature`` adds to its caption when the signature is flagged low
+    coverage in the datasets drawn (``coverage.csv`` rows), else ``""``: a flagged score is never
+    shown without saying so."""
+    if coverage is None or coverage.empty:
+        return ""
+    rows = coverage[(coverage["signature"] == signature) & coverage["low_coverage"].astype(bool)]
+    if rows.empty:
+        return ""
+    where = "" if coverage.loc[coverage["signature"] == signature, "dataset"].nunique() == 1 else \
+        f" in {rows['dataset'].nunique()} of {coverage['dataset'].nunique()} datasets"
+    return (f"{LOW_COVERAGE_FLAG[0].upper()}{LOW_COVERAGE_FLAG[1:]}{where} ({rows['coverage'].min():.0%} of the "
+            "signature's genes measured).")
 
 
 def signature_sources_markdown(signature_ids: list[str]) -> str:
