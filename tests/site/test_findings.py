@@ -168,6 +168,14 @@ def test_every_quoted_estimate_matches_its_row(meta):
         assert len(quotes) == 4  # 3 cancer types' highest + the lowest
         for subject, content in quotes:
             _check_quote(content, _row_of(meta, subject, sig))
+        # ... and the rows quoted are the ones the sentence says: the top of each cancer type, the lowest
+        m = meta[meta.signature == sig]
+        top = m.loc[m.groupby("cancer_type")["estimate"].idxmax()]
+        assert [_row_of(meta, s, sig).name for s, _ in _quoted_estimates(found[0])] == list(
+            top.sort_values("estimate", ascending=False).index)  # highest first
+        lowest = m[m.ci_high < 0.5].sort_values("estimate").iloc[0]
+        (line,) = [f for f in found if f.startswith("**Lowest**")]
+        assert _row_of(meta, _quoted_estimates(line)[0][0].removeprefix("**Lowest**: "), sig).name == lowest.name
 
 
 def test_highest_names_the_balanced_auroc_and_says_perfect_separation_in_words(meta):
