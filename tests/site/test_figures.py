@@ -45,6 +45,12 @@ def test_scope_counts_tumours_and_datasets():
     assert figures._scope(two) == "5 tumours in 2 datasets."
     assert figures._scope(_celltype_table()) == "1 tumour in 1 dataset."
     assert figures._scope(pd.DataFrame({"a": [1]})) == ""
+    unrecorded = _celltype_table(dataset="puram2017_hnscc_chetah_ref").assign(evidence="samples not recorded")
+    assert figures._scope(unrecorded) == "1 dataset (patients not recorded)."
+    assert figures._scope(pd.concat([two, unrecorded])) == "5 tumours in 3 datasets; 1 with patients not recorded."
+    copies = [get_dataset("tirosh2016_oligodendroglioma"), get_dataset("tirosh2016_oligodendroglioma_mgh53_mgh54")]
+    both = pd.concat([_celltype_table(dataset=d.id, n_samples=n) for d, n in zip(copies, (5, 2))])
+    assert figures._scope(both, copies) == "at most 7 tumours in 2 datasets (datasets sharing tumours)."
 
 
 def test_render_short_caption_sources_block_and_downloads(tmp_path):

@@ -28,6 +28,7 @@ from IPython.display import HTML, display
 
 from ..genes import signature_record
 from ..sources import CHECKOUT_DIR, Dataset, atlas_package_version
+from ..stats.effects import UNRECORDED_SUFFIX
 from . import charts
 
 __all__ = ["FIGURES", "FigureSpec", "MAX_CAPTION", "show", "render", "write_index", "atlas_version", "figure_id"]
@@ -138,19 +139,34 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
 ]}
 
 
-def _scope(data: pd.DataFrame) -> str:
-    """How much evidence a figure's data holds: datasets and tumours (max samples per dataset)."""
+def _scope(data: pd.DataFrame, datasets: list[Dataset] = ()) -> str:
+    """How much evidence a figure's data holds: named tumours (max samples per dataset) and datasets. A
+    dataset whose patients are not recorded (``evidence`` "samples not recorded", or a pseudo-sample) is
+    no tumour and is counted apart; where drawn datasets share tumours (registry ``overlaps``), the sum
+    is an upper bound and says so."""
     if "dataset" not in data or data.empty:
         return ""
     n_ds = data["dataset"].nunique()
-    if "n_samples" in data:
-        tumours = int(pd.to_numeric(data.groupby("dataset")["n_samples"].max(), errors="coerce").fillna(0).sum())
+    if "evidence" in data:
+        unrecorded_ds = data.groupby("dataset")["evidence"].agg(lambda e: set(e.astype(str)) <= {"samples not recorded"})
     elif "sample" in data:
-        tumours = int(data.groupby("dataset")["sample"].nunique().sum())
+        unrecorded_ds = data.groupby("dataset")["sample"].agg(lambda s: s.astype(str).str.endswith(UNRECORDED_SUFFIX).all())
     else:
         return f"{n_ds} dataset{'s' * (n_ds != 1)}."
-    return (f"{tumours} tumour{'s' * (tumours != 1)} in {n_ds} dataset{'s' * (n_ds != 1)}." if tumours
-            else f"{n_ds} dataset{'s' * (n_ds != 1)} (samples not recorded).")
+    unrecorded = set(unrecorded_ds[unrecorded_ds].index)
+    named = data[~data["dataset"].isin(unrecorded)]
+    if "n_samples" in data:
+        tumours = int(pd.to_numeric(named.groupby("dataset")["n_samples"].max(), errors="coerce").fillna(0).sum())
+    else:
+        tumours = int(named.groupby("dataset")["sample"].nunique().sum())
+    drawn = set(named["dataset"])
+    shared = any(o in drawn for d in datasets if d.id in drawn for o in d.get("overlaps", []))
+    files = (f"; {len(unrecorded)} with patients not recorded" if tumours else " (patients not recorded)") \
+        if unrecorded else ""
+    if not tumours:
+        return f"{n_ds} dataset{'s' * (n_ds != 1)}{files}."
+    return (f"{'at most ' if shared else ''}{tumours} tumour{'s' * (tumours != 1)} in {n_ds} "
+            f"dataset{'s' * (n_ds != 1)}{files}{' (datasets sharing tumours)' if shared else ''}.")
 
 
 def figure_id(kind: str, **params: Any) -> str:
@@ -251,7 +267,7 @@ def render(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures
     chart.save(str(out / f"{fig_id}.png"), ppi=300)
     data.to_csv(out / f"{fig_id}.csv", index=False, float_format="%.6g")
     v = atlas_version()
-    caption = " ".join(x for x in (spec.caption.format(**fmt), extra_caption.strip(), _scope(data),
+    caption = " ".join(x for x in (spec.caption.format(**fmt), extra_caption.strip(), _scope(data, datasets),
                                    f"Method: {method}.") if x)
     if len(caption) > MAX_CAPTION:
         raise ValueError(f"{fig_id}: caption of {len(caption)} characters (max {MAX_CAPTION}); move detail to `reading`")
