@@ -261,12 +261,14 @@ def downloads_markdown(page_depth: int) -> str:
     items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC (vs rest and "
               "composition-balanced), evidence, p and q (null, permutation), n cells, n samples, ontology ids"),
              ("meta_analysis.csv", "per cancer type x cell type x signature: random-effects pooling of every tumour's "
-              "balanced AUROC across datasets (tau^2, I^2, prediction interval, evidence)"),
+              "balanced AUROC across datasets (tau^2, I^2, prediction interval, named tumours and cohorts, gene "
+              "coverage, evidence and flags)"),
              ("sample_celltype_scores.csv", "per sample x cell type x signature"),
              ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
              ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
              ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
-             ("table2_checks.csv", "the review's Table 2 tested on each dataset"),
+             ("table2_checks.csv", "the review's Table 2 tested on each dataset: verdict, effects, each gene's "
+              "detection, cohort"),
              ("sasp_classes.csv", "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
               "and the source of the assignment"),
              ("sasp_class_scores.csv", "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
