@@ -360,3 +360,13 @@ def test_a_flagged_signature_says_so_in_its_figure_caption():
         "Low coverage: score not comparable (47% of the signature's genes measured).")
     assert pages.coverage_caption(cov[cov.dataset == OLIGO], "senmayo") == ""
     assert pages.coverage_caption(None, "senmayo") == ""
+
+
+def test_dataset_motivation_counts_no_tumour_in_a_file_without_patients():
+    from sasp_atlas.sources import get_dataset
+
+    table = pd.DataFrame({"cell_type": ["T cell", "B cell"], "n_cells": [60, 20], "n_samples": 1,
+                          "evidence": "samples not recorded"})
+    text = pages.dataset_motivation(get_dataset(HNSCC), table)
+    assert text.startswith("80 cells (patients not recorded) of head and neck") and "tumour)" not in text
+    assert "(1 tumour)" in pages.dataset_motivation(get_dataset(WU), table.assign(evidence="single tumour"))

@@ -739,7 +739,8 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     """The two lines that open a dataset page: what the data are, and the question the page answers."""
     n_cells = int(celltype.drop_duplicates("cell_type")["n_cells"].sum()) if len(celltype) else 0
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
-    tumours = f"{n} tumour{'s' * (n != 1)}" if n else "tumours not recorded"
+    unrecorded = "evidence" in celltype and set(celltype["evidence"].astype(str)) <= {"samples not recorded"}
+    tumours = f"{n} tumour{'s' * (n != 1)}" if n and not unrecorded else "patients not recorded"
     return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
             "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
             "scores and their checks, then the takeaways.")
