@@ -42,8 +42,9 @@ def tumour_counts(samples: pd.DataFrame, cohorts: dict[str, str]) -> dict:
 
 
 def count_line(n_datasets: int, counts: dict, n_cancer_types: int) -> str:
-    """"7 datasets from 5 cohorts, 6 named tumours and 1 file whose patients are not recorded (x), ..."
-    (:func:`tumour_counts`)."""
+    """The map's count line from :func:`tumour_counts`: ``"4 datasets from 3 cohorts: 6 named tumours (...)
+    and 1 file whose patients are not recorded (puram2017_hnscc_chetah_ref; not counted as tumours), 3
+    cancer types"``."""
     unrecorded = counts["unrecorded"]
     files = (f" and {len(unrecorded)} file{'s' * (len(unrecorded) != 1)} whose patients are not recorded "
              f"({', '.join(unrecorded)}; not counted as tumours)") if unrecorded else ""
