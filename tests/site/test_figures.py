@@ -51,6 +51,9 @@ def test_scope_counts_tumours_and_datasets():
     copies = [get_dataset("tirosh2016_oligodendroglioma"), get_dataset("tirosh2016_oligodendroglioma_mgh53_mgh54")]
     both = pd.concat([_celltype_table(dataset=d.id, n_samples=n) for d, n in zip(copies, (5, 2))])
     assert figures._scope(both, copies) == "at most 7 tumours in 2 datasets (datasets sharing tumours)."
+    assert figures._scope(pd.DataFrame({"dataset": ["a", "b"], "evidence": "found in 2 tumours"})) == "2 datasets."
+    samples = pd.DataFrame({"dataset": ["a", "a", "p"], "sample": ["s1", "s2", "p:unrecorded"]})
+    assert figures._scope(samples) == "2 tumours in 2 datasets; 1 with patients not recorded."
 
 
 def test_render_short_caption_sources_block_and_downloads(tmp_path):

@@ -147,12 +147,14 @@ def _scope(data: pd.DataFrame, datasets: list[Dataset] = ()) -> str:
     if "dataset" not in data or data.empty:
         return ""
     n_ds = data["dataset"].nunique()
-    if "evidence" in data:
-        unrecorded_ds = data.groupby("dataset")["evidence"].agg(lambda e: set(e.astype(str)) <= {"samples not recorded"})
-    elif "sample" in data:
-        unrecorded_ds = data.groupby("dataset")["sample"].agg(lambda s: s.astype(str).str.endswith(UNRECORDED_SUFFIX).all())
-    else:
+    if "n_samples" not in data and "sample" not in data:
         return f"{n_ds} dataset{'s' * (n_ds != 1)}."
+    if "sample" in data:
+        unrecorded_ds = data.groupby("dataset")["sample"].agg(lambda s: s.astype(str).str.endswith(UNRECORDED_SUFFIX).all())
+    elif "evidence" in data:
+        unrecorded_ds = data.groupby("dataset")["evidence"].agg(lambda e: set(e.astype(str)) <= {"samples not recorded"})
+    else:
+        unrecorded_ds = pd.Series(False, index=data["dataset"].unique())
     unrecorded = set(unrecorded_ds[unrecorded_ds].index)
     named = data[~data["dataset"].isin(unrecorded)]
     if "n_samples" in data:
