@@ -360,6 +360,7 @@ def test_a_flagged_signature_says_so_in_its_figure_caption():
         "Low coverage: score not comparable (47% of the signature's genes measured).")
     assert pages.coverage_caption(cov[cov.dataset == OLIGO], "senmayo") == ""
     assert pages.coverage_caption(None, "senmayo") == ""
+    assert pages.coverage_caption(cov, "senmayo", datasets=[OLIGO]) == ""
 
 
 def test_dataset_motivation_counts_no_tumour_in_a_file_without_patients():

@@ -91,10 +91,12 @@ def coverage_markdown(coverage: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def coverage_caption(coverage: pd.DataFrame | None, signature: str) -> str:
+def coverage_caption(coverage: pd.DataFrame | None, signature: str, *, datasets: Sequence[str] | None = None) -> str:
     """The sentence a figure of ``signature`` adds to its caption when the signature is flagged low
-    coverage in the datasets drawn (``coverage.csv`` rows), else ``""``: a flagged score is never
-    shown without saying so."""
+    coverage in the datasets drawn (``coverage.csv`` rows, restricted to ``datasets`` if given), else
+    ``""``: a flagged score is never shown without saying so."""
+    if coverage is not None and datasets is not None:
+        coverage = coverage[coverage["dataset"].isin(list(datasets))]
     if coverage is None or coverage.empty:
         return ""
     rows = coverage[(coverage["signature"] == signature) & coverage["low_coverage"].astype(bool)]
