@@ -33,6 +33,7 @@ celltype = tables["celltype_scores"]
 celltype = celltype[celltype["method"] == method]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(celltype["dataset"].unique())]
 cited = references.cite_sources(datasets, signatures)
+coverage, built = tables.get("coverage"), [d.id for d in datasets]
 
 # %% [markdown]
 # Does a cell type's SASP score hold across tumours, datasets and cancers? This page ranks cell types within each dataset, shows the genes behind the scores, and compares datasets on a scale-free effect (AUROC against the rest of the tumour), never on raw scores, whose scale depends on the platform.
@@ -57,7 +58,7 @@ display(Markdown(pages.atlas_scope_markdown(built=set(celltype["dataset"]))))
 fig = dict(datasets=datasets, method=method, page_depth=1, results=results)
 for sig in policy.detail_signatures(signatures):
     figures.show("fig-atlas-ranking-{signature}", celltype[celltype.signature == sig], signatures=[sig],
-                 signature=sig, **fig)
+                 signature=sig, extra_caption=pages.coverage_caption(coverage, sig, datasets=built), **fig)
 
 # %% [markdown]
 # ## Genes behind the scores
@@ -66,7 +67,8 @@ for sig in policy.detail_signatures(signatures):
 genes = tables["gene_decomposition"]
 sig, sentence = policy.gene_figure_signature(signatures)
 display(Markdown(sentence))
-figures.show("fig-atlas-genes-{signature}", genes[genes.signature == sig], signatures=[sig], signature=sig, **fig)
+figures.show("fig-atlas-genes-{signature}", genes[genes.signature == sig], signatures=[sig], signature=sig,
+             extra_caption=pages.coverage_caption(coverage, sig, datasets=built), **fig)
 
 # %% [markdown]
 # ## Each signature across datasets and cancer types
@@ -76,7 +78,7 @@ figures.show("fig-atlas-genes-{signature}", genes[genes.signature == sig], signa
 # %% tags=["remove-input"]
 for sig in signatures:
     figures.show("fig-atlas-heatmap-{signature}", celltype[celltype.signature == sig], signatures=[sig],
-                 signature=sig, **fig)
+                 signature=sig, extra_caption=pages.coverage_caption(coverage, sig, datasets=built), **fig)
 
 # %% [markdown]
 # ## SASP composition across cancers

@@ -96,7 +96,7 @@ figures.show("fig-{dataset}-heatmap", res.celltype_scores, signatures=signatures
 # %% tags=["remove-input"]
 for sig in detail:
     figures.show("fig-{dataset}-null-{signature}", res.null[res.null.signature == sig], signatures=[sig],
-                 signature=sig, **fig)
+                 signature=sig, extra_caption=pages.coverage_caption(res.coverage, sig), **fig)
 
 # %% [markdown]
 # ## Method sensitivity
@@ -117,7 +117,7 @@ display(Markdown(pages.concordance_markdown(conc)))
 # %% tags=["remove-input"]
 for sig in detail:
     figures.show("fig-{dataset}-distribution-{signature}", res.celltype_scores[res.celltype_scores.signature == sig],
-                 signatures=[sig], signature=sig, **fig)
+                 signatures=[sig], signature=sig, extra_caption=pages.coverage_caption(res.coverage, sig), **fig)
 
 # %% [markdown]
 # ## Genes behind the scores
@@ -127,7 +127,7 @@ for sig in detail:
 # %% tags=["remove-input"]
 for sig in detail:
     figures.show("fig-{dataset}-genes-{signature}", res.gene_decomposition[res.gene_decomposition.signature == sig],
-                 signatures=[sig], signature=sig, **fig)
+                 signatures=[sig], signature=sig, extra_caption=pages.coverage_caption(res.coverage, sig), **fig)
 
 # %% [markdown]
 # ## SASP composition
@@ -159,7 +159,7 @@ display(Markdown(pages.sender_split_markdown(res.sasp_sender_split)))
 # %% tags=["remove-input"]
 for sig in detail:
     figures.show("fig-{dataset}-umap-{signature}", res.cell_scores.reset_index()[["umap_1", "umap_2", "cell_type", "sample", sig]],
-                 signatures=[sig], signature=sig, **fig)
+                 signatures=[sig], signature=sig, extra_caption=pages.coverage_caption(res.coverage, sig), **fig)
 
 # %% [markdown]
 # ## Signatures

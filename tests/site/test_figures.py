@@ -45,6 +45,15 @@ def test_scope_counts_tumours_and_datasets():
     assert figures._scope(two) == "5 tumours in 2 datasets."
     assert figures._scope(_celltype_table()) == "1 tumour in 1 dataset."
     assert figures._scope(pd.DataFrame({"a": [1]})) == ""
+    unrecorded = _celltype_table(dataset="puram2017_hnscc_chetah_ref").assign(evidence="samples not recorded")
+    assert figures._scope(unrecorded) == "1 dataset (patients not recorded)."
+    assert figures._scope(pd.concat([two, unrecorded])) == "5 tumours in 3 datasets; 1 with patients not recorded."
+    copies = [get_dataset("tirosh2016_oligodendroglioma"), get_dataset("tirosh2016_oligodendroglioma_mgh53_mgh54")]
+    both = pd.concat([_celltype_table(dataset=d.id, n_samples=n) for d, n in zip(copies, (5, 2))])
+    assert figures._scope(both, copies) == "at most 7 tumours in 2 datasets (datasets sharing tumours)."
+    assert figures._scope(pd.DataFrame({"dataset": ["a", "b"], "evidence": "found in 2 tumours"})) == "2 datasets."
+    samples = pd.DataFrame({"dataset": ["a", "a", "p"], "sample": ["s1", "s2", "p:unrecorded"]})
+    assert figures._scope(samples) == "2 tumours in 2 datasets; 1 with patients not recorded."
 
 
 def test_render_short_caption_sources_block_and_downloads(tmp_path):
@@ -101,9 +110,13 @@ def _meta() -> pd.DataFrame:
     for sig in ("senmayo", "reactome_sasp"):
         for cancer, ds, k in (("oligodendroglioma", "a; b", 3), ("triple-negative breast cancer", WU, 1)):
             for ct, est in (("Macrophage", 0.9), ("T cell", 0.3), ("Malignant cell", 0.5)):
-                rows.append({"cancer_type": cancer, "cell_type": ct, "signature": sig, "estimate": est,
-                             "ci_low": est - 0.05, "ci_high": est + 0.05, "k_samples": k, "k_datasets": 2 if k == 3 else 1,
-                             "datasets": ds, "evidence": "single tumour" if k == 1 else "replicated across datasets"})
+                rows.append({"cancer_type": cancer, "cell_type": ct, "cell_type_ontology_id": f"CL:{ct}", "signature": sig,
+                             "estimate": est, "ci_low": est - 0.05, "ci_high": est + 0.05, "k_samples": k,
+                             "k_tumours": k, "k_unrecorded": 0, "k_cohorts": 1, "cohorts": "GEO X" if k == 3 else "GEO Y",
+                             "k_datasets": 2 if k == 3 else 1, "datasets": ds, "k_perfect": 0, "min_unit_ci_low": est - 0.1,
+                             "max_unit_ci_high": est + 0.1, "coverage": 0.9, "low_coverage": False,
+                             "no_malignant_datasets": "", "flag": "",
+                             "evidence": "single tumour" if k == 1 else "replicated (3 tumours, 1 cohort)"})
     return pd.DataFrame(rows)
 
 
@@ -113,8 +126,9 @@ def test_sasp_map_has_a_signature_menu_links_and_evidence():
     assert param["bind"]["input"] == "select" and param["bind"]["options"] == ["senmayo", "reactome_sasp"]
     assert param["value"] == "senmayo"
     rect, text = spec["layer"]
-    assert rect["encoding"]["href"]["field"] == "url" and rect["encoding"]["color"]["field"] == "estimate"
-    assert "datum.replicated" in json.dumps(rect["encoding"]["opacity"]) and text["encoding"]["text"]["field"] == "n_tumours"
+    assert rect["encoding"]["href"]["field"] == "url"
+    assert "estimate" in json.dumps(rect["encoding"]["color"])
+    assert "datum.replicated" in json.dumps(rect["encoding"]["opacity"]) and text["encoding"]["text"]["field"] == "count_label"
     data = pd.DataFrame(spec["datasets"][spec["data"]["name"]])
     assert set(data["url"]) == {"datasets/a.html", f"datasets/{WU}.html"}  # the first dataset behind a square
 
@@ -122,26 +136,22 @@ def test_sasp_map_has_a_signature_menu_links_and_evidence():
 def test_key_findings_are_generated_with_their_scope():
     found = pages.key_findings(_meta(), None, signature="senmayo")
     assert 3 <= len(found) <= 5
-    assert "Macrophage in oligodendroglioma (AUROC 0.90 [0.85, 0.95], in 3 tumours across 2 datasets)" in found[0]
-    assert "Macrophage in triple-negative breast cancer (AUROC 0.90 [0.85, 0.95], in 1 tumour)" in found[0]
-    assert "in 2 of 2 cancer types (4 tumours across 3 datasets)" in found[1]
-    assert "T cell" in found[2] and "below the rest" in found[2]
+    assert "Macrophage in oligodendroglioma (balanced AUROC 0.90 [0.85, 0.95], 3 tumours, 1 cohort)" in found[0]
+    assert "Macrophage in triple-negative breast cancer (balanced AUROC 0.90 [0.85, 0.95], 1 tumour)" in found[0]
+    assert "in 2 of the 2 cancer types where it is measured (4 tumours, 2 cohorts)" in found[1]
+    assert "T cell" in found[2] and "below the other cells" in found[2]
     assert found[3].startswith("**Evidence**: 6 of 12")
-
-
-def test_evidence_scope_words():
-    assert pages.evidence_scope(1, 1) == "in 1 tumour"
-    assert pages.evidence_scope(5, 2) == "in 5 tumours across 2 datasets"
-    assert pages.evidence_scope(1, 1, "samples not recorded") == "in 1 dataset whose tumours are not recorded"
 
 
 def test_home_page_markdown(tmp_path):
     meta = _meta().replace({"a; b": WU})
-    text = home.home_markdown(meta, None, signatures=["reactome_sasp", "senmayo"], method="expected", results=tmp_path)
+    samples = pd.DataFrame({"dataset": WU, "sample": ["CID4465"]})
+    text = home.home_markdown(meta, None, signatures=["reactome_sasp", "senmayo"], method="expected", results=tmp_path,
+                              samples=samples)
     assert text.startswith("# SASP atlas") and "```{raw} html" in text and "fig-home-sasp-map" in text
     assert text.index("## The SASP map") < text.index("## Key findings") < text.index("## References")
     assert references.cite([references.dataset_key(get_dataset(WU))]) in text
-    assert "{footbibliography}" in text
+    assert "{footbibliography}" in text and "1 dataset from 1 cohort: 1 named tumour" in text
     assert home.home_signatures(meta, ["reactome_sasp", "senmayo"]) == ["senmayo", "reactome_sasp"]
 
 

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 import vl_convert as vlc
 
+from ..genes import LOW_COVERAGE_FLAG
+from .pages import format_p
+
 __all__ = ["write_vega_bundle", "enable_offline_renderer", "fit_page", "chart_html", "sasp_map_chart", "composition_chart", "score_distribution_chart",
            "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
            "gene_dotplot", "table2_forest", "null_chart", "method_sensitivity_chart"]
@@ -92,15 +95,27 @@ def composition_chart(cells: pd.DataFrame, *, title: str = "Cells per cell type"
 def score_distribution_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     """Box-style summary (median, IQR, mean) of per-cell scores per cell type for one signature."""
     df = table[table["signature"] == signature]
-    base = alt.Chart(df, title=f"{signature}: per-cell scores by cell type").encode(
+    base = alt.Chart(df, title=f"{signature}: per-cell scores by cell type{_low_coverage_note(df)}").encode(
         y=alt.Y("cell_type:N", sort=alt.EncodingSortField("median", order="descending"), title="cell type"))
     iqr = base.mark_bar(size=12, opacity=0.6).encode(x=alt.X("q25:Q", title="score"), x2="q75:Q")
     med = base.mark_tick(color="black", size=16, thickness=2).encode(
         x="median:Q", tooltip=["cell_type", "n_cells", "n_samples", alt.Tooltip("median:Q", format=".3f"),
                                alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("q25:Q", format=".3f"),
-                               alt.Tooltip("q75:Q", format=".3f")])
+                               alt.Tooltip("q75:Q", format=".3f"), *_coverage_tooltips(df)])
     mean = base.mark_point(shape="diamond", color="firebrick", filled=True).encode(x="mean:Q")
     return (iqr + med + mean).properties(width="container")
+
+
+def _low_coverage_note(table: pd.DataFrame) -> str:
+    """`` (low coverage: score not comparable)`` for a chart title when a drawn row is flagged."""
+    flagged = "low_coverage" in table and table["low_coverage"].astype(bool).any()
+    return f" ({LOW_COVERAGE_FLAG})" if flagged else ""
+
+
+def _coverage_tooltips(table: pd.DataFrame) -> list:
+    """The gene coverage and the flag of a row, for every chart that draws a score."""
+    out = [alt.Tooltip("coverage:Q", format=".0%", title="gene coverage")] if "coverage" in table else []
+    return out + (["flag"] if "flag" in table else [])
 
 
 def _mean_colour(table: pd.DataFrame):
@@ -113,21 +128,31 @@ def _mean_colour(table: pd.DataFrame):
 
 def celltype_heatmap(table: pd.DataFrame, *, title: str = "Mean score per signature and cell type") -> alt.Chart:
     """Heatmap of mean score, signature x cell type, with n and coverage in tooltips; low-coverage grey."""
+    table = _with_shown_p(table)
     return alt.Chart(table, title=title).mark_rect().encode(
         x=alt.X("cell_type:N", title="cell type"),
         y=alt.Y("signature:N", title="signature"),
         color=_mean_colour(table),
         tooltip=["signature", "cell_type", alt.Tooltip("mean:Q", format=".3f"), "n_cells", "n_samples",
-                 *_optional(table, "evidence", "q_null", "caveat"), alt.Tooltip("coverage:Q", format=".0%")],
+                 *_optional(table, "evidence", "q_null", "caveat"), alt.Tooltip("coverage:Q", format=".0%"),
+                 *_optional(table, "flag")],
     )
 
 
+def _with_shown_p(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` with each p- or q-value column also as text, floored for display by
+    :func:`sasp_atlas.site.pages.format_p` (``q_perm_shown``); the figure's CSV keeps the exact value."""
+    cols = [c for c in table.columns if c.startswith(("p_", "q_")) and not c.endswith("_shown")]
+    return table.assign(**{f"{c}_shown": table[c].map(format_p) for c in cols}) if cols else table
+
+
 def _optional(table: pd.DataFrame, *columns: str) -> list:
-    """Tooltip entries for the statistics columns a table has (q-values formatted)."""
+    """Tooltip entries for the statistics columns a table has (p- and q-values as floored text: the
+    table must have passed through :func:`_with_shown_p`)."""
     out = []
     for c in columns:
         if c in table:
-            out.append(alt.Tooltip(f"{c}:Q", format=".3g") if c.startswith(("q_", "p_")) else c)
+            out.append(alt.Tooltip(f"{c}_shown:N", title=c) if c.startswith(("q_", "p_")) else c)
     return out
 
 
@@ -169,20 +194,25 @@ def atlas_heatmap(table: pd.DataFrame, *, signature: str) -> alt.Chart:
 
     Raw scores are not compared across datasets (10x log-normalised and Smart-seq2 log2(TPM/10+1)
     values live on different scales); the mean and its interval are in the tooltip. Datasets stay
-    separate rows (two may share a cancer type, or even cells). Outlined: replicated in >= 3 tumours.
+    separate rows (two may share a cancer type, or even cells). Outlined: replicated in >= 3 tumours;
+    grey: low gene coverage (the flag and the coverage are in the tooltip).
     """
-    df = table[table["signature"] == signature].copy()
+    df = _with_shown_p(table[table["signature"] == signature].copy())
     df["evidence_class"] = _evidence_class(df)
+    colour = _auroc_colour("effect_size")
+    if "low_coverage" in df:
+        df["low_coverage"] = df["low_coverage"].astype(bool)
+        colour = alt.condition("datum.low_coverage", alt.value("#d9d9d9"), colour)
     return alt.Chart(df).mark_rect(strokeWidth=2).encode(
         x=alt.X("cell_type:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)),
         y=alt.Y("dataset:N", title=None, axis=alt.Axis(labelLimit=200)),
-        color=_auroc_colour("effect_size"),
+        color=colour,
         stroke=alt.condition("datum.evidence_class == 'replicated (>= 3 tumours)'", alt.value("#222"), alt.value(None)),
         tooltip=["dataset", "cancer_type", "cell_type", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC vs rest"),
                  alt.Tooltip("mean:Q", format=".3f", title="mean raw score (this dataset)"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit",
                  "n_cells", "n_samples", *_optional(df, "evidence", "q_null", "q_perm", "caveat"),
-                 alt.Tooltip("coverage:Q", format=".0%")],
+                 *_coverage_tooltips(df)],
     ).properties(width=alt.Step(20), height=alt.Step(18)).facet(
         row=alt.Row("cancer_type:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
                                                                     labelFontWeight="bold", labelLimit=400)),
@@ -212,7 +242,7 @@ def sasp_composition_chart(scores: pd.DataFrame) -> alt.Chart:
         order=alt.Order("class_order:Q"),
         tooltip=["cell_type", "class_label", alt.Tooltip("share:Q", format=".1%"),
                  alt.Tooltip("share_interval:N", title="95% interval"), alt.Tooltip("genes:N", title="class genes present"),
-                 "n_cells", "n_samples", "evidence"],
+                 "n_cells", "n_samples", "evidence", *_coverage_tooltips(df)],
     ).properties(width=460)  # a fixed width: the SVG/PNG downloads keep the legend (the page scales the SVG)
 
 
@@ -236,7 +266,8 @@ def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
         tooltip=["dataset", "cancer_type", "cell_type", "class_label",
                  alt.Tooltip("balanced_effect:Q", format=".2f", title="balanced AUROC"),
                  alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("share:Q", format=".1%"),
-                 "n_cells", "n_samples", "evidence", alt.Tooltip("n_genes_present:Q", title="class genes present")],
+                 "n_cells", "n_samples", "evidence", alt.Tooltip("n_genes_present:Q", title="class genes present"),
+                 *_coverage_tooltips(df)],
     ).properties(width=alt.Step(26), height=alt.Step(18)).facet(
         row=alt.Row("panel:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start",
                                                              labelFontWeight="bold", labelLimit=500)),
@@ -273,18 +304,29 @@ def sasp_communication_chart(communication: pd.DataFrame) -> alt.Chart:
     ).properties(width=alt.Step(26), height=alt.Step(22))
 
 
+#: the map's count for a square whose pool holds no named tumour (only files that record no patients)
+NOT_RECORDED_MARK = "n.r."
+
+
 def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: str | None = None,
                    dataset_url: str = "datasets/{}.html") -> alt.Chart:
     """The SASP map: cancer type x harmonised cell type, coloured by the pooled composition-balanced
     AUROC of a signature (``meta_analysis.csv``: per-sample AUROC against the other cells of the same
     tumour, random-effects over tumours and datasets; 0.5 = no difference), a menu to choose the
-    signature (a Vega parameter bound to a ``<select>``; drawn offline), the number of tumours printed in
-    each square, faded squares resting on fewer than 3 tumours, and a click opening the first dataset
-    behind the square (``dataset_url`` relative to the page).
+    signature (a Vega parameter bound to a ``<select>``; drawn offline), the number of named tumours
+    printed in each square (``k_tumours``; :data:`NOT_RECORDED_MARK` when the pool holds only files
+    that record no patients), faded squares resting on fewer than 3 named tumours, grey squares of low
+    gene coverage (``low_coverage``: the score is not comparable), and a click opening the first
+    dataset behind the square (``dataset_url`` relative to the page). The tooltip gives the interval,
+    tumours, cohorts, files with unrecorded patients, the gene coverage and every flag of the row.
     """
     df = meta[meta["signature"].isin(signature_list)].copy()
-    df["n_tumours"] = df["k_samples"].astype(int)
+    df["n_tumours"] = df["k_tumours"].astype(int)
+    df["count_label"] = [str(n) if n or not u else NOT_RECORDED_MARK
+                         for n, u in zip(df["n_tumours"], df["k_unrecorded"].astype(int))]
     df["replicated"] = df["n_tumours"] >= 3
+    df["low_coverage"] = df["low_coverage"].astype(bool)
+    df["flag"] = df["flag"].fillna("").astype(str)
     df["first_dataset"] = df["datasets"].astype(str).str.split(";").str[0].str.strip()
     df["url"] = [dataset_url.format(d) for d in df["first_dataset"]]
     df["interval"] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in zip(df["ci_low"], df["ci_high"])]
@@ -294,17 +336,19 @@ def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: st
         x=alt.X("cell_type:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)),
         y=alt.Y("cancer_type:N", title=None, axis=alt.Axis(labelLimit=240)))
     squares = base.mark_rect(cursor="pointer").encode(
-        color=_auroc_colour("estimate", "balanced AUROC"),
+        color=alt.condition("datum.low_coverage", alt.value("#d9d9d9"), _auroc_colour("estimate", "balanced AUROC")),
         opacity=alt.condition("datum.replicated", alt.value(1.0), alt.value(0.55)),
         href="url:N",
         tooltip=["cancer_type", "cell_type", "signature", alt.Tooltip("estimate:Q", format=".2f", title="balanced AUROC"),
-                 alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("n_tumours:Q", title="tumours"),
-                 alt.Tooltip("k_datasets:Q", title="datasets"), "datasets", "evidence"])
+                 alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("n_tumours:Q", title="named tumours"),
+                 alt.Tooltip("k_cohorts:Q", title="cohorts"),
+                 alt.Tooltip("k_unrecorded:Q", title="files with patients not recorded"), "datasets", "evidence",
+                 alt.Tooltip("coverage:Q", format=".0%", title="gene coverage (lowest dataset)"), "flag"])
     counts = base.mark_text(fontSize=10).encode(
-        text="n_tumours:Q", color=alt.value("#111"), href="url:N")
+        text="count_label:N", color=alt.value("#111"), href="url:N")
     return (squares + counts).add_params(choice).properties(
         width=alt.Step(34), height=alt.Step(30),
-        title="SASP map: balanced AUROC per cell type and cancer type (number: tumours)")
+        title="SASP map: balanced AUROC (number: named tumours; grey: low gene coverage)")
 
 
 def jaccard_heatmap(jaccard: pd.DataFrame) -> alt.Chart:
@@ -339,7 +383,7 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
     "*": q_perm < :data:`Q_MARK` (higher than the other cells of the same tumours, Benjamini-Hochberg
     over the dataset's table).
     """
-    df = table[table["signature"] == signature].copy()
+    df = _with_shown_p(table[table["signature"] == signature].copy())
     df["evidence_class"] = _evidence_class(df)
     df["label"] = (df["cell_type"] + " (n=" + df["n_cells"].astype(str) + ", "
                    + (df["evidence"].astype(str) if "evidence" in df else df["n_samples"].astype(str) + " smp") + ")")
@@ -355,7 +399,7 @@ def ranking_chart(table: pd.DataFrame, *, signature: str) -> alt.Chart:
         tooltip=["dataset", "cell_type", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                  alt.Tooltip("ci_high:Q", format=".3f"), "ci_unit", alt.Tooltip("effect_size:Q", format=".2f", title="AUROC"),
                  "n_cells", "n_samples", *_optional(df, "evidence", "q_null", "q_perm", "caveat"),
-                 alt.Tooltip("coverage:Q", format=".0%"), "flag"])
+                 *_coverage_tooltips(df)])
     layers = bars + points
     if "q_perm" in df:  # marked by q (FDR over the dataset's table), never by p
         df["q_mark"] = np.where(df["q_perm"] < Q_MARK, "*", "")
@@ -397,7 +441,7 @@ def gene_dotplot(genes: pd.DataFrame, *, signature: str, top: int = 30) -> alt.C
 
 #: verdict colours of the Table 2 forest plot
 VERDICT_COLOURS = {"supported": "#1b7837", "supported in another cancer type": "#7fbf7b", "inconclusive": "#999999",
-                   "contradicted": "#b2182b"}
+                   "inconclusive: genes barely detected": "#cccccc", "contradicted": "#b2182b"}
 
 
 def table2_forest(checks: pd.DataFrame) -> alt.Chart:
@@ -419,7 +463,9 @@ def table2_forest(checks: pd.DataFrame) -> alt.Chart:
                  "cell_type", "ontology_match", alt.Tooltip("effect_size:Q", format=".2f"),
                  alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f"), "ci_unit",
                  alt.Tooltip("identity_adjusted_effect:Q", format=".2f"), "identity_genes_removed", "evidence",
-                 "n_cells", "n_samples", "n_present", "n_genes", "verdict"])
+                 "n_cells", "n_samples", "n_present", "n_genes", alt.Tooltip("coverage:Q", format=".0%"),
+                 *([alt.Tooltip("max_detection:Q", format=".0%", title="best-detected gene (share of cells)")]
+                   if "max_detection" in df else []), "verdict"])
     return (rule + bars + points).properties(width="container")
 
 

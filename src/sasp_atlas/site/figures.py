@@ -28,6 +28,7 @@ from IPython.display import HTML, display
 
 from ..genes import signature_record
 from ..sources import CHECKOUT_DIR, Dataset, atlas_package_version
+from ..stats.effects import UNRECORDED_SUFFIX
 from . import charts
 
 __all__ = ["FIGURES", "FigureSpec", "MAX_CAPTION", "show", "render", "write_index", "atlas_version", "figure_id"]
@@ -101,7 +102,8 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "dataset: raw scores are not compared across datasets).",
                "Intervals: random-effects over tumours, over cells where a dataset has one tumour. Filled points: "
                "replicated in >= 3 tumours; open: fewer. *: q < 0.05 for being higher than the other cells of the "
-               "same tumours (within-tumour permutation, Benjamini-Hochberg). Faded: low gene coverage."),
+               "same tumours (within-tumour permutation, Benjamini-Hochberg; shown as < 1e-16 below that floor, exact "
+               "in the CSV). Faded: low gene coverage (score not comparable; coverage and flag in the tooltip)."),
     FigureSpec("fig-atlas-genes-{signature}", "Genes behind the {signature} score across datasets", charts.gene_dotplot,
                "Mean log-normalised expression (colour) and share of cells expressing (size) of the {signature} genes "
                "per cell type and dataset.",
@@ -110,7 +112,8 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "For each row of the review's Table 2 and each dataset with its cell type: composition-balanced AUROC "
                "of the row's genes in that cell type against the other cells of the same tumours (95% interval).",
                "Pooled over tumours. Colour: verdict (supported needs the review's cancer type, AUROC >= 0.6 and the "
-               "interval above 0.5); filled: replicated in >= 3 tumours."),
+               "interval above 0.5; inconclusive: genes barely detected when every gene of the row is detected in "
+               "fewer than 10% of the tested cells); filled: replicated in >= 3 tumours."),
     FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
                "Jaccard index of the scored (HGNC-resolved) gene sets."),
     FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,
@@ -121,29 +124,51 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "AUROC of the {signature} score of each cell type against the other cells of the same tumour "
                "(0.5 = no difference), per dataset, grouped by cancer type.",
                "A scale-free effect, comparable across datasets and platforms; the mean raw score and its interval "
-               "are in the tooltip. Outlined: replicated in >= 3 tumours."),
+               "are in the tooltip. Outlined: replicated in >= 3 tumours; grey: low gene coverage (score not "
+               "comparable; coverage and flag in the tooltip). p- and q-values below 1e-16 are shown as < 1e-16 (the "
+               "CSV keeps the exact value)."),
     FigureSpec("fig-home-sasp-map", "The SASP map: which cell types express a SASP signature, per cancer",
                charts.sasp_map_chart,
                "Composition-balanced AUROC of the chosen signature in each cell type against the other cells of the "
                "same tumours (0.5 = no difference), per cancer type; choose the signature in the menu.",
-               "Filled squares rest on >= 3 tumours, open squares on fewer (the tooltip says how many tumours and "
-               "datasets). Click a square to open its dataset page."),
+               "The number is the count of named tumours (n.r.: only files whose patients are not recorded, never "
+               "counted as tumours); full colour: >= 3 named tumours, faded: fewer; grey: low gene coverage (score not "
+               "comparable). The tooltip gives the interval, tumours, cohorts, files with unrecorded patients, the gene "
+               "coverage and the row's flags (perfect separation, a comparison group without malignant cells). Click a "
+               "square to open its dataset page."),
 ]}
 
 
-def _scope(data: pd.DataFrame) -> str:
-    """How much evidence a figure's data holds: datasets and tumours (max samples per dataset)."""
+def _scope(data: pd.DataFrame, datasets: list[Dataset] = ()) -> str:
+    """How much evidence a figure's data holds: named tumours (max samples per dataset) and datasets. A
+    dataset whose patients are not recorded (``evidence`` "samples not recorded", or a pseudo-sample) is
+    no tumour and is counted apart; where drawn datasets share tumours (registry ``overlaps``), the sum
+    is an upper bound and says so."""
     if "dataset" not in data or data.empty:
         return ""
     n_ds = data["dataset"].nunique()
-    if "n_samples" in data:
-        tumours = int(pd.to_numeric(data.groupby("dataset")["n_samples"].max(), errors="coerce").fillna(0).sum())
-    elif "sample" in data:
-        tumours = int(data.groupby("dataset")["sample"].nunique().sum())
-    else:
+    if "n_samples" not in data and "sample" not in data:
         return f"{n_ds} dataset{'s' * (n_ds != 1)}."
-    return (f"{tumours} tumour{'s' * (tumours != 1)} in {n_ds} dataset{'s' * (n_ds != 1)}." if tumours
-            else f"{n_ds} dataset{'s' * (n_ds != 1)} (samples not recorded).")
+    if "sample" in data:
+        unrecorded_ds = data.groupby("dataset")["sample"].agg(lambda s: s.astype(str).str.endswith(UNRECORDED_SUFFIX).all())
+    elif "evidence" in data:
+        unrecorded_ds = data.groupby("dataset")["evidence"].agg(lambda e: set(e.astype(str)) <= {"samples not recorded"})
+    else:
+        unrecorded_ds = pd.Series(False, index=data["dataset"].unique())
+    unrecorded = set(unrecorded_ds[unrecorded_ds].index)
+    named = data[~data["dataset"].isin(unrecorded)]
+    if "n_samples" in data:
+        tumours = int(pd.to_numeric(named.groupby("dataset")["n_samples"].max(), errors="coerce").fillna(0).sum())
+    else:
+        tumours = int(named.groupby("dataset")["sample"].nunique().sum())
+    drawn = set(named["dataset"])
+    shared = any(o in drawn for d in datasets if d.id in drawn for o in d.get("overlaps", []))
+    files = (f"; {len(unrecorded)} with patients not recorded" if tumours else " (patients not recorded)") \
+        if unrecorded else ""
+    if not tumours:
+        return f"{n_ds} dataset{'s' * (n_ds != 1)}{files}."
+    return (f"{'at most ' if shared else ''}{tumours} tumour{'s' * (tumours != 1)} in {n_ds} "
+            f"dataset{'s' * (n_ds != 1)}{files}{' (datasets sharing tumours)' if shared else ''}.")
 
 
 def figure_id(kind: str, **params: Any) -> str:
@@ -244,7 +269,7 @@ def render(kind: str, data: pd.DataFrame, *, datasets: list[Dataset], signatures
     chart.save(str(out / f"{fig_id}.png"), ppi=300)
     data.to_csv(out / f"{fig_id}.csv", index=False, float_format="%.6g")
     v = atlas_version()
-    caption = " ".join(x for x in (spec.caption.format(**fmt), extra_caption.strip(), _scope(data),
+    caption = " ".join(x for x in (spec.caption.format(**fmt), extra_caption.strip(), _scope(data, datasets),
                                    f"Method: {method}.") if x)
     if len(caption) > MAX_CAPTION:
         raise ValueError(f"{fig_id}: caption of {len(caption)} characters (max {MAX_CAPTION}); move detail to `reading`")

@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..sources import get_dataset
-from . import pages, policy, references
+from ..stats.effects import UNRECORDED_SUFFIX
+from ..genes import LOW_COVERAGE_FLAG
+from . import charts, pages, policy, references
 from .figures import render
 
-__all__ = ["HOME_PAGE", "home_signatures", "home_markdown", "write_home_page"]
+__all__ = ["HOME_PAGE", "home_signatures", "home_markdown", "write_home_page", "tumour_counts", "count_line"]
 
 #: the landing page (the book's root in ``_toc.yml``), written by the build
 HOME_PAGE = Path("book") / "generated" / "home.md"
@@ -25,9 +27,37 @@ def home_signatures(meta: pd.DataFrame, signatures: list[str]) -> list[str]:
     return sorted(ordered, key=lambda s: s != policy.headline_signature(ordered)) if ordered else []
 
 
+def tumour_counts(samples: pd.DataFrame, cohorts: dict[str, str]) -> dict:
+    """Named tumours, cohorts and files whose patients are not recorded, from the atlas's
+    ``sample_celltype_scores`` (``dataset, sample``) and ``cohorts`` (dataset -> study,
+    :func:`sasp_atlas.site.pages.dataset_cohort`). A tumour is a sample name within its cohort, so a tumour
+    held by two registry subsets of one study counts once; a file's pseudo-sample (patients not recorded)
+    is never a tumour. Returns ``n_tumours``, ``n_cohorts`` and ``unrecorded`` (the files' ids, sorted)."""
+    pairs = samples[["dataset", "sample"]].drop_duplicates()
+    unrecorded_sample = pairs["sample"].astype(str).str.endswith(UNRECORDED_SUFFIX)
+    named = pairs[~unrecorded_sample]
+    tumours = {(cohorts[d], str(s)) for d, s in zip(named["dataset"], named["sample"])}
+    return {"n_tumours": len(tumours), "n_cohorts": len({cohorts[d] for d in pairs["dataset"]}),
+            "unrecorded": sorted(set(pairs.loc[unrecorded_sample, "dataset"]))}
+
+
+def count_line(n_datasets: int, counts: dict, n_cancer_types: int) -> str:
+    """The map's count line from :func:`tumour_counts`: ``"4 datasets from 3 cohorts: 6 named tumours (...)
+    and 1 file whose patients are not recorded (puram2017_hnscc_chetah_ref; not counted as tumours), 3
+    cancer types"``."""
+    unrecorded = counts["unrecorded"]
+    files = (f" and {len(unrecorded)} file{'s' * (len(unrecorded) != 1)} whose patients are not recorded "
+             f"({', '.join(unrecorded)}; not counted as tumours)") if unrecorded else ""
+    return (f"{n_datasets} dataset{'s' * (n_datasets != 1)} from {counts['n_cohorts']} "
+            f"cohort{'s' * (counts['n_cohorts'] != 1)}: {counts['n_tumours']} named "
+            f"tumour{'s' * (counts['n_tumours'] != 1)} (a tumour held by two files of one study counted once){files}, "
+            f"{n_cancer_types} cancer type{'s' * (n_cancer_types != 1)}")
+
+
 def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures: list[str], method: str,
-                  results: str | Path) -> str:
-    """The page text: motivation, the map (``fig-home-sasp-map``), the findings and the references."""
+                  results: str | Path, samples: pd.DataFrame) -> str:
+    """The page text: motivation, the map (``fig-home-sasp-map``), the findings and the references.
+    ``samples`` (``sample_celltype_scores.csv``) gives the count of named tumours (:func:`tumour_counts`)."""
     sigs = home_signatures(meta, signatures)
     if not sigs:
         raise ValueError("no pooled estimate in meta_analysis.csv: build the atlas tables first")
@@ -38,7 +68,8 @@ def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures
                     dataset_url="../datasets/{}.html")
     findings = pages.key_findings(meta, checks, signature=sigs[0])
     cited = references.cite(references.dataset_key(d) for d in datasets)
-    n_tumours = int(meta.groupby("cancer_type")["k_samples"].max().sum())  # deduplicated within a cancer type
+    counts = tumour_counts(samples[samples["dataset"].isin(dataset_ids)],
+                           {d.id: pages.dataset_cohort(d) for d in datasets})
     return "\n".join([
         "# SASP atlas", "",
         "Senescent cells secrete cytokines, chemokines, proteases and growth factors (the SASP: IL6, CXCL8, CCL2, "
@@ -46,9 +77,10 @@ def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures
         "SASP programme, in which cancer?** The map below answers from public tumour single-cell data, and says "
         "how many tumours stand behind each square.", "",
         "## The SASP map", "",
-        f"{len(datasets)} datasets, at least {n_tumours} tumours, {meta['cancer_type'].nunique()} cancer types "
-        f"{cited}. Red: the cell type scores higher than the rest of its tumours; blue: lower; the number is the "
-        "count of tumours behind the square.", "",
+        f"{count_line(len(datasets), counts, meta['cancer_type'].nunique())} {cited}. Red: the cell type scores "
+        "higher than the other cells of its tumours (balanced AUROC); blue: lower; the number is the count of named "
+        f"tumours behind the square ({charts.NOT_RECORDED_MARK}: only files whose patients are not recorded); faded: "
+        f"fewer than 3 tumours; grey: low gene coverage ({LOW_COVERAGE_FLAG}).", "",
         "```{raw} html", figure, "```", "",
         "## Key findings", "",
         "Generated from this build's tables; each says how much evidence stands behind it.", "",
@@ -66,7 +98,9 @@ def write_home_page(root: str | Path, *, results: str | Path, signatures: list[s
     meta = pd.read_csv(tables / "meta_analysis.csv")
     checks_path = tables / "table2_checks.csv"
     checks = pd.read_csv(checks_path) if checks_path.exists() else None
+    samples = pd.read_csv(tables / "sample_celltype_scores.csv", usecols=["dataset", "sample"])
     path = Path(root) / HOME_PAGE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(home_markdown(meta, checks, signatures=signatures, method=method, results=results), encoding="utf-8")
+    path.write_text(home_markdown(meta, checks, signatures=signatures, method=method, results=results,
+                                  samples=samples), encoding="utf-8")
     return path

@@ -10,13 +10,45 @@ import pandas as pd
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 
-from ..genes import catalogue, signature_record
+from ..genes import LOW_COVERAGE_FLAG, catalogue, signature_record
 from . import references
 from ..data import crosswalk, in_review_cancer_type
+from ..data.harmonise import MALIGNANT_CELL
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
+from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
 from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
 
-__all__ = ["provenance_markdown", "coverage_markdown", "signature_sources_markdown"]
+__all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
+           "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort"]
+
+#: p- and q-values below this are shown as "< 1e-16" on the pages (the CSVs keep the exact value): the
+#: permutation p is the normal approximation of the permutation distribution, which is not accurate far
+#: in its tail, and at these cell counts a double below ~1e-16 carries no information
+P_FLOOR = 1e-16
+
+
+def format_p(p: float | None, *, floor: float = P_FLOOR) -> str:
+    """A p- or q-value for display: two significant digits, ``"< 1e-16"`` below ``floor``, ``"—"`` if
+    missing. Every page and tooltip that prints p or q goes through it; tables keep the exact value."""
+    if p is None or pd.isna(p):
+        return "—"
+    if p < floor:
+        mantissa, exponent = f"{floor:.0e}".split("e")
+        return f"< {mantissa}e{int(exponent)}"
+    return f"{p:.2g}"
+
+
+def p_phrase(name: str, p: float | None, *, floor: float = P_FLOOR) -> str:
+    """``"q = 0.003"``, or ``"q < 1e-16"`` below the display floor (:func:`format_p`)."""
+    shown = format_p(p, floor=floor)
+    return f"{name} {shown}" if shown.startswith("<") else f"{name} = {shown}"
+
+
+def dataset_cohort(ds: Dataset) -> str:
+    """The study a registry dataset comes from: its publication's accession (``GEO GSE70630``), else its
+    DOI, else its id. Registry subsets of one study share it (one cohort, as in ``meta_analysis.csv``)."""
+    pub = ds["publication"]
+    return str(pub.get("accession") or (f"doi:{pub['doi']}" if pub.get("doi") else "") or ds.id)
 
 
 def provenance_markdown(ds: Dataset, normalisation: str) -> str:
@@ -57,6 +89,23 @@ def coverage_markdown(coverage: pd.DataFrame) -> str:
         lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
                      f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |")
     return "\n".join(lines)
+
+
+def coverage_caption(coverage: pd.DataFrame | None, signature: str, *, datasets: Sequence[str] | None = None) -> str:
+    """The sentence a figure of ``signature`` adds to its caption when the signature is flagged low
+    coverage in the datasets drawn (``coverage.csv`` rows, restricted to ``datasets`` if given), else
+    ``""``: a flagged score is never shown without saying so."""
+    if coverage is not None and datasets is not None:
+        coverage = coverage[coverage["dataset"].isin(list(datasets))]
+    if coverage is None or coverage.empty:
+        return ""
+    rows = coverage[(coverage["signature"] == signature) & coverage["low_coverage"].astype(bool)]
+    if rows.empty:
+        return ""
+    where = "" if coverage.loc[coverage["signature"] == signature, "dataset"].nunique() == 1 else \
+        f" in {rows['dataset'].nunique()} of {coverage['dataset'].nunique()} datasets"
+    return (f"{LOW_COVERAGE_FLAG[0].upper()}{LOW_COVERAGE_FLAG[1:]}{where} ({rows['coverage'].min():.0%} of the "
+            "signature's genes measured).")
 
 
 def signature_sources_markdown(signature_ids: list[str]) -> str:
@@ -220,12 +269,14 @@ def downloads_markdown(page_depth: int) -> str:
     items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC (vs rest and "
               "composition-balanced), evidence, p and q (null, permutation), n cells, n samples, ontology ids"),
              ("meta_analysis.csv", "per cancer type x cell type x signature: random-effects pooling of every tumour's "
-              "balanced AUROC across datasets (tau^2, I^2, prediction interval, evidence)"),
+              "balanced AUROC across datasets (tau^2, I^2, prediction interval, named tumours and cohorts, gene "
+              "coverage, evidence and flags)"),
              ("sample_celltype_scores.csv", "per sample x cell type x signature"),
              ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
              ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
              ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
-             ("table2_checks.csv", "the review's Table 2 tested on each dataset"),
+             ("table2_checks.csv", "the review's Table 2 tested on each dataset: verdict, effects, each gene's "
+              "detection, cohort"),
              ("sasp_classes.csv", "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
               "and the source of the assignment"),
              ("sasp_class_scores.csv", "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
@@ -250,15 +301,20 @@ def table2_claim_markdown() -> str:
 
 
 def table2_scope_markdown(checks: pd.DataFrame) -> str:
-    """What the Table 2 checks can say here, counted from the table (no hand-written claim)."""
-    testable = checks[checks["effect_size"].notna()]
+    """What the Table 2 checks can say here, counted from the table (no hand-written claim): row x cohort
+    pairs, one copy per cohort (:func:`table2_one_copy`); the copies left out are named."""
+    one = table2_one_copy(checks)
+    testable = one[one["effect_size"].notna()]
     matching = testable[testable["cancer_type_matches"].astype(bool)]
-    counts = testable["verdict"].value_counts()
-    parts = ", ".join(f"{n} {v}" for v, n in counts.items()) or "none"
     scope = (f"{len(matching)} of them in a cancer type the review names" if len(matching)
              else "none of them in a cancer type the review names, so no row can be *supported* in its own cancer type here")
-    return (f"**Scope.** {len(testable)} row x dataset pairs are testable ({parts}); {scope}. "
-            f"{len(checks) - len(testable)} pairs are not testable (cell type absent or genes missing).")
+    text = (f"**Scope.** {len(testable)} row x cohort pairs are testable ({_verdict_counts(testable)}); {scope}. "
+            f"Not testable: {_n(len(one) - len(testable), 'pair')} (cell type absent or genes missing).")
+    copies = sorted(set(checks["dataset"]) - set(one["dataset"]))
+    if copies:
+        text += (f" Counted once per cohort: {', '.join(copies)} share{'s' * (len(copies) == 1)} a study with a fuller "
+                 "file, whose verdicts are counted (the table below lists both).")
+    return text
 
 
 def table2_checks_markdown(checks: pd.DataFrame) -> str:
@@ -285,7 +341,8 @@ def table2_checks_markdown(checks: pd.DataFrame) -> str:
     testable = checks[checks["effect_size"].notna()]
     if len(testable):
         lines += ["", "**Detection of each gene in the tested cells** (share of the cell type's cells with a non-zero "
-                  "value; a gene detected in few cells contributes little):", ""]
+                  "value; a gene detected in few cells contributes little; when every gene of the row is detected in "
+                  f"fewer than {MIN_DETECTION:.0%} of them the verdict is *{BARELY_DETECTED}*):", ""]
         for r in testable.sort_values(["row", "dataset"]).itertuples():
             lines.append(f"- row {r.row}, {r.dataset}: {r.detection}")
     return "\n".join(lines)
@@ -451,14 +508,67 @@ def concordance_markdown(concordance: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- key findings
 #: a pooled effect counts as "high" in a finding when it reaches this AUROC with its interval above 0.5
 FINDING_EFFECT = 0.6
+#: the columns of ``meta_analysis.csv`` the findings read (beyond the estimate and its interval)
+FINDING_COLUMNS = ("cell_type_ontology_id", "k_samples", "k_tumours", "k_unrecorded", "k_cohorts", "cohorts",
+                   "k_perfect", "min_unit_ci_low", "max_unit_ci_high", "coverage", "low_coverage",
+                   "no_malignant_datasets")
+#: how a finding names the effect it quotes (``meta_analysis.csv``: ``estimate``)
+EFFECT_NAME = "balanced AUROC"
 
 
-def evidence_scope(k_samples: int, k_datasets: int, evidence: str = "") -> str:
-    """How much evidence stands behind a number, in words ("in 1 tumour", "in 5 tumours across 2 datasets")."""
-    if str(evidence).startswith("samples not recorded"):
-        return f"in {k_datasets} dataset{'s' * (k_datasets != 1)} whose tumours are not recorded"
-    tumours = f"{k_samples} tumour{'s' * (k_samples != 1)}"
-    return f"in {tumours}" + (f" across {k_datasets} datasets" if k_datasets > 1 else "")
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def evidence_scope(k_tumours: int, k_cohorts: int, k_unrecorded: int = 0) -> str:
+    """How much evidence stands behind a number, in words: ``"1 tumour"``, ``"3 tumours, 1 cohort"``,
+    ``"1 file whose patients are not recorded"``, ``"6 tumours and 1 file whose patients are not
+    recorded, 3 cohorts"``. A file that records no patients is never counted as a tumour."""
+    files = f"{_n(k_unrecorded, 'file')} whose patients are not recorded"
+    if not k_tumours:
+        return files
+    if not k_unrecorded:
+        return "1 tumour" if k_tumours == 1 else f"{_n(k_tumours, 'tumour')}, {_n(k_cohorts, 'cohort')}"
+    return f"{_n(k_tumours, 'tumour')} and {files}, {_n(k_cohorts, 'cohort')}"
+
+
+def _scope(r) -> str:
+    return evidence_scope(int(r.k_tumours), int(r.k_cohorts), int(r.k_unrecorded))
+
+
+def _split(items) -> list[str]:
+    return [x.strip() for x in str(items).split(";") if x.strip()] if isinstance(items, str) else []
+
+
+def _caveats(r) -> list[str]:
+    """What a quoted pooled estimate needs said beside it, from its own row: perfect separation (with
+    the per-tumour bound), low gene coverage, a comparison group without malignant cells."""
+    out = []
+    if int(r.k_perfect) > 0:
+        units = "tumours" if int(r.k_unrecorded) == 0 else "samples"
+        bound = (f"lowest per-tumour lower bound {r.min_unit_ci_low:.2f}" if r.estimate >= 0.5
+                 else f"highest per-tumour upper bound {r.max_unit_ci_high:.2f}")
+        out.append(f"perfect separation in {int(r.k_perfect)} of {int(r.k_samples)} {units}, {bound}")
+    if bool(r.low_coverage):
+        out.append(f"{LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})")
+    no_malignant = _split(r.no_malignant_datasets)
+    if no_malignant:
+        out.append(f"the comparison group has no malignant cells ({', '.join(no_malignant)})")
+    return out
+
+
+def effect_text(r) -> str:
+    """A pooled estimate as a finding quotes it, in parentheses: the named effect with its interval, the
+    tumours and cohorts behind it and every caveat of its row (:func:`_caveats`)."""
+    text = f"({EFFECT_NAME} {r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], {_scope(r)}"
+    return text + "".join(f"; {c}" for c in _caveats(r)) + ")"
+
+
+def _require_finding_columns(meta: pd.DataFrame) -> None:
+    missing = [c for c in FINDING_COLUMNS if c not in meta]
+    if missing:
+        raise ValueError(f"meta_analysis.csv lacks {', '.join(missing)}: it was written by an older sasp-atlas; "
+                         "rebuild the tables (sasp-atlas build) before writing the pages")
 
 
 def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, signature: str = "senmayo",
@@ -466,55 +576,83 @@ def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, sign
     """3-5 findings generated from the tables, each with its scope; no hand-written claim.
 
     From ``meta_analysis.csv`` (pooled composition-balanced AUROC per cancer type x cell type x
-    signature) for ``signature``: the top cell type of each cancer type, the cell types high
-    (AUROC >= :data:`FINDING_EFFECT`, interval above 0.5) in the most cancer types, and how many
-    estimates rest on >= 3 tumours; from ``table2_checks.csv``: what the review's Table 2 rows give.
+    signature, named "balanced AUROC") for ``signature``: the top cell type of each cancer type; the
+    Cell Ontology term (``cell_type_ontology_id``: labels are grouped only when they share a term, so a
+    breast "Myeloid cell" never counts as a macrophage) high (AUROC >= :data:`FINDING_EFFECT`, interval
+    above 0.5, not low coverage) in the most cancer types; the lowest; how many estimates rest on
+    >= 3 named tumours and on more than one cohort. Every quoted estimate carries its row's caveats:
+    perfect separation in words with the per-tumour bound, the low-coverage flag, a comparison group
+    without malignant cells; files that record no patients are named, never counted as tumours.
+    From ``table2_checks.csv``: what the review's Table 2 rows give, one copy per row and cohort
+    (:func:`table2_one_copy`).
     """
+    _require_finding_columns(meta)
     out: list[str] = []
     m = meta[meta["signature"] == signature].dropna(subset=["estimate"])
     if m.empty:
         return [f"No cell type has a pooled estimate for {signature} in this build."]
 
-    def scope(r) -> str:
-        return evidence_scope(int(r.k_samples), int(r.k_datasets), getattr(r, "evidence", ""))
-
     top = m.sort_values("estimate", ascending=False).groupby("cancer_type", sort=True).head(1)
-    parts = [f"{r.cell_type} in {r.cancer_type} (AUROC {r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], {scope(r)})"
-             for r in top.itertuples()]
-    out.append(f"**Highest {signature} score per cancer type**, against the other cells of the same tumours: "
-               + "; ".join(parts) + ".")
+    out.append(f"**Highest {signature} score per cancer type** ({EFFECT_NAME}: the cell type against each other "
+               "cell type of the same sample, weighted equally; 0.5 = no difference): "
+               + "; ".join(f"{r.cell_type} in {r.cancer_type} {effect_text(r)}" for r in top.itertuples()) + ".")
+
     high = m[(m["estimate"] >= FINDING_EFFECT) & (m["ci_low"] > 0.5)]
-    n_cancers = m["cancer_type"].nunique()
+    flagged_high = high[high["low_coverage"].astype(bool)]
+    high = high[~high["low_coverage"].astype(bool)]
+    not_counted = (f" {_n(len(flagged_high), 'estimate')} that reach{'es' * (len(flagged_high) == 1)} it but "
+                   f"{'carries' if len(flagged_high) == 1 else 'carry'} the flag {LOW_COVERAGE_FLAG} "
+                   f"{'is' if len(flagged_high) == 1 else 'are'} not counted.") \
+        if len(flagged_high) else ""
     if len(high):
-        per = high.groupby("cell_type").agg(n=("cancer_type", "nunique"), tumours=("k_samples", "sum"))
-        best = per.sort_values(["n", "tumours"], ascending=False).head(1)
-        ct, row = best.index[0], best.iloc[0]
-        datasets = sorted({d.strip() for ds in high[high["cell_type"] == ct]["datasets"] for d in str(ds).split(";")})
-        out.append(f"**{ct}** reaches a balanced AUROC of at least {FINDING_EFFECT} for {signature} (interval above 0.5) "
-                   f"in {int(row.n)} of {n_cancers} cancer types ({int(row.tumours)} tumours across "
-                   f"{len(datasets)} dataset{'s' * (len(datasets) != 1)}).")
+        per = high.groupby("cell_type_ontology_id").agg(n=("cancer_type", "nunique"), tumours=("k_tumours", "sum"))
+        term = per.sort_values(["n", "tumours"], ascending=False).index[0]
+        rows = high[high["cell_type_ontology_id"] == term]
+        label = "/".join(dict.fromkeys(rows["cell_type"]))
+        measured = m.loc[m["cell_type_ontology_id"] == term, "cancer_type"].nunique()
+        cohorts = sorted({c for cs in rows["cohorts"] for c in _split(cs)})
+        scope = evidence_scope(int(rows["k_tumours"].sum()), len(cohorts), int(rows["k_unrecorded"].sum()))
+        no_malignant = sorted({d for ds in rows["no_malignant_datasets"] for d in _split(ds)})
+        extra = (f" In {', '.join(no_malignant)} the comparison group has no malignant cells." if no_malignant else "")
+        out.append(f"**{label}** ({term}) reaches a {EFFECT_NAME} of at least {FINDING_EFFECT} for {signature} "
+                   f"(interval above 0.5) in {int(rows['cancer_type'].nunique())} of the {measured} cancer types where "
+                   f"it is measured ({scope}); labels are counted together only when they share a Cell Ontology "
+                   f"term.{extra}{not_counted}")
     else:
-        out.append(f"No cell type reaches a balanced AUROC of {FINDING_EFFECT} for {signature} with its interval above 0.5.")
+        out.append(f"No cell type reaches a {EFFECT_NAME} of {FINDING_EFFECT} for {signature} with its interval above "
+                   f"0.5.{not_counted}")
     low = m[m["ci_high"] < 0.5]
     if len(low):
-        r = low.sort_values("estimate").iloc[0]
-        out.append(f"**Lowest**: {r.cell_type} in {r.cancer_type} scores below the rest of its tumours for "
-                   f"{signature} (AUROC {r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], {scope(r)}).")
-    n_rep = int((meta["k_samples"] >= 3).sum())
+        r = next(low.sort_values("estimate").itertuples())
+        out.append(f"**Lowest**: {r.cell_type} in {r.cancer_type} scores below the other cells of the same samples "
+                   f"for {signature} {effect_text(r)}.")
+    n_rep = int((meta["k_tumours"] >= 3).sum())
+    n_cohorts = int(((meta["k_tumours"] >= 3) & (meta["k_cohorts"] >= 2)).sum())
+    n_low = int(meta["low_coverage"].astype(bool).sum())
     out.append(f"**Evidence**: {n_rep} of {len(meta)} cancer type x cell type x signature estimates rest on at least "
-               f"3 tumours; the others describe the tumours sampled, not their cancer type.")
+               f"3 named tumours, {n_cohorts} of them on more than one cohort; the others describe the tumours "
+               f"sampled, not their cancer type. {n_low} of {len(meta)} are flagged {LOW_COVERAGE_FLAG}.")
     if checks is not None and len(checks):
-        testable = checks[checks["effect_size"].notna()]
+        one = table2_one_copy(checks)
+        testable = one[one["effect_size"].notna()]
         own = testable[testable["cancer_type_matches"].astype(bool)]
-        verdicts = own["verdict"].value_counts()
-        said = ", ".join(f"{n} {v}" for v, n in verdicts.items()) or "none"
-        out.append(f"**The review's Table 2**: {len(testable)} row x dataset pairs are testable here, {len(own)} of them "
-                   f"in a cancer type the review names ({said}); see *Table 2 tested*.")
+        said = ", ".join(f"{n} {v}" for v, n in own["verdict"].value_counts().items()) or "none"
+        out.append(f"**The review's Table 2**: {len(testable)} row x cohort pairs are testable here (one copy per "
+                   f"cohort: the fuller file), {len(own)} of them in a cancer type the review names ({said}); see "
+                   "*Table 2 tested*.")
     return out[:max_items]
 
 
 def key_findings_markdown(findings: list[str]) -> str:
     return "\n".join(f"- {f}" for f in findings)
+
+
+def table2_one_copy(checks: pd.DataFrame) -> pd.DataFrame:
+    """``table2_checks.csv`` with one copy per Table 2 row and cohort: of datasets from one study
+    (``cohort``: registry subsets of one publication, which share tumours), the fuller file (most
+    cells, ``n_cells_dataset``; a tie keeps the first dataset id). The rule never depends on the row."""
+    order = checks.sort_values(["row", "n_cells_dataset", "dataset"], ascending=[True, False, True])
+    return order.drop_duplicates(["row", "cohort"]).sort_values(["row", "dataset"])
 
 
 # --------------------------------------------------------------------------- page anatomy
@@ -525,44 +663,66 @@ def takeaways_markdown(items: list[str]) -> str:
 
 def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str]:
     """Key takeaways of one dataset page, from its ``celltype_scores`` table: the top cell type of each
-    shown signature (AUROC against the rest of the tumour, with the within-tumour q and the evidence),
-    how many cell type x signature scores are specifically high, and how many tumours stand behind it."""
+    shown signature (AUROC against all other cells of the tumour, with the within-tumour q shown by
+    :func:`p_phrase`, the evidence and the low-coverage flag; "of this file" when the file holds no
+    malignant cell), how many cell type x signature scores are specifically high, and how many tumours
+    stand behind it."""
     out = []
     ct = celltype.dropna(subset=["effect_size"])
+    evidence = set(celltype["evidence"].astype(str)) if "evidence" in celltype else set()
+    unrecorded = bool(evidence) and evidence <= {"samples not recorded"}
+    unit = "file" if unrecorded else "tumour"  # a file without patients is one pseudo-sample, not a tumour
+    has_malignant = bool((celltype["cell_type"] == MALIGNANT_CELL).any())
+    against = ("the other cells of the same tumour" if has_malignant
+               else "the other cells of this file, which holds no malignant cells")
     for sig in signatures:
         rows = ct[ct["signature"] == sig].sort_values("effect_size", ascending=False)
         if rows.empty:
             continue
         r = rows.iloc[0]
-        q = f", within-tumour q = {r.q_perm:.2g}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
-        out.append(f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against the other cells of the "
-                   f"same tumour{q} ({r.evidence}).")
+        q = f", within-{unit} {p_phrase('q', r.q_perm)}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
+        flag = (f"; {LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})"
+                if "low_coverage" in rows and bool(r.low_coverage) else "")
+        out.append(f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against {against}{q} "
+                   f"({r.evidence}{flag}).")
     if "q_perm" in ct:
         high = ct[ct["q_perm"] < 0.05]
-        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their tumour at "
-                   "q < 0.05 (within-tumour permutation, Benjamini-Hochberg).")
+        n_low = int(high["low_coverage"].astype(bool).sum()) if "low_coverage" in high else 0
+        low = f" ({n_low} of them {LOW_COVERAGE_FLAG})" if n_low else ""
+        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their {unit} at "
+                   f"q < 0.05 (within-{unit} permutation, Benjamini-Hochberg){low}.")
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
-    evidence = set(celltype["evidence"].astype(str)) if "evidence" in celltype else set()
-    if n <= 1 or evidence <= {"single tumour", "samples not recorded"}:
-        out.append("Every number here rests on one tumour (or on samples the authors did not record): it describes "
-                   "this tumour, not its cancer type.")
+    if unrecorded:
+        out.append("The authors did not record which patient each cell comes from: every number here describes "
+                   "this file, not a tumour or its cancer type, and it counts as no tumour in the atlas.")
+    elif n <= 1 or evidence <= {"single tumour", "samples not recorded"}:
+        out.append("Every number here rests on one tumour: it describes this tumour, not its cancer type.")
     else:
         out.append(f"Up to {n} tumours stand behind a cell type here; the evidence column says how many for each.")
     return out
 
 
+def _verdict_counts(checks: pd.DataFrame) -> str:
+    return ", ".join(f"{n} {v}" for v, n in checks["verdict"].value_counts().items()) or "none"
+
+
 def table2_takeaways(checks: pd.DataFrame) -> list[str]:
-    """Key takeaways of the Table 2 page: verdict counts, and which rows are tested in their own cancer type."""
-    testable = checks[checks["effect_size"].notna()]
+    """Key takeaways of the Table 2 page: verdict counts over row x cohort pairs (one copy per cohort,
+    :func:`table2_one_copy`), and which rows are tested in their own cancer type."""
+    one = table2_one_copy(checks)
+    testable = one[one["effect_size"].notna()]
     own = testable[testable["cancer_type_matches"].astype(bool)]
-    out = [f"{len(testable)} of {len(checks)} row x dataset pairs are testable here "
-           f"({', '.join(f'{n} {v}' for v, n in testable['verdict'].value_counts().items()) or 'none'})."]
+    out = [f"{len(testable)} of {len(one)} row x cohort pairs are testable here ({_verdict_counts(testable)})."]
     if len(own):
         rows = sorted(own["row"].unique())
         out.append(f"Row{'s' * (len(rows) != 1)} {', '.join(map(str, rows))} can be tested in a cancer type the review "
                    f"names: {', '.join(f'row {r.row} in {r.dataset} is {r.verdict}' for r in own.itertuples())}.")
     else:
         out.append("No row can be tested in a cancer type the review names with the datasets of this build.")
+    barely = testable[testable["verdict"] == BARELY_DETECTED]
+    if len(barely):
+        out.append(f"{_n(len(barely), 'pair')} cannot be judged: every gene of the row is detected in fewer than "
+                   f"{MIN_DETECTION:.0%} of the tested cells ({', '.join(f'row {r.row} in {r.dataset}' for r in barely.itertuples())}).")
     untestable = sorted(set(checks["row"]) - set(own["row"]))
     if untestable:
         out.append(f"Rows {', '.join(map(str, untestable))} wait for a dataset of their own cancer type and cell type "
@@ -587,7 +747,8 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     """The two lines that open a dataset page: what the data are, and the question the page answers."""
     n_cells = int(celltype.drop_duplicates("cell_type")["n_cells"].sum()) if len(celltype) else 0
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
-    tumours = f"{n} tumour{'s' * (n != 1)}" if n else "tumours not recorded"
+    unrecorded = "evidence" in celltype and set(celltype["evidence"].astype(str)) <= {"samples not recorded"}
+    tumours = f"{n} tumour{'s' * (n != 1)}" if n and not unrecorded else "patients not recorded"
     return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
             "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
             "scores and their checks, then the takeaways.")

@@ -13,21 +13,28 @@ from ..engines import DEFAULT_METHOD, score
 from ..genes import catalogue, get_signature, is_low_coverage, lineage_markers, present_genes
 from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
-__all__ = ["table2_checks", "TABLE2_COLUMNS", "VERDICTS", "SUPPORT_EFFECT"]
+__all__ = ["table2_checks", "TABLE2_COLUMNS", "VERDICTS", "SUPPORT_EFFECT", "MIN_DETECTION", "BARELY_DETECTED"]
 
 TABLE2_COLUMNS = ["row", "table2_cell_type", "table2_cancer_types", "signature", "dataset", "cancer_type",
                   "cancer_type_matches", "cell_type", "ontology_match", "n_cells", "n_samples", "evidence", "n_genes",
                   "n_present", "coverage", "effect_size", "ci_low", "ci_high", "ci_unit", "auroc_vs_rest",
                   "auroc_vs_rest_ci_low", "auroc_vs_rest_ci_high", "identity_genes_removed",
                   "identity_adjusted_effect", "identity_adjusted_ci_low", "identity_adjusted_ci_high",
-                  "detection", "overlaps", "verdict"]
+                  "detection", "max_detection", "overlaps", "cohort", "n_cells_dataset", "verdict"]
 #: a row is supported when its composition-balanced AUROC is at least this and its interval is above 0.5
 SUPPORT_EFFECT = 0.6
-VERDICTS = ("supported", "supported in another cancer type", "contradicted", "inconclusive",
+#: a row's genes must be detected (non-zero) in at least this share of the tested cells for a verdict:
+#: when every present gene is detected in fewer of them, the score of those cells is mostly its
+#: control-gene background, and the effect says little about the row's genes
+MIN_DETECTION = 0.10
+BARELY_DETECTED = "inconclusive: genes barely detected"
+VERDICTS = ("supported", "supported in another cancer type", "contradicted", "inconclusive", BARELY_DETECTED,
             "not testable: cell type absent", "not testable: genes missing")
 
 
-def _verdict(effect: float, lo: float, hi: float, matches: bool) -> str:
+def _verdict(effect: float, lo: float, hi: float, matches: bool, max_detection: float) -> str:
+    if max_detection < MIN_DETECTION:
+        return BARELY_DETECTED
     if effect >= SUPPORT_EFFECT and lo > 0.5:
         return "supported" if matches else "supported in another cancer type"
     if hi < 0.5:
@@ -49,12 +56,21 @@ def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str) -
     return balanced, rest, int(balanced["k"]), unrecorded
 
 
-def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> str:
-    """``GENE pct%`` of the row's present genes: the share of the target cells with a non-zero value."""
+def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> tuple[str, float]:
+    """``GENE pct%`` of the row's present genes (the share of the target cells with a non-zero value),
+    and the largest of those shares."""
     X = adata[target, genes].X
     frac = np.asarray((X != 0).sum(axis=0)).ravel() / max(int(target.sum()), 1) if sp.issparse(X) else \
         (np.asarray(X) != 0).mean(axis=0)
-    return ", ".join(f"{g} {100 * f:.0f}%" for g, f in sorted(zip(genes, frac), key=lambda x: -x[1]))
+    text = ", ".join(f"{g} {100 * f:.0f}%" for g, f in sorted(zip(genes, frac), key=lambda x: -x[1]))
+    return text, float(np.max(frac)) if len(frac) else 0.0
+
+
+def _cohort(adata: AnnData, dataset_id: str) -> str:
+    """The study a dataset comes from: its publication's accession (``GEO GSE70630``), else its DOI,
+    else the dataset id (registry subsets of one study share it)."""
+    prov = adata.uns.get("provenance", {})
+    return str(prov.get("accession") or (f"doi:{prov['doi']}" if prov.get("doi") else "") or dataset_id)
 
 
 def _ontology_match(entry: dict, cell_types: pd.Series) -> str:
@@ -93,7 +109,14 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
       above 0.5; ``supported in another cancer type`` — the same in a cancer type the review does not
       name (transfer evidence, not confirmation);
     * ``contradicted`` — the interval entirely below 0.5 (lower in this cell type than in the others);
+    * ``inconclusive: genes barely detected`` — every present gene is detected (non-zero) in fewer
+      than :data:`MIN_DETECTION` of the tested cells (``max_detection``), whatever the effect: the
+      score of those cells is then mostly its control-gene background. "Every gene" rather than the
+      median gene: one well-detected gene carries a score, and ``detection`` lists each gene's share;
     * ``inconclusive`` — everything else testable.
+
+    Datasets that are subsets of one study share its ``cohort`` (the publication's accession, else its
+    DOI, else the dataset id); ``n_cells_dataset`` (all cells of the file) tells the fuller copy.
 
     Nothing is random: the table is the same for every seed.
 
@@ -136,7 +159,8 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
                                                            "exact (Cell Ontology id)" if by_term.any() else "") if x),
                     "n_cells": int(target.sum()), "n_genes": len(genes), "n_present": len(present),
                     "coverage": len(present) / len(genes) if genes else 0.0,
-                    "overlaps": "; ".join(overlaps.get(dataset_id, []))}
+                    "overlaps": "; ".join(overlaps.get(dataset_id, [])), "cohort": _cohort(adata, dataset_id),
+                    "n_cells_dataset": int(adata.n_obs)}
             empty = {"n_samples": int(adata.obs["sample"][target].nunique()), "evidence": "",
                      "effect_size": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_unit": ""}
             if not targets or target.sum() == 0 or target.all():
@@ -149,6 +173,7 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
             removed = [g for g in present if g in markers]
             kept = [g for g in present if g not in markers]
             adjusted = _balanced(adata, kept, target, rec["id"])[0] if removed and kept else balanced
+            detection, max_detection = _detection(adata, present, target)
             rows.append({**base, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
                          "effect_size": balanced["estimate"], "ci_low": balanced["ci_low"],
                          "ci_high": balanced["ci_high"],
@@ -157,6 +182,7 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
                          "auroc_vs_rest_ci_high": rest["ci_high"], "identity_genes_removed": " ".join(removed),
                          "identity_adjusted_effect": adjusted["estimate"],
                          "identity_adjusted_ci_low": adjusted["ci_low"], "identity_adjusted_ci_high": adjusted["ci_high"],
-                         "detection": _detection(adata, present, target),
-                         "verdict": _verdict(balanced["estimate"], balanced["ci_low"], balanced["ci_high"], matches)})
+                         "detection": detection, "max_detection": max_detection,
+                         "verdict": _verdict(balanced["estimate"], balanced["ci_low"], balanced["ci_high"], matches,
+                                             max_detection)})
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
