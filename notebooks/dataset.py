@@ -152,6 +152,14 @@ display(Markdown(pages.communication_markdown(res.sasp_communication)))
 display(Markdown(pages.sender_split_markdown(res.sasp_sender_split)))
 
 # %% [markdown]
+# ## Senescence index (hUSI) and the SASP
+#
+# Are the SASP-high cells the senescence-index-high cells? Each cell's hUSI (the raw Spearman correlation of its expression of the index's genes with the published model weights) is a score like the signatures above: its per-tumour effect is in the tables (signature `husi`). Here, within each cell type and tumour, the rank correlation of each signature with hUSI, pooled over tumours on Fisher's z scale (the tumour is the unit).
+
+# %% tags=["remove-input"]
+display(Markdown(pages.husi_association_markdown(res.husi_association, res.celltype_scores)))
+
+# %% [markdown]
 # ## Embedding coloured by score
 #
 # UMAP of the cells (display only; statistics never use it).

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .atlas import DEFAULT_SIGNATURES, REPORT_CELLS, run_table2, score_user_file
+from .atlas.validity import run_validity
 from .engines import DEFAULT_METHOD, local_worker_config
 from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
@@ -100,6 +101,17 @@ def cmd_table2(args) -> int:
     for verdict, n in counts.items():
         console.print(f"{n:>4}  {verdict}")
     console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {out}")
+    return 0
+
+
+def cmd_validity(args) -> int:
+    tables = run_validity(args.out, profile=args.profile, mirror=args.mirror)
+    pooled = tables["signature_validity_pooled"]
+    rows = pooled[(pooled["method"] == "expected") & (pooled["control"] == "non-senescent")]
+    for label, n in rows["label"].value_counts().items():
+        console.print(f"{n:>4}  {label}")
+    console.print(f"[green]validity[/green]: {len(tables['signature_validity'])} rows -> "
+                  f"{Path(args.out) / 'tables' / 'signature_validity.csv'} and signature_validity_pooled.csv")
     return 0
 
 
@@ -250,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--random-state", type=int, default=0, help="recorded only: Table 2 is seed-free")
     p.add_argument("--out", default="results/tables/table2_checks.csv", help="CSV to write")
     p.set_defaults(func=cmd_table2)
+
+    p = sub.add_parser("validity", help="does each signature detect senescence? score every catalogue signature "
+                                        "and hUSI on the registry's ground truth (no site build)")
+    p.add_argument("--profile", default="core", choices=["core", "full"])
+    p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
+    p.add_argument("--out", default="results", help="results folder (tables go to OUT/tables)")
+    p.set_defaults(func=cmd_validity)
 
     p = sub.add_parser("check-site", help="check the built site in headless Chromium at 1400 and 390 px: charts draw "
                                           "and fit, links resolve, no console errors or serious axe violations")

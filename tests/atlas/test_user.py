@@ -346,16 +346,19 @@ def test_score_user_file_writes_exactly_the_tables_and_the_scored_object(tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["celltype_scores.csv", "coverage.csv", "scored.h5ad"]
     assert set(written) == {"celltype_scores", "coverage", "scored"}
     table = pd.read_csv(written["celltype_scores"])
-    assert list(table.columns) == stats.CELLTYPE_COLUMNS + getattr(stats, "NULL_JOIN_COLUMNS", [])
-    assert set(table["signature"]) == set(SIGS) and set(table["cell_type"]) == {"Fibroblast", "T cell", "Rare"}
+    assert list(table.columns) == stats.CELLTYPE_COLUMNS + getattr(stats, "NULL_JOIN_COLUMNS", []) + ["validity"]
+    # every signature and the hUSI senescence index (a row like a signature, its own method)
+    assert set(table["signature"]) == {*SIGS, "husi"} and set(table["cell_type"]) == {"Fibroblast", "T cell", "Rare"}
+    assert (table.loc[table["signature"] == "husi", "method"] == "husi").all()
+    assert (table["validity"] == "not assessed").all()  # no validity table beside a user's run
     assert (table["random_state"] == 3).all() and (table["dataset"] == "user").all()
     fib = table[(table["cell_type"] == "Fibroblast") & (table["signature"] == "senmayo")].iloc[0]
     assert fib["effect_size"] > 0.9  # the constructed SenMayo excess is found
     cov = pd.read_csv(written["coverage"])
     assert list(cov.columns) == genes.COVERAGE_COLUMNS and (cov["coverage"] == 1).all()
     scored = ad.read_h5ad(written["scored"])
-    assert list(scored.obsm["sasp_scores"].columns) == SIGS
-    assert list(scored.uns["sasp_scores"]["signature_ids"]) == SIGS
+    assert list(scored.obsm["sasp_scores"].columns) == [*SIGS, "husi"]
+    assert list(scored.uns["sasp_scores"]["signature_ids"]) == [*SIGS, "husi"]
     assert scored.uns["sasp_scores"]["params"]["random_state"] == 3
     assert scored.uns["provenance"]["sha256"] == file_sha256(path)
 

@@ -45,6 +45,11 @@ def test_units_holding_one_condition_are_compared_as_units():
     assert len(units) == 1 and units.iloc[0]["design"] == "units compared"
     assert (units.iloc[0]["n_senescent"], units.iloc[0]["n_control"], units.iloc[0]["auroc"]) == (2, 2, 1.0)
     assert units.iloc[0]["ci_low"] < 0.5  # two vs two replicates support little
+    # such a design cannot conclude even at perfect separation: shown, but it never enters a label
+    table = signature_validity(pd.DataFrame({"s": scores}), obs, benchmark="mice", method="mean", controls=("control",))
+    row = table.iloc[0]
+    assert row["auroc"] == 1.0 and not row["informative"] and row["label"] == "untested"
+    assert "too few units to conclude" in row["flag"]
 
 
 def test_signature_validity_labels_and_controls_never_pooled():

@@ -23,17 +23,21 @@ import scanpy as sc
 from anndata import AnnData
 from numba.core.registry import CPUDispatcher
 
-from ..data import crosswalk_table, load_dataset
-from ..engines import DEFAULT_METHOD, celltype_null, gsva_kernel_terms, method_concordance, score
+from ..data import InputError, crosswalk_table, load_dataset
+from ..engines import (DEFAULT_METHOD, celltype_null, gsva_kernel_terms, husi_scores, load_husi_model,
+                       method_concordance, score)
 from ..genes import UNCLASSIFIED, SignatureResolutionWarning, coverage_table, list_signatures, sasp_classes
-from ..sources import get_dataset, list_datasets
+from ..sources import DataUnavailableError, cohort_of, get_dataset, list_datasets
 from ..stats.communication import (COMMUNICATION_COLUMNS, SPLIT_COLUMNS, communication_skip_reason, sasp_communication,
                                    sasp_sender_split)
 from ..stats.composition import sample_class_composition, sasp_class_scores
+from ..stats.validity import NOT_ASSESSED, validity_labels
+from ..stats.association import (ASSOCIATION_COLUMNS, SAMPLE_ASSOCIATION_COLUMNS, sample_associations,
+                                 score_association)
 from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
                      sample_effects, table2_checks)
 
-__all__ = ["DatasetResult", "run_dataset", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
+__all__ = ["DatasetResult", "run_dataset", "score_tables", "signature_coverage", "add_husi", "HUSI_KEY", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
            "load_datasets", "run_table2", "catalogue_coverage", "collect_tables"]
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,8 @@ class DatasetResult:
     sasp_class_samples: pd.DataFrame | None = None
     sasp_communication: pd.DataFrame | None = None
     sasp_sender_split: pd.DataFrame | None = None
+    husi_association: pd.DataFrame | None = None
+    husi_association_samples: pd.DataFrame | None = None
 
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
@@ -75,6 +81,47 @@ EMBED_MAX_CELLS = 4_000  # also below scanpy's approximate-kNN path (pynndescent
 #: umap-learn's and pynndescent's modules whose numba kernels are compiled without an on-disk cache
 _UMAP_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.distances",
                         "pynndescent.utils")
+
+
+#: the hUSI senescence index's column among the scores (``obsm[...]["husi"]``, a row of every table)
+HUSI_KEY = "husi"
+
+
+def add_husi(adata: AnnData, *, key: str = "sasp_scores", mirror: str | None = None) -> bool:
+    """Add the hUSI senescence index (raw Spearman rho, :func:`sasp_atlas.engines.husi_scores`) as a
+    column ``husi`` of ``adata.obsm[key]`` with its record in ``adata.uns[key]["signatures"]["husi"]``
+    (``method`` husi, the model genes used, coverage), so every per-tumour statistic, meta-analysis and
+    table treats it like a signature. Returns False, with a warning naming the reason, when the model
+    cannot be read (offline without a mirror) or too few of its genes are measured."""
+    try:
+        rho = husi_scores(adata, mirror=mirror)
+    except (DataUnavailableError, InputError) as err:
+        log.warning("hUSI not computed: %s", str(err).splitlines()[0])
+        return False
+    adata.obsm[key][HUSI_KEY] = rho.to_numpy()
+    n_model = int(rho.attrs["n_model_genes"])
+    present = set(adata.var_names.astype(str))
+    used = [g for g in load_husi_model(mirror=mirror).index if g in present]
+    adata.uns[key]["signatures"][HUSI_KEY] = {
+        "genes_used": used, "genes_missing": [], "n_genes": n_model, "n_control_genes": 0,
+        "coverage": len(used) / n_model, "low_coverage": bool(rho.attrs["low_coverage"]), "method": HUSI_KEY,
+        "reference": rho.attrs.get("reference", "")}
+    return True
+
+
+def read_validity_labels(out_dir: str | Path | None = None, method: str = DEFAULT_METHOD) -> dict[str, str]:
+    """``{signature: validity label}`` from ``<out_dir>/tables/signature_validity_pooled.csv``
+    (:func:`sasp_atlas.atlas.validity.run_validity`; ``{}`` when the build has not written it)."""
+    path = results_dir(out_dir) / "tables" / "signature_validity_pooled.csv"
+    return validity_labels(pd.read_csv(path), method=method) if path.exists() else {}
+
+
+def with_validity(table: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """``table`` with a ``validity`` column: each row's signature's label on the senescence ground truth
+    (``not assessed`` without a validity table)."""
+    out = table.copy()
+    out["validity"] = out["signature"].map(dict(labels)).fillna(NOT_ASSESSED) if len(out) else pd.Series(dtype=str)
+    return out
 
 
 @functools.cache
@@ -155,6 +202,40 @@ N_NULL = 1000
 NULL_SEED = 0
 
 
+def score_tables(adata: AnnData, signatures, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
+                 method: str = DEFAULT_METHOD, random_state: int = 0, min_cells: int = 10, n_null: int = N_NULL,
+                 out_dir: str | Path | None = None, mirror: str | None = None, with_embedding: bool = False,
+                 progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+    """The one scoring core of every path (a registry dataset, a user's file in memory or lazily on dask):
+    score the signatures, add the hUSI index (:func:`add_husi`), the per-sample effects, the per-cell-type
+    table with the random-gene-set null joined, q-values and the validity labels. Returns ``(celltype_scores,
+    null, sample effects, hUSI added)``; ``adata`` gains its scores (and, with ``with_embedding``, the UMAP)."""
+    score(adata, signatures, method=method, random_state=random_state, progress=progress)
+    with_husi = add_husi(adata, mirror=mirror)
+    if with_embedding:
+        embed(adata, random_state=random_state)
+    effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
+                             adata.obs["sample"].astype(str).to_numpy())
+    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
+                            cancer_type_ontology_id=cancer_type_ontology_id, random_state=random_state,
+                            min_cells=min_cells, effects=effects)
+    null = celltype_null(adata, signatures, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
+    null.insert(0, "dataset", dataset_id)
+    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
+                        .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
+                        how="left")
+    table["n_null"] = n_null
+    table = with_validity(add_q_values(table), read_validity_labels(out_dir, method))
+    return table, null, effects, with_husi
+
+
+def signature_coverage(adata: AnnData, *, dataset_id: str) -> pd.DataFrame:
+    """:func:`sasp_atlas.genes.coverage_table` of the scored signatures (hUSI's model coverage is in the
+    score tables' ``coverage`` and ``n_genes``, not listed gene by gene)."""
+    cov = coverage_table(adata, dataset_id=dataset_id)
+    return cov[cov["signature"] != HUSI_KEY].reset_index(drop=True)
+
+
 def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
                 method: str = DEFAULT_METHOD,
                 random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
@@ -221,26 +302,15 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     else:
         prov = adata.uns.get("provenance", {})
         cancer_type, cancer_type_id = prov.get("cancer_type", "unknown"), prov.get("cancer_type_ontology_id", "")
-    score(adata, sigs, method=method, random_state=random_state)
-    if with_embedding:
-        embed(adata, random_state=random_state)
-    effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
-                             adata.obs["sample"].astype(str).to_numpy())
-    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
-                            cancer_type_ontology_id=cancer_type_id, random_state=random_state, min_cells=min_cells,
-                            effects=effects)
-    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
-    null.insert(0, "dataset", dataset_id)
-    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
-                        .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
-                        how="left")
-    table["n_null"] = n_null
-    table = add_q_values(table)
+    table, null, effects, with_husi = score_tables(adata, sigs, dataset_id=dataset_id, cancer_type=cancer_type,
+                                                   cancer_type_ontology_id=cancer_type_id, method=method,
+                                                   random_state=random_state, min_cells=min_cells, n_null=n_null,
+                                                   out_dir=out_dir, mirror=mirror, with_embedding=with_embedding)
     methods, _ = affordable_methods(adata, list(dict.fromkeys((method, *compare_methods))))
     conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
     method_means = conc.means.assign(dataset=dataset_id)
     method_conc = conc.concordance.assign(dataset=dataset_id)
-    cov = coverage_table(adata, dataset_id=dataset_id)
+    cov = signature_coverage(adata, dataset_id=dataset_id)
     samples = sample_celltype_summary(adata, dataset_id=dataset_id, effects=effects)
     genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
                                           dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
@@ -259,6 +329,17 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         sender_split = sasp_sender_split(adata, dataset_id=dataset_id)
     communication = with_ligand_classes(communication, classes)
     sender_split = with_ligand_classes(sender_split, classes)
+    if with_husi:
+        sig_cols = [c for c in adata.obsm["sasp_scores"].columns if c != HUSI_KEY]
+        husi_samples = sample_associations(adata.obsm["sasp_scores"][sig_cols], adata.obsm["sasp_scores"][HUSI_KEY],
+                                           adata.obs["cell_type"].astype(str).to_numpy(),
+                                           adata.obs["sample"].astype(str).to_numpy(), reference_name=HUSI_KEY)
+        husi_samples.insert(0, "dataset", dataset_id)
+        husi_assoc = score_association(husi_samples.drop(columns="dataset"))
+        husi_assoc.insert(0, "dataset", dataset_id)
+    else:
+        husi_samples = pd.DataFrame(columns=["dataset", *SAMPLE_ASSOCIATION_COLUMNS])
+        husi_assoc = pd.DataFrame(columns=["dataset", *ASSOCIATION_COLUMNS])
     cells = adata.obsm["sasp_scores"].copy()
     for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
         cells[col] = adata.obs[col].to_numpy()
@@ -278,11 +359,13 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     class_samples.to_csv(out / "sample_sasp_class_scores.csv", index=False, float_format="%.6g")
     communication.to_csv(out / "sasp_communication.csv", index=False, float_format="%.6g")
     sender_split.to_csv(out / "sasp_sender_split.csv", index=False, float_format="%.6g")
+    husi_assoc.to_csv(out / "sasp_husi_association.csv", index=False, float_format="%.6g")
+    husi_samples.to_csv(out / "sample_sasp_husi_association.csv", index=False, float_format="%.6g")
     _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
     return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc,
-                         class_scores, class_samples, communication, sender_split)
+                         class_scores, class_samples, communication, sender_split, husi_assoc, husi_samples)
 
 
 def with_ligand_classes(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:
@@ -316,11 +399,7 @@ def registry_overlaps(dataset_ids: list[str]) -> dict[str, list[str]]:
 def registry_cohorts(dataset_ids: list[str]) -> dict[str, str]:
     """Dataset -> its independent study (cohort): the publication's accession, else its DOI, else the id.
     Two registry entries of one study (e.g. two subsets of GEO GSE70630) are one cohort."""
-    out = {}
-    for d in dataset_ids:
-        pub = get_dataset(d).get("publication") or {}
-        out[d] = str(pub.get("accession") or pub.get("doi") or d)
-    return out
+    return {d: cohort_of(get_dataset(d).get("publication"), d) for d in dataset_ids}
 
 
 def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0,
@@ -332,6 +411,7 @@ def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, ran
     adatas = {d: adatas[d] for d in dataset_ids}
     checks = table2_checks(adatas, overlaps=registry_overlaps(dataset_ids))
     checks.insert(len(checks.columns), "random_state", random_state)  # recorded; Table 2 is seed-free
+    checks = with_validity(checks, read_validity_labels(out_dir))
     base = results_dir(out_dir) / "tables"
     base.mkdir(parents=True, exist_ok=True)
     checks.to_csv(Path(out_csv) if out_csv else base / "table2_checks.csv", index=False, float_format="%.6g")
@@ -384,7 +464,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     if (base / "sasp_classes.csv").exists():
         out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
     for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
-                 "method_concordance", "sasp_class_scores", "sasp_communication"):
+                 "method_concordance", "sasp_class_scores", "sasp_communication", "sasp_husi_association"):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         _write_atomic(df, base / f"{name}.csv")
@@ -395,6 +475,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     registered = [i for i in ids if i in known]
     meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps(registered),
                          cohorts=registry_cohorts(registered), celltype=out["celltype_scores"])
+    meta = with_validity(meta, read_validity_labels(out_dir))
     _write_atomic(meta, base / "meta_analysis.csv")
     out["meta_analysis"] = meta
     return out

@@ -24,11 +24,10 @@ from anndata import AnnData
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
-from ..engines import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, celltype_null, reduce_statistics, score
-from ..genes import coverage_table, present_genes, resolve_signatures
+from ..engines import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, reduce_statistics
+from ..genes import present_genes, resolve_signatures
 from ..sources import Dataset
-from ..stats import add_q_values, celltype_scores, sample_effects
-from .pipeline import DEFAULT_SIGNATURES, N_NULL, NULL_SEED, DatasetResult, run_dataset
+from .pipeline import DEFAULT_SIGNATURES, N_NULL, DatasetResult, run_dataset, score_tables, signature_coverage
 
 __all__ = ["run_user_file", "score_user_file", "score_user_file_lazy", "check_signatures_present", "USER_OUTPUTS",
            "report_subsample", "read_report_cells", "run_report_cells", "REPORT_CELLS"]
@@ -156,19 +155,11 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
     prov = adata.uns.get("provenance", {})
     # the statistics of the scores and of the null's random sets in one pass (their contexts reuse them)
     reduce_statistics(adata.X, method, null=True, progress=progress)
-    score(adata, sigs, method=method, random_state=random_state, progress=progress)
-    effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
-                             adata.obs["sample"].astype(str).to_numpy())
-    table = celltype_scores(adata, dataset_id=ds.id, cancer_type=prov.get("cancer_type", "unknown"),
-                            cancer_type_ontology_id=prov.get("cancer_type_ontology_id", ""),
-                            random_state=random_state, min_cells=min_cells, effects=effects)
-    null = celltype_null(adata, sigs, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
-    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
-                        .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
-                        how="left")
-    table["n_null"] = n_null
-    table = add_q_values(table)
-    cov = coverage_table(adata, dataset_id=ds.id)
+    table, _, _, _ = score_tables(adata, sigs, dataset_id=ds.id, cancer_type=prov.get("cancer_type", "unknown"),
+                                  cancer_type_ontology_id=prov.get("cancer_type_ontology_id", ""), method=method,
+                                  random_state=random_state, min_cells=min_cells, n_null=n_null, out_dir=out_dir,
+                                  progress=progress)
+    cov = signature_coverage(adata, dataset_id=ds.id)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,12 @@ from anndata import AnnData
 from ..data import load_ground_truth, training_overlap
 from ..engines import DEFAULT_METHOD, husi_scores, score
 from ..genes import SignatureResolutionWarning, get_signature, is_low_coverage, list_signatures, present_genes
-from ..sources import list_ground_truth
-from ..stats.validity import VALIDITY_COLUMNS, pool_validity, signature_validity, unit_aurocs
+from ..sources import DataUnavailableError, NotPinnedError, get_ground_truth, list_ground_truth
+from ..stats.validity import VALIDITY_COLUMNS, pool_validity, signature_validity, unit_aurocs, validity_labels
 from .pipeline import results_dir
 
-__all__ = ["VALIDITY_METHODS", "HUSI", "run_validity", "validity_labels", "score_ground_truth"]
+__all__ = ["VALIDITY_METHODS", "HUSI", "run_validity", "validity_labels", "score_ground_truth", "read_validity_tables",
+           "ground_truth_sources_markdown"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def run_validity(out_dir: str | Path | None = None, *, signatures: Sequence[str]
                  methods: Sequence[str] = VALIDITY_METHODS, profile: str = "core", mirror: str | None = None,
                  with_husi: bool = True) -> dict[str, pd.DataFrame]:
     """Score every human catalogue signature (default) with each of ``methods`` and, with ``with_husi``,
-    the hUSI index on every ground-truth entry of ``profile``; per unit, per data set and pooled.
+    the hUSI index on every ground-truth entry of ``profile`` (a full-profile entry that is not pinned or
+    not reachable is left out with a warning; a core one is an error); per unit, per data set and pooled.
     Writes and returns ``signature_validity`` (:data:`sasp_atlas.stats.validity.VALIDITY_COLUMNS`),
     ``signature_validity_units`` and ``signature_validity_pooled``. A mouse-only signature is untested
     (the mouse ground truth is mapped to human genes and scored with the human sets)."""
@@ -60,7 +62,13 @@ def run_validity(out_dir: str | Path | None = None, *, signatures: Sequence[str]
     mouse_only = [] if signatures is not None else list(cat.loc[cat["species"] != "human", "id"])
     tables, units = [], []
     for gt in list_ground_truth(profile):
-        adata = load_ground_truth(gt.id, mirror=mirror)
+        try:
+            adata = load_ground_truth(gt.id, mirror=mirror)
+        except (DataUnavailableError, NotPinnedError) as err:
+            if gt["profile"] == "core":
+                raise
+            log.warning("validity: %s left out (%s)", gt.id, str(err).splitlines()[0])
+            continue
         info = adata.uns["ground_truth"]
         controls = tuple(info["negative_classes"])
         runs = [(m, human) for m in methods] + ([(HUSI, None)] if with_husi else [])
@@ -109,15 +117,37 @@ def run_validity(out_dir: str | Path | None = None, *, signatures: Sequence[str]
     return {"signature_validity": table, "signature_validity_units": unit_table, "signature_validity_pooled": pooled}
 
 
-def validity_labels(pooled: pd.DataFrame, method: str = DEFAULT_METHOD, control: str = "non-senescent") -> dict[str, str]:
-    """``{signature: label}`` from ``signature_validity_pooled.csv`` for one method and control class
-    (what tables and tooltips show next to a signature; ``untested`` where there is no row)."""
-    if pooled is None or pooled.empty:
-        return {}
-    rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna(control) == control)]
-    labels = dict(zip(rows["signature"], rows["label"]))
-    hus = pooled[pooled["method"] == HUSI]
-    if len(hus):
-        labels.setdefault(HUSI, str(hus.sort_values("control").iloc[0]["label"]))
-    return {k: (v if isinstance(v, str) else "untested") for k, v in labels.items()}
+def read_validity_tables(out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The validity tables a build wrote (:func:`run_validity`) and the ground-truth entries behind them
+    (``ground_truth``: one row per data set with its labels, unit, inducer and training overlap)."""
+    base = results_dir(out_dir) / "tables"
+    out = {name: pd.read_csv(base / f"{name}.csv")
+           for name in ("signature_validity", "signature_validity_units", "signature_validity_pooled")}
+    ids = sorted(set(out["signature_validity"]["benchmark"].dropna()) - {""})
+    rows = []
+    for gt_id in ids:
+        gt = get_ground_truth(gt_id)
+        pub = gt.get("publication") or {}
+        rows.append({"id": gt_id, "title": gt["title"], "species": gt["species"], "assay": gt["assay"],
+                     "inducer": gt.get("inducer", ""), "unit": gt["unit"].get("name", ""),
+                     "truth": gt["labels"].get("truth", ""), "citation": pub.get("citation", ""),
+                     "doi": pub.get("doi", ""), "accession": pub.get("accession", ""),
+                     "training_overlap": ", ".join(gt.get("training_overlap") or []) or "—",
+                     "trust": gt.get("trust", "")})
+    out["ground_truth"] = pd.DataFrame(rows)
+    return out
 
+
+def ground_truth_sources_markdown(ground_truth: pd.DataFrame) -> str:
+    """The ground-truth data sets of the validity page: what is labelled, the unit, the truth kind (per
+    sample, per cell, or condition labels, which are not per-cell truth) and what was trained on it."""
+    truth_words = {"per_sample": "per-sample truth", "per_cell": "per-cell truth",
+                   "condition": "condition labels, not per-cell truth (not every cell of a senescent sample need be "
+                                "senescent)"}
+    lines = ["| data set | species, assay | inducer | unit of replication | labels | trained on it | source |",
+             "|---|---|---|---|---|---|---|"]
+    for r in ground_truth.itertuples():
+        source = f"{r.citation} doi:{r.doi}" if r.doi else r.citation
+        lines.append(f"| `{r.id}` | {r.species}, {r.assay} | {r.inducer} | {r.unit} | "
+                     f"{truth_words.get(r.truth, r.truth)} | {r.training_overlap} | {source} ({r.accession}) |")
+    return "\n".join(lines)

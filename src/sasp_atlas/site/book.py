@@ -30,6 +30,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_table2
+from ..atlas.validity import run_validity
 from ..engines import DEFAULT_METHOD
 from ..data import load_dataset
 from ..genes import list_signatures
@@ -302,6 +303,11 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
             print_unavailable_report(problems, mirror, console)
         timings["fetch"] = time.perf_counter() - t0
 
+        # before the pages: every table row and tooltip that shows a signature carries its validity label
+        tv = time.perf_counter()
+        run_validity(results, profile=profile, mirror=mirror)
+        timings["validity"] = time.perf_counter() - tv
+
         t1 = time.perf_counter()
         task = progress.add_task("dataset pages", total=len(datasets))
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -313,7 +319,7 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         timings["dataset_pages"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        task = progress.add_task("atlas, Table 2 and catalogue pages", total=4)
+        task = progress.add_task("atlas, Table 2, validity and catalogue pages", total=5)
         ids = [d.id for d in datasets]
         adatas = load_datasets(ids)  # each dataset loaded once for coverage and Table 2
         catalogue_coverage(ids, out_dir=results, adatas=adatas)
@@ -323,8 +329,9 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         progress.advance(task)
         write_family_pages(root)
         pages = [("table2", {"results": results}), ("catalogue", {"results": results}),
+                 ("validity", {"results": results, "method": params["method"]}),
                  ("atlas", {k: params[k] for k in ("signatures", "method", "results")})]
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:  # three kernels, started in parallel
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:  # four kernels, started in parallel
             futures = [pool.submit(execute_page, name, root / "book" / f"{name}.ipynb", page_params, cwd=root)
                        for name, page_params in pages]
             for fut in as_completed(futures):

@@ -21,7 +21,7 @@ from ..genes import LOW_COVERAGE_FLAG
 from .pages import format_p
 
 __all__ = ["write_vega_bundle", "enable_offline_renderer", "fit_page", "chart_html", "sasp_map_chart", "composition_chart", "score_distribution_chart",
-           "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
+           "validity_forest", "VALIDITY_COLOURS", "celltype_heatmap", "embedding_chart", "atlas_heatmap", "jaccard_heatmap", "coverage_heatmap", "ranking_chart",
            "gene_dotplot", "table2_forest", "null_chart", "method_sensitivity_chart"]
 
 _TEMPLATE = jinja2.Template("""\
@@ -115,6 +115,7 @@ def _low_coverage_note(table: pd.DataFrame) -> str:
 def _coverage_tooltips(table: pd.DataFrame) -> list:
     """The gene coverage and the flag of a row, for every chart that draws a score."""
     out = [alt.Tooltip("coverage:Q", format=".0%", title="gene coverage")] if "coverage" in table else []
+    out += [alt.Tooltip("validity:N", title="detects senescence? (validity)")] if "validity" in table else []
     return out + (["flag"] if "flag" in table else [])
 
 
@@ -343,7 +344,9 @@ def sasp_map_chart(meta: pd.DataFrame, *, signature_list: list[str], default: st
                  alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("n_tumours:Q", title="named tumours"),
                  alt.Tooltip("k_cohorts:Q", title="cohorts"),
                  alt.Tooltip("k_unrecorded:Q", title="files with patients not recorded"), "datasets", "evidence",
-                 alt.Tooltip("coverage:Q", format=".0%", title="gene coverage (lowest dataset)"), "flag"])
+                 alt.Tooltip("coverage:Q", format=".0%", title="gene coverage (lowest dataset)"),
+                 *([alt.Tooltip("validity:N", title="detects senescence? (validity)")] if "validity" in df else []),
+                 "flag"])
     counts = base.mark_text(fontSize=10).encode(
         text="count_label:N", color=alt.value("#111"), href="url:N")
     return (squares + counts).add_params(choice).properties(
@@ -465,7 +468,9 @@ def table2_forest(checks: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("identity_adjusted_effect:Q", format=".2f"), "identity_genes_removed", "evidence",
                  "n_cells", "n_samples", "n_present", "n_genes", alt.Tooltip("coverage:Q", format=".0%"),
                  *([alt.Tooltip("max_detection:Q", format=".0%", title="best-detected gene (share of cells)")]
-                   if "max_detection" in df else []), "verdict"])
+                   if "max_detection" in df else []),
+                 *([alt.Tooltip("validity:N", title="detects senescence? (validity)")] if "validity" in df else []),
+                 "verdict"])
     return (rule + bars + points).properties(width="container")
 
 
@@ -497,3 +502,38 @@ def method_sensitivity_chart(method_means: pd.DataFrame, concordance: pd.DataFra
                  alt.Tooltip("min_spearman:Q", format=".2f", title="lowest Spearman between methods")],
     ).properties(width=alt.Step(22)).facet(facet=alt.Facet("signature:N", title=None), columns=3,
                                            title="Cell-type ranking under each scoring engine")
+
+
+#: validity labels (``sasp_atlas.stats.validity``) and their colours, strongest first
+VALIDITY_COLOURS = {"detects": "#1a9850", "weak": "#91cf60", "no signal": "#999999", "inverse": "#d73027",
+                    "untested": "#cccccc"}
+
+
+def validity_forest(units: pd.DataFrame, pooled: pd.DataFrame) -> alt.Chart:
+    """Does each signature detect senescence? Per unit of replication (small points: a fibroblast strain,
+    or the replicates of one condition compared as units) and pooled over units and data sets (diamond
+    with its 95 % interval, coloured by validity label), the AUROC of the signature's score in senescent
+    vs non-senescent samples; sorted by the pooled AUROC; 0.5 (dashed) = no signal, below = inverse.
+    ``pooled`` is one method's rows of ``signature_validity_pooled.csv`` (control group non-senescent),
+    ``units`` the matching rows of ``signature_validity_units.csv``."""
+    order = list(pooled.sort_values("auroc", ascending=False, na_position="last")["signature"])
+    p = pooled.copy()
+    p["label"] = p["label"].fillna("untested")
+    y = alt.Y("signature:N", sort=order, title=None, axis=alt.Axis(labelLimit=260, labelFontSize=10))
+    rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 3], color="#888").encode(x="x:Q")
+    colour = alt.Color("label:N", title="validity", scale=alt.Scale(domain=list(VALIDITY_COLOURS),
+                                                                    range=list(VALIDITY_COLOURS.values())))
+    x = alt.X("auroc:Q", title="AUROC senescent vs non-senescent (95% CI)", scale=alt.Scale(domain=[0, 1]))
+    dots = alt.Chart(units).mark_circle(size=14, opacity=0.45, color="#555").encode(
+        x=x, y=y, tooltip=["signature", "benchmark", "unit", alt.Tooltip("auroc:Q", format=".2f"),
+                           alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f"),
+                           "n_senescent", "n_control", "design"])
+    bars = alt.Chart(p).mark_rule(strokeWidth=2).encode(x="ci_low:Q", x2="ci_high:Q", y=y, color=colour)
+    diamonds = alt.Chart(p).mark_point(shape="diamond", size=70, filled=True).encode(
+        x="auroc:Q", y=y, color=colour,
+        tooltip=["signature", "label", "label_basis", alt.Tooltip("auroc:Q", format=".2f"),
+                 alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f"), "n_benchmarks",
+                 "benchmarks", "n_units", "training_overlap", "overlapping_benchmarks",
+                 alt.Tooltip("auroc_out_of_sample:Q", format=".2f", title="AUROC out of sample"), "ci_method"])
+    return (rule + bars + dots + diamonds).properties(
+        width="container", height=alt.Step(11), title="Which signatures detect senescence?")

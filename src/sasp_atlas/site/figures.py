@@ -114,6 +114,15 @@ FIGURES: dict[str, FigureSpec] = {spec.id: spec for spec in [
                "Pooled over tumours. Colour: verdict (supported needs the review's cancer type, AUROC >= 0.6 and the "
                "interval above 0.5; inconclusive: genes barely detected when every gene of the row is detected in "
                "fewer than 10% of the tested cells); filled: replicated in >= 3 tumours."),
+    FigureSpec("fig-validity-forest", "Which signatures detect senescence?", charts.validity_forest,
+               "Per signature: AUROC of its score in senescent vs non-senescent samples of labelled ground truth, per "
+               "unit of replication (points) and pooled over units and data sets (diamond, 95% interval), coloured by "
+               "its validity label; 0.5 = no signal, below 0.5 = scores senescent samples lower.",
+               "Units: a fibroblast strain (bulk, samples within the strain compared), or the replicate samples of "
+               "one condition compared as units. Pooled by random effects (Knapp-Hartung t intervals below 5 units). "
+               "Labels: detects (AUROC >= 0.75, interval above 0.5), weak (interval above 0.5), no signal, inverse "
+               "(interval below 0.5), untested (too few genes measured). Labels use the estimate without data sets "
+               "a signature or index was derived from or trained on, when one exists."),
     FigureSpec("fig-catalogue-jaccard", "Gene overlap between catalogued signatures", charts.jaccard_heatmap,
                "Jaccard index of the scored (HGNC-resolved) gene sets."),
     FigureSpec("fig-catalogue-coverage", "Signature gene coverage per dataset", charts.coverage_heatmap,

@@ -14,17 +14,37 @@ from ..genes import LOW_COVERAGE_FLAG
 from . import charts, pages, policy, references
 from .figures import render
 
-__all__ = ["HOME_PAGE", "home_signatures", "home_markdown", "write_home_page", "tumour_counts", "count_line"]
+__all__ = ["HOME_PAGE", "home_signatures", "validity_order", "home_markdown", "write_home_page", "tumour_counts", "count_line"]
 
 #: the landing page (the book's root in ``_toc.yml``), written by the build
 HOME_PAGE = Path("book") / "generated" / "home.md"
 
 
-def home_signatures(meta: pd.DataFrame, signatures: list[str]) -> list[str]:
-    """The map's menu: the build's signatures that have pooled estimates, the headline first."""
+def validity_order(validity: pd.DataFrame | None, method: str) -> dict[str, tuple[int, float]]:
+    """``{signature: (label rank, pooled AUROC)}`` from ``signature_validity_pooled.csv`` for ``method``
+    (non-senescent controls): how well each signature detects senescence, best first."""
+    if validity is None or validity.empty:
+        return {}
+    rows = validity[(validity["method"] == method) & (validity["control"].fillna("non-senescent") == "non-senescent")]
+    return {r.signature: (pages.validity_rank(r.label), float(r.auroc) if pd.notna(r.auroc) else 0.0)
+            for r in rows.itertuples()}
+
+
+def home_signatures(meta: pd.DataFrame, signatures: list[str], validity: pd.DataFrame | None = None, *,
+                    method: str = "expected") -> list[str]:
+    """The map's menu: the build's signatures that have pooled estimates, ordered by how well they detect
+    senescence (:data:`sasp_atlas.site.pages.VALIDITY_ORDER`, then the pooled AUROC; without a validity
+    table, the build's order), the map's first choice first: the best-validated SASP set
+    (:func:`sasp_atlas.site.policy.headline_signature`)."""
     have = set(meta["signature"])
     ordered = [s for s in signatures if s in have]
-    return sorted(ordered, key=lambda s: s != policy.headline_signature(ordered)) if ordered else []
+    if not ordered:
+        return []
+    order = validity_order(validity, method)
+    if order:
+        ordered = sorted(ordered, key=lambda s: (order.get(s, (99, 0.0))[0], -order.get(s, (99, 0.0))[1]))
+    head = policy.headline_signature(ordered, order or None)
+    return [head] + [s for s in ordered if s != head]
 
 
 def tumour_counts(samples: pd.DataFrame, cohorts: dict[str, str]) -> dict:
@@ -55,10 +75,10 @@ def count_line(n_datasets: int, counts: dict, n_cancer_types: int) -> str:
 
 
 def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures: list[str], method: str,
-                  results: str | Path, samples: pd.DataFrame) -> str:
+                  results: str | Path, samples: pd.DataFrame, validity: pd.DataFrame | None = None) -> str:
     """The page text: motivation, the map (``fig-home-sasp-map``), the findings and the references.
     ``samples`` (``sample_celltype_scores.csv``) gives the count of named tumours (:func:`tumour_counts`)."""
-    sigs = home_signatures(meta, signatures)
+    sigs = home_signatures(meta, signatures, validity, method=method)
     if not sigs:
         raise ValueError("no pooled estimate in meta_analysis.csv: build the atlas tables first")
     dataset_ids = sorted({d.strip() for ds in meta["datasets"] for d in str(ds).split(";") if d.strip()})
@@ -66,7 +86,7 @@ def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures
     figure = render("fig-home-sasp-map", meta[meta["signature"].isin(sigs)], datasets=datasets, signatures=sigs,
                     method=method, page_depth=2, results=results, signature_list=sigs, default=sigs[0],
                     dataset_url="../datasets/{}.html")
-    findings = pages.key_findings(meta, checks, signature=sigs[0])
+    findings = pages.key_findings(meta, checks, signature=sigs[0], validity=validity, method=method)
     cited = references.cite(references.dataset_key(d) for d in datasets)
     counts = tumour_counts(samples[samples["dataset"].isin(dataset_ids)],
                            {d.id: pages.dataset_cohort(d) for d in datasets})
@@ -80,13 +100,16 @@ def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures
         f"{count_line(len(datasets), counts, meta['cancer_type'].nunique())} {cited}. Red: the cell type scores "
         "higher than the other cells of its tumours (balanced AUROC); blue: lower; the number is the count of named "
         f"tumours behind the square ({charts.NOT_RECORDED_MARK}: only files whose patients are not recorded); faded: "
-        f"fewer than 3 tumours; grey: low gene coverage ({LOW_COVERAGE_FLAG}).", "",
+        f"fewer than 3 tumours; grey: low gene coverage ({LOW_COVERAGE_FLAG}). The signature menu lists the sets by "
+        "how well they detect senescence on labelled ground truth (the validity label is in each square's tooltip; "
+        "see [Which signatures detect senescence?](../validity.ipynb)) and opens on the best-validated SASP set.", "",
         "```{raw} html", figure, "```", "",
         "## Key findings", "",
         "Generated from this build's tables; each says how much evidence stands behind it.", "",
         pages.key_findings_markdown(findings), "",
         "Explore: [across cancers](../atlas.ipynb) (rankings, genes, heatmaps), [the review's Table 2 tested]"
-        "(../table2.ipynb), [the signature catalogue](../catalogue.ipynb), one page per dataset (left menu), "
+        "(../table2.ipynb), [which signatures detect senescence](../validity.ipynb), [the signature catalogue]"
+        "(../catalogue.ipynb), one page per dataset (left menu), "
         "and [how every number is made](../methods.md).", "",
         references.references_section(),
     ])
@@ -99,8 +122,10 @@ def write_home_page(root: str | Path, *, results: str | Path, signatures: list[s
     checks_path = tables / "table2_checks.csv"
     checks = pd.read_csv(checks_path) if checks_path.exists() else None
     samples = pd.read_csv(tables / "sample_celltype_scores.csv", usecols=["dataset", "sample"])
+    validity_path = tables / "signature_validity_pooled.csv"
+    validity = pd.read_csv(validity_path) if validity_path.exists() else None
     path = Path(root) / HOME_PAGE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(home_markdown(meta, checks, signatures=signatures, method=method, results=results,
-                                  samples=samples), encoding="utf-8")
+                                  samples=samples, validity=validity), encoding="utf-8")
     return path

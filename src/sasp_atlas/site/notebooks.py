@@ -22,7 +22,7 @@ from ..sources import project_file
 __all__ = ["NotebookFailed", "TEMPLATES", "template_path", "template_notebook", "execute_page", "tidy"]
 
 #: the page templates under ``notebooks/`` (jupytext percent format)
-TEMPLATES = ("dataset", "atlas", "table2", "catalogue")
+TEMPLATES = ("dataset", "atlas", "table2", "catalogue", "validity")
 
 
 class NotebookFailed(RuntimeError):

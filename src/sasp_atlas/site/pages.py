@@ -16,10 +16,12 @@ from ..data import crosswalk, in_review_cancer_type
 from ..data.harmonise import MALIGNANT_CELL
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
-from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, list_datasets, trust_level
+from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
-           "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort"]
+           "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort", "VALIDITY_ORDER", "validity_rank",
+           "validity_reason", "validity_phrase", "validity_table_markdown", "validity_takeaways",
+           "husi_association_markdown"]
 
 #: p- and q-values below this are shown as "< 1e-16" on the pages (the CSVs keep the exact value): the
 #: permutation p is the normal approximation of the permutation distribution, which is not accurate far
@@ -47,8 +49,7 @@ def p_phrase(name: str, p: float | None, *, floor: float = P_FLOOR) -> str:
 def dataset_cohort(ds: Dataset) -> str:
     """The study a registry dataset comes from: its publication's accession (``GEO GSE70630``), else its
     DOI, else its id. Registry subsets of one study share it (one cohort, as in ``meta_analysis.csv``)."""
-    pub = ds["publication"]
-    return str(pub.get("accession") or (f"doi:{pub['doi']}" if pub.get("doi") else "") or ds.id)
+    return cohort_of(ds["publication"], ds.id)
 
 
 def provenance_markdown(ds: Dataset, normalisation: str) -> str:
@@ -323,9 +324,11 @@ def table2_checks_markdown(checks: pd.DataFrame) -> str:
     def eff(v, lo, hi):
         return f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(v) else "—"
 
+    has_validity = "validity" in checks
     lines = ["| row | cell type | dataset (cancer) | cancer type matches | tested on (ontology match) | n cells / evidence | "
-             "genes present | balanced AUROC [95% CI] | without identity genes | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "genes present | balanced AUROC [95% CI] | without identity genes | verdict |"
+             + (" row's genes detect senescence? |" if has_validity else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if has_validity else "")]
     for r in checks.sort_values(["row", "dataset"]).itertuples():
         tested = r.cell_type if isinstance(r.cell_type, str) and r.cell_type else "—"
         match = f" ({r.ontology_match})" if isinstance(r.ontology_match, str) and r.ontology_match else ""
@@ -337,7 +340,7 @@ def table2_checks_markdown(checks: pd.DataFrame) -> str:
         lines.append(f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | "
                      f"{'yes' if r.cancer_type_matches else 'no'} | {tested}{match} | {r.n_cells} / {evidence} | "
                      f"{r.n_present}/{r.n_genes} | {eff(r.effect_size, r.ci_low, r.ci_high)} | {adjusted} | "
-                     f"**{r.verdict}** |")
+                     f"**{r.verdict}** |" + (f" {r.validity} |" if has_validity else ""))
     testable = checks[checks["effect_size"].notna()]
     if len(testable):
         lines += ["", "**Detection of each gene in the tested cells** (share of the cell type's cells with a non-zero "
@@ -572,7 +575,7 @@ def _require_finding_columns(meta: pd.DataFrame) -> None:
 
 
 def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, signature: str = "senmayo",
-                 max_items: int = 5) -> list[str]:
+                 max_items: int = 5, validity: pd.DataFrame | None = None, method: str = "expected") -> list[str]:
     """3-5 findings generated from the tables, each with its scope; no hand-written claim.
 
     From ``meta_analysis.csv`` (pooled composition-balanced AUROC per cancer type x cell type x
@@ -584,7 +587,9 @@ def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, sign
     perfect separation in words with the per-tumour bound, the low-coverage flag, a comparison group
     without malignant cells; files that record no patients are named, never counted as tumours.
     From ``table2_checks.csv``: what the review's Table 2 rows give, one copy per row and cohort
-    (:func:`table2_one_copy`).
+    (:func:`table2_one_copy`). From ``signature_validity_pooled.csv`` (``validity``): whether the quoted
+    signature detects senescence on labelled ground truth (:func:`validity_phrase`), said with the first
+    finding.
     """
     _require_finding_columns(meta)
     out: list[str] = []
@@ -595,7 +600,8 @@ def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, sign
     top = m.sort_values("estimate", ascending=False).groupby("cancer_type", sort=True).head(1)
     out.append(f"**Highest {signature} score per cancer type** ({EFFECT_NAME}: the cell type against each other "
                "cell type of the same sample, weighted equally; 0.5 = no difference): "
-               + "; ".join(f"{r.cell_type} in {r.cancer_type} {effect_text(r)}" for r in top.itertuples()) + ".")
+               + "; ".join(f"{r.cell_type} in {r.cancer_type} {effect_text(r)}" for r in top.itertuples()) + "."
+               + (f" {validity_phrase(signature, validity, method=method)}" if validity is not None else ""))
 
     high = m[(m["estimate"] >= FINDING_EFFECT) & (m["ci_low"] > 0.5)]
     flagged_high = high[high["low_coverage"].astype(bool)]
@@ -752,3 +758,109 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
             "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
             "scores and their checks, then the takeaways.")
+
+
+# --------------------------------------------------------------------------- does a signature detect senescence?
+#: validity labels from strongest to weakest (the map's signature menu and the validity table are ordered so)
+VALIDITY_ORDER = ("detects", "weak", "no signal", "untested", "inverse")
+#: approved symbols of replication-dependent and variant histones (a set dominated by them follows proliferation)
+_HISTONE_PREFIXES = ("H1-", "H2AC", "H2BC", "H3C", "H4C", "H2AZ", "H2AX", "H2AJ", "H3-3", "H4-16", "HIST")
+
+
+def validity_rank(label: str) -> int:
+    """Position of a validity label in :data:`VALIDITY_ORDER` (unknown labels last)."""
+    return VALIDITY_ORDER.index(label) if label in VALIDITY_ORDER else len(VALIDITY_ORDER)
+
+
+def validity_reason(signature: str, genes: Sequence[str] | None = None) -> str:
+    """Why a signature may not track senescence, where known: the catalogue's scoring note (its first
+    sentence) and the share of histone genes in the set."""
+    rec = catalogue().get(signature, {})
+    note = " ".join(str(rec.get("scoring_note") or "").split())
+    first = note.split(". ")[0].rstrip(".") if note else ""
+    genes = list(genes) if genes is not None else list(rec.get("genes") or [])
+    histones = [g for g in genes if str(g).startswith(_HISTONE_PREFIXES)]
+    parts = [first] if first else []
+    if genes and len(histones) >= max(3, 0.2 * len(genes)):
+        parts.append(f"{len(histones)} of its {len(genes)} genes are histone genes, which fall with proliferation")
+    return "; ".join(parts)
+
+
+def validity_phrase(signature: str, pooled: pd.DataFrame | None, *, method: str) -> str:
+    """One sentence: the signature's validity label on the senescence ground truth, with its pooled AUROC,
+    the data sets and units behind it and the basis (out of sample or not); "" without a table."""
+    if pooled is None or pooled.empty:
+        return ""
+    rows = pooled[(pooled["signature"] == signature) & (pooled["method"] == method)
+                  & (pooled["control"].fillna("non-senescent") == "non-senescent")]
+    if rows.empty:
+        return f"{signature} has no row in the senescence validity table."
+    r = rows.iloc[0]
+    if r["label"] == "untested" or pd.isna(r.get("auroc")):
+        return (f"Does {signature} detect senescence? **untested**: no ground-truth data set measures enough of its "
+                "genes (see *Which signatures detect senescence?*).")
+    return (f"Does {signature} detect senescence? **{r['label']}** on labelled ground truth (AUROC senescent vs "
+            f"non-senescent {r['auroc']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}], {int(r['n_benchmarks'])} data "
+            f"set{'s' * (int(r['n_benchmarks']) != 1)}, {int(r['n_units'])} units; label {r['label_basis']}).")
+
+
+def validity_table_markdown(pooled: pd.DataFrame, *, method: str) -> str:
+    """Every signature's validity for one method (control group non-senescent): label, pooled AUROC with its
+    interval, data sets and units, the out-of-sample estimate, the training overlap and the reason where known."""
+    rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna("non-senescent") == "non-senescent")].copy()
+    rows["_rank"] = rows["label"].map(validity_rank)
+    lines = ["| signature | validity | AUROC [95% CI] | data sets / units | out of sample | trained or derived on | "
+             "why, where known |", "|---|---|---|---|---|---|---|"]
+    for r in rows.sort_values(["_rank", "auroc"], ascending=[True, False]).itertuples():
+        est = f"{r.auroc:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" if pd.notna(r.auroc) else "—"
+        oos = (f"{r.auroc_out_of_sample:.2f} [{r.ci_low_out_of_sample:.2f}, {r.ci_high_out_of_sample:.2f}]"
+               if pd.notna(getattr(r, "auroc_out_of_sample", float("nan"))) else "—")
+        overlap = r.overlapping_benchmarks if isinstance(r.overlapping_benchmarks, str) and r.overlapping_benchmarks \
+            else "—"
+        n_b = int(r.n_benchmarks) if pd.notna(r.n_benchmarks) else 0
+        n_u = int(r.n_units) if pd.notna(r.n_units) else 0
+        lines.append(f"| {r.signature} | **{r.label}** | {est} | {n_b} / {n_u} | {oos} | {overlap} | "
+                     f"{validity_reason(r.signature).replace('|', '/') or '—'} |")
+    return "\n".join(lines)
+
+
+def validity_takeaways(pooled: pd.DataFrame, *, method: str) -> list[str]:
+    """Key takeaways of the validity page: how many signatures get each label, the inverse ones, and hUSI."""
+    rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna("non-senescent") == "non-senescent")]
+    counts = rows["label"].value_counts()
+    out = [f"With the {method} engine, of {len(rows)} signatures: "
+           + ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in VALIDITY_ORDER) + "."]
+    inverse = rows[rows["label"] == "inverse"].sort_values("auroc")
+    if len(inverse):
+        out.append(f"{len(inverse)} score senescent samples *lower* than non-senescent ones (interval below 0.5), e.g. "
+                   + ", ".join(inverse["signature"].head(5)) + ": they follow proliferation or identity, not senescence.")
+    hus = pooled[(pooled["signature"] == "husi") & (pooled["control"].fillna("non-senescent") == "non-senescent")]
+    if len(hus):
+        h = hus.iloc[0]
+        out.append(f"hUSI: **{h['label']}** ({h['label_basis']}); it was trained on "
+                   f"{h['overlapping_benchmarks'] if isinstance(h['overlapping_benchmarks'], str) and h['overlapping_benchmarks'] else 'none of these data sets'}.")
+    out.append("Every label rests on the ground truth listed above (units and data sets in the table); a label says how "
+               "a score behaves there, not in tumours.")
+    return out
+
+
+# --------------------------------------------------------------------------- hUSI and the SASP
+def husi_association_markdown(association: pd.DataFrame | None, celltype: pd.DataFrame) -> str:
+    """The dataset page's hUSI section: each cell type's hUSI effect (balanced AUROC with its evidence and
+    coverage flag) and the within-tumour Spearman of each signature with hUSI, pooled over tumours."""
+    own = celltype[celltype["signature"] == "husi"] if "signature" in celltype else celltype.iloc[0:0]
+    if own.empty:
+        return "hUSI was not computed for this dataset (its model could not be read; the log says why)."
+    lines = ["| cell type | hUSI balanced AUROC [95% CI] | evidence | flag |", "|---|---|---|---|"]
+    for r in own.sort_values("balanced_effect", ascending=False).itertuples():
+        est = f"{r.balanced_effect:.2f} [{r.balanced_ci_low:.2f}, {r.balanced_ci_high:.2f}]" \
+            if pd.notna(r.balanced_effect) else "—"
+        flag = r.flag if isinstance(r.flag, str) and r.flag else "—"
+        lines.append(f"| {r.cell_type} | {est} | {r.evidence} | {flag} |")
+    if association is None or association.empty:
+        return "\n".join(lines + ["", "No cell type has enough cells in a tumour (10) for the association."])
+    lines += ["", "| cell type | signature | Spearman rho with hUSI [95% CI] | tumours | cells |", "|---|---|---|---|---|"]
+    for r in association.sort_values(["cell_type", "rho"], ascending=[True, False]).itertuples():
+        lines.append(f"| {r.cell_type} | {r.signature} | {r.rho:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] | "
+                     f"{r.n_samples} | {r.n_cells} |")
+    return "\n".join(lines)

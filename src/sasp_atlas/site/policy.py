@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from anndata import ImplicitModificationWarning
 
@@ -75,8 +75,20 @@ def overlap_signatures(ids: Sequence[str]) -> list[str]:
 HEADLINE_SIGNATURE = "senmayo"
 
 
-def headline_signature(signatures: Sequence[str]) -> str:
-    """The signature the findings are about: :data:`HEADLINE_SIGNATURE` if built, else the first."""
+#: the SASP sets among the catalogue's signatures (secreted-factor programmes), from which the landing map
+#: opens on the best-validated one
+SASP_SIGNATURES = ("senmayo", "senmayo_secreted", "reactome_sasp", "gavish_mp22_secreted_i", "gavish_mp23_secreted_ii",
+                   "basisty2020_core_sasp_fibroblast", "basisty2020_core_sasp_fibroblast_epithelial")
+
+
+def headline_signature(signatures: Sequence[str], validity: Mapping[str, tuple[int, float]] | None = None) -> str:
+    """The signature the landing map opens on and the findings are about. With ``validity``
+    (``{signature: (label rank, pooled AUROC)}``, lower rank = better validated): the best-validated SASP
+    set (:data:`SASP_SIGNATURES`) among ``signatures`` (ties: the higher AUROC). Without it, or without a
+    SASP set: :data:`HEADLINE_SIGNATURE` if built, else the first."""
     if not signatures:
         raise ValueError("no signatures")
+    sasp = [s for s in signatures if s in SASP_SIGNATURES]
+    if validity and sasp:
+        return min(sasp, key=lambda s: (validity.get(s, (99, 0.0))[0], -validity.get(s, (99, 0.0))[1], sasp.index(s)))
     return HEADLINE_SIGNATURE if HEADLINE_SIGNATURE in signatures else signatures[0]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..genes import catalogue
-from ..sources import Dataset, list_datasets
+from ..sources import Dataset, list_datasets, list_ground_truth
 
 __all__ = ["bib_key", "dataset_key", "signature_key", "cite", "cite_sources", "references_section", "bibliography_text",
            "write_bibliography", "GENERATED_BIB"]
@@ -58,8 +58,8 @@ def _entry(key: str, citation: str, doi: str | None, url: str | None) -> str:
 
 def bibliography_text(datasets: Iterable[Dataset] | None = None, records: Iterable[dict] | None = None) -> str:
     """BibTeX entries (``@misc`` with the full citation as ``note`` and the DOI) for the datasets
-    (default: every registry dataset, full profile) and signature records (default: the catalogue)."""
-    datasets = list_datasets("full") if datasets is None else datasets
+    (default: every registry dataset and ground-truth entry, full profile) and signature records (default: the catalogue)."""
+    datasets = list_datasets("full") + list_ground_truth("full") if datasets is None else datasets
     records = catalogue().values() if records is None else records
     entries: dict[str, str] = {}
     for d in datasets:

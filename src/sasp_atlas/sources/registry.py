@@ -20,7 +20,16 @@ import yaml
 from .paths import project_file
 
 __all__ = ["TRUST_LEVELS", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
-           "list_unverified", "get_unverified", "unverified_markdown", "list_ground_truth", "get_ground_truth"]
+           "list_unverified", "get_unverified", "unverified_markdown", "list_ground_truth", "get_ground_truth",
+           "cohort_of", "list_unverified_signatures"]
+
+
+def cohort_of(publication: dict | None, fallback: str) -> str:
+    """The independent study (cohort) a dataset comes from: its publication's accession (``GEO GSE70630``),
+    else ``doi:<DOI>``, else ``fallback`` (the dataset id). Registry subsets of one study share it, so
+    they count as one cohort in every evidence count (tables, findings, Table 2)."""
+    pub = publication or {}
+    return str(pub.get("accession") or (f"doi:{pub['doi']}" if pub.get("doi") else "") or fallback)
 
 class RegistryError(ValueError):
     """The registry file is malformed; the message names the entry and the field."""
@@ -121,14 +130,21 @@ def validate_registry(doc: Any) -> None:
 
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...],
-                                            tuple[Dataset, ...]]:
+                                            tuple[Dataset, ...], tuple[dict[str, Any], ...]]:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
     validate_registry(doc)
     return (tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", [])),
-            tuple(doc.get("unverified", [])), tuple(Dataset(g) for g in doc.get("ground_truth", [])))
+            tuple(doc.get("unverified", [])), tuple(Dataset(g) for g in doc.get("ground_truth", [])),
+            tuple(doc.get("unverified_signatures", [])))
+
+
+def list_unverified_signatures(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """Published gene sets the catalogue leaves out (registry ``unverified_signatures``: no verifiable
+    machine-readable source), each with its citation and the reason; never scored."""
+    return list(_read(path)[4])
 
 
 def _read(path: str | Path | None):
@@ -269,6 +285,17 @@ def unverified_markdown(path: str | Path | None = None) -> str:
         cells_md = " | ".join(str(x).replace("|", "\\|") for x in (
             f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"]))
         lines.append(f"| {cells_md} |")
+    signatures = list_unverified_signatures(path)
+    if signatures:
+        lines += ["", "## Signatures not catalogued", "",
+                  f"These {len(signatures)} published gene sets are not in the signature catalogue and are never "
+                  "scored: no machine-readable copy whose table and licence could be traced to the publication was "
+                  "found (the reason is in the last column).", "",
+                  "| id | signature | publication | why not catalogued |", "|---|---|---|---|"]
+        for u in signatures:
+            pub = u["citation"] + (f" doi:{u['doi']}" if u.get("doi") else "") + (f" <{u['url']}>" if u.get("url") else "")
+            cells = " | ".join(str(x).replace("|", "\\|") for x in (f"`{u['id']}`", u["name"], pub, u["reason"]))
+            lines.append(f"| {cells} |")
     lines += ["", "## Key takeaways", "",
               "- Nothing on this page is fetched, listed or built: a file without a published checksum could change "
               "without anyone noticing.",

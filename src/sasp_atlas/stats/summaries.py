@@ -165,7 +165,7 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
             if "cell_type_ontology_id" in obs else "",
             "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs else "",
             "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique())),
-            "signature": sig, "method": meta["method"],
+            "signature": sig, "method": info.get("method", meta["method"]),
             "mean": means["estimate"] if len(e) > 1 else float(v.mean()),
             "ci_low": means["ci_low"], "ci_high": means["ci_high"],
             "ci_unit": "samples (random effects)" if len(e) > 1 else "cells (single sample)",

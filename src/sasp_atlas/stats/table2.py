@@ -11,6 +11,7 @@ from anndata import AnnData
 from ..data import crosswalk, in_review_cancer_type
 from ..engines import DEFAULT_METHOD, score
 from ..genes import catalogue, get_signature, is_low_coverage, lineage_markers, present_genes
+from ..sources import cohort_of
 from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
 __all__ = ["table2_checks", "TABLE2_COLUMNS", "VERDICTS", "SUPPORT_EFFECT", "MIN_DETECTION", "BARELY_DETECTED"]
@@ -69,8 +70,7 @@ def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> tuple[st
 def _cohort(adata: AnnData, dataset_id: str) -> str:
     """The study a dataset comes from: its publication's accession (``GEO GSE70630``), else its DOI,
     else the dataset id (registry subsets of one study share it)."""
-    prov = adata.uns.get("provenance", {})
-    return str(prov.get("accession") or (f"doi:{prov['doi']}" if prov.get("doi") else "") or dataset_id)
+    return cohort_of(adata.uns.get("provenance", {}), dataset_id)
 
 
 def _ontology_match(entry: dict, cell_types: pd.Series) -> str:

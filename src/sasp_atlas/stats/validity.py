@@ -15,6 +15,9 @@ Method (methods page, "Which signatures detect senescence?"):
 * **Quiescent controls are never pooled** with proliferating ones: they are separate comparisons
   (``control``); across data sets, proliferating (in vitro) and untreated (in vivo) controls form the
   ``non-senescent`` group (:data:`CONTROL_GROUPS`).
+* **Designs that cannot conclude are shown, not pooled**: a data set where even perfect separation in
+  every unit would leave the interval covering 0.5 (e.g. two senescent vs two control replicates:
+  best case [0.39, 1]) is ``informative`` False and ``untested`` for the label.
 * **Label** (:func:`validity_label`): ``detects`` (AUROC >= :data:`DETECTS_AUROC`, interval above 0.5),
   ``weak`` (interval above 0.5, AUROC below that), ``no signal`` (interval covers 0.5), ``inverse``
   (interval below 0.5: the signature scores senescent samples lower), ``untested`` (no ground truth with
@@ -32,8 +35,10 @@ from scipy.stats import rankdata
 from .effects import auroc_interval, pool
 
 __all__ = ["VALIDITY_COLUMNS", "POOLED_VALIDITY_COLUMNS", "DETECTS_AUROC", "VALIDITY_LABELS", "CONTROL_GROUPS",
-           "unit_aurocs", "signature_validity", "pool_validity", "validity_label"]
+           "unit_aurocs", "signature_validity", "pool_validity", "validity_label", "validity_labels", "NOT_ASSESSED"]
 
+#: the label of a signature the build has no validity table for
+NOT_ASSESSED = "not assessed"
 #: a signature "detects" senescence when its pooled AUROC reaches this with its interval above 0.5
 DETECTS_AUROC = 0.75
 VALIDITY_LABELS = ("detects", "weak", "no signal", "inverse", "untested")
@@ -42,7 +47,7 @@ VALIDITY_LABELS = ("detects", "weak", "no signal", "inverse", "untested")
 CONTROL_GROUPS = {"proliferating": "non-senescent", "control": "non-senescent", "quiescent": "quiescent"}
 VALIDITY_COLUMNS = ["signature", "method", "benchmark", "control", "design", "n_units", "n_senescent", "n_control",
                     "auroc", "ci_low", "ci_high", "se", "tau2", "ci_method", "k_perfect", "min_unit_ci_low", "coverage",
-                    "n_genes", "n_genes_used", "training_overlap", "label", "flag"]
+                    "n_genes", "n_genes_used", "training_overlap", "informative", "label", "flag"]
 POOLED_VALIDITY_COLUMNS = ["signature", "method", "control", "n_benchmarks", "benchmarks", "n_units", "auroc", "ci_low",
                            "ci_high", "tau2", "ci_method", "training_overlap", "overlapping_benchmarks",
                            "n_benchmarks_out_of_sample", "auroc_out_of_sample", "ci_low_out_of_sample",
@@ -100,6 +105,17 @@ def unit_aurocs(scores, condition, unit, *, positive: str = "senescent", control
     return out[["unit", "n_senescent", "n_control", "auroc", "ci_low", "ci_high", "var", "design"]]
 
 
+def _can_conclude(units: pd.DataFrame, unit_word: str) -> bool:
+    """Could this design reach a conclusion at all? True when perfect separation in every unit (AUROC 1
+    with the units' own group sizes, pooled the same way) would give an interval above 0.5. Two vs two
+    replicates cannot (best case [0.39, 1]): such a data set is shown but does not enter a label."""
+    n1, n0 = units["n_senescent"].to_numpy(), units["n_control"].to_numpy()
+    lo, hi = auroc_interval(np.ones(len(units)), n1, n0)
+    best = pool(np.ones(len(units)), ((hi - lo) / (2 * 1.959963984540054)) ** 2, bounds=(0, 1), intervals=(lo, hi),
+                unit=unit_word)
+    return bool(best["ci_low"] > 0.5)
+
+
 def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: str, method: str,
                        positive: str = "senescent", controls: tuple[str, ...] = ("proliferating",),
                        condition_key: str = "condition", unit_key: str = "unit",
@@ -132,8 +148,14 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
             if not enough:
                 flags.append("too few of its genes measured here")
             design = units["design"].iloc[0]
+            unit_word = "unit" if design == "within units" else "comparison of units"
             res = pool(units["auroc"], units["var"], bounds=(0, 1), intervals=(units["ci_low"], units["ci_high"]),
-                       unit="unit" if design == "within units" else "comparison of units")
+                       unit=unit_word)
+            informative = _can_conclude(units, unit_word)
+            if not informative:
+                flags.append("too few units to conclude: even perfect separation "
+                             f"({int(units['n_senescent'].sum())} vs {int(units['n_control'].sum())}) would leave the "
+                             "interval covering 0.5, so this data set does not enter the label")
             k_perfect = int(units["auroc"].isin([0.0, 1.0]).sum())
             if k_perfect and design == "within units":
                 flags.append(f"perfect separation in {k_perfect} of {len(units)} units (lowest per-unit bound "
@@ -145,14 +167,16 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
                 flags.append("data set used to derive or train it: not out of sample")
             elif training_overlap.get(sig, False) is None:
                 flags.append("training overlap unknown: its source does not list every data set it used")
-            label = validity_label(res["estimate"], res["ci_low"], res["ci_high"]) if enough else "untested"
+            label = validity_label(res["estimate"], res["ci_low"], res["ci_high"]) if enough and informative \
+                else "untested"
             rows.append({**base, "design": design,
                          "n_units": int(units["n_senescent"].sum() + units["n_control"].sum())
                          if design == "units compared" else len(units),
                          "n_senescent": int(units["n_senescent"].sum()), "n_control": int(units["n_control"].sum()),
                          "auroc": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"], "se": res["se"],
                          "tau2": res["tau2"], "ci_method": res["ci_method"], "k_perfect": k_perfect,
-                         "min_unit_ci_low": float(units["ci_low"].min()), "label": label, "flag": "; ".join(flags)})
+                         "min_unit_ci_low": float(units["ci_low"].min()), "informative": informative, "label": label,
+                         "flag": "; ".join(flags)})
     return pd.DataFrame(rows, columns=VALIDITY_COLUMNS)
 
 
@@ -194,3 +218,17 @@ def pool_validity(table: pd.DataFrame) -> pd.DataFrame:
                      "auroc_out_of_sample": res_oos["estimate"], "ci_low_out_of_sample": res_oos["ci_low"],
                      "ci_high_out_of_sample": res_oos["ci_high"], "label": label, "label_basis": basis})
     return pd.DataFrame(rows, columns=POOLED_VALIDITY_COLUMNS)
+
+
+def validity_labels(pooled: pd.DataFrame, method: str = "expected", control: str = "non-senescent") -> dict[str, str]:
+    """``{signature: label}`` from ``signature_validity_pooled.csv`` for one method and control class
+    (what tables and tooltips show next to a signature; ``untested`` where there is no row)."""
+    if pooled is None or pooled.empty:
+        return {}
+    rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna(control) == control)]
+    labels = dict(zip(rows["signature"], rows["label"]))
+    hus = pooled[pooled["method"] == "husi"]
+    if len(hus):
+        labels.setdefault("husi", str(hus.sort_values("control").iloc[0]["label"]))
+    return {k: (v if isinstance(v, str) else "untested") for k, v in labels.items()}
+
