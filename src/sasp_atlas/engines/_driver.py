@@ -437,9 +437,8 @@ def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
         Dask-backed ``X`` only: passed to ``dask.compute`` (e.g. ``scheduler="synchronous"``).
     **params
         Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``ctrl``, ``nbin`` for seurat;
-        ``n_up`` for aucell; ``max_rank``,
-        ``missing_genes``, ``w_neg`` (weight of a signed set's down part) for ucell; ``tau``, ``ssgsea_norm`` for ssgsea; ``tau``, ``mx_diff``,
-        ``abs_ranking`` for gsva). An unknown name is an error listing the valid ones.
+        ``n_up`` for aucell; ``max_rank``, ``missing_genes``, ``w_neg`` (weight of a signed set's down
+        part) for ucell; ``tau``, ``ssgsea_norm`` for ssgsea; ``tau``, ``mx_diff``, ``abs_ranking`` for gsva). An unknown name is an error listing the valid ones.
 
     Returns
     -------

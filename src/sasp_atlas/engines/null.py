@@ -221,7 +221,8 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
         if isinstance(gs, SignedGeneSet):
             ups, downs = (draw_null_sets(ctx.scanpy_gene_means, part.idx, n_null=n_null, n_bins=n_bins, rng=rng)
                           for part in gs.parts)
-            null_sets.extend(SignedGeneSet(f"{gs.name}[null {j}]", _random_set(f"{gs.name}[null {j}][up]", up, var_names),
+            null_sets.extend(SignedGeneSet(f"{gs.name}[null {j}]",
+                                           _random_set(f"{gs.name}[null {j}][up]", up, var_names),
                                            _random_set(f"{gs.name}[null {j}][down]", down, var_names))
                              for j, (up, down) in enumerate(zip(ups, downs, strict=True)))
         else:
