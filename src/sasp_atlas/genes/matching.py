@@ -45,6 +45,11 @@ def resolve_directions(signatures: Signatures) -> dict[str, dict[str, int]]:
 
     Signed: a catalogue id with ``directions`` (:func:`~sasp_atlas.genes.get_signed_signature`), or a
     mapping value that is itself a mapping ``{gene: +1 | -1}``; any other sign is an error naming the gene.
+
+    Parameters
+    ----------
+    signatures
+        Catalogue ids, or ``{name: genes}`` with ``genes`` a list (unsigned) or ``{gene: +1 | -1}`` (signed).
     """
     if isinstance(signatures, str):
         signatures = [signatures]
@@ -110,6 +115,19 @@ def match_signatures(signatures: Signatures, var_names: pd.Index) -> list[GeneSe
 
     A signed set's parts are matched like unsigned sets; a part with no gene present is an error
     naming the signature and the part (its score would rest on one direction only).
+
+    Parameters
+    ----------
+    signatures
+        Catalogue ids, or ``{name: genes}`` with ``genes`` a list (unsigned) or ``{gene: +1 | -1}`` (signed).
+    var_names
+        The dataset's gene symbols (``adata.var_names``).
+
+    Returns
+    -------
+    list
+        One :class:`GeneSet` or :class:`SignedGeneSet` per signature (the parts named ``<name>[up]``,
+        ``<name>[down]``); a signature with no gene present raises ``ValueError`` naming it.
     """
     genes = resolve_signatures(signatures)
     directions = resolve_directions(signatures)
