@@ -242,9 +242,15 @@ def test_signed_null_observed_is_the_group_mean_and_random_sets_are_signed(metho
     obs = table.set_index(["signature", "cell_type"])["observed_mean"]
     for ct in means.index:
         assert abs(obs[("sig", ct)] - means.loc[ct, "sig"]) < 1e-12
-    # the signed null is centred near 0 for the linear scores (up and down parts matched separately)
-    if method != "ucell":
-        assert table.loc[table["signature"] == "sig", "null_sd"].gt(0).all()
+    assert table.loc[table["signature"] == "sig", "null_sd"].gt(0).all()
+    if method == "ucell":  # signed random sets are clipped at 0 as the signature is
+        assert table.loc[table["signature"] == "sig", "null_mean"].ge(0).all()
+
+
+def test_signed_null_refused_by_husi():
+    a = _synthetic()
+    with pytest.raises(InputError, match="does not score signed signatures"):
+        celltype_null(a, {"sig": _synthetic_signed(a)["sig"]}, method="husi", n_null=2)
 
 
 def test_expected_null_fast_path_equals_the_scored_random_sets():
