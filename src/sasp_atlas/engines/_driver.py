@@ -411,7 +411,8 @@ def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
         matched to that part for ``scanpy``/``expected``/``seurat``, its own ranks and normalisation for
         ``aucell``/``ssgsea``/``gsva``); ``ucell`` gives pyucell's signed score ``max(0, U(up) - w_neg *
         U(down))``; ``husi`` refuses signed sets. A signed set with no gene of one part in the data is
-        an error naming it. Unsigned sets are scored exactly as without signed sets.
+        an error naming it. Unsigned sets are scored exactly as without signed sets. (pyucell's
+        ``"GENE+"`` / ``"GENE-"`` suffixes are not parsed: a list holds plain symbols.)
     method
         A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
         control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
