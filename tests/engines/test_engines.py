@@ -348,7 +348,7 @@ def test_group_means_fast_path_and_chunks_agree(method, dense, monkeypatch):
     adata = constructed(integer=False)
     X = adata.X.toarray() if dense else adata.X
     ctx = _driver.MatrixContext(X)
-    sets = _driver.match_gene_sets(constructed_signatures(adata), pd.Index(adata.var_names))
+    sets = sasp_atlas.genes.match_gene_sets(constructed_signatures(adata), pd.Index(adata.var_names))
     plan = _driver.build_plan(engines.get_method(method), ctx, sets, random_state=0, params={})
     codes = np.random.default_rng(0).integers(-1, 4, adata.n_obs)  # -1: cells in no group
     cells = _driver.compute_scores(ctx, plan)

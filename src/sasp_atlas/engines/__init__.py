@@ -22,6 +22,11 @@ gsva      kernel-CDF ranks, KS-like walk (Hanzelmann 2013)                 R GSV
 husi      Spearman rho of expression with the hUSI model weights (2025)   ``cal_hUSI`` (raw rho)
 ========  ==============================================================  =====================
 
+A signed signature (a direction per gene: a catalogue set with ``directions`` or ``{name: {gene: +1 | -1}}``)
+is scored as its up and down parts in the same pass, and every method reports ``score(up) - score(down)``
+(``ucell``: pyucell's ``max(0, U(up) - w_neg U(down))``; ``husi`` refuses): see :func:`score` and
+``MethodMeta.signed``.
+
 ``husi`` scores a model, not a signature: :func:`husi_scores` scores the hUSI model's genes
 against its weights (one column, raw rho); :func:`husi_minmax` and :func:`husi_sse_split` are the
 authors' data-set-relative transforms.

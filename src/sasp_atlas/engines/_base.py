@@ -36,11 +36,14 @@ class MethodMeta:
     gene_statistics: tuple[str, ...] = ()
     #: the scores depend on all cells at once (``prepare`` reads the whole matrix): refused on a dask array
     all_cells: bool = False
+    #: how a signed signature is scored from its up and down parts (the module's ``combine_signed``, else
+    #: the plain difference); ``None``: the method refuses signed signatures
+    signed: str | None = "score(up) - score(down)"
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "value_range": self.value_range,
                 "reference": self.reference, "assumptions": self.assumptions, "kind": self.kind,
-                "params": dict(self.defaults)}
+                "params": dict(self.defaults), "signed": self.signed}
 
 
 class Plan:
@@ -89,6 +92,52 @@ class LinearPlan(Plan):
     def linear(self):
         W = self._W if self._gene_scale is None else sp.csr_matrix(sp.diags(self._gene_scale) @ self._W)
         return W, self.offset
+
+
+def difference(up: np.ndarray, down: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """The signed score of every method without its own signed form: ``score(up) - score(down)``."""
+    return up - down
+
+
+class SignedPlan(Plan):
+    """Scores of signatures of which some are signed: ``inner`` scores every part (an unsigned set is one
+    part, a signed set its up and down parts, in the same pass), then each output column is its part's
+    column, or ``combine(up, down, params)`` of a signed set's two columns.
+
+    ``columns``: per output signature ``(part, None)`` or ``(up part, down part)``. When ``inner`` is
+    linear and ``combine`` is the plain :func:`difference`, so is this plan (``W_up - W_down``), and
+    group means are taken from per-group gene sums as for any linear plan.
+    """
+
+    def __init__(self, inner: Plan, columns: list[tuple[int, int | None]], combine, set_info: list[dict[str, Any]]):
+        self.inner, self.columns, self.combine = inner, columns, combine
+        self.n_sets = len(columns)
+        self.set_info = set_info
+        self.params = inner.params
+
+    def compute(self, indptr, indices, data, start, end, out):
+        parts = np.zeros((out.shape[0], self.inner.n_sets), dtype=np.float64)
+        self.inner.compute(indptr, indices, data, start, end, parts)
+        for k, (up, down) in enumerate(self.columns):
+            out[:, k] += parts[:, up] if down is None else self.combine(parts[:, up], parts[:, down], self.params)
+
+    @property
+    def linear(self):
+        inner = self.inner.linear
+        if inner is None or self.combine is not difference:
+            return None
+        W, offset = inner
+        rows, cols, vals = [], [], []
+        for k, (up, down) in enumerate(self.columns):
+            rows.append(up)
+            cols.append(k)
+            vals.append(1.0)
+            if down is not None:
+                rows.append(down)
+                cols.append(k)
+                vals.append(-1.0)
+        C = sp.csr_matrix((vals, (rows, cols)), shape=(self.inner.n_sets, self.n_sets))
+        return sp.csr_matrix(W @ C), np.asarray(C.T @ offset)
 
 
 def gene_lookup(gene_sets: list[np.ndarray], n_genes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,8 +11,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import spearmanr
 
-from ..genes import match_gene_sets, resolve_signatures
-from ._driver import MatrixContext, build_plan, compute_scores, group_codes
+from ..genes import match_signatures
+from ..genes.matching import Signatures
+from ._driver import MatrixContext, build_signed_plan, compute_scores, group_codes
 from ._registry import get_method
 
 
@@ -25,7 +26,7 @@ class Concordance(NamedTuple):
     concordance: pd.DataFrame
 
 
-def method_concordance(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *,
+def method_concordance(adata: AnnData, signatures: Signatures, *,
                        methods: Sequence[str] = ("scanpy", "aucell", "ucell", "zmean"), group_by: str = "cell_type",
                        random_state: int | None = 0, layer: str | None = None,
                        params: Mapping[str, Mapping[str, Any]] | None = None) -> Concordance:
@@ -46,7 +47,7 @@ def method_concordance(adata: AnnData, signatures: Sequence[str] | Mapping[str, 
     adata
         Log-normalised cells x genes with ``obs[group_by]``; not modified.
     signatures
-        Catalogue ids or ``{name: genes}``.
+        Catalogue ids or ``{name: genes}`` (a signed set scored as in :func:`sasp_atlas.score`).
     methods
         Engine names (:func:`sasp_atlas.engines.list_methods`).
     group_by
@@ -61,16 +62,15 @@ def method_concordance(adata: AnnData, signatures: Sequence[str] | Mapping[str, 
     if len(methods) < 1:
         raise ValueError("methods must name at least one method")
     params = params or {}
-    sigs = resolve_signatures(signatures)
     ctx = MatrixContext(adata.layers[layer] if layer else adata.X)
-    gene_sets = match_gene_sets(sigs, pd.Index(adata.var_names.astype(str)))
+    gene_sets = match_signatures(signatures, pd.Index(adata.var_names.astype(str)))
     codes, labels = group_codes(adata, group_by)
     keep = codes >= 0
     counts = np.bincount(codes[keep], minlength=len(labels))
     mean_rows, per_method = [], {}
     for name in methods:
         module = get_method(name)
-        plan = build_plan(module, ctx, gene_sets, random_state=random_state, params=params.get(name, {}))
+        plan = build_signed_plan(module, ctx, gene_sets, random_state=random_state, params=params.get(name, {}))
         cell_scores = compute_scores(ctx, plan)
         sums = np.zeros((len(labels), plan.n_sets))
         np.add.at(sums, codes[keep], cell_scores[keep])

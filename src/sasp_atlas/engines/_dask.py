@@ -416,9 +416,10 @@ class DaskMatrixContext(MatrixContext):
 
     def lazy_scores(self, plan: Plan, *, threads_per_task: int = 1):
         """The lazy cells x sets float64 dask array of ``plan`` over the chunks of ``X``."""
-        if isinstance(plan, LinearPlan):  # build the code table once here, not in every task
-            plan.compute(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0,
-                         np.zeros((0, plan.n_sets)))
+        inner = getattr(plan, "inner", plan)  # a SignedPlan's parts plan
+        if isinstance(inner, LinearPlan):  # build the code table once here, not in every task
+            inner.compute(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0,
+                         np.zeros((0, inner.n_sets)))
         recipes = self._recipes
         if recipes is None:  # chunks that carry their data: map over them
             return self.X.map_blocks(_score_block, plan, self.n_vars, plan.n_sets, threads_per_task,

@@ -2,7 +2,8 @@
 
 1. **Gene matching** (:func:`match_gene_sets`): signature genes are de-duplicated (first occurrence
    kept), split into those present in ``var_names`` (used) and those absent (reported, never
-   silently dropped); a signature with no gene present is an error naming it.
+   silently dropped); a signature with no gene present is an error naming it. A signed signature
+   (:func:`~sasp_atlas.genes.match_signatures`) is matched as two parts, its up and its down genes.
 2. **Matrix context** (:func:`matrix_context`): the matrix as the kernels read it and the per-gene
    statistics every method's ``prepare`` reads (the scanpy-exact gene means, exact means, Seurat's
    gene averages, stored entries per gene, float64 mean and SD), computed lazily, once. One
@@ -15,7 +16,11 @@
    cells (per-group means, :func:`group_means`) go chunk by chunk, so only a chunk of scores
    exists at once; for linear methods they reduce ``X`` to per-group gene sums first (exact,
    since the score is linear in the cell's values).
-4. **Output** (:func:`score`, written by one writer for every array type):
+4. **Signed signatures** (:func:`build_signed_plan`): the method scores every part, up and down parts
+   as sets of their own, in the same pass; a :class:`~._base.SignedPlan` writes ``score(up) -
+   score(down)`` under the signature's name (``ucell``: pyucell's ``max(0, up - w_neg * down)``;
+   ``husi`` refuses). Every array type and the null go through it.
+5. **Output** (:func:`score`, written by one writer for every array type):
    ``adata.obsm["sasp_scores"]`` and ``adata.uns["sasp_scores"]``.
 """
 
@@ -34,8 +39,10 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ..genes import GeneSet, is_low_coverage, match_gene_sets, resolve_signatures
-from ._base import MethodMeta, Plan
+from ..data import InputError
+from ..genes import GeneSet, SignedGeneSet, is_low_coverage, match_signatures
+from ..genes.matching import Signatures
+from ._base import MethodMeta, Plan, SignedPlan, difference
 from ._linear import add_exact, csr_column_moments, csr_group_gene_sums, exact_column_sums, exact_means
 from ._registry import get_method
 
@@ -276,6 +283,39 @@ def build_plan(method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, r
     return method_module.prepare(ctx, gene_sets, random_state=random_state, **resolved)
 
 
+def build_signed_plan(method_module, ctx: MatrixContext, sets: list[GeneSet | SignedGeneSet], *,
+                      random_state: int | None, params: Mapping[str, Any]) -> Plan:
+    """The plan scoring ``sets`` (one column each), signed ones from their two parts.
+
+    Without a signed set this is the method's own plan (unsigned scores are exactly as before). With
+    one, the method prepares one plan over all parts (an unsigned set is one part, a signed set its
+    ``[up]`` then ``[down]`` part) and a :class:`~._base.SignedPlan` combines the parts with the
+    module's ``combine_signed(up, down, params)``, or :func:`~._base.difference`. ``set_info`` of a
+    signed set is ``{"up": <the up part's facts>, "down": ...}``. A method whose ``MethodMeta.signed``
+    is ``None`` refuses signed sets (:class:`~sasp_atlas.data.InputError`).
+    """
+    parts = [p for gs in sets for p in (gs.parts if isinstance(gs, SignedGeneSet) else (gs,))]
+    if len(parts) == len(sets):
+        return build_plan(method_module, ctx, parts, random_state=random_state, params=params)
+    meta = method_module.META
+    if meta.signed is None:
+        signed = [gs.name for gs in sets if isinstance(gs, SignedGeneSet)]
+        raise InputError(f"method {meta.name!r} does not score signed signatures ({', '.join(signed)}): "
+                         f"{meta.description}. Score them with another method (e.g. 'expected' or 'ucell').")
+    inner = build_plan(method_module, ctx, parts, random_state=random_state, params=params)
+    columns, info, k = [], [], 0
+    for gs in sets:
+        if isinstance(gs, SignedGeneSet):
+            columns.append((k, k + 1))
+            info.append({"up": inner.set_info[k], "down": inner.set_info[k + 1]})
+            k += 2
+        else:
+            columns.append((k, None))
+            info.append(inner.set_info[k])
+            k += 1
+    return SignedPlan(inner, columns, getattr(method_module, "combine_signed", difference), info)
+
+
 def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = False,
                       compute_kwargs: Mapping[str, Any] | None = None) -> None:
     """Compute ahead, in one pass over a dask array's chunks, the gene statistics that :func:`score`
@@ -302,16 +342,40 @@ def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = Fa
     ctx.prefetch((("scanpy_gene_means",) if null else ()) + meta.gene_statistics)
 
 
-def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: list[GeneSet], plan: Plan,
-                  scores: np.ndarray, *, random_state: int | None, layer: str | None,
+def _coverage_record(gs: GeneSet | SignedGeneSet) -> dict[str, Any]:
+    return {"genes_used": [str(g) for g in gs.used], "genes_missing": [str(g) for g in gs.missing],
+            "n_genes": int(gs.n_genes), "n_control_genes": 0,
+            "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes)}
+
+
+def _signed_record(gs: SignedGeneSet, extra: dict[str, Any], meta: MethodMeta) -> dict[str, Any]:
+    """A signed set's ``uns`` record: coverage over both parts (as an unsigned set's), then per part
+    ``genes_<part>_used``, ``genes_<part>_missing``, ``n_genes_<part>``, ``coverage_<part>`` and the
+    method's facts suffixed ``_<part>``; ``n_control_genes`` and the method's gene lists (``genes_...``)
+    are also given summed / joined over the parts."""
+    rec = _coverage_record(gs)
+    rec.update({"signed": True, "signed_form": meta.signed})
+    for part_name, part in (("up", gs.up), ("down", gs.down)):
+        rec.update({f"genes_{part_name}_used": [str(g) for g in part.used],
+                    f"genes_{part_name}_missing": [str(g) for g in part.missing],
+                    f"n_genes_{part_name}": int(part.n_genes), f"coverage_{part_name}": len(part.used) / part.n_genes})
+        rec.update({f"{key}_{part_name}": value for key, value in extra[part_name].items()})
+    if "n_control_genes" in extra["up"]:
+        rec["n_control_genes"] = int(extra["up"]["n_control_genes"] + extra["down"]["n_control_genes"])
+    for key, up in extra["up"].items():  # gene lists of the method (e.g. aucell's genes_undetected)
+        if key.startswith("genes_") and isinstance(up, list):
+            rec[key] = up + extra["down"][key]
+    return rec
+
+
+def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: list[GeneSet | SignedGeneSet],
+                  plan: Plan, scores: np.ndarray, *, random_state: int | None, layer: str | None,
                   backend: Mapping[str, Any]) -> None:
     """Write ``adata.obsm[key_added]`` and ``adata.uns[key_added]``: the one writer of every method and array type."""
     info: dict[str, Any] = {}
     for gs, extra in zip(gene_sets, plan.set_info, strict=True):
-        info[gs.name] = {"genes_used": [str(g) for g in gs.used], "genes_missing": [str(g) for g in gs.missing],
-                         "n_genes": int(gs.n_genes), "n_control_genes": 0,
-                         "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes),
-                         **extra}
+        info[gs.name] = (_signed_record(gs, extra, meta) if isinstance(gs, SignedGeneSet)
+                         else {**_coverage_record(gs), **extra})
     adata.obsm[key_added] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
     adata.uns[key_added] = {
         "method": meta.name,
@@ -321,7 +385,7 @@ def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: l
     }
 
 
-def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *, method: str = "scanpy",
+def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
           random_state: int | None = 0, layer: str | None = None, key_added: str = "sasp_scores", copy: bool = False,
           progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None, **params) -> AnnData | None:
     """Score every signature in one pass over the cells and store the results on ``adata``.
@@ -338,7 +402,17 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         :data:`~sasp_atlas.engines.DASK_METHODS` (``ssgsea`` and ``gsva`` need all cells at once and
         are refused).
     signatures
-        Catalogue ids (see :func:`sasp_atlas.list_signatures`) or a mapping ``{name: genes}``.
+        Catalogue ids (see :func:`sasp_atlas.list_signatures`) or a mapping ``{name: genes}``, where
+        ``genes`` is a list (an unsigned set) or ``{gene: +1 | -1}`` (a signed set: up / down in
+        senescence). A catalogue set with per-gene directions (``list_signatures()["signed"]``, e.g.
+        ``hernandez_segura2017_core_senescence``) is scored signed. A signed set is scored as two
+        parts, its up and its down genes, in the same pass as the other sets, and its column holds
+        ``score(up) - score(down)`` (each part scored by the method as a set of its own: control genes
+        matched to that part for ``scanpy``/``expected``/``seurat``, its own ranks and normalisation for
+        ``aucell``/``ssgsea``/``gsva``); ``ucell`` gives pyucell's signed score ``max(0, U(up) - w_neg *
+        U(down))``; ``husi`` refuses signed sets. A signed set with no gene of one part in the data is
+        an error naming it. Unsigned sets are scored exactly as without signed sets. (pyucell's
+        ``"GENE+"`` / ``"GENE-"`` suffixes are not parsed: a list holds plain symbols.)
     method
         A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
         control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
@@ -364,9 +438,8 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         Dask-backed ``X`` only: passed to ``dask.compute`` (e.g. ``scheduler="synchronous"``).
     **params
         Method parameters (``ctrl_size``, ``n_bins`` for scanpy; ``ctrl``, ``nbin`` for seurat;
-        ``n_up`` for aucell; ``max_rank``,
-        ``missing_genes`` for ucell; ``tau``, ``ssgsea_norm`` for ssgsea; ``tau``, ``mx_diff``,
-        ``abs_ranking`` for gsva). An unknown name is an error listing the valid ones.
+        ``n_up`` for aucell; ``max_rank``, ``missing_genes``, ``w_neg`` (weight of a signed set's down
+        part) for ucell; ``tau``, ``ssgsea_norm`` for ssgsea; ``tau``, ``mx_diff``, ``abs_ranking`` for gsva). An unknown name is an error listing the valid ones.
 
     Returns
     -------
@@ -381,6 +454,11 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
             :func:`sasp_atlas.genes.is_low_coverage`; ``n_control_genes`` is 0 for methods without
             control genes; methods add their own facts, e.g. ``genes_undetected`` for aucell;
             a dask-backed ``X`` adds ``params["backend"] = "dask"`` and ``params["n_chunks"]``).
+            A signed set's record covers both parts (``genes_used`` up then down, ``coverage`` over
+            both) and adds ``signed`` (True), ``signed_form``, ``genes_up_used``, ``genes_down_used``,
+            ``genes_up_missing``, ``genes_down_missing``, ``n_genes_up``, ``n_genes_down``,
+            ``coverage_up``, ``coverage_down`` and the method's facts per part (e.g.
+            ``n_control_genes_up``; ``n_control_genes`` is their sum).
 
         Nothing is written if any signature fails (a signature with no gene present is an error naming it).
     """
@@ -389,10 +467,9 @@ def score(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]
         adata = adata.copy()
     ctx = matrix_context(adata.layers[layer] if layer else adata.X, progress=progress, compute_kwargs=compute_kwargs)
     ctx.check_method(module.META)
-    sigs = resolve_signatures(signatures)
-    gene_sets = match_gene_sets(sigs, pd.Index(adata.var_names.astype(str)))
+    gene_sets = match_signatures(signatures, pd.Index(adata.var_names.astype(str)))
     ctx.prefetch(module.META.gene_statistics)
-    plan = build_plan(module, ctx, gene_sets, random_state=random_state, params=params)
+    plan = build_signed_plan(module, ctx, gene_sets, random_state=random_state, params=params)
     scores = ctx.scores(plan)
     _store_scores(adata, key_added, module.META, gene_sets, plan, scores, random_state=random_state, layer=layer,
                   backend=ctx.backend_params())

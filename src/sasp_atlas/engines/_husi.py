@@ -67,6 +67,8 @@ META = MethodMeta(
                 "itself: sasp_atlas.engines.husi_scores)",
     kind="rank",
     defaults={"weights": None},
+    # the model weights its genes itself (signs included): a signed signature has no meaning here
+    signed=None,
 )
 
 

@@ -31,5 +31,6 @@ def get_method(name: str) -> ModuleType:
 
 
 def list_methods() -> pd.DataFrame:
-    """One row per method: ``name, description, value_range, reference, assumptions, kind, params``."""
+    """One row per method: ``name, description, value_range, reference, assumptions, kind, params, signed``
+    (``signed``: how the method scores a signed signature from its up and down parts; missing when it refuses them)."""
     return pd.DataFrame([m.META.record() for m in _REGISTRY.values()])

@@ -13,6 +13,12 @@ signature genes absent from the data with rank ``max_rank`` (so ``lgt`` = all di
 / (lgt * max_rank - lgt (lgt + 1) / 2)``: only non-zero genes ranked above ``max_rank`` contribute,
 so one pass over each CSR row (ranked by tie groups, :mod:`._ranks`) scores every signature.
 pyucell computes in float32; here sums are float64 (differences ~1e-7).
+
+Signed sets: pyucell's own signed form (``compute_ucell_scores`` with genes suffixed ``+`` / ``-``,
+``pyucell.scoring._score_chunk``; as R UCell): ``score = max(0, U(up) - w_neg * U(down))``, each
+part's ``U`` computed as above over its own genes (``lgt`` per part, missing genes imputed per part
+with ``missing_genes="impute"``), ``w_neg = 1`` by default (:func:`combine_signed`). So a cell whose
+down genes outrank its up genes scores 0, not a negative value.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ META = MethodMeta(
     assumptions="any per-cell monotone scale (counts or log-normalised give the same ranks); zeros "
                 "are unranked (rank max_rank), so scores fall with sparsity",
     kind="rank",
-    defaults={"max_rank": 1500, "missing_genes": "impute"},
+    defaults={"max_rank": 1500, "missing_genes": "impute", "w_neg": 1.0},
+    signed="max(0, U(up) - w_neg * U(down)) (pyucell's signed UCell)",
 )
 
 
@@ -94,7 +101,12 @@ class UCellPlan(Plan):
         np.maximum(out, 0.0, out=out)
 
 
-def prepare(ctx, gene_sets, *, random_state, max_rank, missing_genes) -> UCellPlan:
+def combine_signed(up: np.ndarray, down: np.ndarray, params: dict) -> np.ndarray:
+    """pyucell's signed UCell: ``max(0, U(up) - w_neg * U(down))``."""
+    return np.maximum(up - params["w_neg"] * down, 0.0)
+
+
+def prepare(ctx, gene_sets, *, random_state, max_rank, missing_genes, w_neg) -> UCellPlan:
     if missing_genes not in ("impute", "skip"):
         raise ValueError(f"missing_genes must be 'impute' or 'skip', not {missing_genes!r}")
     if not max_rank >= 1:
@@ -107,4 +119,5 @@ def prepare(ctx, gene_sets, *, random_state, max_rank, missing_genes) -> UCellPl
         denom = lgt * max_rank - lgt * (lgt + 1) / 2.0
         scale[k] = 1.0 / denom if denom != 0 else 0.0
         info.append({"n_genes_ranked": int(lgt)})
-    return UCellPlan(lk_ptr, lk_set, scale, max_rank, info, {"max_rank": max_rank, "missing_genes": missing_genes})
+    return UCellPlan(lk_ptr, lk_set, scale, max_rank, info,
+                     {"max_rank": max_rank, "missing_genes": missing_genes, "w_neg": float(w_neg)})

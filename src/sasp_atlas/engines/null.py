@@ -40,6 +40,14 @@ genes. :func:`_expected_group_means` takes the per-type gene means (one pass ove
 then every random set in O(|S|), so 1,000 sets per signature cost about as much as one; the result
 equals the group means of :func:`sasp_atlas.score` exactly (tested).
 
+Signed signatures (a direction per gene, :func:`sasp_atlas.genes.match_signatures`). Each random set
+is signed too: its up part is drawn with the bin composition of the signature's up genes, its down part
+with that of its down genes (the two draws independent, each excluding only its own part's genes, from
+the signature's one generator, up then down), and it is scored as the signature is, ``score(up) -
+score(down)`` (``ucell``: ``max(0, U(up) - U(down))``) cell by cell, then averaged per cell type.
+So the null asks whether the signed contrast stands out among contrasts of expression-matched random
+genes. ``husi`` refuses signed sets, as in :func:`sasp_atlas.score`.
+
 Array types. The matrix is read through the driver's context (:func:`~sasp_atlas.engines._driver.matrix_context`),
 so a dask array of row chunks gets the same random sets (from the same gene means) and the same
 table; its group means come from per-chunk pseudobulk gene sums (linear methods) or per-chunk score
@@ -49,15 +57,16 @@ sums (``aucell``, ``ucell``), and ``ssgsea``/``gsva`` are refused.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..genes import GeneSet, match_gene_sets, resolve_signatures
-from ._driver import build_plan, group_codes, group_means, matrix_context, resolve_params
+from ..genes import GeneSet, SignedGeneSet, match_signatures
+from ..genes.matching import Signatures
+from ._driver import build_signed_plan, group_codes, group_means, matrix_context, resolve_params
 from ._registry import get_method
 from ._scanpy import bin_members, expression_bins
 
@@ -139,7 +148,29 @@ def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, a
     return out
 
 
-def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Sequence[str]], *,
+def _present_only(gs: GeneSet) -> GeneSet:
+    """``gs`` with its present genes only (a missing gene is then never imputed, as for its random sets)."""
+    return GeneSet(gs.name, len(gs.used), gs.used, pd.Index([]), gs.idx)
+
+
+def _random_set(name: str, idx: np.ndarray, var_names: pd.Index) -> GeneSet:
+    return GeneSet(name, len(idx), var_names[idx], pd.Index([]), idx)
+
+
+def _parts(sets: list[GeneSet | SignedGeneSet]) -> tuple[list[GeneSet], list[tuple[int, int | None]]]:
+    """The sets' parts (an unsigned set is one part) and, per set, its ``(part, None)`` or ``(up, down)`` columns."""
+    parts, columns = [], []
+    for gs in sets:
+        if isinstance(gs, SignedGeneSet):
+            columns.append((len(parts), len(parts) + 1))
+            parts.extend(gs.parts)
+        else:
+            columns.append((len(parts), None))
+            parts.append(gs)
+    return parts, columns
+
+
+def celltype_null(adata: AnnData, signatures: Signatures, *,
                   method: str = "scanpy", group_by: str = "cell_type", n_null: int = 100, seed: int = 0,
                   n_bins: int = 25, random_state: int | None = 0, layer: str | None = None,
                   compute_kwargs: Mapping[str, Any] | None = None, **params) -> pd.DataFrame:
@@ -150,7 +181,8 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
     adata
         Cells x genes (as for :func:`sasp_atlas.score`, a dask array of row chunks included); not modified.
     signatures
-        Catalogue ids or a mapping ``{name: genes}``.
+        Catalogue ids or a mapping ``{name: genes}`` (``genes`` a list, or ``{gene: +1 | -1}`` for a signed
+        set; see :func:`sasp_atlas.score`). Signed sets get signed random sets (module docstring).
     method, random_state, layer, params
         The scoring engine and its options, as in :func:`sasp_atlas.score`; the signature and its
         random sets are scored with the same ones.
@@ -178,25 +210,39 @@ def celltype_null(adata: AnnData, signatures: Sequence[str] | Mapping[str, Seque
     ctx = matrix_context(adata.layers[layer] if layer else adata.X, compute_kwargs=compute_kwargs)
     ctx.check_method(module.META)
     ctx.prefetch(("scanpy_gene_means", *module.META.gene_statistics))  # the random sets' bins, then the method's
-    sigs = resolve_signatures(signatures)
     var_names = pd.Index(adata.var_names.astype(str))
-    observed = [GeneSet(gs.name, len(gs.used), gs.used, pd.Index([]), gs.idx)
-                for gs in match_gene_sets(sigs, var_names)]
-    null_sets = []
+    observed: list[GeneSet | SignedGeneSet] = []
+    for gs in match_signatures(signatures, var_names):
+        observed.append(SignedGeneSet(gs.name, _present_only(gs.up), _present_only(gs.down))
+                        if isinstance(gs, SignedGeneSet) else _present_only(gs))
+    null_sets: list[GeneSet | SignedGeneSet] = []
     for gs in observed:
-        for j, idx in enumerate(draw_null_sets(ctx.scanpy_gene_means, gs.idx, n_null=n_null, n_bins=n_bins,
-                                               rng=_signature_rng(seed, gs.name))):
-            null_sets.append(GeneSet(f"{gs.name}[null {j}]", len(idx), var_names[idx], pd.Index([]), idx))
+        rng = _signature_rng(seed, gs.name)
+        if isinstance(gs, SignedGeneSet):
+            ups, downs = (draw_null_sets(ctx.scanpy_gene_means, part.idx, n_null=n_null, n_bins=n_bins, rng=rng)
+                          for part in gs.parts)
+            null_sets.extend(SignedGeneSet(f"{gs.name}[null {j}]",
+                                           _random_set(f"{gs.name}[null {j}][up]", up, var_names),
+                                           _random_set(f"{gs.name}[null {j}][down]", down, var_names))
+                             for j, (up, down) in enumerate(zip(ups, downs, strict=True)))
+        else:
+            null_sets.extend(_random_set(f"{gs.name}[null {j}]", idx, var_names) for j, idx in
+                             enumerate(draw_null_sets(ctx.scanpy_gene_means, gs.idx, n_null=n_null, n_bins=n_bins,
+                                                      rng=rng)))
     codes, labels = group_codes(adata, group_by)
     if module.META.name == "expected":  # linear and seed-free: every set from the per-type gene means
         resolved = resolve_params(module.META, params)
         counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.float64)
-        means = _expected_group_means(ctx.group_gene_sums(codes, len(labels)), counts, ctx.exact_gene_means,
-                                      [gs.idx for gs in observed + null_sets], ctrl_size=resolved["ctrl_size"],
-                                      n_bins=resolved["n_bins"])
+        parts, columns = _parts(observed + null_sets)
+        part_means = _expected_group_means(ctx.group_gene_sums(codes, len(labels)), counts, ctx.exact_gene_means,
+                                           [gs.idx for gs in parts], ctrl_size=resolved["ctrl_size"],
+                                           n_bins=resolved["n_bins"])
+        # the expected score is linear: a cell type's mean of up minus down is the difference of the means
+        means = part_means if len(parts) == len(columns) else np.column_stack(
+            [part_means[:, up] if down is None else part_means[:, up] - part_means[:, down] for up, down in columns])
         plan_params = dict(resolved)
     else:
-        plan = build_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
+        plan = build_signed_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
         means, counts = group_means(ctx, plan, codes, len(labels))
         plan_params = dict(plan.params)
     return null_table(means, counts, observed, labels, n_null=n_null, group_by=group_by,
