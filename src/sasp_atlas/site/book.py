@@ -35,7 +35,7 @@ from ..data import load_dataset
 from ..genes import list_signatures
 from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, NotPinnedError, fetch_file,
                        file_hashes,
-                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_text,
+                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_entries,
                        project_file, registry_path)
 from .charts import write_vega_bundle
 from .figures import atlas_version, write_index
@@ -258,9 +258,7 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
                 pins.setdefault(d.id, {})[f["name"]] = {"sha256": file_hashes(path)[0], "size": path.stat().st_size}
     if not pins:
         return datasets
-    text = registry_path().read_text()
-    for did, file_pins in pins.items():
-        text = pin_registry_text(text, did, file_pins)
+    text = pin_registry_entries(registry_path().read_text(), pins)
     out = Path(results) / "registry.resolved.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
