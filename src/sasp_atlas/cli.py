@@ -20,7 +20,7 @@ from .atlas import DEFAULT_SIGNATURES, REPORT_CELLS, run_table2, score_user_file
 from .engines import DEFAULT_METHOD, local_worker_config
 from .data import InputError, InputWarning, review_cancer_types
 from .sources import fetch_dataset, list_datasets, list_unverified, pin_all, pin_dataset, registry_path, trust_level
-from .site.book import build, print_unavailable_report, publish
+from .site.book import IncompleteBuildError, build, print_unavailable_report, publish
 from .site.report import render_report, score_and_report
 from .site.sitecheck import check_site
 
@@ -110,9 +110,17 @@ def _registry_pin_all(args) -> int:
 def cmd_build(args) -> int:
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     root = Path(args.project)
-    timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
-                    random_state=args.random_state,
-                    workers=args.workers, book=not args.no_book, console=console, report=left_out, root=root)
+    try:
+        timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
+                        random_state=args.random_state, workers=args.workers, book=not args.no_book, console=console,
+                        report=left_out, root=root, strict=args.strict)
+    except IncompleteBuildError as exc:  # --strict: the table of what to do, then a non-zero exit
+        print_unavailable_report(exc.problems, args.mirror, console)
+        console.print(f"[red]build --strict stopped[/red]: {len(exc.problems)} dataset(s) of profile {args.profile} "
+                      "are not available, so no page was built. Provide each as its row says (maintainers: "
+                      "`sasp-atlas registry pin --all` with internet, then commit data_registry.yaml), or build "
+                      "without --strict to publish the available datasets only.", soft_wrap=True)
+        return 1
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
     console.print(f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}")
@@ -276,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-book", action="store_true", help="stop before jupyter-book build")
     p.add_argument("--project", default=".", help="book project folder (default: the working directory; an empty "
                                                   "folder gets the package's pages and configuration)")
+    p.add_argument("--strict", action="store_true",
+                   help="every dataset of the profile must be available: otherwise print the table of what to do and "
+                        "exit 1 before any page is built (the publishing workflow uses it)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("table2", help="test the review's Table 2 on the registry datasets (no site build)")

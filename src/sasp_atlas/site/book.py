@@ -45,9 +45,19 @@ from .notebooks import NotebookFailed, execute_page
 from .pages import family_page_markdown, reproduce_page_markdown
 
 __all__ = ["build", "publish", "preflight", "print_unavailable_report", "prepare_project", "run_dataset_page",
-           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed"]
+           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed", "IncompleteBuildError"]
 
 log = logging.getLogger(__name__)
+
+
+class IncompleteBuildError(DataUnavailableError):
+    """``build(strict=True)``: the pre-flight left datasets out; ``problems`` holds its records (one per dataset,
+    as :func:`print_unavailable_report` takes them). Raised before any page runs."""
+
+    def __init__(self, problems: list[dict], profile: str):
+        self.problems = problems
+        super().__init__(f"{len(problems)} dataset(s) of profile {profile!r} are not available (strict build): "
+                         + ", ".join(f"{p['dataset'].id} ({p['status']})" for p in problems))
 
 #: folders of generated pages, matched by the ``glob`` entries of ``_toc.yml`` (ignored by git)
 GENERATED_PAGE_DIRS = ("book/datasets", "book/signatures", "book/generated")
@@ -270,13 +280,16 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
 
 def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
           method: str = DEFAULT_METHOD, random_state: int = 0, workers: int = 2, root: str | Path = ".",
-          book: bool = True, console=None, report: list | None = None) -> dict[str, float]:
+          book: bool = True, console=None, report: list | None = None, strict: bool = False) -> dict[str, float]:
     """Build the atlas (see the module doc) in the project folder ``root`` (default: the working
     directory; an empty folder gets the package's pages first, :func:`prepare_project`).
     Returns timings in seconds per step.
 
     Datasets the pre-flight leaves out (profile full) are reported in a table right away and again
     at the end; pass a list as ``report`` to receive those records instead of the closing table.
+    ``strict`` (``build --strict``, the publishing workflow): every dataset of the profile must be
+    available; otherwise :class:`IncompleteBuildError` is raised after the pre-flight, before any page
+    runs, carrying the pre-flight's records (the caller prints the table of what to do).
     """
     root = prepare_project(root)
     if mirror:
@@ -296,6 +309,8 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         # pre-flight: profile core stops on a missing file; other profiles leave such datasets out
         datasets, problems = preflight(datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task),
                                        resolve_dir=Path(results))
+        if problems and strict:
+            raise IncompleteBuildError(problems, profile)
         if problems:
             print_unavailable_report(problems, mirror, console)
         timings["fetch"] = time.perf_counter() - t0
