@@ -78,6 +78,17 @@ def test_pinning_every_unpinned_file_changes_only_the_pinned_fields():
     assert untouched and untouched == [e for e in new_doc["datasets"] if e["id"] not in pins]
 
 
+def test_a_registry_in_pyyaml_layout_keeps_its_layout():
+    """List items at their parent key's column (how yaml.safe_dump writes them, e.g. test registries): the
+    same diff-only-the-pinned-fields edit."""
+    text = yaml.safe_dump(yaml.safe_load(REGISTRY_YAML.read_text()), sort_keys=False, width=1 << 20)
+    assert "\ndatasets:\n- id: " in text
+    entry_id, f = _unpinned(yaml.safe_load(text))[0]
+    new = fetch.pin_registry_text(text, entry_id, {f["name"]: {"sha256": "d" * 64, "size": 9, "note": "pinned"}})
+    _only_pinned_fields_changed(text, new)
+    assert len(_changed_lines(text, new)) == 4  # sha256 and size added, the note replaced
+
+
 def test_comments_after_the_last_key_stay_below_the_inserted_keys():
     """ruamel keeps the comment lines after a key with that key: inserted keys go above them, the end-of-line
     comment stays on its line, an existing key keeps its place and its comment, flow lists and quotes stay."""

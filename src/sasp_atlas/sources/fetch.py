@@ -28,6 +28,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import uuid
 from datetime import date
 from pathlib import Path
@@ -310,14 +311,17 @@ class _NullAsNull(RoundTripRepresenter):
 _NullAsNull.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
 
 
-def _round_trip_yaml() -> YAML:
+def _round_trip_yaml(text: str = "") -> YAML:
     """ruamel.yaml in round-trip mode, set up so that an unchanged registry is written back byte for byte:
-    comments, key order, quoting and flow lists kept, long lines never folded, the registry's indentation."""
+    comments, key order, quoting and flow lists kept, long lines never folded, the text's indentation of
+    list items (``data_registry.yaml``: the dash 2 spaces in; a PyYAML dump: at the parent key's column)."""
     rt = YAML(typ="rt")
     rt.Representer = _NullAsNull
     rt.preserve_quotes = True
     rt.width = 1 << 20
-    rt.indent(mapping=2, sequence=4, offset=2)
+    dash = re.search(r"^datasets:[^\n]*\n(?:[ \t]*(?:#[^\n]*)?\n)*( *)- ", text, re.M)
+    offset = len(dash.group(1)) if dash else 2
+    rt.indent(mapping=2, sequence=offset + 2, offset=offset)
     return rt
 
 
@@ -368,7 +372,7 @@ class _RegistryEdit:
     gives it back (only the pinned fields changed)."""
 
     def __init__(self, text: str):
-        self.yaml = _round_trip_yaml()
+        self.yaml = _round_trip_yaml(text)
         self.doc = self.yaml.load(text)
         if not isinstance(self.doc, CommentedMap) or "datasets" not in self.doc:
             raise ValueError("the registry has no top-level 'datasets:' list")
