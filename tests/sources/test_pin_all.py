@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -89,18 +88,58 @@ def test_a_registry_in_pyyaml_layout_keeps_its_layout():
     assert len(_changed_lines(text, new)) == 4  # sha256 and size added, the note replaced
 
 
+BEFORE = """\
+# head
+schema_version: 1
+datasets:
+  - id: x
+    tags: [a, "b"]
+    files:
+      - name: f
+        url: https://x/f  # eol
+
+  # next entry
+  - id: y
+    files:
+      - name: g
+        url: 'https://x/g'
+        sha256: aaaa  # keep me
+        note: old note
+
+# end
+"""
+
+AFTER = """\
+# head
+schema_version: 1
+datasets:
+  - id: x
+    tags: [a, "b"]
+    files:
+      - name: f
+        url: https://x/f  # eol
+        sha256: {b}
+        size: 3
+
+  # next entry
+  - id: y
+    files:
+      - name: g
+        url: 'https://x/g'
+        sha256: {c} # keep me
+        size: 4
+        note: "new note"
+
+# end
+"""
+
+
 def test_comments_after_the_last_key_stay_below_the_inserted_keys():
     """ruamel keeps the comment lines after a key with that key: inserted keys go above them, the end-of-line
     comment stays on its line, an existing key keeps its place and its comment, flow lists and quotes stay."""
-    text = ("# head\nschema_version: 1\ndatasets:\n  - id: x\n    tags: [a, \"b\"]\n    files:\n      - name: f\n"
-            "        url: https://x/f  # eol\n\n  # next entry\n  - id: y\n    files:\n      - name: g\n"
-            "        url: 'https://x/g'\n        sha256: aaaa  # keep me\n        note: old note\n\n# end\n")
-    new = fetch.pin_registry_entries(text, {"x": {"f": {"sha256": "b" * 64, "size": 3}},
-                                            "y": {"g": {"sha256": "c" * 64, "size": 4, "note": "new note"}}})
-    assert new == ("# head\nschema_version: 1\ndatasets:\n  - id: x\n    tags: [a, \"b\"]\n    files:\n      - name: f\n"
-                   "        url: https://x/f  # eol\n        sha256: " + "b" * 64 + "\n        size: 3\n\n  # next entry\n"
-                   "  - id: y\n    files:\n      - name: g\n        url: 'https://x/g'\n        sha256: " + "c" * 64
-                   + " # keep me\n        size: 4\n        note: \"new note\"\n\n# end\n")
+    new = fetch.pin_registry_entries(BEFORE, {"x": {"f": {"sha256": "b" * 64, "size": 3}},
+                                              "y": {"g": {"sha256": "c" * 64, "size": 4, "note": "new note"}}})
+    assert new == AFTER.format(b="b" * 64, c="c" * 64)
 
 
 def test_unknown_entry_or_file_is_a_key_error():

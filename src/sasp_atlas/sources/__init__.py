@@ -13,5 +13,5 @@ __all__ = ["TRUST_LEVELS", "trust_level", "Dataset", "RegistryError", "get_datas
            "get_resource", "list_datasets", "list_unverified", "load_registry",
            "load_resources", "registry_path", "validate_registry", "DataUnavailableError", "NotPinnedError", "HashMismatchError",
            "cache_dir", "fetch_dataset", "fetch_file", "fetch_resource", "file_hashes", "file_sha256", "mirror_dir",
-           "pin_all", "pin_candidates", "pin_dataset", "pin_registry_entries", "pin_registry_text", "atlas_package_version", "project_file", "BUNDLED_DIR", "CHECKOUT_DIR",
-           "PROJECT_SKELETON"]
+           "pin_all", "pin_candidates", "pin_dataset", "pin_registry_entries", "pin_registry_text", "atlas_package_version",
+           "project_file", "BUNDLED_DIR", "CHECKOUT_DIR", "PROJECT_SKELETON"]

@@ -42,8 +42,8 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from .registry import (Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, list_datasets, list_ground_truth,
-                       load_resources, registry_path, validate_registry)
+from .registry import (Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, list_datasets,
+                       list_ground_truth, load_resources, registry_path, validate_registry)
 
 __all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
            "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_all",
@@ -566,8 +566,8 @@ def pin_all(*, registry: str | os.PathLike | None = None, mirror: str | os.PathL
                     record, pin = _pin_one(entry, f, mirror=mirror, progress=progress)
                     seen[f["url"]] = (f, pin, record)
             except (DataUnavailableError, HashMismatchError, OSError) as exc:
-                why = {HashMismatchError: "refused", DataUnavailableError: "unreachable"}.get(type(exc), type(exc).__name__)
-                reason = f"{why}: {exc}"
+                why = {HashMismatchError: "refused", DataUnavailableError: "unreachable"}
+                reason = f"{why.get(type(exc), type(exc).__name__)}: {exc}"
                 records.append({**base, "status": "failed", "how": reason, "sha256": None, "size": None,
                                 "retry": f"sasp-atlas registry pin {entry.id}"})
                 continue
