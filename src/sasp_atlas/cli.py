@@ -20,8 +20,8 @@ from .atlas import DEFAULT_SIGNATURES, REPORT_CELLS, run_table2, score_user_file
 from .atlas.validity import run_validity
 from .engines import DEFAULT_METHOD, local_worker_config
 from .data import InputError, InputWarning, review_cancer_types
-from .sources import fetch_dataset, list_datasets, list_unverified, pin_dataset, registry_path, trust_level
-from .site.book import build, print_unavailable_report, publish
+from .sources import fetch_dataset, list_datasets, list_unverified, pin_all, pin_dataset, registry_path, trust_level
+from .site.book import IncompleteBuildError, build, print_unavailable_report, publish
 from .site.report import render_report, score_and_report
 from .site.sitecheck import check_site
 
@@ -64,6 +64,11 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_registry_pin(args) -> int:
+    if args.all == bool(args.dataset_id):
+        console.print("[red]error:[/red] give an entry id (`sasp-atlas registry pin ID`) or --all, not both")
+        return 2
+    if args.all:
+        return _registry_pin_all(args)
     records = pin_dataset(args.dataset_id, registry=args.registry, mirror=args.mirror, progress=True)
     table = Table(title=f"registry pin {args.dataset_id}")
     for col in ("file", "status", "sha256", "bytes"):
@@ -75,12 +80,48 @@ def cmd_registry_pin(args) -> int:
     return 0
 
 
+def _registry_pin_all(args) -> int:
+    """``registry pin --all``: every unpinned full-profile file, then one table; exit 1 if any failed."""
+    registry = args.registry or registry_path()
+
+    def announce(i, n, entry_id, name):
+        console.print(escape(f"[{i}/{n}] {entry_id}/{name}"), soft_wrap=True)
+
+    records = pin_all(registry=registry, mirror=args.mirror, progress=True, on_file=announce)
+    table = Table(title=f"registry pin --all ({registry})", show_lines=True)
+    for col in ("entry", "kind", "file", "status", "verified by / why it failed", "sha256", "bytes", "to retry"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        status = {"pinned": "[green]pinned[/green]", "failed": "[red]failed[/red]"}.get(r["status"], r["status"])
+        table.add_row(r["entry"], r["kind"], r["name"], status, escape(r["how"]), r["sha256"] or "—",
+                      f"{r['size']:,}" if r["size"] else "—", r["retry"] or "")
+    Console().print(table)
+    counts = {s: sum(r["status"] == s for r in records) for s in ("pinned", "already pinned", "failed")}
+    summary = f"{counts['pinned']} file(s) pinned, {counts['already pinned']} already pinned, {counts['failed']} failed"
+    if counts["failed"]:
+        console.print(f"[red]{summary}[/red]: pinned files are written into {registry}; retry each failed entry with "
+                      "the command in its row once its host is reachable (or its files are in the mirror, --mirror DIR "
+                      "with <entry id>/<file name>). A refused file differs from its published hash or pin: it was not "
+                      "used and its registry line was not changed.", soft_wrap=True)
+        return 1
+    console.print(f"[green]{summary}[/green] in {registry}: commit the registry.", soft_wrap=True)
+    return 0
+
+
 def cmd_build(args) -> int:
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     root = Path(args.project)
-    timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
-                    random_state=args.random_state,
-                    workers=args.workers, book=not args.no_book, console=console, report=left_out, root=root)
+    try:
+        timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
+                        random_state=args.random_state, workers=args.workers, book=not args.no_book, console=console,
+                        report=left_out, root=root, strict=args.strict)
+    except IncompleteBuildError as exc:  # --strict: the table of what to do, then a non-zero exit
+        print_unavailable_report(exc.problems, args.mirror, console)
+        console.print(f"[red]build --strict stopped[/red]: {len(exc.problems)} dataset(s) of profile {args.profile} "
+                      "are not available, so no page was built. Provide each as its row says (maintainers: "
+                      "`sasp-atlas registry pin --all` with internet, then commit data_registry.yaml), or build "
+                      "without --strict to publish the available datasets only.", soft_wrap=True)
+        return 1
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
     console.print(f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}")
@@ -230,7 +271,8 @@ def cmd_score(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sasp-atlas`` argument parser: every command and option (the workflow test reads it too)."""
     parser = argparse.ArgumentParser(prog="sasp-atlas", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every fetch and cache step")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-book", action="store_true", help="stop before jupyter-book build")
     p.add_argument("--project", default=".", help="book project folder (default: the working directory; an empty "
                                                   "folder gets the package's pages and configuration)")
+    p.add_argument("--strict", action="store_true",
+                   help="every dataset of the profile must be available: otherwise print the table of what to do and "
+                        "exit 1 before any page is built (the publishing workflow uses it)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("table2", help="test the review's Table 2 on the registry datasets (no site build)")
@@ -315,14 +360,21 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("registry", help="maintain data_registry.yaml")
     rsub = p.add_subparsers(dest="registry_command", required=True)
-    q = rsub.add_parser("pin", help="download each unpinned file of an entry once, verify its published hash, "
-                                    "write its sha256 and size into the registry (needs internet or --mirror)")
-    q.add_argument("dataset_id")
+    q = rsub.add_parser("pin", help="download each unpinned file of an entry (or, with --all, of the full profile) "
+                                    "once, verify its published hash, write its sha256, size, date and URL into the "
+                                    "registry (needs internet or --mirror)")
+    q.add_argument("dataset_id", nargs="?", help="a dataset, ground-truth or resource id")
+    q.add_argument("--all", action="store_true",
+                   help="every unpinned file of the full profile (datasets, ground truth, resources); ends with a table "
+                        "of what was pinned, already pinned and failed (exit 1 if anything failed)")
     q.add_argument("--mirror", help="local mirror folder (<mirror>/<dataset id>/<file>); default $SASP_ATLAS_MIRROR")
     q.add_argument("--registry", help="registry YAML to edit; default $SASP_ATLAS_REGISTRY or the project's data_registry.yaml")
     q.set_defaults(func=cmd_registry_pin)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
         return args.func(args)

@@ -36,7 +36,7 @@ from ..data import load_dataset
 from ..genes import list_signatures
 from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, NotPinnedError, fetch_file,
                        file_hashes,
-                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_text,
+                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_entries,
                        project_file, registry_path)
 from .charts import write_vega_bundle
 from .figures import atlas_version, write_index
@@ -46,9 +46,19 @@ from .notebooks import NotebookFailed, execute_page
 from .pages import family_page_markdown, reproduce_page_markdown
 
 __all__ = ["build", "publish", "preflight", "print_unavailable_report", "prepare_project", "run_dataset_page",
-           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed"]
+           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed", "IncompleteBuildError"]
 
 log = logging.getLogger(__name__)
+
+
+class IncompleteBuildError(DataUnavailableError):
+    """``build(strict=True)``: the pre-flight left datasets out; ``problems`` holds its records (one per dataset,
+    as :func:`print_unavailable_report` takes them). Raised before any page runs."""
+
+    def __init__(self, problems: list[dict], profile: str):
+        self.problems = problems
+        super().__init__(f"{len(problems)} dataset(s) of profile {profile!r} are not available (strict build): "
+                         + ", ".join(f"{p['dataset'].id} ({p['status']})" for p in problems))
 
 #: folders of generated pages, matched by the ``glob`` entries of ``_toc.yml`` (ignored by git)
 GENERATED_PAGE_DIRS = ("book/datasets", "book/signatures", "book/generated")
@@ -259,9 +269,7 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
                 pins.setdefault(d.id, {})[f["name"]] = {"sha256": file_hashes(path)[0], "size": path.stat().st_size}
     if not pins:
         return datasets
-    text = registry_path().read_text()
-    for did, file_pins in pins.items():
-        text = pin_registry_text(text, did, file_pins)
+    text = pin_registry_entries(registry_path().read_text(), pins)
     out = Path(results) / "registry.resolved.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -273,13 +281,16 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
 
 def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
           method: str = DEFAULT_METHOD, random_state: int = 0, workers: int = 2, root: str | Path = ".",
-          book: bool = True, console=None, report: list | None = None) -> dict[str, float]:
+          book: bool = True, console=None, report: list | None = None, strict: bool = False) -> dict[str, float]:
     """Build the atlas (see the module doc) in the project folder ``root`` (default: the working
     directory; an empty folder gets the package's pages first, :func:`prepare_project`).
     Returns timings in seconds per step.
 
     Datasets the pre-flight leaves out (profile full) are reported in a table right away and again
     at the end; pass a list as ``report`` to receive those records instead of the closing table.
+    ``strict`` (``build --strict``, the publishing workflow): every dataset of the profile must be
+    available; otherwise :class:`IncompleteBuildError` is raised after the pre-flight, before any page
+    runs, carrying the pre-flight's records (the caller prints the table of what to do).
     """
     root = prepare_project(root)
     if mirror:
@@ -299,6 +310,8 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         # pre-flight: profile core stops on a missing file; other profiles leave such datasets out
         datasets, problems = preflight(datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task),
                                        resolve_dir=Path(results))
+        if problems and strict:
+            raise IncompleteBuildError(problems, profile)
         if problems:
             print_unavailable_report(problems, mirror, console)
         timings["fetch"] = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 where the package's run-time files live. Imports nothing else of the package."""
 
 from .fetch import (DataUnavailableError, HashMismatchError, NotPinnedError, cache_dir, fetch_dataset, fetch_file, fetch_resource,
-                    file_hashes, file_sha256, mirror_dir, pin_dataset, pin_registry_text)
+                    file_hashes, file_sha256, mirror_dir, pin_all, pin_candidates, pin_dataset, pin_registry_entries,
+                    pin_registry_text)
 from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
 from .registry import (TRUST_LEVELS, Dataset, RegistryError, cohort_of, get_dataset, get_ground_truth, get_resource, list_datasets,
                        list_ground_truth, list_unverified, load_registry,
@@ -12,5 +13,5 @@ __all__ = ["TRUST_LEVELS", "trust_level", "Dataset", "RegistryError", "cohort_of
            "get_resource", "list_datasets", "list_unverified", "load_registry",
            "load_resources", "registry_path", "validate_registry", "DataUnavailableError", "NotPinnedError", "HashMismatchError",
            "cache_dir", "fetch_dataset", "fetch_file", "fetch_resource", "file_hashes", "file_sha256", "mirror_dir",
-           "pin_dataset", "pin_registry_text", "atlas_package_version", "project_file", "BUNDLED_DIR", "CHECKOUT_DIR",
-           "PROJECT_SKELETON"]
+           "pin_all", "pin_candidates", "pin_dataset", "pin_registry_entries", "pin_registry_text", "atlas_package_version",
+           "project_file", "BUNDLED_DIR", "CHECKOUT_DIR", "PROJECT_SKELETON"]

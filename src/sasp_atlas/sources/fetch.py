@@ -18,12 +18,14 @@ blob id (``profile: full`` files whose sha256 was never published) is downloaded
 ``known_hash=None`` under a temporary name, its blob id is checked, and only then is it moved
 (atomically) into the cache; on a mismatch it is deleted and :class:`HashMismatchError` names the
 expected and the actual blob id. :func:`pin_dataset` (``sasp-atlas registry pin ID``) downloads such
-files once and writes their sha256 and size into the registry YAML.
+files once and writes their sha256 and size into the registry YAML; :func:`pin_all` (``--all``) does it
+for every unpinned file of the full profile.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -33,11 +35,19 @@ from pathlib import Path
 
 import pooch
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.representer import RoundTripRepresenter
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
 
-from .registry import Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, registry_path, validate_registry
+from .registry import (Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, list_datasets,
+                       list_ground_truth, load_resources, registry_path, validate_registry)
 
 __all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
-           "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_registry_text"]
+           "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_all",
+           "pin_candidates", "pin_registry_entries", "pin_registry_text"]
 
 log = logging.getLogger(__name__)
 
@@ -290,153 +300,300 @@ def fetch_resource(resource_id: str, *, mirror: str | os.PathLike | None = None)
 
 
 # --------------------------------------------------------------------------- registry pin
-_KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][A-Za-z0-9_]*):")
+#: the registry's sections whose entries have files to pin
+PIN_SECTIONS = ("datasets", "ground_truth", "resources")
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
+class _NullAsNull(RoundTripRepresenter):
+    """Writes ``None`` as ``null`` (the registry's spelling), not as an empty value."""
 
 
-def _is_content(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
+_NullAsNull.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
 
 
-def _block_end(lines: list[str], start: int, item_indent: int) -> int:
-    """Index after the YAML list item starting at ``start`` (a ``- key:`` line indented ``item_indent``)."""
-    for j in range(start + 1, len(lines)):
-        if _is_content(lines[j]) and _indent(lines[j]) <= item_indent:
-            return j
-    return len(lines)
+def _round_trip_yaml(text: str = "") -> YAML:
+    """ruamel.yaml in round-trip mode, set up so that an unchanged registry is written back byte for byte:
+    comments, key order, quoting and flow lists kept, long lines never folded, the text's indentation of
+    list items (``data_registry.yaml``: the dash 2 spaces in; a PyYAML dump: at the parent key's column)."""
+    rt = YAML(typ="rt")
+    rt.Representer = _NullAsNull
+    rt.preserve_quotes = True
+    rt.width = 1 << 20
+    dash = re.search(r"^datasets:[^\n]*\n(?:[ \t]*(?:#[^\n]*)?\n)*( *)- ", text, re.M)
+    offset = len(dash.group(1)) if dash else 2
+    rt.indent(mapping=2, sequence=offset + 2, offset=offset)
+    return rt
 
 
-def _scalar(value: str) -> str:
-    return value.split(" #", 1)[0].strip().strip("\"'")
+def _move_trailing_comment(item: CommentedMap, before: str, after: str) -> None:
+    """Keys inserted after ``before`` must not end up below the comment lines that follow it (ruamel keeps a
+    key's end-of-line comment and every comment or blank line up to the next key in one token): the end-of-line
+    part stays on ``before``, the lines after it move to ``after``, the last inserted key."""
+    slot = item.ca.items.get(before)
+    token = slot[2] if slot and len(slot) > 2 else None
+    if token is None or "\n" not in token.value:
+        return
+    head, tail = token.value.split("\n", 1)
+    if not tail:
+        return
+    if head.strip():
+        token.value = head + "\n"
+    else:
+        slot[2] = None
+    item.ca.items.setdefault(after, [None, None, None, None])[2] = CommentToken("\n" + tail, CommentMark(0), None)
+
+
+def _insert_after(item: CommentedMap, before: str, key: str, value) -> None:
+    """Insert ``key: value`` right after ``before``; comment lines that followed ``before`` follow ``key``."""
+    item.insert(list(item).index(before) + 1, key, value)
+    _move_trailing_comment(item, before, key)
+
+
+def _pin_file_item(item: CommentedMap, pin: dict) -> None:
+    """Write one pin (``sha256``, ``size``, optional ``note``) into a file item: an existing key keeps its
+    place, a new ``sha256``/``size`` goes after ``url`` (or after the existing one of the two), a new
+    ``note`` after ``size``."""
+    if "url" not in item:
+        raise ValueError(f"file {item.get('name')!r} has no url")
+    values = {"sha256": pin["sha256"], "size": int(pin["size"])}
+    if pin.get("note") is not None:
+        values["note"] = DoubleQuotedScalarString(pin["note"])
+    for key, value in values.items():
+        if key in item:
+            item[key] = value
+        else:
+            before = "size" if key == "note" else max(("url", "sha256", "size"),
+                                                      key=lambda k: list(item).index(k) if k in item else -1)
+            _insert_after(item, before, key, value)
+
+
+class _RegistryEdit:
+    """A registry YAML text parsed once in round-trip mode; :meth:`pin` writes pins into it, :meth:`text`
+    gives it back (only the pinned fields changed)."""
+
+    def __init__(self, text: str):
+        self.yaml = _round_trip_yaml(text)
+        self.doc = self.yaml.load(text)
+        if not isinstance(self.doc, CommentedMap) or "datasets" not in self.doc:
+            raise ValueError("the registry has no top-level 'datasets:' list")
+
+    def pin(self, pins: dict[str, dict[str, dict]]) -> None:
+        entries = {e["id"]: e for section in PIN_SECTIONS for e in (self.doc.get(section) or [])}
+        for entry_id, file_pins in pins.items():
+            if entry_id not in entries:
+                raise KeyError(f"entry {entry_id!r} not found under {', '.join(s + ':' for s in PIN_SECTIONS)} in the "
+                               "registry text")
+            items = {f["name"]: f for f in entries[entry_id].get("files") or []}
+            if unknown := sorted(set(file_pins) - set(items)):
+                raise KeyError(f"entry {entry_id!r} has no file(s) {unknown} in the registry text")
+            for name, pin in file_pins.items():
+                _pin_file_item(items[name], pin)
+
+    def text(self) -> str:
+        out = io.StringIO()
+        self.yaml.dump(self.doc, out)
+        return out.getvalue()
+
+    def save(self, path: Path, pins: dict[str, dict[str, dict]]) -> None:
+        """Write the text to ``path`` after checking it: valid against the schema and holding every new hash of
+        ``pins``; a temporary file atomically replaces the registry."""
+        text = self.text()
+        doc = yaml.safe_load(text)
+        validate_registry(doc)
+        entries = {e["id"]: e for section in PIN_SECTIONS for e in (doc.get(section) or [])}
+        for entry_id, file_pins in pins.items():
+            for f in entries[entry_id]["files"]:
+                if f["name"] in file_pins and (f.get("sha256"), f.get("size")) != \
+                        (file_pins[f["name"]]["sha256"], file_pins[f["name"]]["size"]):
+                    raise RegistryError(f"registry pin {entry_id}: the edited text does not hold the new hash of "
+                                        f"{f['name']}")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
+def pin_registry_entries(text: str, pins: dict[str, dict[str, dict]]) -> str:
+    """Write pins into a registry YAML *text*: ``{entry id: {file name: {"sha256", "size"[, "note"]}}}``
+    for entries of ``datasets:``, ``ground_truth:`` or ``resources:``.
+
+    A round-trip edit with ruamel.yaml: only the pinned fields change; comments, key order, quoting and
+    the layout of every other line are kept (an unchanged registry is written back byte for byte). In a
+    file item an existing ``sha256``/``size``/``note`` is replaced in place; missing ``sha256`` and ``size``
+    are inserted after ``url``, a missing ``note`` after ``size``.
+    """
+    edit = _RegistryEdit(text)
+    edit.pin(pins)
+    return edit.text()
 
 
 def pin_registry_text(text: str, dataset_id: str, pins: dict[str, dict]) -> str:
-    """Write ``sha256`` and ``size`` of the files in ``pins`` (``{file name: {"sha256", "size"[, "note"]}}``)
-    into the entry ``dataset_id`` of a registry YAML *text*, changing nothing else.
-
-    A targeted line edit (comments, order and quoting elsewhere are kept): in each file item an
-    existing ``sha256:``/``size:`` line is replaced, otherwise the two lines are inserted after its
-    ``url:`` line; an existing ``note:`` line of the item is replaced by the pin's ``note`` if given.
-    """
-    lines = text.splitlines(keepends=True)
-    tops = [i for i, ln in enumerate(lines) if re.match(r"^(datasets|ground_truth):\s*(#.*)?$", ln)]
-    if not tops:
-        raise ValueError("the registry has no top-level 'datasets:' list")
-    start = None
-    for top in tops:
-        for i in range(top + 1, len(lines)):
-            if _is_content(lines[i]) and _indent(lines[i]) == 0 and not lines[i].startswith("-"):
-                break  # next top-level key (a "- " at column 0 is an item of an unindented sequence)
-            m = re.match(r"^(\s*)- id:\s*(.+?)\s*$", lines[i])
-            if m and _scalar(m.group(2)) == dataset_id:
-                start = i
-                break
-        if start is not None:
-            break
-    if start is None:
-        raise KeyError(f"dataset {dataset_id!r} not found under 'datasets:' or 'ground_truth:' in the registry text")
-    end = _block_end(lines, start, _indent(lines[start]))
-
-    todo = dict(pins)
-    i = start
-    while i < end:
-        m = re.match(r"^(\s*)- name:\s*(.+?)\s*$", lines[i])
-        if not (m and _scalar(m.group(2)) in todo):
-            i += 1
-            continue
-        name, dash = _scalar(m.group(2)), len(m.group(1))
-        pad = " " * (dash + 2)
-        item_end = _block_end(lines, i, dash)
-        keys = {}
-        for j in range(i, item_end):
-            km = _KEY.match(lines[j].replace("- ", "  ", 1) if j == i else lines[j])
-            if km and len(km.group("indent")) == dash + 2:
-                keys[km.group("key")] = j
-        if "url" not in keys:
-            raise ValueError(f"file {name!r} of {dataset_id!r} has no url: line")
-        eol = "\n"
-        new = {"sha256": f"{pad}sha256: {todo[name]['sha256']}{eol}", "size": f"{pad}size: {int(todo[name]['size'])}{eol}"}
-        if todo[name].get("note") is not None and "note" in keys:
-            lines[keys["note"]] = f"{pad}note: {_yaml_str(todo[name]['note'])}{eol}"
-        inserts = []
-        for key in ("sha256", "size"):
-            if key in keys:
-                lines[keys[key]] = new[key]
-            else:
-                inserts.append(new[key])
-        if inserts:
-            at = max(keys[k] for k in ("url", "sha256", "size") if k in keys) + 1
-            lines[at:at] = inserts
-            end += len(inserts)
-            item_end += len(inserts)
-        del todo[name]
-        i = item_end
-    if todo:
-        raise KeyError(f"dataset {dataset_id!r} has no file(s) {sorted(todo)} in the registry text")
-    return "".join(lines)
+    """Write ``sha256`` and ``size`` (and ``note``, if given) of the files in ``pins``
+    (``{file name: {"sha256", "size"[, "note"]}}``) into the entry ``dataset_id`` of a registry YAML *text*,
+    changing nothing else (see :func:`pin_registry_entries`)."""
+    return pin_registry_entries(text, {dataset_id: pins})
 
 
-def _yaml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _pinnable(entry_id: str, path) -> Dataset:
+    """A dataset, ground-truth or resource entry of that id (the dataset's KeyError when none)."""
+    try:
+        return _entry(entry_id, path)
+    except KeyError as exc:
+        try:
+            return get_resource(entry_id, path)
+        except KeyError:
+            raise exc from None
+
+
+def _is_pinned(f: dict) -> bool:
+    return bool(f.get("sha256") and f.get("size"))
+
+
+def _pin_one(ds: Dataset, f: dict, *, mirror, progress: bool) -> tuple[dict, dict]:
+    """Fetch one unpinned file (verified by every hash the entry gives), hash it; ``(record, pin)``.
+
+    Raises what :func:`fetch_file` raises: :class:`HashMismatchError` when the bytes differ from a
+    published hash or an existing pin (the file is refused and not cached), :class:`DataUnavailableError`."""
+    first = not (f.get("sha256") or f.get("git_blob_sha1"))
+    local = fetch_file(ds, f, mirror=mirror, progress=progress, first_download=first)
+    sha, _ = file_hashes(local)
+    size = local.stat().st_size
+    if f.get("size") and int(f["size"]) != size:
+        if local.is_relative_to(cache_dir()):
+            local.unlink()
+        raise HashMismatchError(f"{f['name']} of {ds.id!r} has {size} bytes, but the registry records {f['size']}; "
+                                "it was not used")
+    today = date.today().isoformat()
+    if first:
+        status = "pinned on first download"
+        note = (f"pinned on first download: sha256 and size recorded by `sasp-atlas registry pin` on {today} from "
+                f"{f['url']} (the host publishes no hash)")
+    else:
+        verified = "the published sha256" if f.get("sha256") else "the published git blob id"
+        status = f"pinned (verified by {verified})"
+        note = (f"sha256 and size recorded by `sasp-atlas registry pin` on {today} from {f['url']}, verified by "
+                f"{verified}")
+    return ({"name": f["name"], "status": status, "sha256": sha, "size": size},
+            {"sha256": sha, "size": size, "note": note, "path": local})
 
 
 def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
                 progress: bool = False) -> list[dict]:
     """Download each file of a registry entry once, verify it, and write its sha256 and size into the registry.
 
-    Maintainer command behind ``sasp-atlas registry pin ID``. Files that have both ``sha256`` and
-    ``size`` already are left alone. The others are fetched like any registry file (cache, then the
-    mirror, then the URL; see :func:`fetch_file`), so they are verified by every hash the entry
-    gives (for ``profile: full`` files: the git blob id) before their sha256 and size are computed
-    and written into the entry with :func:`pin_registry_text`; the edited text is validated against
-    the schema before it atomically replaces the registry file. The downloaded files stay in the
-    cache, so the next ``fetch``/``build`` does not download them again.
+    Maintainer command behind ``sasp-atlas registry pin ID`` (datasets, ground-truth entries and
+    resources). Files that have both ``sha256`` and ``size`` already are left alone. The others are
+    fetched like any registry file (cache, then the mirror, then the URL; see :func:`fetch_file`), so
+    they are verified by every hash the entry gives (for ``profile: full`` files: the git blob id)
+    before their sha256 and size, with the date and URL in the ``note``, are written into the entry
+    (:func:`pin_registry_entries`, a round-trip edit that keeps comments and order); the edited text is
+    validated against the schema before it atomically replaces the registry file. The downloaded files
+    stay in the cache, so the next ``fetch``/``build`` does not download them again.
 
     Returns one record per file (``name``, ``status``, ``sha256``, ``size``). Without network (and
-    without the files in the mirror) this raises :class:`DataUnavailableError` saying so.
+    without the files in the mirror) this raises :class:`DataUnavailableError` saying so; a file that
+    differs from its published hash raises :class:`HashMismatchError` and nothing is written.
     """
     path = Path(registry) if registry else registry_path()
-    ds = _entry(dataset_id, path)  # ground-truth entries are pinned the same way
+    ds = _pinnable(dataset_id, path)
     records, pins = [], {}
     for f in ds.files:
-        if f.get("sha256") and f.get("size"):
+        if _is_pinned(f):
             records.append({"name": f["name"], "status": "already pinned", "sha256": f["sha256"], "size": f["size"]})
             continue
-        first = not (f.get("sha256") or f.get("git_blob_sha1"))
         try:
-            local = fetch_file(ds, f, mirror=mirror, progress=progress, first_download=first)
+            record, pin = _pin_one(ds, f, mirror=mirror, progress=progress)
         except DataUnavailableError as exc:
             raise DataUnavailableError(
                 f"registry pin {dataset_id}: {exc} Pinning downloads every unpinned file once, so it needs "
                 f"internet access (or the files in a mirror: --mirror DIR with {dataset_id}/<file name>)."
             ) from exc
-        sha, _ = file_hashes(local)
-        size = local.stat().st_size
-        if first:
-            pins[f["name"]] = {"sha256": sha, "size": size,
-                               "note": f"pinned on first download: sha256 and size recorded by `sasp-atlas registry pin` on "
-                                       f"{date.today().isoformat()} from {f['url']} (the host publishes no hash)"}
-            records.append({"name": f["name"], "status": "pinned on first download", "sha256": sha, "size": size})
-            continue
-        verified = "the published sha256" if f.get("sha256") else "the published git blob id"
-        pins[f["name"]] = {"sha256": sha, "size": size,
-                           "note": f"sha256 and size recorded by `sasp-atlas registry pin` on {date.today().isoformat()} "
-                                   f"from a download verified by {verified}"}
-        records.append({"name": f["name"], "status": f"pinned (verified by {verified})", "sha256": sha, "size": size})
+        records.append(record)
+        pins[f["name"]] = {k: pin[k] for k in ("sha256", "size", "note")}
     if pins:
-        text = pin_registry_text(path.read_text(), dataset_id, pins)
-        doc = yaml.safe_load(text)
-        validate_registry(doc)
-        entry = next(d for d in doc["datasets"] + doc.get("ground_truth", []) if d["id"] == dataset_id)
-        for f in entry["files"]:
-            if f["name"] in pins and (f.get("sha256"), f.get("size")) != (pins[f["name"]]["sha256"], pins[f["name"]]["size"]):
-                raise RegistryError(f"registry pin {dataset_id}: the edited text does not hold the new hash of {f['name']}")
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        edit = _RegistryEdit(path.read_text())
+        edit.pin({dataset_id: pins})
+        edit.save(path, {dataset_id: pins})
         log.info("pinned %d file(s) of %s in %s", len(pins), dataset_id, path)
     return records
+
+
+def pin_candidates(registry: str | os.PathLike | None = None) -> list[tuple[str, Dataset]]:
+    """What ``registry pin --all`` goes through: ``(kind, entry)`` for every dataset and ground-truth entry of
+    the full profile (the core included) and every resource, in registry order."""
+    path = Path(registry) if registry else registry_path()
+    return ([("dataset", d) for d in list_datasets("full", path)]
+            + [("ground truth", g) for g in list_ground_truth("full", path)]
+            + [("resource", r) for r in load_resources(path)])
+
+
+def pin_all(*, registry: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
+            progress: bool = False, on_file=None) -> list[dict]:
+    """Pin every unpinned file of the full profile: ``sasp-atlas registry pin --all`` (maintainers).
+
+    Goes through :func:`pin_candidates` and pins each file without ``sha256`` and ``size`` as
+    :func:`pin_dataset` does (verified by its published git blob id or sha256 where there is one; pinned on
+    first download where the host publishes no hash). Unlike :func:`pin_dataset` it does not stop at a
+    failure: an unreachable file and a file whose bytes differ from its published hash or an existing pin
+    (refused, never cached, the registry line left as it was) are recorded with the reason, and the others
+    are pinned. The registry is rewritten after each entry (an interrupted run keeps what it pinned). A file
+    that several entries share (same URL) is downloaded once: the later entries get the same pin and a hard
+    link in their cache folder.
+
+    ``on_file(index, total, entry_id, file_name)`` is called before each file that needs pinning (progress).
+    Returns one record per file: ``entry``, ``kind``, ``name``, ``url``, ``status`` (``pinned``, ``already
+    pinned`` or ``failed``), ``how`` (what verified it, or why it failed), ``sha256``, ``size``, ``retry``
+    (the command to retry a failed file, else ``None``).
+    """
+    path = Path(registry) if registry else registry_path()
+    candidates = pin_candidates(path)
+    todo = sum(not _is_pinned(f) for _, e in candidates for f in e.files)
+    records, seen, index, edit = [], {}, 0, None
+    for kind, entry in candidates:
+        pins = {}
+        for f in entry.files:
+            base = {"entry": entry.id, "kind": kind, "name": f["name"], "url": f["url"], "retry": None}
+            if _is_pinned(f):
+                records.append({**base, "status": "already pinned", "how": "sha256 and size in the registry",
+                                "sha256": f["sha256"], "size": f["size"]})
+                continue
+            index += 1
+            if on_file is not None:
+                on_file(index, todo, entry.id, f["name"])
+            try:
+                if f["url"] in seen and _same_hashes(seen[f["url"]][0], f):
+                    record, pin = _reuse_pin(entry, f, *seen[f["url"]])
+                else:
+                    record, pin = _pin_one(entry, f, mirror=mirror, progress=progress)
+                    seen[f["url"]] = (f, pin, record)
+            except (DataUnavailableError, HashMismatchError, OSError) as exc:
+                why = {HashMismatchError: "refused", DataUnavailableError: "unreachable"}
+                reason = f"{why.get(type(exc), type(exc).__name__)}: {exc}"
+                records.append({**base, "status": "failed", "how": reason, "sha256": None, "size": None,
+                                "retry": f"sasp-atlas registry pin {entry.id}"})
+                continue
+            pins[f["name"]] = {k: pin[k] for k in ("sha256", "size", "note")}
+            records.append({**base, "status": "pinned", "how": record["status"], "sha256": pin["sha256"],
+                            "size": pin["size"]})
+        if pins:  # written after each entry: an interrupted run keeps what it pinned
+            edit = edit or _RegistryEdit(path.read_text())
+            edit.pin({entry.id: pins})
+            edit.save(path, {entry.id: pins})
+            log.info("pinned %d file(s) of %s in %s", len(pins), entry.id, path)
+    return records
+
+
+def _same_hashes(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("sha256", "git_blob_sha1", "size"))
+
+
+def _reuse_pin(entry: Dataset, f: dict, first_f: dict, pin: dict, record: dict) -> tuple[dict, dict]:
+    """The pin of a file another entry shares (same URL and hashes), already downloaded in this run; a hard
+    link puts it in this entry's cache folder too (skipped where links are not possible)."""
+    target = cache_dir() / entry.id / f["name"]
+    if pin["path"].is_relative_to(cache_dir()) and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(pin["path"], target)
+        except OSError:
+            log.info("could not link %s into %s (the build downloads it again)", pin["path"], target)
+    return dict(record), pin
