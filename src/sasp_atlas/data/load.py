@@ -262,7 +262,9 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     normalisation, the gene symbol resolution (``symbol_resolution``, see
     :func:`resolve_var_names`: var_names are approved HGNC symbols where the released symbol is an
     unambiguous alias, ``var["symbol_original"]`` keeps the released one), and each file's URL and
-    sha256. The converted object is cached as ``<cache>/<id>/converted-<key>.h5ad`` (key: source
+    sha256, and, when the reader dropped anything by a rule of the entry (columns named in
+    ``drop_columns``, unlabelled cells, genes NA in every cell), the counts under ``reader``.
+    The converted object is cached as ``<cache>/<id>/converted-<key>.h5ad`` (key: source
     sha256s + loader version); a cache hit skips the fetch entirely.
 
     Parameters
