@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -36,7 +37,8 @@ WU = "wu2021_breast_tnbc_cid4465"
 MGH = "tirosh2016_oligodendroglioma_mgh53_mgh54"
 TIROSH = "tirosh2016_oligodendroglioma"
 PURAM = "puram2017_hnscc_chetah_ref"
-ALL_DATASETS = (WU, MGH, TIROSH, PURAM)
+WINTERHOFF = "winterhoff2017_hgsoc_c1"
+ALL_DATASETS = (WU, MGH, TIROSH, PURAM, WINTERHOFF)
 
 _ENV_KEYS = ("SASP_ATLAS_MIRROR", "SASP_ATLAS_CACHE", "SASP_ATLAS_REGISTRY")
 
@@ -69,11 +71,22 @@ def mirror(atlas_env) -> Path:
 
 @pytest.fixture(scope="session")
 def sources(mirror) -> dict:
-    """``sources.yaml`` of the mirror as ``{dataset id: entry}``."""
+    """``sources.yaml`` of the mirror as ``{dataset id: entry}``: its ``datasets`` plus its
+    ``small_cancer_extra`` entries in the same shape (see :func:`_extra_source`)."""
     if not SOURCES_YAML.is_file():
         pytest.skip(f"{SOURCES_YAML} not found (needed to check the registry against the mirror)")
     doc = yaml.safe_load(SOURCES_YAML.read_text())
-    return {d["id"]: d for d in doc["datasets"]}
+    return {d["id"]: d for d in doc["datasets"]} | {d["id"]: _extra_source(d) for d in doc.get("small_cancer_extra") or []}
+
+
+def _extra_source(d: dict) -> dict:
+    """A ``small_cancer_extra`` record in the shape of a ``datasets`` record: each file's ``raw_url``
+    from the repository, commit and path, ``size_bytes``, the DOI read from the publication text.
+    These records carry no ``verified`` shape block (the registry's ``expected`` is tested instead)."""
+    doi = re.search(r"doi:(\S+?)[\s,;)]", d["publication"] + " ")
+    files = [{**f, "raw_url": f"https://raw.githubusercontent.com/{d['source_repo']}/{d['commit']}/{f['path']}",
+              "size_bytes": f["size"]} for f in d["files"]]
+    return {**d, "publication": {"doi": doi.group(1) if doi else None}, "files": files}
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +137,13 @@ def puram(mirror):
 
 
 @pytest.fixture(scope="session")
-def datasets(wu, mgh, tirosh, puram) -> dict:
-    return {WU: wu, MGH: mgh, TIROSH: tirosh, PURAM: puram}
+def winterhoff(mirror):
+    return _load(WINTERHOFF)
+
+
+@pytest.fixture(scope="session")
+def datasets(wu, mgh, tirosh, puram, winterhoff) -> dict:
+    return {WU: wu, MGH: mgh, TIROSH: tirosh, PURAM: puram, WINTERHOFF: winterhoff}
 
 
 @pytest.fixture

@@ -387,7 +387,7 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
     assert "missing: sc_count.RData" in report
     for d in unpinned:  # the end-of-build table says how to pin them
         assert f"run `sasp-atlas registry pin {d}`" in report
-    assert "Pages were built for the 4 available dataset(s)" in report
+    assert f"Pages were built for the {len(ALL_DATASETS)} available dataset(s)" in report
 
 
 def test_preflight_core_still_stops_on_a_missing_dataset(empty_cache, tmp_path, no_network):

@@ -59,6 +59,8 @@ def test_files_match_sources_yaml(sources):
 
 def test_expected_shapes_match_sources_yaml(sources):
     for ds in _core():
+        if "verified" not in sources[ds.id]:  # small_cancer_extra: shape set by the loader's drops (test_winterhoff.py)
+            continue
         assert ds["expected"]["n_cells"] == sources[ds.id]["verified"]["n_cells"], ds.id
         assert ds["expected"]["n_genes"] == sources[ds.id]["verified"]["n_genes"], ds.id
 

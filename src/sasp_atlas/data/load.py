@@ -25,7 +25,8 @@ from .harmonise import ONTOLOGY_COLUMN, crosswalk, harmonise_cell_types, harmoni
 from .readers import READERS
 from .validate import LOG_MAX, InputError, dedupe_genes, scan_matrix
 
-__all__ = ["load_dataset", "normalise", "resolve_var_names", "apply_gene_policy", "LOADER_VERSION", "CPM_LIKE_SUM_RANGE"]
+__all__ = ["load_dataset", "normalise", "resolve_var_names", "apply_gene_policy", "LOADER_VERSION", "CPM_LIKE_SUM_RANGE",
+           "TPM_MAX_SUM", "TPM_MIN_MEDIAN_SUM"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ LOADER_VERSION = "3"
 #: voom-style values (a little above 1e6 at most)
 CPM_LIKE_SUM_RANGE = (5e5, 1.05e6)
 
+#: a ``tpm`` matrix: no cell may sum above this (TPM sum to 1e6 over all genes; a released matrix may keep
+#: a subset, never more, plus rounding)
+TPM_MAX_SUM = 1.05e6
+#: ... and the median cell must sum above this: TPM/10-scale values (``tpm_like``) sum to at most 1e5 per cell
+TPM_MIN_MEDIAN_SUM = 1.05e5
+
 
 # --------------------------------------------------------------------------- normalisation
 def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> dict[str, str]:
@@ -51,6 +58,10 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
       log2(TPM/10 + 1); kept as it is.
     * ``tpm_like`` (linear, TPM/10 scale): ``log2(x + 1)``, which puts it on the same
       log2(TPM/10 + 1) scale as the other Smart-seq2 datasets.
+    * ``tpm`` (linear TPM, full scale, e.g. the Fluidigm C1 release of Winterhoff 2017): checked to be
+      linear (not integers, maximum above :data:`~sasp_atlas.data.validate.LOG_MAX`), no cell summing
+      above :data:`TPM_MAX_SUM` and the median cell above :data:`TPM_MIN_MEDIAN_SUM` (else it is
+      ``tpm_like``), then ``log2(x/10 + 1)``: the same log2(TPM/10 + 1) scale as the Smart-seq2 datasets.
     * ``cpm_like`` (bulk: linear, library-size normalised counts per million, possibly of a filtered
       gene subset, e.g. ``2^`` of voom's log2-CPM): checked to be linear (not integers, maximum above
       :data:`~sasp_atlas.data.validate.LOG_MAX`) with per-sample sums in :data:`CPM_LIKE_SUM_RANGE`,
@@ -69,12 +80,12 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
     adata
         Values as released in ``.X``; ``.X`` is replaced in place.
     value_type
-        ``raw_counts``, ``cpm_like``, ``log2_tpm10_plus1`` or ``tpm_like`` (the registry's ``value_type``).
+        ``raw_counts``, ``cpm_like``, ``log2_tpm10_plus1``, ``tpm_like`` or ``tpm`` (the registry's ``value_type``).
     checked
         Skip the matrix scan (the caller has just run it).
     """
     integer, vmax = True, None
-    if not checked or value_type == "cpm_like":
+    if not checked or value_type in ("cpm_like", "tpm"):
         found = scan_matrix(adata.X, adata.obs_names, adata.var_names, "the matrix",
                             "fix value_type in the registry entry, or pass another layer of your file")
         integer, vmax = found["integer"], found["max"]
@@ -95,15 +106,20 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
     elif value_type == "tpm_like":
         sc.pp.log1p(adata, base=2)
         desc = "TPM/10-scale values -> log2(x+1) (same scale as log2(TPM/10+1))"
+    elif value_type == "tpm":
+        _check_tpm(adata, integer, vmax)
+        adata.X = adata.X / 10.0
+        sc.pp.log1p(adata, base=2)
+        desc = "TPM -> log2(TPM/10+1) (the scale of the Smart-seq2 releases)"
     else:
-        raise InputError(f"unknown value_type {value_type!r}; expected raw_counts, cpm_like, log2_tpm10_plus1 or tpm_like")
+        raise InputError(f"unknown value_type {value_type!r}; expected raw_counts, cpm_like, log2_tpm10_plus1, tpm_like or tpm")
     adata.uns.pop("log1p", None)
     return {"value_type": value_type, "method": desc}
 
 
 def _check_cpm_like(adata: ad.AnnData, integer: bool, vmax: float) -> None:
     """Refuse, by name, values declared ``cpm_like`` that are not linear counts per million."""
-    fix = "fix value_type in the registry entry (raw_counts, cpm_like, log2_tpm10_plus1, tpm_like) or pass the linear values"
+    fix = "fix value_type in the registry entry (raw_counts, cpm_like, log2_tpm10_plus1, tpm_like, tpm) or pass the linear values"
     if integer:
         raise InputError("value_type is cpm_like but every value is an integer: these look like raw counts, not counts "
                          f"per million; {fix}")
@@ -118,6 +134,25 @@ def _check_cpm_like(adata: ad.AnnData, integer: bool, vmax: float) -> None:
         raise InputError(f"value_type is cpm_like but {len(bad)} of {adata.n_obs} samples sum outside {low:,.0f}-{high:,.0f} "
                          f"(counts per million over all genes, of which a subset may be kept): {shown}. They look like "
                          f"another scale (TPM/FPKM of another total, or corrected values); {fix}")
+
+
+def _check_tpm(adata: ad.AnnData, integer: bool, vmax: float) -> None:
+    """Refuse, by name, values declared ``tpm`` that are not linear, full-scale TPM."""
+    fix = "fix value_type in the registry entry (raw_counts, log2_tpm10_plus1, tpm_like, tpm)"
+    if integer:
+        raise InputError(f"value_type is tpm but every value is an integer: these look like raw counts; {fix}")
+    if vmax <= LOG_MAX:
+        raise InputError(f"value_type is tpm but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
+                         f"log-transformed, not linear TPM; {fix}")
+    sums = np.asarray(adata.X.sum(axis=1)).ravel()
+    bad = np.flatnonzero(sums > TPM_MAX_SUM)
+    if len(bad):
+        shown = ", ".join(f"{adata.obs_names[i]} ({sums[i]:,.0f})" for i in bad[:5])
+        raise InputError(f"value_type is tpm but {len(bad)} of {adata.n_obs} cells sum above {TPM_MAX_SUM:,.0f} "
+                         f"(TPM sum to 1e6 over all genes): {shown}; they look like counts or another scale; {fix}")
+    if np.median(sums) <= TPM_MIN_MEDIAN_SUM:
+        raise InputError(f"value_type is tpm but the median cell sums to {np.median(sums):,.0f} (<= "
+                         f"{TPM_MIN_MEDIAN_SUM:,.0f}): the values look like TPM/10 (value_type tpm_like); {fix}")
 
 
 # --------------------------------------------------------------------------- harmonise + cache
@@ -227,7 +262,9 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     normalisation, the gene symbol resolution (``symbol_resolution``, see
     :func:`resolve_var_names`: var_names are approved HGNC symbols where the released symbol is an
     unambiguous alias, ``var["symbol_original"]`` keeps the released one), and each file's URL and
-    sha256. The converted object is cached as ``<cache>/<id>/converted-<key>.h5ad`` (key: source
+    sha256, and, when the reader dropped anything by a rule of the entry (columns named in
+    ``drop_columns``, unlabelled cells, genes NA in every cell), the counts under ``reader``.
+    The converted object is cached as ``<cache>/<id>/converted-<key>.h5ad`` (key: source
     sha256s + loader version); a cache hit skips the fetch entirely.
 
     Parameters
@@ -252,6 +289,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     paths = fetch_dataset(ds, mirror=mirror)
     reader = READERS[ds["loader"]["name"]]
     X, genes, cells, obs = reader(paths, ds["loader"].get("options") or {})
+    reader_provenance = dict(obs.attrs.get("reader_provenance") or {})  # what the reader dropped, by its rules
     var = pd.DataFrame(index=pd.Index(genes, name="gene_symbol"))
     adata = ad.AnnData(X=X, obs=_registry_obs(obs, ds), var=var)
     adata.obs_names = pd.Index(cells).astype(str)
@@ -273,6 +311,8 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
         "loader_version": LOADER_VERSION, "symbol_resolution": symbol_resolution,
         "files": {f["name"]: _file_provenance(f) for f in ds.files},
     }
+    if reader_provenance:
+        adata.uns["provenance"]["reader"] = reader_provenance
     h5ad.parent.mkdir(parents=True, exist_ok=True)
     tmp = h5ad.with_suffix(".h5ad.tmp")
     adata.write_h5ad(tmp)

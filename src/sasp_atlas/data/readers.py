@@ -26,9 +26,9 @@ import scipy.io
 import scipy.sparse as sp
 from rdata.parser import RObject, RObjectType
 
-from .validate import dedupe_genes
+from .validate import InputError, dedupe_genes
 
-__all__ = ["READERS", "Reader"]
+__all__ = ["READERS", "Reader", "NA_RULES"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,26 @@ def _r_children(value):
             yield from _r_children(getattr(value, f.name))
 
 
+def _assay_matrix(slots: dict[str, Any], path: Path):
+    """The single REAL matrix with a ``dim`` attribute reachable from a (Single Cell) Summarized
+    Experiment's ``assays`` slot, converted (an xarray genes x cells), without converting the rest:
+    Bioconductor keeps assays in a reference-class environment that ``rdata`` cannot convert
+    (``NotImplementedError: PROM``). Searched depth-first over attributes, values and environment frames."""
+    found, seen, stack = [], set(), [slots["assays"]]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if x.info.type == RObjectType.REAL and x.attributes is not None and "dim" in _r_attributes(x):
+            found.append(x)
+            continue
+        stack.extend(_r_children((x.attributes, x.value, x.referenced_object)))
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected one assay matrix under 'assays', found {len(found)}")
+    return rdata.conversion.convert(found[0])
+
+
 @_reader("sce_rda_partial")
 def read_sce_rda_partial(paths: dict[str, Path], options: dict[str, Any]):
     """A SingleCellExperiment whose assay sits in a reference-class environment (CHETAH refs).
@@ -164,19 +184,7 @@ def read_sce_rda_partial(paths: dict[str, Path], options: dict[str, Any]):
         root = rdata.parser.parse_file(path).object.value[0]
         slots = _r_attributes(root)
         coldata = rdata.conversion.convert(slots["colData"])
-        found, seen, stack = [], set(), [slots["assays"]]
-        while stack:
-            x = stack.pop()
-            if id(x) in seen:
-                continue
-            seen.add(id(x))
-            if x.info.type == RObjectType.REAL and x.attributes is not None and "dim" in _r_attributes(x):
-                found.append(x)
-                continue
-            stack.extend(_r_children((x.attributes, x.value, x.referenced_object)))
-        if len(found) != 1:
-            raise ValueError(f"{path}: expected one assay matrix under 'assays', found {len(found)}")
-        mat = rdata.conversion.convert(found[0])  # xarray genes x cells
+        mat = _assay_matrix(slots, path)
     genes = [str(g) for g in mat.coords[mat.dims[0]].values]
     cells = [str(c) for c in mat.coords[mat.dims[1]].values]
     if list(map(str, coldata.rownames)) != cells:
@@ -704,3 +712,103 @@ def read_geo_ncbi_counts(paths: dict[str, Path], options: dict[str, Any]):
     table = _series_matrix_samples(paths[options["series_matrix"]])
     obs, keep = _obs_for_cells(cols, table, {**options, "labels": options["series_matrix"]}, options["counts"])
     return M.T.tocsr()[keep], genes, [c for c, k in zip(cols, keep) if k], obs
+
+
+#: the rules a reader can apply to NA values (loader option ``na``); anything else is refused by name
+NA_RULES = ("refuse", "drop_genes_na_in_every_cell")
+
+
+def _apply_na_rule(M: np.ndarray, genes: list[str], rule: str, source: str) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """Apply the loader's ``na`` rule to a dense genes x cells matrix (the kept cells only).
+
+    ``refuse`` (default): any NA is an :class:`~sasp_atlas.data.validate.InputError`.
+    ``drop_genes_na_in_every_cell``: genes that are NA in every kept cell carry no measurement and
+    are dropped (counted, logged, returned in the summary); an NA anywhere else (a gene measured in
+    some cells but not in others) is still refused, because imputing a value there would invent data.
+    Returns ``(matrix, genes, summary)`` with ``n_na_values``, ``n_genes_dropped_all_na`` and ``rule``.
+    """
+    if rule not in NA_RULES:
+        raise InputError(f"{source}: loader option na is {rule!r}; expected one of {', '.join(NA_RULES)}")
+    na = np.isnan(M)
+    summary: dict[str, Any] = {"rule": rule, "n_na_values": int(na.sum()), "n_genes_dropped_all_na": 0,
+                               "genes_dropped_all_na": ""}
+    if not summary["n_na_values"]:
+        return M, genes, summary
+    all_na = na.all(axis=1)
+    if rule == "refuse":
+        raise InputError(f"{source}: {summary['n_na_values']:,} NA values in {int(na.any(axis=1).sum()):,} genes "
+                         f"({int(all_na.sum()):,} of them NA in every cell); the atlas does not impute expression. "
+                         "Fix: release the values without NA, or set the loader option "
+                         "na: drop_genes_na_in_every_cell if the NA are whole unmeasured genes")
+    scattered = na[~all_na].any(axis=1)
+    if scattered.any():
+        rows = np.flatnonzero(~all_na)[scattered]
+        raise InputError(f"{source}: {int(scattered.sum()):,} genes are NA in some cells but measured in others "
+                         f"(e.g. {', '.join(genes[i] for i in rows[:5])}); na: drop_genes_na_in_every_cell drops only "
+                         "genes NA in every cell and never imputes. Fix: release the values without NA, or drop "
+                         "these genes upstream and say so in the registry notes")
+    dropped = [g for g, a in zip(genes, all_na) if a]
+    log.warning("%s: %d of %d genes are NA in every kept cell and are dropped (na: %s)", source, len(dropped),
+                len(genes), rule)
+    summary.update(n_genes_dropped_all_na=len(dropped), genes_dropped_all_na=";".join(dropped))
+    return M[~all_na], [g for g, a in zip(genes, all_na) if not a], summary
+
+
+@_reader("se_rds")
+def read_se_rds(paths: dict[str, Path], options: dict[str, Any]):
+    """A ``SummarizedExperiment`` saved with ``saveRDS`` (one dense assay), plus a label table
+    (read with ``rdata``, no R; the assay is found as for :func:`read_sce_rda_partial`).
+
+    Options: ``file`` (the ``.rds``), ``genes`` (``names``, default: the object's ``NAMES``, e.g.
+    the symbols when the assay's own rownames are Ensembl ids; or ``assay_rownames``),
+    ``drop_columns`` (assay columns dropped by name before anything else, e.g. a bulk sample stored
+    next to the cells; each must exist; logged), ``label_id_format`` (how a label file's cell id
+    names an assay column, e.g. ``"X{}"``: R's ``make.names`` prefixes ``X`` to ids starting with a
+    digit), ``na`` (see :func:`_apply_na_rule`; default ``refuse``) and the shared label options
+    (``labels``, ``labels_header``, ``cell_column``, ``label_column``, ``drop_unlabelled``,
+    ``sample_from_cell_id``/``sample_format``, ``derive``). What was dropped is counted in
+    ``obs.attrs["reader_provenance"]`` (copied to ``uns["provenance"]["reader"]`` by the loader).
+    """
+    path = paths[options["file"]]
+    with warnings.catch_warnings():
+        _quiet_rdata()
+        root = rdata.parser.parse_file(path).object
+        slots = _r_attributes(root)
+        if "assays" not in slots:
+            raise ValueError(f"{path.name}: not a SummarizedExperiment (no 'assays' slot)")
+        mat = _assay_matrix(slots, path)
+        names = rdata.conversion.convert(slots["NAMES"]) if "NAMES" in slots else None
+    M = np.asarray(mat.values, dtype=np.float64)  # float32 only after the NA rule: casting R's NA warns
+    cells = [str(c) for c in mat.coords[mat.dims[1]].values]
+    source = options.get("genes", "names")
+    if source == "names":
+        if names is None or isinstance(names, str) or len(names) != M.shape[0]:
+            raise ValueError(f"{path.name}: the object's NAMES do not name the {M.shape[0]} assay rows; "
+                             "set the loader option genes: assay_rownames")
+        genes = [str(g) for g in names]
+    elif source == "assay_rownames":
+        genes = [str(g) for g in mat.coords[mat.dims[0]].values]
+    else:
+        raise ValueError(f"genes must be names or assay_rownames, not {source!r}")
+    drop = [str(c) for c in options.get("drop_columns") or []]
+    absent = [c for c in drop if c not in cells]
+    if absent:
+        raise ValueError(f"{path.name}: drop_columns names columns that are not in the assay: {absent}")
+    if drop:
+        log.warning("%s: %d column(s) dropped by name (drop_columns): %s", path.name, len(drop), ", ".join(drop))
+        kept_cols = [i for i, c in enumerate(cells) if c not in drop]
+        M, cells = M[:, kept_cols], [cells[i] for i in kept_cols]
+    table = _label_table(paths[options["labels"]], options) if options.get("labels") else None
+    if table is not None and (fmt := options.get("label_id_format")):
+        table.index = pd.Index([fmt.format(c) for c in table.index])
+    n_before = len(cells)
+    obs, keep = _obs_for_cells(cells, table, options, path.name)
+    M, cells = M[:, keep], [c for c, k in zip(cells, keep) if k]
+    M, genes, na_summary = _apply_na_rule(M, genes, options.get("na", "refuse"), path.name)
+    obs.attrs["reader_provenance"] = {
+        "columns_dropped_by_name": ";".join(drop), "n_unlabelled_cells_dropped": n_before - len(cells),
+        "na_rule": na_summary["rule"], "n_na_values": na_summary["n_na_values"],
+        "n_genes_dropped_all_na": na_summary["n_genes_dropped_all_na"],
+        "genes_dropped_all_na": na_summary["genes_dropped_all_na"],
+    }
+    return sp.csr_matrix(M.T, dtype=np.float32), genes, cells, obs

@@ -266,7 +266,7 @@ def _log_base(adata: AnnData, base: float | None) -> float:
     if base is not None:
         return float(base)
     value_type = (adata.uns.get("provenance") or {}).get("value_type", "")
-    return 2.0 if value_type in ("log2_tpm10_plus1", "tpm_like") else float(np.e)
+    return 2.0 if value_type in ("log2_tpm10_plus1", "tpm_like", "tpm") else float(np.e)
 
 
 def _check_keys(adata: AnnData, sample_key: str, groupby: str) -> None:

@@ -76,6 +76,7 @@ _VALUE_TYPES = {
     "raw_counts": (math.e, "mean natural log1p of counts per 10,000", "counts per 10,000 (expm1 of .X)"),
     "log2_tpm10_plus1": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
     "tpm_like": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
+    "tpm": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
     "log_normalised": (math.e, "mean log-normalised value (natural log1p assumed)",
                        "normalised values (expm1 of .X, natural log assumed)"),
 }
