@@ -105,7 +105,9 @@ def cmd_table2(args) -> int:
 
 def cmd_check_site(args) -> int:
     report = check_site(args.html_dir, screenshot=args.screenshot, screenshots_dir=args.screenshots,
-                        budget_ms=args.budget_ms)
+                        budget_ms=args.budget_ms, axe_js=args.axe)
+    console.print(escape(f"accessibility: axe-core {report['axe']['version']} default rules ({report['axe']['path']})"),
+                  soft_wrap=True)
     widths = " and ".join(f"{w} px" for w in report["widths"])
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
@@ -258,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshots", metavar="DIR",
                    help="write full-page screenshots of the landing page at each width here (landing-<width>.png)")
     p.add_argument("--budget-ms", type=int, default=15000, help="how long to wait for a page's charts to draw")
+    p.add_argument("--axe", metavar="PATH",
+                   help="axe-core script to inject (default $SASP_ATLAS_AXE, else node_modules/axe-core/axe.min.js in "
+                        "the current folder or the checkout: `npm ci` installs the version package-lock.json pins)")
     p.set_defaults(func=cmd_check_site)
 
     p = sub.add_parser("publish", help="commit _build/html to a gh-pages branch (ghp-import -n) and push it")

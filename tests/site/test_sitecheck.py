@@ -8,7 +8,9 @@ landing-page screenshots behind.
 from __future__ import annotations
 
 import base64
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +74,8 @@ def mixed(tmp_path_factory):
                                      '<a href="/elsewhere/root.html">root-absolute</a></p>'),
         "img.html": _page("Image", '<p><img src="_static/pixel.png"></p>'),
         "contrast.html": _page("Contrast", '<p style="color: #d0d0d0">faint grey text on white</p>'),
+        # WCAG 2.5.3: a default rule of axe-core 4.14 (still experimental in the 4.12 that axe-playwright-python bundled)
+        "label.html": _page("Label", '<p><button type="button" aria-label="Open the menu">Search</button></p>'),
         "ext.html": _page("External", '<p><img src="http://example.invalid/x.png" alt="remote"></p>'),
         "undrawn.html": _page("Undrawn", _chart("bad", spec_edit=lambda s: s.replace('"mark"', '"nomark"'))),
         "download.html": _page("Download", '<p><a href="_static/figures/missing.svg" download>SVG</a></p>'),
@@ -153,6 +157,18 @@ def test_faint_text_fails_axe_color_contrast_at_the_first_width(mixed):
 
 
 @pytest.mark.slow
+def test_a_button_named_unlike_its_text_fails_axe_label_content_name_mismatch(mixed):
+    report, pages, _ = mixed
+    page = pages["label.html"]
+    (violation,) = page["axe"]
+    assert violation["rule"] == "label-content-name-mismatch" and violation["impact"] == "serious"
+    assert violation["target"] == "button" and violation["widths"] == [1400, 390]
+    assert set(_faults(page)) == {"axe"} and not page["ok"]
+    assert report["axe"]["version"] == _pinned_axe_version()
+    assert report["axe"]["path"].endswith("node_modules/axe-core/axe.min.js")
+
+
+@pytest.mark.slow
 def test_an_off_host_request_is_reported_and_blocked(mixed):
     _, pages, _ = mixed
     page = pages["ext.html"]
@@ -200,3 +216,58 @@ def test_without_playwright_the_check_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(sitecheck, "async_playwright", None)
     with pytest.raises(RuntimeError, match=r'pip install -e "\.\[test\]"'):
         sitecheck.check_site(tmp_path)
+
+
+def _pinned_axe_version() -> str:
+    lock = json.loads((Path(__file__).resolve().parents[2] / "package-lock.json").read_text())
+    return lock["packages"]["node_modules/axe-core"]["version"]
+
+
+def test_axe_core_is_pinned_exactly_in_the_lock_files():
+    root = Path(__file__).resolve().parents[2]
+    pinned = _pinned_axe_version()
+    assert json.loads((root / "package.json").read_text())["devDependencies"]["axe-core"] == pinned  # no range
+    assert pinned.startswith("4.14.")
+
+
+def test_the_check_injects_the_pinned_axe_core():
+    from sasp_atlas.site import sitecheck
+
+    path = sitecheck.axe_path()
+    if not path.is_file():  # pragma: no cover - axe_path raises instead
+        pytest.fail(str(path))
+    assert path.parts[-3:] == ("node_modules", "axe-core", "axe.min.js")
+    assert sitecheck.axe_version(path) == _pinned_axe_version()
+
+
+def test_a_missing_axe_core_is_an_error_naming_npm_ci(tmp_path, monkeypatch):
+    from sasp_atlas.site import sitecheck
+
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.check_site(tmp_path, axe_js=tmp_path / "missing" / "axe.min.js")
+    monkeypatch.setenv(sitecheck.AXE_ENV, str(tmp_path / "nowhere.js"))
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_path()
+    monkeypatch.delenv(sitecheck.AXE_ENV)
+    monkeypatch.chdir(tmp_path)  # an installed wheel run outside any project with node_modules
+    monkeypatch.setattr(sitecheck, "CHECKOUT_DIR", None)
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_path()
+    (tmp_path / "fake.js").write_text("console.log('not axe')")
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_version(tmp_path / "fake.js")
+
+
+def test_axe_core_from_the_environment_or_the_project_folder(tmp_path, monkeypatch):
+    from sasp_atlas.site import sitecheck
+
+    pinned = sitecheck.axe_path()
+    monkeypatch.setenv(sitecheck.AXE_ENV, str(pinned))
+    assert sitecheck.axe_path() == pinned
+    monkeypatch.delenv(sitecheck.AXE_ENV)
+    local = tmp_path / "node_modules" / "axe-core" / "axe.min.js"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(pinned.read_bytes())
+    monkeypatch.chdir(tmp_path)  # the project folder a wheel builds in comes first
+    assert sitecheck.axe_path() == local.resolve()
