@@ -120,6 +120,9 @@ def cmd_check_site(args) -> int:
         problems = []
         if page["drawn"] < page["charts"] or page["errors"]:
             problems.append(f"charts drawn per width {page['drawn_by_width']}, chart errors {page['errors']}")
+        if page.get("icon") is False:
+            problems.append('no <link rel="icon">: the browser asks the server root for /favicon.ico, a 404 in the '
+                            "console (give the book an icon: html.favicon)")
         problems += [f"broken download: {u}" for u in page["broken_downloads"]]
         problems += [f"broken link: {u}" for u in page["broken_links"]]
         problems += [f"off-host request: {u}" for u in page["external"]]

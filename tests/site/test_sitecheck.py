@@ -36,10 +36,11 @@ def _chart(div: str, width: int = 200, *, spec_edit=None, style: str = "") -> st
     return html
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, icon: bool = True) -> str:
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
+            + ('<link rel="icon" href="_static/pixel.png"/>' if icon else "")
+            + f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
             f'<body><main id="main-content"><article class="bd-article"><h1>{title}</h1>{body}'
             '</article></main></body></html>')
 
@@ -75,6 +76,7 @@ def mixed(tmp_path_factory):
         "img.html": _page("Image", '<p><img src="_static/pixel.png"></p>'),
         "contrast.html": _page("Contrast", '<p style="color: #d0d0d0">faint grey text on white</p>'),
         # WCAG 2.5.3: a default rule of axe-core 4.14 (still experimental in the 4.12 that axe-playwright-python bundled)
+        "noicon.html": _page("No icon", "<p>No icon: the browser asks for /favicon.ico.</p>", icon=False),
         "label.html": _page("Label", '<p><button type="button" aria-label="Open the menu">Search</button></p>'),
         "ext.html": _page("External", '<p><img src="http://example.invalid/x.png" alt="remote"></p>'),
         "undrawn.html": _page("Undrawn", _chart("bad", spec_edit=lambda s: s.replace('"mark"', '"nomark"'))),
@@ -92,7 +94,8 @@ def _faults(page: dict) -> dict:
            "broken_downloads": page["broken_downloads"], "external": page["external"],
            "broken_links": page["broken_links"], "overflow": {w: ids for w, ids in page["overflow"].items() if ids},
            "hscroll": {w: px for w, px in page["hscroll"].items() if px > 1},
-           "console_errors": page["console_errors"], "axe": [v["rule"] for v in page["axe"]]}
+           "console_errors": page["console_errors"], "axe": [v["rule"] for v in page["axe"]],
+           "no_icon": page["icon"] is False}
     return {k: v for k, v in out.items() if v}
 
 
@@ -166,6 +169,13 @@ def test_a_button_named_unlike_its_text_fails_axe_label_content_name_mismatch(mi
     assert set(_faults(page)) == {"axe"} and not page["ok"]
     assert report["axe"]["version"] == _pinned_axe_version()
     assert report["axe"]["path"].endswith("node_modules/axe-core/axe.min.js")
+
+
+@pytest.mark.slow
+def test_a_page_without_an_icon_fails(mixed):
+    _, pages, _ = mixed
+    assert pages["noicon.html"]["icon"] is False and set(_faults(pages["noicon.html"])) == {"no_icon"}
+    assert pages["clean.html"]["icon"] is True and pages["index.html"]["icon"] is None  # a redirect page
 
 
 @pytest.mark.slow

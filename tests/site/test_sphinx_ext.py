@@ -23,11 +23,15 @@ def test_every_override_replaces_a_theme_component():
         assert (_theme_components() / name).is_file(), name
 
 
-def test_our_templates_come_before_the_theme_components():
-    config = SimpleNamespace(templates_path=["_templates", str(_theme_components())])
+def test_our_templates_come_before_the_theme_components_and_every_page_gets_an_icon():
+    config = SimpleNamespace(templates_path=["_templates", str(_theme_components())], html_favicon=None)
     sphinx_ext._add_templates(None, config)
     sphinx_ext._add_templates(None, config)  # idempotent
     assert config.templates_path == [str(sphinx_ext.TEMPLATES), "_templates", str(_theme_components())]
+    assert config.html_favicon == str(sphinx_ext.FAVICON) and sphinx_ext.FAVICON.is_file()
+    own = SimpleNamespace(templates_path=[], html_favicon="_static/mine.png")  # the book's own icon wins
+    sphinx_ext._add_templates(None, own)
+    assert own.html_favicon == "_static/mine.png"
 
 
 def test_the_search_button_is_named_by_its_text():

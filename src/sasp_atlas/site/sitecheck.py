@@ -21,7 +21,9 @@ per (page, width), two at a time. For every page, at 1400 px and 390 px:
   to five visible elements of each text style: it costs ~10 ms an element plus a layout grid of the
   whole page (a page of 40,000 gene names took 7 minutes, and ~17 s even sampled).
 
-Once per page: every ``<a ... download>`` link answers 200 with content, and every internal link
+Once per page: the page links an icon (``<link rel="icon">``; without one the browser asks the server
+root for ``/favicon.ico``, which logs a 404 in the console after the page has loaded, too late for
+the console check to see it reliably); every ``<a ... download>`` link answers 200 with content, and every internal link
 (relative or same-host ``a[href]``, fragment stripped) answers 200 (deduplicated over the site);
 external links are only counted. The landing page is screenshotted (full page) at both widths.
 """
@@ -72,6 +74,7 @@ AXE_INSTALL_HINT = ("run `npm ci` in the project folder (it installs the axe-cor
 
 _LOCAL_URL = re.compile(r"^(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)")
 _NETWORK_URL = re.compile(r"^(?:https?|wss?)://", re.I)
+_ICON = re.compile(r'<link\b[^>]*\brel="?(?:shortcut\s+)?icon\b', re.I)
 _REFRESH = re.compile(r'<meta[^>]+http-equiv="?refresh"?[^>]*content="\s*\d+\s*;\s*url=([^"]+)"', re.I)
 
 # every .sasp-chart container holds a drawn chart or an error message
@@ -396,6 +399,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
     * ``console_errors`` ``["[<width> px] text"]`` (and ``check failed at <width> px: ...`` when a
       page could not be checked);
     * ``internal_links``, ``broken_links`` (site paths), ``external_links`` (counted, not fetched);
+    * ``icon`` (the page links an icon; None for a redirect page);
     * ``axe`` ``[{rule, impact, nodes, target (one example), help, widths}]``;
     * ``seconds`` (browser time at all widths) and ``ok``.
 
@@ -441,6 +445,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
                             "external": set(), "errors": 0, "overflow": {}, "overflow_px": {}, "column": {},
                             "hscroll": {}, "hscroll_by": {}, "console_errors": [], "internal_links": 0, "external_links": 0,
                             "broken_links": [], "axe": {}, "redirect": _site_path(target, base) if target else None,
+                            "icon": None if refresh else bool(_ICON.search(text)),
                             "seconds": 0.0, "_urls": downloads, "_hrefs": [target] if target else [],
                             "_size": len(text)})
             for i, width in enumerate(widths):
@@ -495,6 +500,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
             entry["axe"] = sorted(entry["axe"].values(), key=lambda v: (v["impact"] != "critical", v["rule"]))
             entry["seconds"] = round(entry["seconds"], 1)
             entry["ok"] = (entry["drawn"] >= entry["charts"] and entry["errors"] == 0 and not entry["external"]
+                           and entry["icon"] is not False
                            and not entry["broken_downloads"] and not entry["broken_links"]
                            and not any(entry["overflow"].values())
                            and all(px <= 1 for px in entry["hscroll"].values())

@@ -12,7 +12,10 @@
 * every button's name contains its visible text (WCAG 2.1 2.5.3, axe rule
   ``label-content-name-mismatch``): ``templates/`` overrides two of the theme's components, the
   search field button (named "Search" while it shows "Search Ctrl+K") and the colour-mode button
-  (named "Color mode" while its icon's title shows the mode).
+  (named "Color mode" while its icon's title shows the mode);
+* every page links an icon (``static/favicon.svg``, unless the book sets ``html.favicon``): without
+  one the browser asks the server root for ``/favicon.ico`` and logs a 404 in the console (the
+  first page a reader opens, e.g. the API page).
 """
 
 from __future__ import annotations
@@ -63,12 +66,16 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
 
 
 def _add_templates(app, config) -> None:
-    """Our templates before the theme's (an absolute path: Sphinx joins it to the book folder unchanged)."""
+    """Our templates before the theme's, and our icon unless the book has one (absolute paths: Sphinx
+    joins them to the book folder unchanged)."""
     if str(TEMPLATES) not in config.templates_path:
         config.templates_path.insert(0, str(TEMPLATES))
+    if not getattr(config, "html_favicon", None):
+        config.html_favicon = str(FAVICON)
 
 
 def setup(app) -> dict:
