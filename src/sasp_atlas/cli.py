@@ -158,7 +158,9 @@ def cmd_validity(args) -> int:
 
 def cmd_check_site(args) -> int:
     report = check_site(args.html_dir, screenshot=args.screenshot, screenshots_dir=args.screenshots,
-                        budget_ms=args.budget_ms)
+                        budget_ms=args.budget_ms, axe_js=args.axe)
+    console.print(escape(f"accessibility: axe-core {report['axe']['version']} default rules ({report['axe']['path']})"),
+                  soft_wrap=True)
     widths = " and ".join(f"{w} px" for w in report["widths"])
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
@@ -171,6 +173,9 @@ def cmd_check_site(args) -> int:
         problems = []
         if page["drawn"] < page["charts"] or page["errors"]:
             problems.append(f"charts drawn per width {page['drawn_by_width']}, chart errors {page['errors']}")
+        if page.get("icon") is False:
+            problems.append('no <link rel="icon">: the browser asks the server root for /favicon.ico, a 404 in the '
+                            "console (give the book an icon: html.favicon)")
         problems += [f"broken download: {u}" for u in page["broken_downloads"]]
         problems += [f"broken link: {u}" for u in page["broken_links"]]
         problems += [f"off-host request: {u}" for u in page["external"]]
@@ -322,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshots", metavar="DIR",
                    help="write full-page screenshots of the landing page at each width here (landing-<width>.png)")
     p.add_argument("--budget-ms", type=int, default=15000, help="how long to wait for a page's charts to draw")
+    p.add_argument("--axe", metavar="PATH",
+                   help="axe-core script to inject (default $SASP_ATLAS_AXE, else node_modules/axe-core/axe.min.js in "
+                        "the current folder or the checkout: `npm ci` installs the version package-lock.json pins)")
     p.set_defaults(func=cmd_check_site)
 
     p = sub.add_parser("publish", help="commit _build/html to a gh-pages branch (ghp-import -n) and push it")

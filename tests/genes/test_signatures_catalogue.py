@@ -102,7 +102,7 @@ _HGNC_UPDATED = {"msigdb_senescence", "reactome", "cellage", "gavish2023_mps", "
 LICENCE_PHRASE = {
     "senmayo": "CC BY 4.0", "msigdb_senescence": "CC BY 4.0", "reactome": "CC0", "cellage": "No licence statement",
     "gavish2023_mps": "MIT", "deepscence": "MIT", "senepy_human_hubs": "MIT", "table2_review": "CC BY-NC-SA 3.0",
-    "basisty2020": "Not verified", "hernandez_segura2017": "MIT",
+    "basisty2020": "CC BY 4.0", "hernandez_segura2017": "MIT",
 }
 
 # sets that must not be scored as a plain (up) expression signature

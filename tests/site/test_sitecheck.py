@@ -8,7 +8,9 @@ landing-page screenshots behind.
 from __future__ import annotations
 
 import base64
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -34,10 +36,11 @@ def _chart(div: str, width: int = 200, *, spec_edit=None, style: str = "") -> st
     return html
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, *, icon: bool = True) -> str:
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
+            + ('<link rel="icon" href="_static/pixel.png"/>' if icon else "")
+            + f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
             f'<body><main id="main-content"><article class="bd-article"><h1>{title}</h1>{body}'
             '</article></main></body></html>')
 
@@ -72,6 +75,9 @@ def mixed(tmp_path_factory):
                                      '<a href="/elsewhere/root.html">root-absolute</a></p>'),
         "img.html": _page("Image", '<p><img src="_static/pixel.png"></p>'),
         "contrast.html": _page("Contrast", '<p style="color: #d0d0d0">faint grey text on white</p>'),
+        # WCAG 2.5.3: a default rule of axe-core 4.14 (still experimental in the 4.12 that axe-playwright-python bundled)
+        "noicon.html": _page("No icon", "<p>No icon: the browser asks for /favicon.ico.</p>", icon=False),
+        "label.html": _page("Label", '<p><button type="button" aria-label="Open the menu">Search</button></p>'),
         "ext.html": _page("External", '<p><img src="http://example.invalid/x.png" alt="remote"></p>'),
         "undrawn.html": _page("Undrawn", _chart("bad", spec_edit=lambda s: s.replace('"mark"', '"nomark"'))),
         "download.html": _page("Download", '<p><a href="_static/figures/missing.svg" download>SVG</a></p>'),
@@ -88,7 +94,8 @@ def _faults(page: dict) -> dict:
            "broken_downloads": page["broken_downloads"], "external": page["external"],
            "broken_links": page["broken_links"], "overflow": {w: ids for w, ids in page["overflow"].items() if ids},
            "hscroll": {w: px for w, px in page["hscroll"].items() if px > 1},
-           "console_errors": page["console_errors"], "axe": [v["rule"] for v in page["axe"]]}
+           "console_errors": page["console_errors"], "axe": [v["rule"] for v in page["axe"]],
+           "no_icon": page["icon"] is False}
     return {k: v for k, v in out.items() if v}
 
 
@@ -153,6 +160,25 @@ def test_faint_text_fails_axe_color_contrast_at_the_first_width(mixed):
 
 
 @pytest.mark.slow
+def test_a_button_named_unlike_its_text_fails_axe_label_content_name_mismatch(mixed):
+    report, pages, _ = mixed
+    page = pages["label.html"]
+    (violation,) = page["axe"]
+    assert violation["rule"] == "label-content-name-mismatch" and violation["impact"] == "serious"
+    assert violation["target"] == "button" and violation["widths"] == [1400, 390]
+    assert set(_faults(page)) == {"axe"} and not page["ok"]
+    assert report["axe"]["version"] == _pinned_axe_version()
+    assert report["axe"]["path"].endswith("node_modules/axe-core/axe.min.js")
+
+
+@pytest.mark.slow
+def test_a_page_without_an_icon_fails(mixed):
+    _, pages, _ = mixed
+    assert pages["noicon.html"]["icon"] is False and set(_faults(pages["noicon.html"])) == {"no_icon"}
+    assert pages["clean.html"]["icon"] is True and pages["index.html"]["icon"] is None  # a redirect page
+
+
+@pytest.mark.slow
 def test_an_off_host_request_is_reported_and_blocked(mixed):
     _, pages, _ = mixed
     page = pages["ext.html"]
@@ -200,3 +226,58 @@ def test_without_playwright_the_check_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(sitecheck, "async_playwright", None)
     with pytest.raises(RuntimeError, match=r'pip install -e "\.\[test\]"'):
         sitecheck.check_site(tmp_path)
+
+
+def _pinned_axe_version() -> str:
+    lock = json.loads((Path(__file__).resolve().parents[2] / "package-lock.json").read_text())
+    return lock["packages"]["node_modules/axe-core"]["version"]
+
+
+def test_axe_core_is_pinned_exactly_in_the_lock_files():
+    root = Path(__file__).resolve().parents[2]
+    pinned = _pinned_axe_version()
+    assert json.loads((root / "package.json").read_text())["devDependencies"]["axe-core"] == pinned  # no range
+    assert pinned.startswith("4.14.")
+
+
+def test_the_check_injects_the_pinned_axe_core():
+    from sasp_atlas.site import sitecheck
+
+    path = sitecheck.axe_path()
+    if not path.is_file():  # pragma: no cover - axe_path raises instead
+        pytest.fail(str(path))
+    assert path.parts[-3:] == ("node_modules", "axe-core", "axe.min.js")
+    assert sitecheck.axe_version(path) == _pinned_axe_version()
+
+
+def test_a_missing_axe_core_is_an_error_naming_npm_ci(tmp_path, monkeypatch):
+    from sasp_atlas.site import sitecheck
+
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.check_site(tmp_path, axe_js=tmp_path / "missing" / "axe.min.js")
+    monkeypatch.setenv(sitecheck.AXE_ENV, str(tmp_path / "nowhere.js"))
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_path()
+    monkeypatch.delenv(sitecheck.AXE_ENV)
+    monkeypatch.chdir(tmp_path)  # an installed wheel run outside any project with node_modules
+    monkeypatch.setattr(sitecheck, "CHECKOUT_DIR", None)
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_path()
+    (tmp_path / "fake.js").write_text("console.log('not axe')")
+    with pytest.raises(FileNotFoundError, match="npm ci"):
+        sitecheck.axe_version(tmp_path / "fake.js")
+
+
+def test_axe_core_from_the_environment_or_the_project_folder(tmp_path, monkeypatch):
+    from sasp_atlas.site import sitecheck
+
+    pinned = sitecheck.axe_path()
+    monkeypatch.setenv(sitecheck.AXE_ENV, str(pinned))
+    assert sitecheck.axe_path() == pinned
+    monkeypatch.delenv(sitecheck.AXE_ENV)
+    local = tmp_path / "node_modules" / "axe-core" / "axe.min.js"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(pinned.read_bytes())
+    monkeypatch.chdir(tmp_path)  # the project folder a wheel builds in comes first
+    assert sitecheck.axe_path() == local.resolve()

@@ -293,7 +293,9 @@ def table2_claim_markdown() -> str:
     src = recs[0]["source"]
     doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
     lines = [f"**The claim.** Table 2 of {src['citation']}{doi} lists, per cell type and cancer type, SASP-related "
-             f"genes reported as expressed there. Licence: {recs[0]['license']}", "",
+             f"genes reported as expressed there. Licence: {recs[0]['license']} The rows below are the catalogue's "
+             "transcription; where it comes from and what it was compared with is on the "
+             "[Table 2 family page](signatures/table2_review.md).", "",
              "| row | cell type | cancer type(s) in the review | genes (current symbols) |", "|---|---|---|---|"]
     for r in recs:
         lines.append(f"| {r['table2']['row']} | {r['table2']['cell_type']} | {'; '.join(r['table2'].get('cancer_types', []))} | "

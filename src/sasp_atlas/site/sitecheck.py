@@ -12,13 +12,18 @@ per (page, width), two at a time. For every page, at 1400 px and 390 px:
   does not scroll horizontally;
 * no console errors (``console.error`` and uncaught page errors);
 * nothing is requested off 127.0.0.1 (the request is aborted and reported);
-* no serious or critical accessibility violation: axe-core, run in the page from the JS that the
-  ``axe-playwright-python`` package bundles (nothing is fetched from the internet). Only the rules
-  that can report serious or critical run; color-contrast runs at the first (widest) width only and
-  checks up to five visible elements of each text style: it costs ~10 ms an element plus a layout
-  grid of the whole page (a page of 40,000 gene names took 7 minutes, and ~17 s even sampled).
+* no serious or critical accessibility violation: axe-core's default rules (every enabled rule not
+  tagged experimental: WCAG 2.0/2.1/2.2 A and AA and best practices), from the axe-core that the
+  project's ``package-lock.json`` pins (``npm ci`` installs ``node_modules/axe-core/axe.min.js``; see
+  :func:`axe_path`), injected into each page as a script tag (nothing is fetched from the internet),
+  so the rules are those a reader's current tools apply. Of the default rules, only those that can
+  report serious or critical run; color-contrast runs at the first (widest) width only and checks up
+  to five visible elements of each text style: it costs ~10 ms an element plus a layout grid of the
+  whole page (a page of 40,000 gene names took 7 minutes, and ~17 s even sampled).
 
-Once per page: every ``<a ... download>`` link answers 200 with content, and every internal link
+Once per page: the page links an icon (``<link rel="icon">``; without one the browser asks the server
+root for ``/favicon.ico``, which logs a 404 in the console after the page has loaded, too late for
+the console check to see it reliably); every ``<a ... download>`` link answers 200 with content, and every internal link
 (relative or same-host ``a[href]``, fragment stripped) answers 200 (deduplicated over the site);
 external links are only counted. The landing page is screenshotted (full page) at both widths.
 """
@@ -28,9 +33,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
-import importlib.resources
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -41,6 +46,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from ..sources.paths import CHECKOUT_DIR
+
 try:  # the test extra: the package itself runs without a browser driver
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
@@ -50,7 +57,7 @@ except ImportError:  # pragma: no cover - check_site says how to install it
     class PlaywrightError(Exception):  # type: ignore[no-redef]
         pass
 
-__all__ = ["check_site", "chromium_path", "WIDTHS"]
+__all__ = ["check_site", "chromium_path", "axe_path", "axe_version", "WIDTHS", "AXE_ENV"]
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -58,10 +65,16 @@ WIDTHS = {1400: 900, 390: 844}  # viewport width -> height (desktop, phone)
 AXE_IMPACTS = ("serious", "critical")
 CONTRAST_PER_STYLE = 5
 log = logging.getLogger(__name__)
-INSTALL_HINT = 'pip install -e ".[test]"  (Playwright for Python and axe-playwright-python)'
+INSTALL_HINT = 'pip install -e ".[test]"  (Playwright for Python)'
+#: environment variable naming the axe-core script to inject (``--axe PATH`` on the command line)
+AXE_ENV = "SASP_ATLAS_AXE"
+AXE_FILE = Path("node_modules", "axe-core", "axe.min.js")
+AXE_INSTALL_HINT = ("run `npm ci` in the project folder (it installs the axe-core that package-lock.json pins into "
+                    f"{AXE_FILE.as_posix()}), or name the file with --axe PATH or ${AXE_ENV}")
 
 _LOCAL_URL = re.compile(r"^(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)")
 _NETWORK_URL = re.compile(r"^(?:https?|wss?)://", re.I)
+_ICON = re.compile(r'<link\b[^>]*\brel="?(?:shortcut\s+)?icon\b', re.I)
 _REFRESH = re.compile(r'<meta[^>]+http-equiv="?refresh"?[^>]*content="\s*\d+\s*;\s*url=([^"]+)"', re.I)
 
 # every .sasp-chart container holds a drawn chart or an error message
@@ -161,12 +174,39 @@ def chromium_path() -> str | None:
     return None
 
 
+def axe_path(axe: str | Path | None = None) -> Path:
+    """The axe-core script the check injects into each page.
+
+    ``axe`` when given, else ``$SASP_ATLAS_AXE``, else ``node_modules/axe-core/axe.min.js`` in the
+    current folder (the project a wheel builds in) or in the source checkout the package runs from.
+    ``npm ci`` in the project folder installs it at the version ``package-lock.json`` pins. Raises
+    ``FileNotFoundError`` naming ``npm ci`` when the file is missing: the check never runs without
+    its accessibility rules, nor with an older axe-core than the one pinned.
+    """
+    named = axe if axe is not None else os.environ.get(AXE_ENV) or None
+    if named is not None:
+        path = Path(named).expanduser().resolve()
+        if path.is_file():
+            return path
+        raise FileNotFoundError(f"axe-core script {path} not found: {AXE_INSTALL_HINT}")
+    tried = [Path.cwd() / AXE_FILE] + ([CHECKOUT_DIR / AXE_FILE] if CHECKOUT_DIR is not None else [])
+    for path in tried:
+        if path.is_file():
+            return path.resolve()
+    raise FileNotFoundError(f"axe-core is not installed (looked for {', '.join(map(str, dict.fromkeys(tried)))}): "
+                            f"{AXE_INSTALL_HINT}")
+
+
 @functools.cache
-def _axe_script() -> str:
-    try:
-        return importlib.resources.files("axe_playwright_python").joinpath("axe.min.js").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise RuntimeError(f"axe-core's JS (package axe-playwright-python) is missing: {INSTALL_HINT}") from exc
+def axe_version(path: str | Path) -> str:
+    """The version in the banner of an axe-core script (``/*! axe v4.14.1 ...``); ``FileNotFoundError``
+    naming ``npm ci`` when the file is not axe-core."""
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(2000)
+    found = re.search(r"axe v(\d+\.\d+\.\d+\S*)", head)
+    if not found:
+        raise FileNotFoundError(f"{path} is not an axe-core script (no 'axe vX.Y.Z' banner): {AXE_INSTALL_HINT}")
+    return found.group(1)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -213,8 +253,10 @@ def _site_path(url: str, base: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-async def _axe_violations(page, width: int, *, contrast: bool) -> list[dict]:
-    await page.evaluate(_axe_script())
+async def _axe_violations(page, width: int, *, axe_js: Path, contrast: bool) -> list[dict]:
+    await page.add_script_tag(path=str(axe_js))
+    if not await page.evaluate("() => typeof window.axe === 'object' && typeof window.axe.run === 'function'"):
+        raise PlaywrightError(f"axe-core from {axe_js} did not load in the page")
     if contrast:
         await page.evaluate(_JS_CONTRAST_SAMPLE, CONTRAST_PER_STYLE)
     result = await page.evaluate(_JS_AXE_RUN, [list(AXE_IMPACTS), contrast])
@@ -268,7 +310,7 @@ class _Listen:
         self.console.append(text)
 
 
-async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: int, first: bool, axe: bool,
+async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: int, first: bool, axe: Path | None,
                  shots: list[Path]) -> dict:
     started = time.monotonic()
     context = await browser.new_context(viewport={"width": width, "height": WIDTHS.get(width, 900)},
@@ -300,8 +342,8 @@ async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: in
             out["column"] = round(geo["limit"])
             if first:  # the links are the same at every width
                 out["links"] = await page.evaluate(_JS_LINKS)
-            if axe:
-                out["axe"] = await _axe_violations(page, width, contrast=first)  # colours: at the first width
+            if axe is not None:
+                out["axe"] = await _axe_violations(page, width, axe_js=axe, contrast=first)  # colours: at the first width
         for shot in shots:
             shot.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(shot), full_page=True)
@@ -339,12 +381,13 @@ def _pages(root: Path) -> list[Path]:
 
 def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, screenshots_dir: str | Path | None = None,
                budget_ms: int = 15000, subpath: str = "sasp-atlas", widths: tuple[int, ...] = tuple(WIDTHS),
-               axe: bool = True, workers: int = 2) -> dict:
+               axe: bool = True, axe_js: str | Path | None = None, workers: int = 2) -> dict:
     """Check every page of a built site in headless Chromium at each width (1400 px and 390 px).
 
     Returns ``{"ok", "n_pages", "n_charts", "n_downloads", "n_internal_links", "n_external_links",
-    "n_broken_links", "n_overflowing", "n_console_errors", "n_axe", "widths", "seconds", "screenshots",
-    "pages": [...]}``; each page has:
+    "n_broken_links", "n_overflowing", "n_console_errors", "n_axe", "axe", "widths", "seconds",
+    "screenshots", "pages": [...]}`` (``axe``: ``{"path", "version"}`` of the axe-core script injected,
+    None when ``axe=False``); each page has:
 
     * ``page``, ``charts`` (containers in the static HTML), ``drawn`` (the least over the widths),
       ``drawn_by_width``, ``errors`` (chart error messages), ``redirect`` (meta-refresh target or None);
@@ -356,13 +399,15 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
     * ``console_errors`` ``["[<width> px] text"]`` (and ``check failed at <width> px: ...`` when a
       page could not be checked);
     * ``internal_links``, ``broken_links`` (site paths), ``external_links`` (counted, not fetched);
+    * ``icon`` (the page links an icon; None for a redirect page);
     * ``axe`` ``[{rule, impact, nodes, target (one example), help, widths}]``;
     * ``seconds`` (browser time at all widths) and ``ok``.
 
     The site is served under ``/<subpath>/`` (as on a GitHub project page), so a link that only
     works at the server root is caught. ``screenshots_dir`` gets ``landing-<width>.png`` (full page)
     of ``index.html`` (following its redirect); ``screenshot`` (the older option) gets the atlas
-    page at the widest width. Pages are visited ``workers`` at a time, biggest first.
+    page at the widest width. Pages are visited ``workers`` at a time, biggest first. ``axe_js`` names
+    the axe-core script (default: :func:`axe_path`); a missing one is an error naming ``npm ci``.
     """
     html_root = Path(html_dir).resolve()
     if not (html_root / "index.html").exists():
@@ -372,8 +417,8 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
     exe = chromium_path()
     if exe is None:
         raise RuntimeError("chromium not found: install Debian's chromium (apt-get install -y chromium)")
-    if axe:
-        _axe_script()  # fail before starting the browser
+    axe_file = axe_path(axe_js) if axe else None  # fail before starting the browser
+    axe_info = {"path": str(axe_file), "version": axe_version(axe_file)} if axe_file else None
     started = time.monotonic()
     root = html_root
     pages = _pages(root)
@@ -400,6 +445,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
                             "external": set(), "errors": 0, "overflow": {}, "overflow_px": {}, "column": {},
                             "hscroll": {}, "hscroll_by": {}, "console_errors": [], "internal_links": 0, "external_links": 0,
                             "broken_links": [], "axe": {}, "redirect": _site_path(target, base) if target else None,
+                            "icon": None if refresh else bool(_ICON.search(text)),
                             "seconds": 0.0, "_urls": downloads, "_hrefs": [target] if target else [],
                             "_size": len(text)})
             for i, width in enumerate(widths):
@@ -409,7 +455,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
                 if screenshot and page_path == atlas and width == max(widths):
                     shots.append(Path(screenshot).resolve())
                 jobs.append({"url": url, "width": width, "redirect": bool(refresh), "budget_ms": budget_ms,
-                             "first": i == 0, "axe": axe, "shots": shots, "_entry": len(entries) - 1})
+                             "first": i == 0, "axe": axe_file, "shots": shots, "_entry": len(entries) - 1})
         order = sorted(range(len(jobs)), key=lambda j: -entries[jobs[j]["_entry"]]["_size"])  # biggest pages first
         results = asyncio.run(_visit_all(exe, [{k: v for k, v in jobs[j].items() if k != "_entry"} for j in order],
                                          workers))
@@ -454,6 +500,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
             entry["axe"] = sorted(entry["axe"].values(), key=lambda v: (v["impact"] != "critical", v["rule"]))
             entry["seconds"] = round(entry["seconds"], 1)
             entry["ok"] = (entry["drawn"] >= entry["charts"] and entry["errors"] == 0 and not entry["external"]
+                           and entry["icon"] is not False
                            and not entry["broken_downloads"] and not entry["broken_links"]
                            and not any(entry["overflow"].values())
                            and all(px <= 1 for px in entry["hscroll"].values())
@@ -472,7 +519,7 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
             "n_broken_links": sum(len(r["broken_links"]) for r in report),
             "n_overflowing": sum(len(ids) for r in report for ids in r["overflow"].values()),
             "n_console_errors": sum(len(r["console_errors"]) for r in report),
-            "n_axe": sum(len(r["axe"]) for r in report),
+            "n_axe": sum(len(r["axe"]) for r in report), "axe": axe_info,
             "widths": list(widths), "seconds": round(time.monotonic() - started, 1),
             "screenshots": written, "pages": report}
 

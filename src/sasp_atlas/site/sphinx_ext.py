@@ -8,11 +8,19 @@
 * a disclosure triangle without text (the theme's navigation toggles) gets an accessible name, so a
   screen reader announces it (axe rule ``summary-name``), and a table that scrolls sideways on a
   narrow screen can be scrolled from the keyboard (``tabindex``; axe rule
-  ``scrollable-region-focusable``).
+  ``scrollable-region-focusable``);
+* every button's name contains its visible text (WCAG 2.1 2.5.3, axe rule
+  ``label-content-name-mismatch``): ``templates/`` overrides two of the theme's components, the
+  search field button (named "Search" while it shows "Search Ctrl+K") and the colour-mode button
+  (named "Color mode" while its icon's title shows the mode);
+* every page links an icon (``static/favicon.svg``, unless the book sets ``html.favicon``): without
+  one the browser asks the server root for ``/favicon.ico`` and logs a 404 in the console (the
+  first page a reader opens, e.g. the API page).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 __all__ = ["setup"]
@@ -57,7 +65,21 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = unique  # in place: the builder renders the list object it put in the context
 
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
+
+
+def _add_templates(app, config) -> None:
+    """Our templates before the theme's, and our icon unless the book has one (absolute paths: Sphinx
+    joins them to the book folder unchanged)."""
+    if str(TEMPLATES) not in config.templates_path:
+        config.templates_path.insert(0, str(TEMPLATES))
+    if not getattr(config, "html_favicon", None):
+        config.html_favicon = str(FAVICON)
+
+
 def setup(app) -> dict:
+    app.connect("config-inited", _add_templates)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.add_js_file(None, body=_FIRST_VISIT_MODE, priority=100)
     app.add_js_file(None, body=_NAME_SUMMARIES)
