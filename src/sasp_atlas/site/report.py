@@ -3,6 +3,7 @@ file and rendered as one offline HTML file (Vega bundle inlined)."""
 
 from __future__ import annotations
 
+import base64
 import html
 import shutil
 import tempfile
@@ -93,6 +94,13 @@ def _vega_bundle() -> str:
     return js.replace("</script", "<\\/script")
 
 
+def _icon_link() -> str:
+    """The site's icon inlined as a data URI: a standalone report links no file, and a page without an
+    icon makes the browser request ``/favicon.ico`` (a console 404)."""
+    svg = (Path(__file__).parent / "static" / "favicon.svg").read_bytes()
+    return f'<link rel="icon" type="image/svg+xml" href="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}">'
+
+
 def notebook_html(notebook: str | Path, title: str) -> str:
     """A standalone HTML page of an executed notebook, honouring the ``remove-cell``/``remove-input``/
     ``remove-output`` tags; markdown rendered with markdown-it-py, HTML outputs as they are, the
@@ -134,5 +142,6 @@ def notebook_html(notebook: str | Path, title: str) -> str:
                 body.append(f"<pre>{html.escape(text(data['text/plain']))}</pre>")
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
+            f'{_icon_link()}\n'
             f"<style>{_CSS}{project_file('_static/sasp.css').read_text(encoding='utf-8')}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
             + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
