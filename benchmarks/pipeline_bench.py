@@ -82,9 +82,11 @@ def main() -> None:
     gen = time.perf_counter() - t0
     warm, wsigs = synthetic(2_000, seed=1)  # numba compilation and imports, not timed
     with tempfile.TemporaryDirectory() as tmp:
-        run_dataset("warmup", adata=warm, signatures=wsigs, out_dir=tmp, with_embedding=False)
+        # the synthetic AnnData records no value type: say what .X was normalised from (its log base)
+        run_dataset("warmup", adata=warm, signatures=wsigs, out_dir=tmp, with_embedding=False, value_type="raw_counts")
         t1 = time.perf_counter()
-        res = run_dataset("bench", adata=adata, signatures=sigs, out_dir=tmp, with_embedding=not args.no_embedding)
+        res = run_dataset("bench", adata=adata, signatures=sigs, out_dir=tmp, with_embedding=not args.no_embedding,
+                          value_type="raw_counts")
         secs = time.perf_counter() - t1
     top = res.celltype_scores.sort_values("effect_size", ascending=False)
     planted = top[top["signature"] == "sig0"].iloc[0]

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._constants import SCORES_KEY
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
@@ -92,8 +93,8 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
     * ``celltype_scores.csv`` — the atlas table (:data:`sasp_atlas.stats.CELLTYPE_COLUMNS`; the
       ``random_state`` column records the seed), ``flag`` using ``min_cells``;
     * ``coverage.csv`` — signature genes present / rescued / missing (:func:`sasp_atlas.genes.coverage_table`);
-    * ``scored.h5ad`` — the harmonised object with ``obsm["sasp_scores"]`` (cells x signatures) and
-      ``uns["sasp_scores"]`` (method, parameters including ``random_state``, genes used per signature).
+    * ``scored.h5ad`` — the harmonised object with ``obsm[SCORES_KEY]`` (cells x signatures;
+      :data:`sasp_atlas._constants.SCORES_KEY`) and ``uns[SCORES_KEY]`` (method, parameters including ``random_state``, genes used per signature).
 
     The HTML report is the site layer's job (:func:`sasp_atlas.site.report.render_report`; the
     ``sasp-atlas score`` command writes both). Returns ``{name: path}`` of the files written.
@@ -128,7 +129,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
                "scored": out / "scored.h5ad"}
     res.celltype_scores.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
     res.coverage.to_csv(written["coverage"], index=False)
-    res.adata.uns["sasp_scores"]["signature_ids"] = list(res.adata.obsm["sasp_scores"].columns)
+    res.adata.uns[SCORES_KEY]["signature_ids"] = list(res.adata.obsm[SCORES_KEY].columns)
     res.adata.write_h5ad(written["scored"])
     return written
 
@@ -168,8 +169,8 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
                "scored": out / ("scored.zarr" if as_zarr else "scored.h5ad")}
     table.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
     cov.to_csv(written["coverage"], index=False)
-    adata.uns["sasp_scores"]["signature_ids"] = list(adata.obsm["sasp_scores"].columns)
-    scored = ad.AnnData(obs=adata.obs, var=adata.var, obsm={"sasp_scores": adata.obsm["sasp_scores"]},
+    adata.uns[SCORES_KEY]["signature_ids"] = list(adata.obsm[SCORES_KEY].columns)
+    scored = ad.AnnData(obs=adata.obs, var=adata.var, obsm={SCORES_KEY: adata.obsm[SCORES_KEY]},
                         uns=dict(adata.uns))
     scored.uns["matrix"] = f"not copied: the scored matrix is in {Path(path).name} ({prov.get('normalisation', '')})"
     if as_zarr:
