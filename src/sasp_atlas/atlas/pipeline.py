@@ -96,7 +96,7 @@ def add_husi(adata: AnnData, *, key: str = SCORES_KEY, mirror: str | None = None
     cannot be read (offline without a mirror) or too few of its genes are measured."""
     try:
         rho = husi_scores(adata, mirror=mirror)
-    except (DataUnavailableError, InputError) as err:
+    except (DataUnavailableError, InputError, ValueError) as err:  # ValueError: no model gene in the data
         log.warning("hUSI not computed: %s", str(err).splitlines()[0])
         return False
     adata.obsm[key][HUSI_KEY] = rho.to_numpy()
