@@ -227,9 +227,25 @@ def gene_decomposition(adata: AnnData, genes: list[str], *, signature: str, grou
     Per (cell type, gene present in the data): ``mean_expression`` (mean of ``X``, log-normalised),
     ``frac_expressing`` (fraction of cells with a non-zero value) and ``delta`` (mean in the cell
     type minus mean in all other cells of the dataset) — the gene's share in a control-gene score's
-    difference. Reads only the signature's columns of ``X``. Columns: ``signature, cell_type, gene,
-    mean_expression, frac_expressing, delta, n_cells``, after ``dataset`` when ``dataset_id`` is given
-    (the atlas's bookkeeping). ``groupby``: the obs column of cell types (the ``cell_type`` column).
+    difference. Reads only the signature's columns of ``X``.
+
+    Parameters
+    ----------
+    adata
+        Log-normalised cells x genes with ``obs[groupby]``.
+    genes
+        The signature's genes (e.g. ``adata.uns[key]["signatures"][signature]["genes_used"]``); those
+        not in ``var_names`` are left out.
+    signature
+        Written into the ``signature`` column.
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
+    dataset_id
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
+
+    Returns
+    -------
+    DataFrame with ``signature, cell_type, gene, mean_expression, frac_expressing, delta, n_cells``.
     """
     columns = ["signature", "cell_type", "gene", "mean_expression", "frac_expressing", "delta", "n_cells"]
     present = [g for g in dict.fromkeys(genes) if g in adata.var_names]
