@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._constants import SCORES_KEY
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
@@ -153,7 +153,7 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
     sigs = list(signatures or DEFAULT_SIGNATURES)
     ds, adata = load_user_data(path, lazy=True, chunk_rows=chunk_rows, min_cells=min_cells, **options)
     check_signatures_present(adata, sigs)
-    prov = adata.uns.get("provenance", {})
+    prov = adata.uns.get(PROVENANCE_KEY, {})
     # the statistics of the scores and of the null's random sets in one pass (their contexts reuse them)
     reduce_statistics(adata.X, method, null=True, progress=progress)
     table, _, _, _ = score_tables(adata, sigs, dataset_id=ds.id, cancer_type=prov.get("cancer_type", "unknown"),
@@ -224,7 +224,7 @@ def report_subsample(groups: pd.Series | np.ndarray, max_cells: int, *, random_s
 def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: int, random_state: int) -> Path:
     """The :func:`report_subsample` of the lazily read, harmonised ``adata`` read into memory (one
     pass over the chunks holding its cells) and written as ``out`` (``.h5ad``, float32 CSR ``X``)."""
-    groups = adata.obs["sample"].astype(str) + "\x1f" + adata.obs["cell_type"].astype(str)
+    groups = adata.obs[SAMPLE_KEY].astype(str) + "\x1f" + adata.obs[CELL_TYPE_KEY].astype(str)
     idx = report_subsample(groups.to_numpy(), max_cells, random_state=random_state)
     edges = np.cumsum((0, *adata.X.chunks[0]))
     pieces = []  # each chunk's rows taken on its own worker; only the subsample reaches this process
@@ -234,7 +234,7 @@ def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: in
             pieces.append(adata.X.blocks[i][local])
     X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr", dtype=np.float32)
     sub = AnnData(X=X, obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
-                  uns={"provenance": adata.uns.get("provenance", {})})
+                  uns={PROVENANCE_KEY: adata.uns.get(PROVENANCE_KEY, {})})
     sub.uns["report_subsample"] = {
         "n_cells": int(len(idx)), "n_cells_total": int(adata.n_obs), "max_cells": int(max_cells),
         "random_state": int(random_state), "n_groups": int(groups.nunique()),

@@ -416,9 +416,10 @@ def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
         an error naming it. Unsigned sets are scored exactly as without signed sets. (pyucell's
         ``"GENE+"`` / ``"GENE-"`` suffixes are not parsed: a list holds plain symbols.)
     method
-        A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
-        control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
-        expectation), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
+        A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default, for parity with
+        ``scanpy.tl.score_genes``: Tirosh 2016 control-gene score, equal to it), ``"expected"`` (its seed-free
+        expectation; the atlas's default, :data:`~sasp_atlas.engines.DEFAULT_METHOD`: pass it to reproduce
+        an atlas table), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
         seed), ``"aucell"``, ``"ucell"``, ``"mean"``, ``"zmean"``, ``"ssgsea"`` and ``"gsva"``
         (Bioconductor GSVA 1.46 ``method="ssgsea"`` / ``method="gsva"``, equal to R; both depend on
         the other cells or sets scored together, see their assumptions).
