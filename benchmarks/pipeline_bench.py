@@ -10,6 +10,8 @@ defaults of a page (seed-free ``expected`` score, 1,000 null sets per signature,
 random-effects pooling, permutation and null p/q, five engines for method sensitivity, gene
 decomposition, all tables written) and the display-only embedding (on at most ``EMBED_MAX_CELLS``
 cells). Target (statistics issue): ``run_dataset_seconds`` <= 60 at 100,000 cells on 2 cores.
+The synthetic AnnData records no ``uns["provenance"]["value_type"]``, so ``run_dataset`` is told what
+``X`` was normalised from (``value_type="raw_counts"``: natural log1p of counts per 10,000).
 """
 
 from __future__ import annotations
