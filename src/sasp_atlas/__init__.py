@@ -1,7 +1,7 @@
 """sasp-atlas: senescence-associated secretory phenotype signatures across cell and cancer types.
 
 Layers, each importing only the layers before it (an import-linter contract in ``pyproject.toml``):
-``sources`` (registry, fetch) < ``genes`` (symbols, signatures, matching, coverage) < ``data``
+``_constants`` (the obs/obsm/uns key names) < ``sources`` (registry, fetch) < ``genes`` (symbols, signatures, matching, coverage) < ``data``
 (readers, load, harmonise, validation) < ``engines`` (scoring methods, null) < ``stats`` < ``atlas``
 (one pipeline for registry and user data) < ``site`` (charts, figures, pages, book, report) < ``cli``.
 """

@@ -19,6 +19,7 @@ import pandas as pd
 
 from conftest import MGH, TESTS_DIR
 from sasp_atlas.atlas import score_user_file
+from sasp_atlas.data import InputError
 from sasp_atlas.atlas.pipeline import run_dataset
 from test_user import SIGS, user_adata, write
 
@@ -140,3 +141,40 @@ def test_caching_umaps_kernels_leaves_the_embedding_unchanged(tmp_path):
         coords[mode] = np.load(out)
     assert coords["on"].shape == (150, 2) and np.isfinite(coords["on"]).all()
     np.testing.assert_array_equal(coords["on"], coords["off"])
+
+
+# --------------------------------------------------------------------------- the value type of a given AnnData
+def _unrecorded(n: int = 200, seed: int = 0) -> ad.AnnData:
+    """Log-normalised cells as a user builds them (scanpy normalize_total + log1p), no value type recorded."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(150)]
+    types = np.array(["A", "B"])[rng.integers(0, 2, n)]
+    X = rng.poisson(1.0, (n, len(genes))).astype(np.float32)
+    X = np.log1p(X / np.maximum(X.sum(axis=1, keepdims=True), 1) * 1e4)
+    obs = pd.DataFrame({"cell_type": types, "cell_type_author": types, "lineage": "", "malignant": False,
+                        "sample": np.array(["S1", "S2"])[rng.integers(0, 2, n)]}, index=[f"c{i}" for i in range(n)])
+    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes),
+                      uns={"provenance": {"cancer_type": "synthetic", "cancer_type_ontology_id": ""}})
+
+
+def test_run_dataset_refuses_an_unknown_log_base_and_names_the_fix(tmp_path):
+    adata = _unrecorded()
+    with pytest.raises(InputError, match=r'value_type="raw_counts"') as err:
+        run_dataset("u", adata=adata, signatures={"s": ["G1", "G2", "G3"]}, out_dir=tmp_path, with_embedding=False)
+    assert "log2_tpm10_plus1" in str(err.value)
+    with pytest.raises(InputError, match="not a known value type"):
+        run_dataset("u", adata=adata, signatures={"s": ["G1"]}, out_dir=tmp_path, value_type="log1p_cp10k")
+    recorded = _unrecorded()
+    recorded.uns["provenance"]["value_type"] = "tpm"
+    with pytest.raises(InputError, match="contradicts"):
+        run_dataset("u", adata=recorded, signatures={"s": ["G1"]}, out_dir=tmp_path, value_type="raw_counts")
+
+
+@pytest.mark.slow
+def test_run_dataset_takes_the_value_type_as_an_argument(tmp_path):
+    adata = _unrecorded()
+    res = run_dataset("u", adata=adata, signatures={"s": [f"G{i}" for i in range(10)]}, out_dir=tmp_path,
+                      with_embedding=False, value_type="raw_counts", n_null=5, compare_methods=("expected",))
+    assert adata.uns["provenance"]["value_type"] == "raw_counts"
+    assert set(res.celltype_scores["cell_type"]) == {"A", "B"}
+    assert (tmp_path / "tables" / "datasets" / "u" / "sasp_class_scores.csv").exists()

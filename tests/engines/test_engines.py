@@ -363,7 +363,7 @@ def test_group_means_fast_path_and_chunks_agree(method, dense, monkeypatch):
 
 def test_method_concordance(wu):
     a = wu.copy()
-    means, conc = engines.method_concordance(a, SIGS, methods=["scanpy", "ucell", "mean"], group_by="cell_type_author")
+    means, conc = engines.method_concordance(a, SIGS, methods=["scanpy", "ucell", "mean"], groupby="cell_type_author")
     assert "sasp_scores" not in a.obsm  # scoring for comparison leaves adata alone
     groups = a.obs["cell_type_author"].nunique()
     assert len(means) == len(SIGS) * 3 * groups

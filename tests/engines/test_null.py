@@ -118,7 +118,7 @@ def test_seeded_recorded_and_independent_of_other_signatures(planted):
 
 def test_errors(planted):
     with pytest.raises(KeyError, match="no_such_column"):
-        celltype_null(planted, {"planted": PLANTED}, group_by="no_such_column", n_null=2)
+        celltype_null(planted, {"planted": PLANTED}, groupby="no_such_column", n_null=2)
     with pytest.raises(ValueError, match="n_null"):
         celltype_null(planted, {"planted": PLANTED}, n_null=0)
     with pytest.raises(ValueError, match="ghost"):

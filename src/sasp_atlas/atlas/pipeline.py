@@ -23,6 +23,7 @@ import scanpy as sc
 from anndata import AnnData
 from numba.core.registry import CPUDispatcher
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import InputError, crosswalk_table, load_dataset
 from ..engines import (DEFAULT_METHOD, celltype_null, gsva_kernel_terms, husi_scores, load_husi_model,
                        method_concordance, score)
@@ -30,7 +31,7 @@ from ..genes import UNCLASSIFIED, SignatureResolutionWarning, coverage_table, li
 from ..sources import DataUnavailableError, cohort_of, get_dataset, list_datasets
 from ..stats.communication import (COMMUNICATION_COLUMNS, SPLIT_COLUMNS, communication_skip_reason, sasp_communication,
                                    sasp_sender_split)
-from ..stats.composition import sample_class_composition, sasp_class_scores
+from ..stats.composition import VALUE_TYPES, sample_class_composition, sasp_class_scores
 from ..stats.validity import NOT_ASSESSED, validity_labels
 from ..stats.association import (ASSOCIATION_COLUMNS, SAMPLE_ASSOCIATION_COLUMNS, sample_associations,
                                  score_association)
@@ -87,7 +88,7 @@ _UMAP_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectr
 HUSI_KEY = "husi"
 
 
-def add_husi(adata: AnnData, *, key: str = "sasp_scores", mirror: str | None = None) -> bool:
+def add_husi(adata: AnnData, *, key: str = SCORES_KEY, mirror: str | None = None) -> bool:
     """Add the hUSI senescence index (raw Spearman rho, :func:`sasp_atlas.engines.husi_scores`) as a
     column ``husi`` of ``adata.obsm[key]`` with its record in ``adata.uns[key]["signatures"]["husi"]``
     (``method`` husi, the model genes used, coverage), so every per-tumour statistic, meta-analysis and
@@ -95,7 +96,7 @@ def add_husi(adata: AnnData, *, key: str = "sasp_scores", mirror: str | None = N
     cannot be read (offline without a mirror) or too few of its genes are measured."""
     try:
         rho = husi_scores(adata, mirror=mirror)
-    except (DataUnavailableError, InputError) as err:
+    except (DataUnavailableError, InputError, ValueError) as err:  # ValueError: no model gene in the data
         log.warning("hUSI not computed: %s", str(err).splitlines()[0])
         return False
     adata.obsm[key][HUSI_KEY] = rho.to_numpy()
@@ -205,21 +206,24 @@ NULL_SEED = 0
 def score_tables(adata: AnnData, signatures, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
                  method: str = DEFAULT_METHOD, random_state: int = 0, min_cells: int = 10, n_null: int = N_NULL,
                  out_dir: str | Path | None = None, mirror: str | None = None, with_embedding: bool = False,
-                 progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+                 progress: bool = False, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
+                 sample_key: str = SAMPLE_KEY) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
     """The one scoring core of every path (a registry dataset, a user's file in memory or lazily on dask):
-    score the signatures, add the hUSI index (:func:`add_husi`), the per-sample effects, the per-cell-type
-    table with the random-gene-set null joined, q-values and the validity labels. Returns ``(celltype_scores,
-    null, sample effects, hUSI added)``; ``adata`` gains its scores (and, with ``with_embedding``, the UMAP)."""
-    score(adata, signatures, method=method, random_state=random_state, progress=progress)
-    with_husi = add_husi(adata, mirror=mirror)
+    score the signatures (into ``obsm[key]``/``uns[key]``), add the hUSI index (:func:`add_husi`), the
+    per-sample effects (``obs[sample_key]``, cell types ``obs[groupby]``), the per-cell-type table with the
+    random-gene-set null joined, q-values and the validity labels. Returns ``(celltype_scores, null, sample
+    effects, hUSI added)``; ``adata`` gains its scores (and, with ``with_embedding``, the UMAP)."""
+    score(adata, signatures, method=method, random_state=random_state, progress=progress, key_added=key)
+    with_husi = add_husi(adata, key=key, mirror=mirror)
     if with_embedding:
         embed(adata, random_state=random_state)
-    effects = sample_effects(adata.obsm["sasp_scores"], adata.obs["cell_type"].astype(str).to_numpy(),
-                             adata.obs["sample"].astype(str).to_numpy())
-    table = celltype_scores(adata, dataset_id=dataset_id, cancer_type=cancer_type,
-                            cancer_type_ontology_id=cancer_type_ontology_id, random_state=random_state,
-                            min_cells=min_cells, effects=effects)
-    null = celltype_null(adata, signatures, method=method, n_null=n_null, seed=NULL_SEED, random_state=random_state)
+    effects = sample_effects(adata.obsm[key], adata.obs[groupby].astype(str).to_numpy(),
+                             adata.obs[sample_key].astype(str).to_numpy())
+    table = celltype_scores(adata, key=key, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id,
+                            cancer_type=cancer_type, cancer_type_ontology_id=cancer_type_ontology_id,
+                            random_state=random_state, min_cells=min_cells, effects=effects)
+    null = celltype_null(adata, signatures, method=method, groupby=groupby, n_null=n_null, seed=NULL_SEED,
+                         random_state=random_state).rename(columns={groupby: "cell_type"})
     null.insert(0, "dataset", dataset_id)
     table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
                         .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
@@ -229,10 +233,10 @@ def score_tables(adata: AnnData, signatures, *, dataset_id: str, cancer_type: st
     return table, null, effects, with_husi
 
 
-def signature_coverage(adata: AnnData, *, dataset_id: str) -> pd.DataFrame:
-    """:func:`sasp_atlas.genes.coverage_table` of the scored signatures (hUSI's model coverage is in the
-    score tables' ``coverage`` and ``n_genes``, not listed gene by gene)."""
-    cov = coverage_table(adata, dataset_id=dataset_id)
+def signature_coverage(adata: AnnData, *, key: str = SCORES_KEY, dataset_id: str | None = None) -> pd.DataFrame:
+    """:func:`sasp_atlas.genes.coverage_table` of the signatures scored into ``uns[key]`` (hUSI's model
+    coverage is in the score tables' ``coverage`` and ``n_genes``, not listed gene by gene)."""
+    cov = coverage_table(adata, key=key, dataset_id=dataset_id)
     return cov[cov["signature"] != HUSI_KEY].reset_index(drop=True)
 
 
@@ -240,12 +244,14 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
                 method: str = DEFAULT_METHOD,
                 random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
                 with_embedding: bool = True, adata: AnnData | None = None, n_null: int = N_NULL,
-                compare_methods: tuple[str, ...] = COMPARED_METHODS, min_cells: int = 10) -> DatasetResult:
+                compare_methods: tuple[str, ...] = COMPARED_METHODS, min_cells: int = 10, value_type: str | None = None,
+                key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY, sample_key: str = SAMPLE_KEY) -> DatasetResult:
     """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
 
-    ``adata`` (optional): an already loaded and harmonised object (``obs["cell_type"]``,
-    ``obs["sample"]``, ``uns["provenance"]`` with ``cancer_type``) to use instead of the registry
-    entry ``dataset_id`` — the path for users' own data (:func:`sasp_atlas.atlas.run_user_file`).
+    ``adata`` (optional): an already loaded and harmonised object (``obs[groupby]``,
+    ``obs[sample_key]``, log-normalised ``X``; ``uns["provenance"]`` with ``cancer_type`` and ``value_type``,
+    or pass ``value_type``) to use instead of the registry entry ``dataset_id`` — the path for users'
+    own data (:func:`sasp_atlas.atlas.run_user_file`).
     ``min_cells``: cell types with fewer cells are flagged in ``celltype_scores``.
 
     Files written (``out_dir`` defaults to ``results/``):
@@ -293,6 +299,18 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         Engines of the method-sensitivity tables.
     min_cells
         Cell types with fewer cells are flagged.
+    value_type
+        With ``adata`` whose ``uns["provenance"]`` does not record it: what ``X`` was normalised from, which
+        sets its log base (one of :data:`sasp_atlas.stats.composition.VALUE_TYPES`: ``raw_counts`` for
+        natural ``log1p`` of counts per 10,000, ``log2_tpm10_plus1``/``tpm_like``/``tpm`` for
+        ``log2(TPM/10 + 1)``, ``log_normalised`` for another natural-log normalisation); recorded in
+        ``uns["provenance"]["value_type"]``. Neither recorded nor given: :class:`~sasp_atlas.data.InputError`.
+    key
+        The ``obsm``/``uns`` slot the scores are written to and read from (``key_added`` of :func:`sasp_atlas.score`).
+    groupby
+        The obs column of cell types (the tables' ``cell_type`` column).
+    sample_key
+        The obs column of samples (tumours; the tables' ``sample`` column).
     """
     sigs = dict(signatures) if isinstance(signatures, Mapping) else list(signatures or DEFAULT_SIGNATURES)
     if adata is None:
@@ -300,23 +318,28 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         cancer_type, cancer_type_id = ds["cancer_type"], ds["cancer_type_ontology_id"]
         adata = load_dataset(dataset_id, mirror=mirror)
     else:
-        prov = adata.uns.get("provenance", {})
+        prov = adata.uns.get(PROVENANCE_KEY, {})
         cancer_type, cancer_type_id = prov.get("cancer_type", "unknown"), prov.get("cancer_type_ontology_id", "")
+        _record_value_type(adata, value_type)
     table, null, effects, with_husi = score_tables(adata, sigs, dataset_id=dataset_id, cancer_type=cancer_type,
                                                    cancer_type_ontology_id=cancer_type_id, method=method,
                                                    random_state=random_state, min_cells=min_cells, n_null=n_null,
-                                                   out_dir=out_dir, mirror=mirror, with_embedding=with_embedding)
+                                                   out_dir=out_dir, mirror=mirror, with_embedding=with_embedding,
+                                                   key=key, groupby=groupby, sample_key=sample_key)
     methods, _ = affordable_methods(adata, list(dict.fromkeys((method, *compare_methods))))
-    conc = method_concordance(adata, sigs, methods=methods, random_state=random_state)
-    method_means = conc.means.assign(dataset=dataset_id)
+    conc = method_concordance(adata, sigs, methods=methods, random_state=random_state, groupby=groupby)
+    method_means = conc.means.rename(columns={groupby: "cell_type"}).assign(dataset=dataset_id)
     method_conc = conc.concordance.assign(dataset=dataset_id)
-    cov = signature_coverage(adata, dataset_id=dataset_id)
-    samples = sample_celltype_summary(adata, dataset_id=dataset_id, effects=effects)
-    genes = pd.concat([gene_decomposition(adata, adata.uns["sasp_scores"]["signatures"][s]["genes_used"],
-                                          dataset_id=dataset_id, signature=s) for s in sigs], ignore_index=True)
+    cov = signature_coverage(adata, key=key, dataset_id=dataset_id)
+    samples = sample_celltype_summary(adata, key=key, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id,
+                                      effects=effects)
+    genes = pd.concat([gene_decomposition(adata, adata.uns[key]["signatures"][s]["genes_used"], signature=s,
+                                          groupby=groupby, dataset_id=dataset_id) for s in sigs], ignore_index=True)
     classes = sasp_classes()
-    class_samples = sample_class_composition(adata, classes=classes, dataset_id=dataset_id)
-    class_scores = sasp_class_scores(adata, classes=classes, dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
+    class_samples = sample_class_composition(adata, classes=classes, groupby=groupby, sample_key=sample_key,
+                                             dataset_id=dataset_id)
+    class_scores = sasp_class_scores(adata, classes=classes, groupby=groupby, sample_key=sample_key,
+                                     dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
                                      per_sample=class_samples)
     skip = communication_skip_reason(adata)
     if skip:
@@ -325,24 +348,25 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         sender_split = pd.DataFrame(columns=SPLIT_COLUMNS)
         communication.attrs["skipped"] = sender_split.attrs["skipped"] = skip
     else:
-        communication = sasp_communication(adata, dataset_id=dataset_id)
-        sender_split = sasp_sender_split(adata, dataset_id=dataset_id)
+        communication = sasp_communication(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
+        sender_split = sasp_sender_split(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
     communication = with_ligand_classes(communication, classes)
     sender_split = with_ligand_classes(sender_split, classes)
     if with_husi:
-        sig_cols = [c for c in adata.obsm["sasp_scores"].columns if c != HUSI_KEY]
-        husi_samples = sample_associations(adata.obsm["sasp_scores"][sig_cols], adata.obsm["sasp_scores"][HUSI_KEY],
-                                           adata.obs["cell_type"].astype(str).to_numpy(),
-                                           adata.obs["sample"].astype(str).to_numpy(), reference_name=HUSI_KEY)
+        sig_cols = [c for c in adata.obsm[key].columns if c != HUSI_KEY]
+        husi_samples = sample_associations(adata.obsm[key][sig_cols], adata.obsm[key][HUSI_KEY],
+                                           adata.obs[groupby].astype(str).to_numpy(),
+                                           adata.obs[sample_key].astype(str).to_numpy(), reference_name=HUSI_KEY)
         husi_samples.insert(0, "dataset", dataset_id)
         husi_assoc = score_association(husi_samples.drop(columns="dataset"))
         husi_assoc.insert(0, "dataset", dataset_id)
     else:
         husi_samples = pd.DataFrame(columns=["dataset", *SAMPLE_ASSOCIATION_COLUMNS])
         husi_assoc = pd.DataFrame(columns=["dataset", *ASSOCIATION_COLUMNS])
-    cells = adata.obsm["sasp_scores"].copy()
-    for col in ("cell_type", "lineage", "cell_type_author", "sample", "malignant"):
-        cells[col] = adata.obs[col].to_numpy()
+    cells = adata.obsm[key].copy()
+    for col, obs_col in (("cell_type", groupby), ("lineage", "lineage"), ("cell_type_author", "cell_type_author"),
+                         ("sample", sample_key), ("malignant", "malignant")):
+        cells[col] = adata.obs[obs_col].to_numpy()
     if "X_umap" in adata.obsm:
         cells["umap_1"], cells["umap_2"] = adata.obsm["X_umap"][:, 0], adata.obsm["X_umap"][:, 1]
     cells.index.name = "cell"
@@ -366,6 +390,27 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
     return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc,
                          class_scores, class_samples, communication, sender_split, husi_assoc, husi_samples)
+
+
+def _record_value_type(adata: AnnData, value_type: str | None) -> None:
+    """Make sure ``adata.uns["provenance"]["value_type"]`` says what ``X`` was normalised from (its log base):
+    the recorded one, else ``value_type``; neither is an :class:`~sasp_atlas.data.InputError` naming the fix."""
+    prov = adata.uns.get(PROVENANCE_KEY) or {}
+    recorded = prov.get("value_type")
+    if value_type is not None and value_type not in VALUE_TYPES:
+        raise InputError(f"value_type={value_type!r} is not a known value type; use one of {', '.join(VALUE_TYPES)}")
+    if recorded is not None and (value_type is None or value_type == recorded):
+        return
+    if recorded is not None:
+        raise InputError(f"value_type={value_type!r} contradicts uns['provenance']['value_type'] = {recorded!r}; "
+                         "drop the argument or fix the AnnData's provenance")
+    if value_type is None:
+        raise InputError("run_dataset cannot tell the log base of .X: the AnnData records no "
+                         "uns['provenance']['value_type']; say what .X was normalised from, e.g. "
+                         "run_dataset(..., value_type=\"raw_counts\") for natural log1p of counts per 10,000 (scanpy's "
+                         "normalize_total + log1p), \"log2_tpm10_plus1\" for log2(TPM/10 + 1); known: "
+                         f"{', '.join(VALUE_TYPES)}")
+    adata.uns[PROVENANCE_KEY] = {**prov, "value_type": value_type}
 
 
 def with_ligand_classes(table: pd.DataFrame, classes: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
@@ -92,8 +93,8 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
     * ``celltype_scores.csv`` — the atlas table (:data:`sasp_atlas.stats.CELLTYPE_COLUMNS`; the
       ``random_state`` column records the seed), ``flag`` using ``min_cells``;
     * ``coverage.csv`` — signature genes present / rescued / missing (:func:`sasp_atlas.genes.coverage_table`);
-    * ``scored.h5ad`` — the harmonised object with ``obsm["sasp_scores"]`` (cells x signatures) and
-      ``uns["sasp_scores"]`` (method, parameters including ``random_state``, genes used per signature).
+    * ``scored.h5ad`` — the harmonised object with ``obsm[SCORES_KEY]`` (cells x signatures;
+      :data:`sasp_atlas._constants.SCORES_KEY`) and ``uns[SCORES_KEY]`` (method, parameters including ``random_state``, genes used per signature).
 
     The HTML report is the site layer's job (:func:`sasp_atlas.site.report.render_report`; the
     ``sasp-atlas score`` command writes both). Returns ``{name: path}`` of the files written.
@@ -128,7 +129,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
                "scored": out / "scored.h5ad"}
     res.celltype_scores.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
     res.coverage.to_csv(written["coverage"], index=False)
-    res.adata.uns["sasp_scores"]["signature_ids"] = list(res.adata.obsm["sasp_scores"].columns)
+    res.adata.uns[SCORES_KEY]["signature_ids"] = list(res.adata.obsm[SCORES_KEY].columns)
     res.adata.write_h5ad(written["scored"])
     return written
 
@@ -152,7 +153,7 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
     sigs = list(signatures or DEFAULT_SIGNATURES)
     ds, adata = load_user_data(path, lazy=True, chunk_rows=chunk_rows, min_cells=min_cells, **options)
     check_signatures_present(adata, sigs)
-    prov = adata.uns.get("provenance", {})
+    prov = adata.uns.get(PROVENANCE_KEY, {})
     # the statistics of the scores and of the null's random sets in one pass (their contexts reuse them)
     reduce_statistics(adata.X, method, null=True, progress=progress)
     table, _, _, _ = score_tables(adata, sigs, dataset_id=ds.id, cancer_type=prov.get("cancer_type", "unknown"),
@@ -168,8 +169,8 @@ def score_user_file_lazy(path: str | Path, out_dir: str | Path, *, signatures: l
                "scored": out / ("scored.zarr" if as_zarr else "scored.h5ad")}
     table.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
     cov.to_csv(written["coverage"], index=False)
-    adata.uns["sasp_scores"]["signature_ids"] = list(adata.obsm["sasp_scores"].columns)
-    scored = ad.AnnData(obs=adata.obs, var=adata.var, obsm={"sasp_scores": adata.obsm["sasp_scores"]},
+    adata.uns[SCORES_KEY]["signature_ids"] = list(adata.obsm[SCORES_KEY].columns)
+    scored = ad.AnnData(obs=adata.obs, var=adata.var, obsm={SCORES_KEY: adata.obsm[SCORES_KEY]},
                         uns=dict(adata.uns))
     scored.uns["matrix"] = f"not copied: the scored matrix is in {Path(path).name} ({prov.get('normalisation', '')})"
     if as_zarr:
@@ -223,7 +224,7 @@ def report_subsample(groups: pd.Series | np.ndarray, max_cells: int, *, random_s
 def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: int, random_state: int) -> Path:
     """The :func:`report_subsample` of the lazily read, harmonised ``adata`` read into memory (one
     pass over the chunks holding its cells) and written as ``out`` (``.h5ad``, float32 CSR ``X``)."""
-    groups = adata.obs["sample"].astype(str) + "\x1f" + adata.obs["cell_type"].astype(str)
+    groups = adata.obs[SAMPLE_KEY].astype(str) + "\x1f" + adata.obs[CELL_TYPE_KEY].astype(str)
     idx = report_subsample(groups.to_numpy(), max_cells, random_state=random_state)
     edges = np.cumsum((0, *adata.X.chunks[0]))
     pieces = []  # each chunk's rows taken on its own worker; only the subsample reaches this process
@@ -233,7 +234,7 @@ def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: in
             pieces.append(adata.X.blocks[i][local])
     X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr", dtype=np.float32)
     sub = AnnData(X=X, obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
-                  uns={"provenance": adata.uns.get("provenance", {})})
+                  uns={PROVENANCE_KEY: adata.uns.get(PROVENANCE_KEY, {})})
     sub.uns["report_subsample"] = {
         "n_cells": int(len(idx)), "n_cells_total": int(adata.n_obs), "max_cells": int(max_cells),
         "random_state": int(random_state), "n_groups": int(groups.nunique()),

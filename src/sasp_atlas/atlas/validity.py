@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
+from .._constants import SCORES_KEY
 from ..data import load_ground_truth, training_overlap
 from ..engines import DEFAULT_METHOD, husi_scores, score
 from ..genes import SignatureResolutionWarning, get_signature, is_low_coverage, list_signatures, present_genes
@@ -44,8 +45,8 @@ def score_ground_truth(adata: AnnData, signatures: Sequence[str], method: str) -
             if present:
                 scorable.append(sig)
         work = AnnData(X=adata.X, obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
-        score(work, scorable, method=method)
-    return work.obsm["sasp_scores"], coverage
+        score(work, scorable, method=method, key_added=SCORES_KEY)
+    return work.obsm[SCORES_KEY], coverage
 
 
 def run_validity(out_dir: str | Path | None = None, *, signatures: Sequence[str] | None = None,

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 from anndata import AnnData
 
+from .._constants import CELL_TYPE_KEY, SAMPLE_KEY
 from .validate import warn_input
 
 __all__ = ["harmonise_obs", "harmonise_cell_types", "crosswalk", "crosswalk_table", "MALIGNANT_CELL",
@@ -105,7 +106,7 @@ def harmonise_obs(obs: pd.DataFrame, *, cell_type_key: str, sample_key: str | No
     out["cell_type_author"] = pd.Categorical(_labels(labels, UNLABELLED))
     out["cell_type_fine"] = (pd.Categorical(_labels(obs[cell_type_fine_key], UNLABELLED)) if cell_type_fine_key
                              else out["cell_type_author"])
-    out["sample"] = (pd.Categorical(_labels(obs[sample_key], "unrecorded")) if sample_key
+    out[SAMPLE_KEY] = (pd.Categorical(_labels(obs[sample_key], "unrecorded")) if sample_key
                      else pd.Categorical([pseudo_sample] * len(obs)))
     out["malignant"] = np.broadcast_to(np.asarray(malignant, dtype=bool), (len(obs),)).copy()
     return out
@@ -130,7 +131,7 @@ def harmonise_cell_types(adata: AnnData, *, dataset_id: str | None = None) -> No
     obs = adata.obs
     authors = obs["cell_type_author"].astype(str)
     if dataset_id is None:
-        adata.obs["cell_type"] = pd.Categorical(authors)
+        adata.obs[CELL_TYPE_KEY] = pd.Categorical(authors)
         onto = obs[ONTOLOGY_COLUMN].astype(str) if ONTOLOGY_COLUMN in obs else [""] * adata.n_obs
         adata.obs["cell_type_ontology_id"] = pd.Categorical(onto)
         adata.obs["lineage"] = pd.Categorical([""] * adata.n_obs)
@@ -143,6 +144,6 @@ def harmonise_cell_types(adata: AnnData, *, dataset_id: str | None = None) -> No
         raise KeyError(f"dataset {dataset_id!r}: author cell types {unknown} are not in crosswalk.yaml; add them")
     ct = np.where(malignant, MALIGNANT_CELL, [table.get(a, MALIGNANT_CELL) for a in authors])
     vocab = cw["cell_types"]
-    adata.obs["cell_type"] = pd.Categorical(ct)
+    adata.obs[CELL_TYPE_KEY] = pd.Categorical(ct)
     adata.obs["cell_type_ontology_id"] = pd.Categorical([vocab[c]["ontology_id"] for c in ct])
     adata.obs["lineage"] = pd.Categorical([vocab[c]["lineage"] for c in ct])

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import spearmanr
 
+from .._constants import CELL_TYPE_KEY
 from ..genes import match_signatures
 from ..genes.matching import Signatures
 from ._driver import MatrixContext, build_signed_plan, compute_scores, group_codes
@@ -18,7 +19,7 @@ from ._registry import get_method
 
 
 class Concordance(NamedTuple):
-    """``means``: ``signature, <group_by>, method, mean, rank, n_cells`` (rank 1 = highest mean of
+    """``means``: ``signature, <groupby>, method, mean, rank, n_cells`` (rank 1 = highest mean of
     that signature under that method); ``concordance``: ``signature, method_a, method_b,
     spearman_groups, spearman_cells, n_groups``."""
 
@@ -27,13 +28,13 @@ class Concordance(NamedTuple):
 
 
 def method_concordance(adata: AnnData, signatures: Signatures, *,
-                       methods: Sequence[str] = ("scanpy", "aucell", "ucell", "zmean"), group_by: str = "cell_type",
+                       methods: Sequence[str] = ("scanpy", "aucell", "ucell", "zmean"), groupby: str = CELL_TYPE_KEY,
                        random_state: int | None = 0, layer: str | None = None,
                        params: Mapping[str, Mapping[str, Any]] | None = None) -> Concordance:
     """Score with each method and compare what they say about which groups are high.
 
     For every method the signatures are scored (same gene matching, same matrix; ``adata`` is not
-    modified) and averaged per ``adata.obs[group_by]`` group. For every signature and pair of
+    modified) and averaged per ``adata.obs[groupby]`` group. For every signature and pair of
     methods, two Spearman rank correlations: ``spearman_groups`` between the per-group means (do
     the methods order the cell types alike? the question the atlas pages ask) and
     ``spearman_cells`` between the per-cell scores. Scores of different methods are on different
@@ -45,12 +46,12 @@ def method_concordance(adata: AnnData, signatures: Signatures, *,
     Parameters
     ----------
     adata
-        Log-normalised cells x genes with ``obs[group_by]``; not modified.
+        Log-normalised cells x genes with ``obs[groupby]``; not modified.
     signatures
         Catalogue ids or ``{name: genes}`` (a signed set scored as in :func:`sasp_atlas.score`).
     methods
         Engine names (:func:`sasp_atlas.engines.list_methods`).
-    group_by
+    groupby
         The obs column whose groups are averaged and ranked.
     random_state
         Seed passed to every engine (control genes, tie-breaking).
@@ -64,7 +65,7 @@ def method_concordance(adata: AnnData, signatures: Signatures, *,
     params = params or {}
     ctx = MatrixContext(adata.layers[layer] if layer else adata.X)
     gene_sets = match_signatures(signatures, pd.Index(adata.var_names.astype(str)))
-    codes, labels = group_codes(adata, group_by)
+    codes, labels = group_codes(adata, groupby)
     keep = codes >= 0
     counts = np.bincount(codes[keep], minlength=len(labels))
     mean_rows, per_method = [], {}
@@ -79,7 +80,7 @@ def method_concordance(adata: AnnData, signatures: Signatures, *,
         for k, gs in enumerate(gene_sets):
             ranks = pd.Series(means[:, k]).rank(ascending=False, method="min").to_numpy()
             for j, label in enumerate(labels):
-                mean_rows.append({"signature": gs.name, group_by: label, "method": module.META.name,
+                mean_rows.append({"signature": gs.name, groupby: label, "method": module.META.name,
                                   "mean": means[j, k], "rank": int(ranks[j]), "n_cells": int(counts[j])})
     conc_rows = []
     for a, b in combinations(methods, 2):

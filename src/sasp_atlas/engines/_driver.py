@@ -21,7 +21,8 @@
    score(down)`` under the signature's name (``ucell``: pyucell's ``max(0, up - w_neg * down)``;
    ``husi`` refuses). Every array type and the null go through it.
 5. **Output** (:func:`score`, written by one writer for every array type):
-   ``adata.obsm["sasp_scores"]`` and ``adata.uns["sasp_scores"]``.
+   ``adata.obsm[key_added]`` and ``adata.uns[key_added]`` (default
+   :data:`sasp_atlas._constants.SCORES_KEY`, the key every reader of scores takes as ``key=``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._constants import SCORES_KEY
 from ..data import InputError
 from ..genes import GeneSet, SignedGeneSet, is_low_coverage, match_signatures
 from ..genes.matching import Signatures
@@ -259,11 +261,11 @@ def group_means(ctx: MatrixContext, plan: Plan, codes: np.ndarray, n_groups: int
         return sums / counts[:, None], counts
 
 
-def group_codes(adata: AnnData, group_by: str) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of ``adata.obs[group_by]`` (-1 for missing) and the group labels (observed only)."""
-    if group_by not in adata.obs:
-        raise KeyError(f"adata.obs has no column {group_by!r} (available: {', '.join(map(str, adata.obs.columns))})")
-    cat = pd.Categorical(adata.obs[group_by])
+def group_codes(adata: AnnData, groupby: str) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of ``adata.obs[groupby]`` (-1 for missing) and the group labels (observed only)."""
+    if groupby not in adata.obs:
+        raise KeyError(f"adata.obs has no column {groupby!r} (available: {', '.join(map(str, adata.obs.columns))})")
+    cat = pd.Categorical(adata.obs[groupby])
     cat = cat.remove_unused_categories()
     return np.asarray(cat.codes, dtype=np.int64), [str(c) for c in cat.categories]
 
@@ -386,7 +388,7 @@ def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: l
 
 
 def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
-          random_state: int | None = 0, layer: str | None = None, key_added: str = "sasp_scores", copy: bool = False,
+          random_state: int | None = 0, layer: str | None = None, key_added: str = SCORES_KEY, copy: bool = False,
           progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None, **params) -> AnnData | None:
     """Score every signature in one pass over the cells and store the results on ``adata``.
 
@@ -414,9 +416,10 @@ def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
         an error naming it. Unsigned sets are scored exactly as without signed sets. (pyucell's
         ``"GENE+"`` / ``"GENE-"`` suffixes are not parsed: a list holds plain symbols.)
     method
-        A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default; Tirosh 2016
-        control-gene score, equal to ``scanpy.tl.score_genes``), ``"expected"`` (its seed-free
-        expectation), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
+        A name from :func:`sasp_atlas.engines.list_methods`: ``"scanpy"`` (default, for parity with
+        ``scanpy.tl.score_genes``: Tirosh 2016 control-gene score, equal to it), ``"expected"`` (its seed-free
+        expectation; the atlas's default, :data:`~sasp_atlas.engines.DEFAULT_METHOD`: pass it to reproduce
+        an atlas table), ``"seurat"`` (Seurat 4.3 ``AddModuleScore``, equal to R Seurat with the same
         seed), ``"aucell"``, ``"ucell"``, ``"mean"``, ``"zmean"``, ``"ssgsea"`` and ``"gsva"``
         (Bioconductor GSVA 1.46 ``method="ssgsea"`` / ``method="gsva"``, equal to R; both depend on
         the other cells or sets scored together, see their assumptions).

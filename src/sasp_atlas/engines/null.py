@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._constants import CELL_TYPE_KEY
 from ..genes import GeneSet, SignedGeneSet, match_signatures
 from ..genes.matching import Signatures
 from ._driver import build_signed_plan, group_codes, group_means, matrix_context, resolve_params
@@ -127,7 +128,7 @@ def _signature_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, attrs: dict) -> pd.DataFrame:
+def null_table(means, counts, observed, labels, *, n_null: int, groupby: str, attrs: dict) -> pd.DataFrame:
     """The null table from group means: columns ``0 .. len(observed)-1`` hold the observed signatures,
     then ``n_null`` columns per signature its random sets, in order (as :func:`celltype_null` scores them)."""
     n_sig = len(observed)
@@ -141,9 +142,9 @@ def null_table(means, counts, observed, labels, *, n_null: int, group_by: str, a
             z = (obs - null_mean) / null_sd
         p = (1 + (null >= obs[:, None]).sum(axis=1)) / (1 + n_null)
         for c, label in enumerate(labels):
-            rows.append({"signature": gs.name, group_by: label, "observed_mean": obs[c], "null_mean": null_mean[c],
+            rows.append({"signature": gs.name, groupby: label, "observed_mean": obs[c], "null_mean": null_mean[c],
                          "null_sd": null_sd[c], "z": z[c], "empirical_p": p[c], "n_cells": int(counts[c])})
-    out = pd.DataFrame(rows, columns=["signature", group_by] + NULL_COLUMNS[1:])
+    out = pd.DataFrame(rows, columns=["signature", groupby] + NULL_COLUMNS[1:])
     out.attrs = attrs
     return out
 
@@ -171,7 +172,7 @@ def _parts(sets: list[GeneSet | SignedGeneSet]) -> tuple[list[GeneSet], list[tup
 
 
 def celltype_null(adata: AnnData, signatures: Signatures, *,
-                  method: str = "scanpy", group_by: str = "cell_type", n_null: int = 100, seed: int = 0,
+                  method: str = "scanpy", groupby: str = CELL_TYPE_KEY, n_null: int = 100, seed: int = 0,
                   n_bins: int = 25, random_state: int | None = 0, layer: str | None = None,
                   compute_kwargs: Mapping[str, Any] | None = None, **params) -> pd.DataFrame:
     """Per (signature, cell type): observed mean score against ``n_null`` expression-matched random sets.
@@ -186,7 +187,7 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
     method, random_state, layer, params
         The scoring engine and its options, as in :func:`sasp_atlas.score`; the signature and its
         random sets are scored with the same ones.
-    group_by
+    groupby
         Column of ``adata.obs`` holding the cell types (cells with a missing value are left out).
     n_null
         Random gene sets per signature.
@@ -200,7 +201,7 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
     Returns
     -------
     pandas.DataFrame
-        A tidy DataFrame ``signature, <group_by>, observed_mean, null_mean, null_sd, z,
+        A tidy DataFrame ``signature, <groupby>, observed_mean, null_mean, null_sd, z,
         empirical_p, n_cells`` with ``attrs`` ``{"method", "n_null", "seed", "n_bins", "random_state",
         "params"}``. See the module docstring for the method and its references.
     """
@@ -229,7 +230,7 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
             null_sets.extend(_random_set(f"{gs.name}[null {j}]", idx, var_names) for j, idx in
                              enumerate(draw_null_sets(ctx.scanpy_gene_means, gs.idx, n_null=n_null, n_bins=n_bins,
                                                       rng=rng)))
-    codes, labels = group_codes(adata, group_by)
+    codes, labels = group_codes(adata, groupby)
     if module.META.name == "expected":  # linear and seed-free: every set from the per-type gene means
         resolved = resolve_params(module.META, params)
         counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.float64)
@@ -245,6 +246,6 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
         plan = build_signed_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
         means, counts = group_means(ctx, plan, codes, len(labels))
         plan_params = dict(plan.params)
-    return null_table(means, counts, observed, labels, n_null=n_null, group_by=group_by,
+    return null_table(means, counts, observed, labels, n_null=n_null, groupby=groupby,
                       attrs={"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
                              "random_state": random_state, "params": plan_params})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from anndata import AnnData
 
+from .._constants import SCORES_KEY
 from .matching import present_genes, resolve_signatures
 from .signatures import catalogue, signature_record, signature_resolution
 
@@ -52,7 +53,7 @@ def _published_names(signature: str) -> tuple[dict[str, list[str]], int | None, 
 
 
 def _match(adata: AnnData, signatures: list[str]) -> dict[str, dict]:
-    """Gene matching only (no scoring): the ``uns["sasp_scores"]["signatures"]`` shape."""
+    """Gene matching only (no scoring): the ``uns[key]["signatures"]`` shape of :func:`sasp_atlas.score`."""
     out = {}
     for sig, genes in resolve_signatures(signatures).items():
         used, missing = present_genes(genes, adata.var_names)
@@ -60,10 +61,11 @@ def _match(adata: AnnData, signatures: list[str]) -> dict[str, dict]:
     return out
 
 
-def coverage_table(adata: AnnData, *, dataset_id: str, signatures: list[str] | None = None) -> pd.DataFrame:
+def coverage_table(adata: AnnData, *, key: str = SCORES_KEY, signatures: list[str] | None = None,
+                   dataset_id: str | None = None) -> pd.DataFrame:
     """Signature gene coverage after symbol resolution: columns :data:`COVERAGE_COLUMNS`.
 
-    Per scored signature (``adata.uns["sasp_scores"]``): ``n_genes`` genes scored (human symbols
+    Per scored signature (``adata.uns[key]``): ``n_genes`` genes scored (human symbols
     after resolution, see :func:`sasp_atlas.get_signature`), ``n_present`` of them in the data,
     ``coverage`` = n_present / n_genes, and ``missing`` (space-separated). ``n_rescued`` counts the
     present genes that would have been missed without alias resolution: the dataset's released
@@ -81,13 +83,15 @@ def coverage_table(adata: AnnData, *, dataset_id: str, signatures: list[str] | N
     Parameters
     ----------
     adata
-        A dataset, scored (``uns["sasp_scores"]``) unless ``signatures`` is given.
-    dataset_id
-        Written into the ``dataset`` column.
+        A dataset, scored (``uns[key]``) unless ``signatures`` is given.
+    key
+        The ``uns`` slot of the scores (``key_added`` of :func:`sasp_atlas.score`).
     signatures
         Catalogue ids to match without scoring (``None``: the scored signatures).
+    dataset_id
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
     """
-    matched = _match(adata, signatures) if signatures is not None else adata.uns["sasp_scores"]["signatures"]
+    matched = _match(adata, signatures) if signatures is not None else adata.uns[key]["signatures"]
     var_names = [str(g) for g in adata.var_names]
     released = adata.var["symbol_original"].astype(str).tolist() if "symbol_original" in adata.var else var_names
     released_of = dict(zip(var_names, released))
@@ -103,10 +107,13 @@ def coverage_table(adata: AnnData, *, dataset_id: str, signatures: list[str] | N
             rescued.append(f"{old_data}->{g}" if p == g else f"{p}->{g}" if old_data == g else f"{p}->{g}<-{old_data}")
         n_genes, n_present = int(info["n_genes"]), len(info["genes_used"])
         low = is_low_coverage(n_present, n_genes)
-        rows.append({"dataset": dataset_id, "signature": sig, "n_genes": n_genes, "n_present": n_present,
+        rows.append({"signature": sig, "n_genes": n_genes, "n_present": n_present,
                      "coverage": n_present / n_genes if n_genes else float("nan"),
                      "n_rescued": len(rescued), "rescued": " ".join(rescued),
                      "missing": " ".join(sorted(map(str, info["genes_missing"]))),
                      "flag": LOW_COVERAGE_FLAG if low else "", "low_coverage": low,
                      "n_published": n_published if n_published is not None else n_genes, "unmapped": " ".join(unmapped)})
-    return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
+    out = pd.DataFrame(rows, columns=COVERAGE_COLUMNS[1:])
+    if dataset_id is not None:
+        out.insert(0, "dataset", dataset_id)
+    return out

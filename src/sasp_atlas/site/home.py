@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..sources import get_dataset
+from ..engines import DEFAULT_METHOD
 from ..stats.effects import UNRECORDED_SUFFIX
 from ..genes import LOW_COVERAGE_FLAG
 from . import charts, pages, policy, references
@@ -31,7 +32,7 @@ def validity_order(validity: pd.DataFrame | None, method: str) -> dict[str, tupl
 
 
 def home_signatures(meta: pd.DataFrame, signatures: list[str], validity: pd.DataFrame | None = None, *,
-                    method: str = "expected") -> list[str]:
+                    method: str = DEFAULT_METHOD) -> list[str]:
     """The map's menu: the build's signatures that have pooled estimates, ordered by how well they detect
     senescence (:data:`sasp_atlas.site.pages.VALIDITY_ORDER`, then the pooled AUROC; without a validity
     table, the build's order), the map's first choice first: the best-validated SASP set

@@ -13,6 +13,7 @@ from importlib.metadata import version as pkg_version
 from ..genes import LOW_COVERAGE_FLAG, catalogue, signature_record
 from . import references
 from ..data import crosswalk, in_review_cancer_type
+from ..engines import DEFAULT_METHOD
 from ..data.harmonise import MALIGNANT_CELL
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
@@ -577,7 +578,7 @@ def _require_finding_columns(meta: pd.DataFrame) -> None:
 
 
 def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, signature: str = "senmayo",
-                 max_items: int = 5, validity: pd.DataFrame | None = None, method: str = "expected") -> list[str]:
+                 max_items: int = 5, validity: pd.DataFrame | None = None, method: str = DEFAULT_METHOD) -> list[str]:
     """3-5 findings generated from the tables, each with its scope; no hand-written claim.
 
     From ``meta_analysis.csv`` (pooled composition-balanced AUROC per cancer type x cell type x

@@ -83,6 +83,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy.stats import rankdata
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import InputError
 from ..engines import DEFAULT_METHOD, score
 from ..genes import get_signature
@@ -143,7 +144,7 @@ _SHARED_PARAMS = {
         Log base of ``.X`` for LIANA's log2FC method; None reads it from
         ``uns["provenance"]["value_type"]`` (2 for log2(TPM/10+1) and TPM-like releases, else e).""",
     "dataset_id": """dataset_id
-        Written in the ``dataset`` column.""",
+        If given, written in a ``dataset`` column (the atlas's bookkeeping); else no such column.""",
 }
 
 
@@ -265,8 +266,13 @@ def _ligand_set_labels(ligands: pd.Series, ligand_sets: Sequence[str] | str, com
 def _log_base(adata: AnnData, base: float | None) -> float:
     if base is not None:
         return float(base)
-    value_type = (adata.uns.get("provenance") or {}).get("value_type", "")
+    value_type = (adata.uns.get(PROVENANCE_KEY) or {}).get("value_type", "")
     return 2.0 if value_type in ("log2_tpm10_plus1", "tpm_like", "tpm") else float(np.e)
+
+
+def _columns(columns: list[str], dataset_id: str | None) -> list[str]:
+    """A table's columns, without ``dataset`` when no dataset id is given (generic use)."""
+    return list(columns) if dataset_id is not None else [c for c in columns if c != "dataset"]
 
 
 def _check_keys(adata: AnnData, sample_key: str, groupby: str) -> None:
@@ -305,7 +311,7 @@ def _params(adata, *, ligand_sets, complex_policy, expr_prop, min_cells, n_perms
 
 
 @_shared_doc("adata", "sample_key", "groupby", "ligand_sets", "complex_policy", "expr_prop", "min_cells", "base")
-def communication_by_sample(adata: AnnData, *, sample_key: str = "sample", groupby: str = "cell_type",
+def communication_by_sample(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
                             ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
                             expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, n_perms: int = N_PERMS,
                             seed: int = SEED, base: float | None = None) -> pd.DataFrame:
@@ -375,9 +381,10 @@ def _tested_counts(tested: dict[str, list[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sample", "source", "target"])
 
 
-@_shared_doc("adata", "dataset_id", "sample_key", "groupby", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
+@_shared_doc("adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
              "base")
-def sasp_communication(adata: AnnData, *, dataset_id: str, sample_key: str = "sample", groupby: str = "cell_type",
+def sasp_communication(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
+                       dataset_id: str | None = None,
                        ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
                        expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, n_perms: int = N_PERMS,
                        seed: int = SEED, found_rank: float = FOUND_RANK, base: float | None = None) -> pd.DataFrame:
@@ -420,7 +427,7 @@ def sasp_communication(adata: AnnData, *, dataset_id: str, sample_key: str = "sa
     samples = sorted(adata.obs[sample_key].astype(str).unique())
     unrecorded = len(samples) == 1 and samples[0].endswith(UNRECORDED_SUFFIX)
     if per.empty:
-        out = pd.DataFrame(columns=COMMUNICATION_COLUMNS)
+        out = pd.DataFrame(columns=_columns(COMMUNICATION_COLUMNS, dataset_id))
         out.attrs = attrs
         return out
     tested = _tested_counts(per.attrs["tested"])
@@ -445,7 +452,7 @@ def sasp_communication(adata: AnnData, *, dataset_id: str, sample_key: str = "sa
     out["evidence"] = [_evidence(int(k), unrecorded, "not found") for k in out["n_samples_found"]]
     out = out.sort_values(["n_samples_found", "magnitude_rank", "specificity_rank", "source", "target", "ligand",
                            "receptor"], ascending=[False, True, True, True, True, True, True], kind="mergesort")
-    out = out[COMMUNICATION_COLUMNS].reset_index(drop=True)
+    out = out[_columns(COMMUNICATION_COLUMNS, dataset_id)].reset_index(drop=True)
     out.attrs = attrs
     return out
 
@@ -520,13 +527,14 @@ def communication_skip_reason(adata: AnnData, ligand_sets: Sequence[str] | str =
 def _split_scores(adata: AnnData, signature: str, method: str) -> np.ndarray:
     light = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names.copy()),
                     var=pd.DataFrame(index=adata.var_names.copy()))
-    score(light, [signature], method=method)
-    return light.obsm["sasp_scores"][signature].to_numpy(dtype=np.float64)
+    score(light, [signature], method=method, key_added=SCORES_KEY)
+    return light.obsm[SCORES_KEY][signature].to_numpy(dtype=np.float64)
 
 
-@_shared_doc("adata", "dataset_id", "sample_key", "groupby", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
+@_shared_doc("adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
              "base")
-def sasp_sender_split(adata: AnnData, *, dataset_id: str, sample_key: str = "sample", groupby: str = "cell_type",
+def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
+                      dataset_id: str | None = None,
                       ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
                       expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, signature: str = SPLIT_SIGNATURE,
                       score_method: str = DEFAULT_METHOD, base: float | None = None) -> pd.DataFrame:
@@ -611,7 +619,7 @@ def sasp_sender_split(adata: AnnData, *, dataset_id: str, sample_key: str = "sam
     params["n_runs"] = len(results)
     attrs = {"params": params, "senders": senders_by_sample}
     if not results:
-        out = pd.DataFrame(columns=SPLIT_COLUMNS)
+        out = pd.DataFrame(columns=_columns(SPLIT_COLUMNS, dataset_id))
         out.attrs = attrs
         return out
     res = pd.concat(results, ignore_index=True)
@@ -643,6 +651,6 @@ def sasp_sender_split(adata: AnnData, *, dataset_id: str, sample_key: str = "sam
     out["evidence"] = [_evidence(int(k), unrecorded, "high not above low") for k in out["n_samples_high_gt_low"]]
     out = out.sort_values(["n_samples_high_gt_low", "magnitude_rank_high", "sender_type", "target", "ligand", "receptor"],
                           ascending=[False, True, True, True, True, True], kind="mergesort")
-    out = out[SPLIT_COLUMNS].reset_index(drop=True)
+    out = out[_columns(SPLIT_COLUMNS, dataset_id)].reset_index(drop=True)
     out.attrs = attrs
     return out

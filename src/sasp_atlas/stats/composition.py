@@ -48,10 +48,11 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scipy.stats import t as student_t
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY
 from ..genes import LOW_COVERAGE_FLAG, SASP_SET_COLUMNS, UNCLASSIFIED, is_low_coverage, sasp_classes
 from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
-__all__ = ["sample_class_composition", "sasp_class_scores", "SAMPLE_COMPOSITION_COLUMNS", "CLASS_SCORE_COLUMNS",
+__all__ = ["sample_class_composition", "sasp_class_scores", "VALUE_TYPES", "SAMPLE_COMPOSITION_COLUMNS", "CLASS_SCORE_COLUMNS",
            "CLASS_EFFECT_MEASURE"]
 
 SAMPLE_COMPOSITION_COLUMNS = ["dataset", "sample", "cell_type", "sasp_class", "class_label", "class_order", "n_cells",
@@ -80,6 +81,9 @@ _VALUE_TYPES = {
     "log_normalised": (math.e, "mean log-normalised value (natural log1p assumed)",
                        "normalised values (expm1 of .X, natural log assumed)"),
 }
+#: the value types whose log base is known (``uns["provenance"]["value_type"]``; the ``value_type`` of
+#: :func:`sasp_atlas.atlas.run_dataset`)
+VALUE_TYPES = tuple(_VALUE_TYPES)
 
 
 def _scale(adata: AnnData, log_base: float | str) -> tuple[float, str, str]:
@@ -88,7 +92,7 @@ def _scale(adata: AnnData, log_base: float | str) -> tuple[float, str, str]:
         if not base > 1:
             raise ValueError(f"log_base must be 'auto' or a number > 1 (e.g. np.e, 2); got {log_base!r}")
         return base, f"mean log-normalised value (log base {base:.4g})", f"linear values ({base:.4g}**X - 1)"
-    value_type = (adata.uns.get("provenance") or {}).get("value_type")
+    value_type = (adata.uns.get(PROVENANCE_KEY) or {}).get("value_type")
     if value_type not in _VALUE_TYPES:
         raise ValueError(f"cannot tell the log base of .X: uns['provenance']['value_type'] is {value_type!r} (known: "
                          f"{', '.join(_VALUE_TYPES)}); pass log_base=np.e for natural log1p or log_base=2 for log2(x + 1)")
@@ -157,12 +161,11 @@ def _plan(adata: AnnData, classes: pd.DataFrame | None, gene_sets: Sequence[str]
             "expression_unit": linear_unit, "present": present, "table_version": version}
 
 
-def _compute(adata: AnnData, plan: dict, dataset_id: str, group_by: str, sample_key: str,
-             layer: str | None) -> pd.DataFrame:
+def _compute(adata: AnnData, plan: dict, groupby: str, sample_key: str, layer: str | None) -> pd.DataFrame:
     groups = plan["groups"]
     present = [plan["present"][cid] for cid, _, _, _ in groups]
     log_mean, lin_sum = _per_cell(adata, present, layer, plan["base"])
-    cell_types = adata.obs[group_by].astype(str).to_numpy()
+    cell_types = adata.obs[groupby].astype(str).to_numpy()
     samples = adata.obs[sample_key].astype(str).to_numpy()
     ids = [c for c, _, _, _ in groups]
     scored = [k for k, genes in enumerate(present) if genes]
@@ -185,7 +188,7 @@ def _compute(adata: AnnData, plan: dict, dataset_id: str, group_by: str, sample_
                 key = (sample, ct, cid)
                 e = eff.loc[key] if key in eff.index else None
                 rows.append({
-                    "dataset": dataset_id, "sample": sample, "cell_type": ct, "sasp_class": cid, "class_label": label,
+                    "sample": sample, "cell_type": ct, "sasp_class": cid, "class_label": label,
                     "class_order": order, "n_cells": n,
                     "class_score": float(scores.mean()) if has_genes else float("nan"),
                     "class_score_sd": float(scores.std(ddof=1)) if has_genes and n > 1 else float("nan"),
@@ -199,7 +202,14 @@ def _compute(adata: AnnData, plan: dict, dataset_id: str, group_by: str, sample_
                     "balanced_var": float(e["balanced_var"]) if e is not None else float("nan"),
                     "n_genes_class": len(genes), "n_genes_present": len(present[k]),
                 })
-    return pd.DataFrame(rows, columns=SAMPLE_COMPOSITION_COLUMNS)
+    return pd.DataFrame(rows, columns=SAMPLE_COMPOSITION_COLUMNS[1:])
+
+
+def _with_dataset(table: pd.DataFrame, dataset_id: str | None) -> pd.DataFrame:
+    """``table`` with a first column ``dataset`` when the atlas names one (generic statistics need none)."""
+    if dataset_id is not None:
+        table.insert(0, "dataset", dataset_id)
+    return table
 
 
 def _missing_interval_reasons(e: pd.DataFrame, score: dict, balanced: dict, effect: dict, n_cells: int) -> list[str]:
@@ -220,15 +230,15 @@ def _missing_interval_reasons(e: pd.DataFrame, score: dict, balanced: dict, effe
     return reasons
 
 
-def _check_obs(adata: AnnData, group_by: str, sample_key: str) -> None:
-    for key in (group_by, sample_key):
+def _check_obs(adata: AnnData, groupby: str, sample_key: str) -> None:
+    for key in (groupby, sample_key):
         if key not in adata.obs:
-            raise ValueError(f"adata.obs has no column {key!r}: pass group_by= / sample_key= naming the cell types and "
+            raise ValueError(f"adata.obs has no column {key!r}: pass groupby= / sample_key= naming the cell types and "
                              f"the samples (tumours); a dataset without samples gets one pseudo-sample on loading")
 
 
-def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = None, dataset_id: str,
-                             group_by: str = "cell_type", sample_key: str = "sample",
+def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = None, groupby: str = CELL_TYPE_KEY,
+                             sample_key: str = SAMPLE_KEY, dataset_id: str | None = None,
                              gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
                              log_base: float | str = "auto", layer: str | None = None) -> pd.DataFrame:
     """Per sample x cell type x SASP class: class score, share of the SASP expression and within-tumour AUROCs.
@@ -239,15 +249,15 @@ def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = N
     Parameters
     ----------
     adata
-        Log-normalised values in ``.X`` (or ``layers[layer]``), ``obs[group_by]`` and ``obs[sample_key]``.
+        Log-normalised values in ``.X`` (or ``layers[layer]``), ``obs[groupby]`` and ``obs[sample_key]``.
     classes
         The class table (:func:`sasp_atlas.genes.sasp_classes`, the default) or a filtered copy.
-    dataset_id
-        Written into the ``dataset`` column.
-    group_by
-        The obs column of cell types.
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
     sample_key
-        The obs column of samples (tumours).
+        The obs column of samples (tumours; the ``sample`` column).
+    dataset_id
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
     gene_sets
         Which SASP sets define the genes, as class-table columns (``in_senmayo``, ``in_basisty_core``,
         ``in_basisty_core_fibroblast_epithelial``, ``in_reactome_sasp``); a gene in any of them counts.
@@ -267,13 +277,13 @@ def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = N
     delta-method ``share_var``, ``auroc`` / ``balanced_auroc`` with their variances (NaN where
     undefined), ``n_genes_class`` / ``n_genes_present``.
     """
-    _check_obs(adata, group_by, sample_key)
+    _check_obs(adata, groupby, sample_key)
     plan = _plan(adata, classes, gene_sets, include_unclassified, log_base)
-    return _compute(adata, plan, dataset_id, group_by, sample_key, layer)
+    return _with_dataset(_compute(adata, plan, groupby, sample_key, layer), dataset_id)
 
 
-def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, dataset_id: str,
-                      cancer_type: str | None = None, group_by: str = "cell_type", sample_key: str = "sample",
+def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, groupby: str = CELL_TYPE_KEY,
+                      sample_key: str = SAMPLE_KEY, dataset_id: str | None = None, cancer_type: str | None = None,
                       gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
                       log_base: float | str = "auto", layer: str | None = None, min_cells: int = 10,
                       per_sample: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -291,18 +301,18 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
     Parameters
     ----------
     adata
-        Log-normalised values in ``.X`` (or ``layers[layer]``), ``obs[group_by]`` and ``obs[sample_key]``;
+        Log-normalised values in ``.X`` (or ``layers[layer]``), ``obs[groupby]`` and ``obs[sample_key]``;
         ``obs["lineage"]`` / ``obs["cell_type_ontology_id"]`` are copied when present.
     classes
         The class table (:func:`sasp_atlas.genes.sasp_classes`, the default) or a filtered copy.
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
+    sample_key
+        The obs column of samples (tumours; the ``sample`` column).
     dataset_id
-        Written into the ``dataset`` column.
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
     cancer_type
         Written into ``cancer_type`` (default ``uns["provenance"]["cancer_type"]`` or empty).
-    group_by
-        The obs column of cell types.
-    sample_key
-        The obs column of samples (tumours).
     gene_sets
         SASP set columns of the class table defining the genes (default: all; see
         :func:`sample_class_composition`).
@@ -328,13 +338,13 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
     gene coverage (``n_genes_class``, ``n_genes_present``, ``coverage``, ``genes_present``,
     ``low_coverage``) and ``flag``.
     """
-    _check_obs(adata, group_by, sample_key)
+    _check_obs(adata, groupby, sample_key)
     meta = _plan(adata, classes, gene_sets, include_unclassified, log_base)
-    ps = per_sample if per_sample is not None else _compute(adata, meta, dataset_id, group_by, sample_key, layer)
+    ps = per_sample if per_sample is not None else _compute(adata, meta, groupby, sample_key, layer)
     obs = adata.obs
-    cell_types = obs[group_by].astype(str).to_numpy()
+    cell_types = obs[groupby].astype(str).to_numpy()
     if cancer_type is None:
-        cancer_type = str((adata.uns.get("provenance") or {}).get("cancer_type", ""))
+        cancer_type = str((adata.uns.get(PROVENANCE_KEY) or {}).get("cancer_type", ""))
     rows = []
     for (ct, _order, cid), e in ps.groupby(["cell_type", "class_order", "sasp_class"], sort=True):
         in_ct = cell_types == ct
@@ -379,7 +389,7 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
             flags.extend(_missing_interval_reasons(e, score, balanced, effect, n_cells))
         n_samples = len(e)
         rows.append({
-            "dataset": first["dataset"], "cancer_type": cancer_type, "cell_type": ct,
+            "cancer_type": cancer_type, "cell_type": ct,
             "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
             if "cell_type_ontology_id" in obs and in_ct.any() else "",
             "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs and in_ct.any() else "",
@@ -399,4 +409,4 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, da
             "gene_sets": meta["gene_sets"], "unclassified_in_shares": include_unclassified,
             "table_version": meta["table_version"],
         })
-    return pd.DataFrame(rows, columns=CLASS_SCORE_COLUMNS)
+    return _with_dataset(pd.DataFrame(rows, columns=CLASS_SCORE_COLUMNS[1:]), dataset_id)

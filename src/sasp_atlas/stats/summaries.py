@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scipy.stats import rankdata
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..genes import LOW_COVERAGE_FLAG, catalogue, is_low_coverage
 from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
 
@@ -52,7 +53,8 @@ def _unrecorded(samples: list[str]) -> bool:
     return len(samples) == 1 and str(samples[0]).endswith(UNRECORDED_SUFFIX)
 
 
-def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = "cell_type",
+def sample_celltype_summary(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
+                            sample_key: str = SAMPLE_KEY, dataset_id: str | None = None,
                             effects: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (sample, cell type, signature): ``n_cells``, ``mean``, ``median`` of per-cell scores, the
     within-sample AUROC against all other cells of the same sample (``auroc_vs_rest``, with its
@@ -63,30 +65,42 @@ def sample_celltype_summary(adata: AnnData, *, dataset_id: str, group_by: str = 
     Parameters
     ----------
     adata
-        Scored (``obsm["sasp_scores"]``) with ``obs[group_by]`` and ``obs["sample"]``.
+        Scored (``obsm[key]``) with ``obs[groupby]`` and ``obs[sample_key]``.
+    key
+        The ``obsm`` slot of the scores (``key_added`` of :func:`sasp_atlas.score`).
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
+    sample_key
+        The obs column of samples (tumours; the table's ``sample`` column).
     dataset_id
-        Written into the ``dataset`` column.
-    group_by
-        The obs column of cell types.
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
     effects
         :func:`sasp_atlas.stats.effects.sample_effects` of ``adata`` if already computed.
     """
-    scores: pd.DataFrame = adata.obsm["sasp_scores"]
-    groups = adata.obs[group_by].astype(str).to_numpy()
-    samples = adata.obs["sample"].astype(str).to_numpy()
+    scores: pd.DataFrame = adata.obsm[key]
+    groups = adata.obs[groupby].astype(str).to_numpy()
+    samples = adata.obs[sample_key].astype(str).to_numpy()
     eff = effects if effects is not None else sample_effects(scores, groups, samples)
     long = scores.assign(_g=groups, _s=samples).melt(id_vars=["_g", "_s"], var_name="signature")
     medians = long.groupby(["_s", "_g", "signature"], observed=True)["value"].median()
     out = eff.rename(columns={"auroc": "auroc_vs_rest"})
-    out.insert(0, "dataset", dataset_id)
     out["median"] = [medians[(s, g, sig)] for s, g, sig in zip(out["sample"], out["cell_type"], out["signature"])]
-    return out[["dataset", "sample", "cell_type", "signature", "n_cells", "mean", "median", "auroc_vs_rest",
+    out = out[["sample", "cell_type", "signature", "n_cells", "mean", "median", "auroc_vs_rest",
                 "auroc_var", "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var", "balanced_ci_low",
                 "balanced_ci_high"]]
+    return _with_dataset(out, dataset_id)
 
 
-def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
-                    group_by: str = "cell_type", random_state: int = 0, min_cells: int = 10,
+def _with_dataset(table: pd.DataFrame, dataset_id: str | None) -> pd.DataFrame:
+    """``table`` with a first column ``dataset`` when the atlas names one (generic statistics need none)."""
+    if dataset_id is not None:
+        table.insert(0, "dataset", dataset_id)
+    return table
+
+
+def celltype_scores(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
+                    sample_key: str = SAMPLE_KEY, dataset_id: str | None = None, cancer_type: str | None = None,
+                    cancer_type_ontology_id: str | None = None, random_state: int = 0, min_cells: int = 10,
                     effects: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (cell type, signature): the cell type's mean score and effect sizes, the patient as the unit.
 
@@ -107,12 +121,19 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
     Parameters
     ----------
     adata
-        Scored (``obsm["sasp_scores"]``, ``uns["sasp_scores"]``) with ``obs[group_by]``, ``obs["sample"]``,
-        ``obs["cell_type_author"]``.
-    dataset_id, cancer_type, cancer_type_ontology_id
-        Written into the table's columns of the same names.
-    group_by
-        The obs column of cell types.
+        Scored (``obsm[key]``, ``uns[key]``) with ``obs[groupby]`` and ``obs[sample_key]``;
+        ``obs["cell_type_author"]``, ``obs["cell_type_ontology_id"]`` and ``obs["lineage"]`` are copied
+        when present.
+    key
+        The ``obsm``/``uns`` slot of the scores (``key_added`` of :func:`sasp_atlas.score`).
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
+    sample_key
+        The obs column of samples (tumours), the unit of replication.
+    dataset_id
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
+    cancer_type, cancer_type_ontology_id
+        Written into the table's columns of the same names (default: ``uns["provenance"]``'s, else empty).
     random_state
         Recorded in the ``random_state`` column (the score's seed; nothing here is random).
     min_cells
@@ -120,11 +141,15 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
     effects
         :func:`sasp_atlas.stats.effects.sample_effects` of ``adata`` if already computed.
     """
-    scores: pd.DataFrame = adata.obsm["sasp_scores"]
-    meta = adata.uns["sasp_scores"]
+    scores: pd.DataFrame = adata.obsm[key]
+    meta = adata.uns[key]
+    prov = adata.uns.get(PROVENANCE_KEY) or {}
+    cancer_type = str(prov.get("cancer_type", "")) if cancer_type is None else cancer_type
+    cancer_type_ontology_id = (str(prov.get("cancer_type_ontology_id", "")) if cancer_type_ontology_id is None
+                               else cancer_type_ontology_id)
     obs = adata.obs
-    groups = obs[group_by].astype(str).to_numpy()
-    samples = obs["sample"].astype(str).to_numpy()
+    groups = obs[groupby].astype(str).to_numpy()
+    samples = obs[sample_key].astype(str).to_numpy()
     eff = effects if effects is not None else sample_effects(scores, groups, samples)
     cat = catalogue()
     rows = []
@@ -164,7 +189,8 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
             "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
             if "cell_type_ontology_id" in obs else "",
             "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs else "",
-            "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique())),
+            "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique()))
+            if "cell_type_author" in obs else "",
             "signature": sig, "method": info.get("method", meta["method"]),
             "mean": means["estimate"] if len(e) > 1 else float(v.mean()),
             "ci_low": means["ci_low"], "ci_high": means["ci_high"],
@@ -181,7 +207,7 @@ def celltype_scores(adata: AnnData, *, dataset_id: str, cancer_type: str, cancer
             "low_coverage": low, "caveat": " ".join(str(cat.get(sig, {}).get("scoring_note", "") or "").split()),
             "flag": "; ".join(flags), "random_state": random_state,
         })
-    return pd.DataFrame(rows, columns=CELLTYPE_COLUMNS)
+    return _with_dataset(pd.DataFrame(rows, columns=CELLTYPE_COLUMNS[1:]), dataset_id)
 
 
 def add_q_values(table: pd.DataFrame) -> pd.DataFrame:
@@ -194,22 +220,40 @@ def add_q_values(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- genes behind a score
-def gene_decomposition(adata: AnnData, genes: list[str], *, dataset_id: str, signature: str,
-                       group_by: str = "cell_type") -> pd.DataFrame:
+def gene_decomposition(adata: AnnData, genes: list[str], *, signature: str, groupby: str = CELL_TYPE_KEY,
+                       dataset_id: str | None = None) -> pd.DataFrame:
     """Which genes drive a signature in each cell type: mean expression and fraction expressing.
 
     Per (cell type, gene present in the data): ``mean_expression`` (mean of ``X``, log-normalised),
     ``frac_expressing`` (fraction of cells with a non-zero value) and ``delta`` (mean in the cell
     type minus mean in all other cells of the dataset) — the gene's share in a control-gene score's
     difference. Reads only the signature's columns of ``X``.
+
+    Parameters
+    ----------
+    adata
+        Log-normalised cells x genes with ``obs[groupby]``.
+    genes
+        The signature's genes (e.g. ``adata.uns[key]["signatures"][signature]["genes_used"]``); those
+        not in ``var_names`` are left out.
+    signature
+        Written into the ``signature`` column.
+    groupby
+        The obs column of cell types (the table's ``cell_type`` column).
+    dataset_id
+        If given, written into a first column ``dataset`` (the atlas's bookkeeping); else no such column.
+
+    Returns
+    -------
+    DataFrame with ``signature, cell_type, gene, mean_expression, frac_expressing, delta, n_cells``.
     """
+    columns = ["signature", "cell_type", "gene", "mean_expression", "frac_expressing", "delta", "n_cells"]
     present = [g for g in dict.fromkeys(genes) if g in adata.var_names]
     if not present:
-        return pd.DataFrame(columns=["dataset", "signature", "cell_type", "gene", "mean_expression",
-                                     "frac_expressing", "delta", "n_cells"])
+        return _with_dataset(pd.DataFrame(columns=columns), dataset_id)
     sub = adata[:, present].X
     sub = sub.tocsc() if sp.issparse(sub) else np.asarray(sub)
-    groups = adata.obs[group_by].astype(str).to_numpy()
+    groups = adata.obs[groupby].astype(str).to_numpy()
     total_sum = np.asarray(sub.sum(axis=0)).ravel()
     n = adata.n_obs
     rows = []
@@ -221,7 +265,7 @@ def gene_decomposition(adata: AnnData, genes: list[str], *, dataset_id: str, sig
         k = int(mask.sum())
         rest = (total_sum - s) / (n - k) if n > k else np.full(len(present), np.nan)
         for j, g in enumerate(present):
-            rows.append({"dataset": dataset_id, "signature": signature, "cell_type": ct, "gene": g,
+            rows.append({"signature": signature, "cell_type": ct, "gene": g,
                          "mean_expression": float(s[j] / k), "frac_expressing": float(nz[j] / k),
                          "delta": float(s[j] / k - rest[j]), "n_cells": k})
-    return pd.DataFrame(rows)
+    return _with_dataset(pd.DataFrame(rows, columns=columns), dataset_id)

@@ -8,6 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import crosswalk, in_review_cancer_type
 from ..engines import DEFAULT_METHOD, score
 from ..genes import catalogue, get_signature, is_low_coverage, lineage_markers, present_genes
@@ -43,12 +44,13 @@ def _verdict(effect: float, lo: float, hi: float, matches: bool, max_detection: 
     return "inconclusive"
 
 
-def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str) -> tuple[dict, dict, int, bool]:
+def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str, groupby: str,
+              sample_key: str) -> tuple[dict, dict, int, bool]:
     """Pooled composition-balanced AUROC and AUROC vs rest of ``target`` cells for one gene set."""
     work = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
-    score(work, {name: genes}, method=DEFAULT_METHOD)
-    groups = np.where(target, "__target__", adata.obs["cell_type"].astype(str).to_numpy())
-    eff = sample_effects(work.obsm["sasp_scores"], groups, adata.obs["sample"].astype(str).to_numpy())
+    score(work, {name: genes}, method=DEFAULT_METHOD, key_added=SCORES_KEY)
+    groups = np.where(target, "__target__", adata.obs[groupby].astype(str).to_numpy())
+    eff = sample_effects(work.obsm[SCORES_KEY], groups, adata.obs[sample_key].astype(str).to_numpy())
     eff = eff[eff["cell_type"] == "__target__"]
     balanced = pool(eff["balanced_auroc"], eff["balanced_var"], bounds=(0, 1),
                     intervals=(eff["balanced_ci_low"], eff["balanced_ci_high"]))
@@ -70,7 +72,7 @@ def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> tuple[st
 def _cohort(adata: AnnData, dataset_id: str) -> str:
     """The study a dataset comes from: its publication's accession (``GEO GSE70630``), else its DOI,
     else the dataset id (registry subsets of one study share it)."""
-    return cohort_of(adata.uns.get("provenance", {}), dataset_id)
+    return cohort_of(adata.uns.get(PROVENANCE_KEY, {}), dataset_id)
 
 
 def _ontology_match(entry: dict, cell_types: pd.Series) -> str:
@@ -87,7 +89,8 @@ def _ontology_match(entry: dict, cell_types: pd.Series) -> str:
     return "; ".join(f"{match.get(t, '')} ({t}){': ' + notes[t] if t in notes else ''}" for t in present)
 
 
-def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] | None = None,
+                  groupby: str = CELL_TYPE_KEY, sample_key: str = SAMPLE_KEY) -> pd.DataFrame:
     """Test each row of the review's Table 2 on every dataset.
 
     For each row (``table2_*`` signatures; the review's cell type mapped to harmonised types by
@@ -123,9 +126,13 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
     Parameters
     ----------
     adatas
-        Dataset id -> harmonised AnnData (``obs["cell_type"]``, ``obs["sample"]``, ``uns["provenance"]``).
+        Dataset id -> harmonised AnnData (``obs[groupby]``, ``obs[sample_key]``, ``uns["provenance"]``).
     overlaps
         Dataset id -> ids of datasets sharing cells with it (registry ``overlaps``), shown per row.
+    groupby
+        The obs column of the harmonised cell types (``crosswalk.yaml: table2`` names their labels).
+    sample_key
+        The obs column of samples (tumours), the unit of replication.
     """
     cw = crosswalk()["table2"]
     overlaps = overlaps or {}
@@ -140,13 +147,13 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
         for ct in targets:
             markers.update(lineage_markers(ct))
         for dataset_id, adata in adatas.items():
-            cancer = adata.uns["provenance"]["cancer_type"]
-            matches = in_review_cancer_type(t2.get("cancer_types", []),
-                                            adata.uns["provenance"].get("cancer_type_ontology_id"))
+            prov = adata.uns[PROVENANCE_KEY]
+            cancer = prov["cancer_type"]
+            matches = in_review_cancer_type(t2.get("cancer_types", []), prov.get("cancer_type_ontology_id"))
             present, _ = present_genes(genes, adata.var_names)
             # the listed harmonised types, or cells coded with the review's own Cell Ontology term
             # (CELLxGENE data keep their ontology ids: hepatocytes are CL:0000182 there)
-            by_name = adata.obs["cell_type"].astype(str).isin(targets).to_numpy()
+            by_name = adata.obs[groupby].astype(str).isin(targets).to_numpy()
             by_term = (adata.obs["cell_type_ontology_id"].astype(str).to_numpy() == entry.get("ontology_id", "-")) \
                 & ~by_name if "cell_type_ontology_id" in adata.obs else np.zeros(adata.n_obs, bool)
             target = by_name | by_term
@@ -155,13 +162,13 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
                     "table2_cancer_types": "; ".join(t2.get("cancer_types", [])), "signature": rec["id"],
                     "dataset": dataset_id, "cancer_type": cancer, "cancer_type_matches": matches,
                     "cell_type": " + ".join(tested),
-                    "ontology_match": "; ".join(x for x in (_ontology_match(entry, adata.obs["cell_type"].astype(str)),
+                    "ontology_match": "; ".join(x for x in (_ontology_match(entry, adata.obs[groupby].astype(str)),
                                                            "exact (Cell Ontology id)" if by_term.any() else "") if x),
                     "n_cells": int(target.sum()), "n_genes": len(genes), "n_present": len(present),
                     "coverage": len(present) / len(genes) if genes else 0.0,
                     "overlaps": "; ".join(overlaps.get(dataset_id, [])), "cohort": _cohort(adata, dataset_id),
                     "n_cells_dataset": int(adata.n_obs)}
-            empty = {"n_samples": int(adata.obs["sample"][target].nunique()), "evidence": "",
+            empty = {"n_samples": int(adata.obs[sample_key][target].nunique()), "evidence": "",
                      "effect_size": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_unit": ""}
             if not targets or target.sum() == 0 or target.all():
                 rows.append({**base, **empty, "verdict": "not testable: cell type absent"})
@@ -169,10 +176,10 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
             if is_low_coverage(len(present), len(genes)):
                 rows.append({**base, **empty, "verdict": "not testable: genes missing"})
                 continue
-            balanced, rest, k, unrecorded = _balanced(adata, present, target, rec["id"])
+            balanced, rest, k, unrecorded = _balanced(adata, present, target, rec["id"], groupby, sample_key)
             removed = [g for g in present if g in markers]
             kept = [g for g in present if g not in markers]
-            adjusted = _balanced(adata, kept, target, rec["id"])[0] if removed and kept else balanced
+            adjusted = _balanced(adata, kept, target, rec["id"], groupby, sample_key)[0] if removed and kept else balanced
             detection, max_detection = _detection(adata, present, target)
             rows.append({**base, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
                          "effect_size": balanced["estimate"], "ci_low": balanced["ci_low"],

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from ..engines import DEFAULT_METHOD
 from .effects import auroc_interval, pool
 
 __all__ = ["VALIDITY_COLUMNS", "POOLED_VALIDITY_COLUMNS", "DETECTS_AUROC", "VALIDITY_LABELS", "CONTROL_GROUPS",
@@ -220,7 +221,7 @@ def pool_validity(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=POOLED_VALIDITY_COLUMNS)
 
 
-def validity_labels(pooled: pd.DataFrame, method: str = "expected", control: str = "non-senescent") -> dict[str, str]:
+def validity_labels(pooled: pd.DataFrame, method: str = DEFAULT_METHOD, control: str = "non-senescent") -> dict[str, str]:
     """``{signature: label}`` from ``signature_validity_pooled.csv`` for one method and control class
     (what tables and tooltips show next to a signature; ``untested`` where there is no row)."""
     if pooled is None or pooled.empty:
