@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import dask
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._lazy import lazy_import
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
@@ -231,7 +231,7 @@ def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: in
         local = idx[(idx >= edges[i]) & (idx < edges[i + 1])] - edges[i]
         if len(local):
             pieces.append(adata.X.blocks[i][local])
-    X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr", dtype=np.float32)
+    X = sp.vstack([sp.csr_matrix(p) for p in lazy_import("dask").compute(*pieces)], format="csr", dtype=np.float32)
     sub = AnnData(X=X, obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
                   uns={"provenance": adata.uns.get("provenance", {})})
     sub.uns["report_subsample"] = {

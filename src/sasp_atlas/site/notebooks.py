@@ -15,8 +15,8 @@ from typing import Any
 
 import jupytext
 import nbformat
-import papermill as pm
 
+from .._lazy import lazy_import
 from ..sources import project_file
 
 __all__ = ["NotebookFailed", "TEMPLATES", "template_path", "template_notebook", "execute_page", "tidy"]
@@ -75,7 +75,7 @@ def execute_page(template: str | Path, out: str | Path, params: dict[str, Any], 
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(template_notebook(template), out)
     try:
-        pm.execute_notebook(str(out), str(out), parameters=params, kernel_name="python3", cwd=str(cwd),
+        lazy_import("papermill").execute_notebook(str(out), str(out), parameters=params, kernel_name="python3", cwd=str(cwd),
                             progress_bar=False, log_output=False)
     except Exception as exc:  # papermill wraps every kernel error; keep the first line, not the traceback
         raise NotebookFailed(f"{out.name} failed: {exc}".splitlines()[0]) from None

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from .._lazy import lazy_import
 from .paths import project_file
 
 __all__ = ["TRUST_LEVELS", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
@@ -81,7 +81,7 @@ def _schema() -> dict[str, Any]:
     return json.loads((Path(__file__).with_name("registry_schema.json")).read_text())
 
 
-def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
+def _describe(error, doc: dict[str, Any]) -> str:
     path = list(error.absolute_path)
     where = "registry"
     kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry",
@@ -104,6 +104,7 @@ def validate_registry(doc: Any) -> None:
     """Validate a parsed registry document; raise :class:`RegistryError` naming entry and field."""
     if not isinstance(doc, dict):
         raise RegistryError("registry: the top level must be a mapping with 'schema_version' and 'datasets'")
+    jsonschema = lazy_import("jsonschema")  # loaded on first validation, not at import
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:

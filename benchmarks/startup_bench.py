@@ -1,0 +1,73 @@
+"""Start-up time (issue 27, "Start fast"): ``import scanpy`` vs ``import sasp_atlas`` vs the public
+API (``from sasp_atlas import score, load_dataset, load_user_data``) vs ``sasp-atlas --help``, each
+in a fresh interpreter, the median of ``--runs`` wall-clock runs; writes ``benchmarks/results/startup.json``.
+
+Targets: the public API costs <= 0.3 s more than ``import scanpy``; ``--help`` takes under half the
+time of ``import scanpy`` (it imports neither scanpy nor numba, which the JSON records too).
+
+    python benchmarks/startup_bench.py [--runs 5] [--out benchmarks/results/startup.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HEAVY = ("scanpy", "numba", "dask", "distributed", "jsonschema", "liana", "papermill", "playwright")
+CASES = {
+    "import scanpy": "import scanpy",
+    "import sasp_atlas": "import sasp_atlas",
+    "from sasp_atlas import score, load_dataset, load_user_data":
+        "from sasp_atlas import score, load_dataset, load_user_data",
+    "sasp-atlas --help": "import sys; sys.argv = ['sasp-atlas', '--help']; from sasp_atlas.cli import main; main()",
+}
+
+
+def _run(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def _loaded(code: str) -> list[str]:
+    probe = (f"import sys, atexit\natexit.register(lambda: sys.__stderr__.write(repr(sorted(m for m in {HEAVY!r} "
+             f"if m in sys.modules))))\n{code}")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    return eval(proc.stderr.strip().splitlines()[-1]) if proc.stderr.strip() else []  # noqa: S307 - our own repr
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "startup.json"))
+    args = parser.parse_args(argv)
+    _run("pass")  # warm the file cache
+    for code in CASES.values():
+        _run(code)
+    results = {}
+    for _ in range(args.runs):  # interleaved, so load from other processes hits every case alike
+        for name, code in CASES.items():
+            results.setdefault(name, []).append(_run(code))
+    out = {"python": platform.python_version(), "runs": args.runs, "cases": {}}
+    for name, times in results.items():
+        out["cases"][name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+                              "heavy_modules_loaded": _loaded(CASES[name])}
+    scanpy = out["cases"]["import scanpy"]["median_s"]
+    api = out["cases"]["from sasp_atlas import score, load_dataset, load_user_data"]["median_s"]
+    helptime = out["cases"]["sasp-atlas --help"]["median_s"]
+    out["targets"] = {"api_minus_scanpy_s": round(api - scanpy, 3), "api_target_met": api - scanpy <= 0.3,
+                      "help_over_scanpy": round(helptime / scanpy, 3), "help_target_met": helptime < scanpy / 2}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()

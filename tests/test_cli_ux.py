@@ -1,0 +1,74 @@
+"""The command line as a user meets it (issue 27, items 4 and 6): fast start, --version, list formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import PROJECT_ROOT
+
+from sasp_atlas import cli
+
+SRC = PROJECT_ROOT / "src"
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    import os  # noqa: PLC0415 - tests may import where used
+
+    return subprocess.run([sys.executable, "-m", "sasp_atlas.cli", *argv], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, cwd=PROJECT_ROOT)
+
+
+def test_help_defaults_agree_with_the_layers_that_define_them():
+    from sasp_atlas.atlas import REPORT_CELLS  # noqa: PLC0415
+    from sasp_atlas.engines import DEFAULT_METHOD  # noqa: PLC0415
+
+    assert cli.DEFAULT_METHOD == DEFAULT_METHOD and cli.REPORT_CELLS == REPORT_CELLS
+
+
+def _enums(node, key):
+    if isinstance(node, dict):
+        if isinstance(node.get(key), dict) and "enum" in node[key]:
+            yield set(node[key]["enum"])
+        for v in node.values():
+            yield from _enums(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _enums(v, key)
+
+
+def test_value_types_are_the_registry_ones_and_the_users():
+    """``score --value-type`` accepts every value type the registry's schema knows, and log_normalised."""
+    schema = json.loads((SRC / "sasp_atlas" / "sources" / "registry_schema.json").read_text())
+    registry = set().union(*_enums(schema, "value_type"))
+    assert {"raw_counts", "tpm", "tpm_like", "log2_tpm10_plus1"} <= registry <= set(cli.VALUE_TYPES)
+    assert "log_normalised" in cli.VALUE_TYPES
+
+
+def test_version():
+    proc = _run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("sasp-atlas 0.")
+
+
+def test_list_piped_is_a_plain_table_with_every_id_whole():
+    from sasp_atlas.sources import list_datasets  # noqa: PLC0415
+
+    proc = _run("list", "--profile", "full")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[0] == "id" and set(lines[1]) <= {"-", " "}
+    ids = [line.split()[0] for line in lines[2:]]
+    assert ids == [d.id for d in list_datasets("full")]
+    assert "│" not in proc.stdout and "┃" not in proc.stdout  # no rich box
+
+
+def test_list_tsv_and_json_and_registry_donors():
+    tsv = _run("list", "--format", "tsv").stdout.splitlines()
+    header = tsv[0].split("\t")
+    rows = {r.split("\t")[0]: dict(zip(header, r.split("\t"))) for r in tsv[1:]}
+    assert rows["winterhoff2017_hgsoc_c1"]["donors"] == "2"
+    assert rows["tirosh2016_oligodendroglioma"]["donors"] == "5"
+    assert rows["puram2017_hnscc_chetah_ref"]["donors"] == "not recorded"
+    data = json.loads(_run("list", "--format", "json").stdout)
+    assert [d["id"] for d in data] == list(rows)
