@@ -27,7 +27,7 @@ LAZY_BYTES = 4 * 2**30
 DEFAULT_METHOD = "expected"
 REPORT_CELLS = 20_000
 #: the value types ``score --value-type`` accepts: how the registry's loader reads each (``data.load.normalise``)
-VALUE_TYPES = ("log_normalised", "raw_counts", "tpm", "tpm_like", "cpm_like", "log2_tpm10_plus1")
+VALUE_TYPES = ("log_normalised", "raw_counts", "tpm", "tpm_like", "log2_tpm10_plus1")
 
 
 def _api(module: str, *names: str):
@@ -187,6 +187,20 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_page(args) -> int:
+    if args.mirror:  # the page's kernel inherits it
+        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
+    render_page = _api("site.report", "render_page")
+    written = render_page(args.dataset_id, args.out, signatures=args.signatures, method=args.method,
+                          random_state=args.random_state)
+    for name, path in written.items():
+        print(f"{name}\t{path}")
+    console.print(f"[green]page[/green] {args.dataset_id}: open {written['html']} in a browser, or the notebook in "
+                  "JupyterLab; to change the parameters, open notebooks/dataset.py there (jupytext) and edit its "
+                  "parameters cell", soft_wrap=True)
+    return 0
+
+
 def cmd_table2(args) -> int:
     if args.mirror:
         os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
@@ -280,7 +294,7 @@ def _user_options(args) -> dict:
     """The options of :func:`sasp_atlas.data.load_user_data` given on the ``score`` command line."""
     return {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
             "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
-            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key}
+            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key, "value_type": args.value_type}
 
 
 def _cmd_score_dask(args) -> dict[str, Path]:
@@ -388,6 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "exit 1 before any page is built (the publishing workflow uses it)")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("page", help="execute one registry dataset's page locally, as the build does: leaves "
+                                     "OUT/<id>.ipynb, OUT/<id>.html and OUT/<id>_files/")
+    p.add_argument("dataset_id", help="a registry dataset id (sasp-atlas list --profile full)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
+    p.add_argument("--method", default=DEFAULT_METHOD, help="scoring engine (default: %(default)s)")
+    p.add_argument("--random-state", type=int, default=0, help="seed of the scanpy method and the display embedding")
+    p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
+    p.set_defaults(func=cmd_page)
+
     p = sub.add_parser("table2", help="test the review's Table 2 on the registry datasets (no site build)")
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
@@ -434,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value-type", choices=VALUE_TYPES,
                    help="what the values are (default: detected; integers are raw counts, non-integers up to 50 "
                         "log-normalised). Linear values must be named: tpm (full-scale TPM, e.g. Smart-seq or "
-                        "Fluidigm C1), tpm_like (TPM/10 scale), cpm_like; log2_tpm10_plus1 is kept as it is. "
+                        "Fluidigm C1), tpm_like (TPM/10 scale); log2_tpm10_plus1 is kept as it is. "
                         "Normalised as the registry's loader does")
     p.add_argument("--min-cells", type=int, default=10, help="flag cell types with fewer cells")
     p.add_argument("--layer", help="score adata.layers[LAYER] ('raw': adata.raw) instead of X")

@@ -83,7 +83,8 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                     species: str = "human", random_state: int = 0, malignant_key: str | None = None,
                     cancer_type: str = "unknown", min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
-                    gene_symbols_key: str | None = None, lazy: bool = False, **lazy_options: Any) -> dict[str, Path]:
+                    gene_symbols_key: str | None = None, lazy: bool = False, value_type: str | None = None,
+                    **lazy_options: Any) -> dict[str, Path]:
     """Score a user's ``.h5ad`` and write the results to ``out_dir``.
 
     Loads with :func:`sasp_atlas.data.load_user_data` (same keyword options), scores and summarises
@@ -104,7 +105,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
         The user's ``.h5ad``.
     out_dir
         Output folder (created).
-    cell_type_key, sample_key, species, malignant_key, cancer_type, min_cells, layer, gene_symbols_key
+    cell_type_key, sample_key, species, malignant_key, cancer_type, min_cells, layer, gene_symbols_key, value_type
         As for :func:`sasp_atlas.data.load_user_data`.
     signatures, method, random_state
         As for :func:`run_user_file`.
@@ -116,7 +117,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
     out = Path(out_dir)
     options = {"cell_type_key": cell_type_key, "sample_key": sample_key, "species": species,
                "malignant_key": malignant_key, "cancer_type": cancer_type, "min_cells": min_cells, "layer": layer,
-               "gene_symbols_key": gene_symbols_key}
+               "gene_symbols_key": gene_symbols_key, "value_type": value_type}
     if lazy:
         return score_user_file_lazy(path, out_dir, signatures=signatures, method=method, random_state=random_state,
                                     **options, **lazy_options)

@@ -16,7 +16,7 @@ from ..data import crosswalk, in_review_cancer_type
 from ..data.harmonise import MALIGNANT_CELL
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
-from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
+from ..sources import TRUST_LEVELS, USER_TRUST, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
            "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort", "VALIDITY_ORDER", "validity_rank",
@@ -52,17 +52,34 @@ def dataset_cohort(ds: Dataset) -> str:
     return cohort_of(ds["publication"], ds.id)
 
 
+def cancer_type_phrase(ds: Dataset) -> str:
+    """The dataset's cancer type; for a user's file without one, said plainly."""
+    given = str(ds.get("cancer_type") or "").strip()
+    if trust_level(ds) == USER_TRUST and given.lower() in ("", "unknown"):
+        return "a cancer type not given (pass --cancer-type)"
+    return given
+
+
+def trust_markdown(ds: Dataset) -> str:
+    """The trust line: a registry entry's level and what it means, or a user's file and its sha256."""
+    level = trust_level(ds)
+    if level == USER_TRUST:
+        sha = ds.files[0]["sha256"] if ds.files else "not computed"
+        return f"- Trust level: **your file, sha256 `{sha}`** ({TRUST_LEVELS[USER_TRUST]})."
+    return f"- Trust level: **{level}** ({TRUST_LEVELS.get(level, '')})."
+
+
 def provenance_markdown(ds: Dataset, normalisation: str) -> str:
     """Dataset provenance: citation, DOI, accession, licence and every file's pinned URL + sha256."""
     pub = ds["publication"]
     lines = [
-        f"**{ds['title']}** — {ds['cancer_type']} ({ds['tissue']}); {ds['technology']}.",
+        f"**{ds['title']}** — {cancer_type_phrase(ds)} ({ds['tissue']}); {ds['technology']}.",
         "",
         f"- Publication: {pub['citation']}" + (f" [doi:{pub['doi']}](https://doi.org/{pub['doi']})" if pub["doi"] else "")
         + (f"; {pub['accession']}" if pub["accession"] else "") + ".",
         f"- Licence: {ds['license']}.",
         f"- Values as released: `{ds['value_type']}`; used for scoring: {normalisation}.",
-        f"- Trust level: **{trust_level(ds)}** ({TRUST_LEVELS.get(trust_level(ds), '')}).",
+        trust_markdown(ds),
     ]
     if ds.get("notes"):
         lines.append(f"- Notes: {ds['notes']}")
@@ -757,7 +774,7 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
     unrecorded = "evidence" in celltype and set(celltype["evidence"].astype(str)) <= {"samples not recorded"}
     tumours = f"{n} tumour{'s' * (n != 1)}" if n and not unrecorded else "patients not recorded"
-    return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
+    return (f"{n_cells:,} cells ({tumours}) of {cancer_type_phrase(ds)}{' ' + cite if cite else ''}. Which of its cell types "
             "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
             "scores and their checks, then the takeaways.")
 
