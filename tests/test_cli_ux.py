@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 from conftest import PROJECT_ROOT
 
 from sasp_atlas import cli
@@ -14,8 +16,6 @@ SRC = PROJECT_ROOT / "src"
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
-    import os  # noqa: PLC0415 - tests may import where used
-
     return subprocess.run([sys.executable, "-m", "sasp_atlas.cli", *argv], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(SRC)}, cwd=PROJECT_ROOT)
 
@@ -74,3 +74,38 @@ def test_list_tsv_and_json_and_registry_donors():
     assert rows["puram2017_hnscc_chetah_ref"]["donors"] == "not recorded"
     data = json.loads(_run("list", "--format", "json").stdout)
     assert [d["id"] for d in data] == list(rows)
+
+
+def test_the_reproduce_page_and_the_readme_say_how_to_rerun_and_open_one_page():
+    from sasp_atlas.site.pages import ONE_PAGE_MARKDOWN, reproduce_page_markdown  # noqa: PLC0415
+
+    text = reproduce_page_markdown([], [], commit="abc1234", version="0.1.0")
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for where in (text, readme):
+        assert ONE_PAGE_MARKDOWN in where
+    for needle in ("sasp-atlas page tirosh2016_oligodendroglioma", "jupytext --set-formats ipynb,py:percent "
+                   "notebooks/dataset.py", "`parameters`"):
+        assert needle in ONE_PAGE_MARKDOWN
+    # the commands it shows parse with the CLI's own parser
+    for line in ONE_PAGE_MARKDOWN.splitlines():
+        if line.startswith("sasp-atlas page"):
+            args = cli.build_parser().parse_args(line.split("#")[0].split()[1:])
+            assert args.func is cli.cmd_page
+
+
+def test_score_value_type_option_reaches_the_loader():
+    args = cli.build_parser().parse_args(["score", "in.h5ad", "--out", "o", "--value-type", "tpm"])
+    assert cli._user_options(args)["value_type"] == "tpm"
+
+
+@pytest.mark.slow
+def test_page_executes_one_dataset_with_the_runner(tmp_path):
+    """`sasp-atlas page` on the smallest core dataset (184 cells): the executed notebook, its HTML and
+    the page's files, and no third-party warning (the kernel's TCP notice) on the terminal."""
+    proc = _run("page", "tirosh2016_oligodendroglioma", "--out", str(tmp_path), "--signatures", "senmayo")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb, page = tmp_path / "tirosh2016_oligodendroglioma.ipynb", tmp_path / "tirosh2016_oligodendroglioma.html"
+    assert nb.is_file() and page.is_file() and (tmp_path / "tirosh2016_oligodendroglioma_files" / "figures").is_dir()
+    assert "without encryption" not in proc.stderr and "Warning" not in proc.stderr
+    assert '"senmayo"' in nb.read_text() or "'senmayo'" in nb.read_text()
+    assert 'href="tirosh2016_oligodendroglioma_files/figures/' in page.read_text()

