@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,10 +31,15 @@ CASES = {
 }
 
 
-def _run(code: str) -> float:
+def _run(code: str) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of a fresh interpreter running ``code``: CPU time is
+    what the targets compare when other processes share the cores (wall time then measures the queue)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _loaded(code: str) -> list[str]:
@@ -54,15 +61,19 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.runs):  # interleaved, so load from other processes hits every case alike
         for name, code in CASES.items():
             results.setdefault(name, []).append(_run(code))
-    out = {"python": platform.python_version(), "runs": args.runs, "cases": {}}
+    out = {"python": platform.python_version(), "runs": args.runs, "load_average": os.getloadavg(), "cases": {}}
     for name, times in results.items():
-        out["cases"][name] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times],
+        walls, cpus = [w for w, _ in times], [c for _, c in times]
+        out["cases"][name] = {"median_s": round(statistics.median(walls), 3), "median_cpu_s": round(statistics.median(cpus), 3),
+                              "runs_s": [round(t, 3) for t in walls], "runs_cpu_s": [round(t, 3) for t in cpus],
                               "heavy_modules_loaded": _loaded(CASES[name])}
-    scanpy = out["cases"]["import scanpy"]["median_s"]
-    api = out["cases"]["from sasp_atlas import score, load_dataset, load_user_data"]["median_s"]
-    helptime = out["cases"]["sasp-atlas --help"]["median_s"]
-    out["targets"] = {"api_minus_scanpy_s": round(api - scanpy, 3), "api_target_met": api - scanpy <= 0.3,
-                      "help_over_scanpy": round(helptime / scanpy, 3), "help_target_met": helptime < scanpy / 2}
+    out["targets"] = {}
+    for kind in ("median_s", "median_cpu_s"):
+        scanpy = out["cases"]["import scanpy"][kind]
+        api = out["cases"]["from sasp_atlas import score, load_dataset, load_user_data"][kind]
+        helptime = out["cases"]["sasp-atlas --help"][kind]
+        out["targets"][kind] = {"api_minus_scanpy_s": round(api - scanpy, 3), "api_target_met": api - scanpy <= 0.3,
+                                "help_over_scanpy": round(helptime / scanpy, 3), "help_target_met": helptime < scanpy / 2}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
