@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--species", default="human", choices=["human", "mouse"])
     p.add_argument("--cancer-type", default="unknown", help="your data's cancer type, for the tables and report")
     p.add_argument("--value-type", choices=VALUE_TYPES,
-                   help="what the values are (default: detected; integers are raw counts, non-integers up to 50 "
+                   help="what the values are (default: detected; integers are raw counts, non-integers on a log scale are "
                         "log-normalised). Linear values must be named: tpm (full-scale TPM, e.g. Smart-seq or "
                         "Fluidigm C1), tpm_like (TPM/10 scale); log2_tpm10_plus1 is kept as it is. "
                         "Normalised as the registry's loader does")

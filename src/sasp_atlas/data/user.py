@@ -295,7 +295,7 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
             "layer": layer or "", "gene_symbols": symbol_source, "species": species}
     summary = (f"{adata.n_obs:,} cells x {adata.n_vars:,} genes from {path.name} ({where}); cell types from "
                f"obs[{cell_type_key!r}], samples from {f'obs[{sample_key!r}]' if sample_key else 'one pseudo-sample'}; "
-               f"gene symbols from {symbol_source} ({species}); value type {'' if info['declared'] else 'detected'}: "
+               f"gene symbols from {symbol_source} ({species}); value type{'' if info['declared'] else ' detected'}: "
                f"{detected}.")
     entry = {
         "id": user_dataset_id(path), "title": f"User data: {path.name}", "species": species,
