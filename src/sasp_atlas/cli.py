@@ -1,33 +1,40 @@
-"""The ``sasp-atlas`` command line: ``list``, ``fetch``, ``build``, ``check-site``, ``score``."""
+"""The ``sasp-atlas`` command line: ``list``, ``fetch``, ``build``, ``page``, ``check-site``, ``score``."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 
-import dask
-from distributed import Client, LocalCluster
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from .atlas import DEFAULT_SIGNATURES, REPORT_CELLS, run_table2, score_user_file
-from .atlas.validity import run_validity
-from .engines import DEFAULT_METHOD, local_worker_config
-from .data import InputError, InputWarning, review_cancer_types
-from .sources import fetch_dataset, list_datasets, list_unverified, pin_all, pin_dataset, registry_path, trust_level
-from .site.book import IncompleteBuildError, build, print_unavailable_report, publish
-from .site.report import render_report, score_and_report
-from .site.sitecheck import check_site
+from ._lazy import lazy_import
 
 console = Console(stderr=True)
 #: inputs larger than this are scored lazily (sasp-atlas score --dask)
 LAZY_BYTES = 4 * 2**30
+#: defaults shown in --help without importing the layers that define them (a test checks they agree:
+#: ``engines.DEFAULT_METHOD`` and ``atlas.REPORT_CELLS``)
+DEFAULT_METHOD = "expected"
+REPORT_CELLS = 20_000
+#: the value types ``score --value-type`` accepts: how the registry's loader reads each (``data.load.normalise``)
+VALUE_TYPES = ("log_normalised", "raw_counts", "tpm", "tpm_like", "log2_tpm10_plus1")
+
+
+def _api(module: str, *names: str):
+    """The command implementations, loaded when a command runs (``--help`` needs neither scanpy nor
+    numba): ``lazy_import`` of ``sasp_atlas.<module>``, one name or a tuple of names."""
+    values = tuple(lazy_import(f"sasp_atlas.{module}", n) for n in names)
+    return values[0] if len(values) == 1 else values
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -36,27 +43,73 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("sasp_atlas").setLevel(logging.INFO)
 
 
-def cmd_list(args) -> int:
-    table = Table(title=f"datasets (profile {args.profile})")
-    table.add_column("id", overflow="fold")
-    for col in ("cancer type", "review's type", "trust", "donors", "value type", "cells", "files", "MiB", "citation"):
-        table.add_column(col)
-    for d in list_datasets(args.profile):
+LIST_COLUMNS = ("id", "cancer type", "review's type", "trust", "donors", "value type", "cells", "files", "MiB", "citation")
+
+
+def _donors(d) -> str:
+    """The registry's donor count: ``expected.n_donors``, else the count its title or tissue states
+    ("2 patients"), else "not recorded" for an entry without a sample column, else "unknown"."""
+    if n := (d.get("expected") or {}).get("n_donors"):
+        return str(n)
+    for text in (d.get("title") or "", d.get("tissue") or ""):
+        if m := re.search(r"\b(\d[\d,]*) (?:patients|donors|tumours|individuals)\b", str(text)):
+            return m.group(1)
+    if (d.get("columns") or {}).get("sample", "") is None:
+        return "not recorded"
+    return "unknown"
+
+
+def _list_rows(profile: str) -> list[dict]:
+    list_datasets, trust_level = _api("sources", "list_datasets", "trust_level")
+    review_cancer_types = _api("data.harmonise", "review_cancer_types")
+    rows = []
+    for d in list_datasets(profile):
         known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
         size = f"{sum(known) / 2**20:.1f}" if len(known) == len(d.files) else \
             f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
         cells = (d.get("expected") or {}).get("n_cells")
-        donors = (d.get("expected") or {}).get("n_donors")
         review = review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)
-        table.add_row(d.id, d["cancer_type"], "; ".join(review) or "—", trust_level(d), str(donors) if donors else "unknown", d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
-                      size, d["publication"]["citation"][:60] + "…")
-    Console().print(table)
-    if args.profile == "full" and (n := len(list_unverified())):
+        rows.append(dict(zip(LIST_COLUMNS, (d.id, d["cancer_type"], "; ".join(review) or "—", trust_level(d), _donors(d),
+                                            d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
+                                            size, d["publication"]["citation"]))))
+    return rows
+
+
+def _plain_table(rows: list[dict], columns=LIST_COLUMNS) -> str:
+    """Left-aligned columns separated by two spaces, never wrapped (``sasp-atlas list | less -S``)."""
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> int:
+    rows = _list_rows(args.profile)
+    fmt = args.format or ("rich" if sys.stdout.isatty() else "table")
+    if fmt == "json":
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+    elif fmt == "tsv":
+        writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+        writer.writerow(LIST_COLUMNS)
+        writer.writerows([r[c] for c in LIST_COLUMNS] for r in rows)
+    elif fmt == "table":
+        print(_plain_table(rows))
+    else:  # a terminal: rich's table, ids folded rather than cut
+        table = Table(title=f"datasets (profile {args.profile})")
+        table.add_column("id", overflow="fold")
+        for col in LIST_COLUMNS[1:]:
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(r[c] if c != "citation" else r[c][:60] + "…" for c in LIST_COLUMNS))
+        Console().print(table)
+    if args.profile == "full" and (n := len(_api("sources", "list_unverified")())):
         console.print(f"{n} candidate sources without a published checksum are never fetched: see book/unverified_sources.md")
     return 0
 
 
 def cmd_fetch(args) -> int:
+    fetch_dataset = _api("sources", "fetch_dataset")
     paths = fetch_dataset(args.dataset_id, mirror=args.mirror, progress=True)
     for name, path in paths.items():
         print(f"{name}\t{path}")
@@ -69,6 +122,7 @@ def cmd_registry_pin(args) -> int:
         return 2
     if args.all:
         return _registry_pin_all(args)
+    pin_dataset, registry_path = _api("sources", "pin_dataset", "registry_path")
     records = pin_dataset(args.dataset_id, registry=args.registry, mirror=args.mirror, progress=True)
     table = Table(title=f"registry pin {args.dataset_id}")
     for col in ("file", "status", "sha256", "bytes"):
@@ -82,6 +136,7 @@ def cmd_registry_pin(args) -> int:
 
 def _registry_pin_all(args) -> int:
     """``registry pin --all``: every unpinned full-profile file, then one table; exit 1 if any failed."""
+    pin_all, registry_path = _api("sources", "pin_all", "registry_path")
     registry = args.registry or registry_path()
 
     def announce(i, n, entry_id, name):
@@ -109,6 +164,8 @@ def _registry_pin_all(args) -> int:
 
 
 def cmd_build(args) -> int:
+    IncompleteBuildError, build, print_unavailable_report = _api("site.book", "IncompleteBuildError", "build",
+                                                                 "print_unavailable_report")
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     root = Path(args.project)
     try:
@@ -130,9 +187,24 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_page(args) -> int:
+    if args.mirror:  # the page's kernel inherits it
+        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
+    render_page = _api("site.report", "render_page")
+    written = render_page(args.dataset_id, args.out, signatures=args.signatures, method=args.method,
+                          random_state=args.random_state)
+    for name, path in written.items():
+        print(f"{name}\t{path}")
+    console.print(f"[green]page[/green] {args.dataset_id}: open {written['html']} in a browser, or the notebook in "
+                  "JupyterLab; to change the parameters, open notebooks/dataset.py there (jupytext) and edit its "
+                  "parameters cell", soft_wrap=True)
+    return 0
+
+
 def cmd_table2(args) -> int:
     if args.mirror:
         os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
+    list_datasets, run_table2 = _api("sources", "list_datasets"), _api("atlas", "run_table2")
     ids = [d.id for d in list_datasets(args.profile)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +218,7 @@ def cmd_table2(args) -> int:
 
 
 def cmd_validity(args) -> int:
+    run_validity = _api("atlas.validity", "run_validity")
     tables = run_validity(args.out, profile=args.profile, mirror=args.mirror)
     pooled = tables["signature_validity_pooled"]
     rows = pooled[(pooled["method"] == "expected") & (pooled["control"] == "non-senescent")]
@@ -157,6 +230,7 @@ def cmd_validity(args) -> int:
 
 
 def cmd_check_site(args) -> int:
+    check_site = _api("site.sitecheck", "check_site")
     report = check_site(args.html_dir, screenshot=args.screenshot, screenshots_dir=args.screenshots,
                         budget_ms=args.budget_ms, axe_js=args.axe)
     console.print(escape(f"accessibility: axe-core {report['axe']['version']} default rules ({report['axe']['path']})"),
@@ -204,7 +278,7 @@ def cmd_check_site(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    publish(branch=args.branch, remote=args.remote, push=not args.no_push)
+    _api("site.book", "publish")(branch=args.branch, remote=args.remote, push=not args.no_push)
     console.print(f"[green]published[/green] _build/html to branch {args.branch}"
                   + ("" if args.no_push else f" and pushed to {args.remote}"))
     return 0
@@ -220,12 +294,16 @@ def _user_options(args) -> dict:
     """The options of :func:`sasp_atlas.data.load_user_data` given on the ``score`` command line."""
     return {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
             "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
-            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key}
+            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key, "value_type": args.value_type}
 
 
 def _cmd_score_dask(args) -> dict[str, Path]:
     """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end);
     the report is computed in this process on the ``--report-cells`` subsample."""
+    dask, (Client, LocalCluster) = lazy_import("dask"), (lazy_import("distributed", n) for n in ("Client", "LocalCluster"))
+    InputError, local_worker_config = _api("data", "InputError"), _api("engines", "local_worker_config")
+    DEFAULT_SIGNATURES, score_user_file = _api("atlas", "DEFAULT_SIGNATURES", "score_user_file")
+    render_report = _api("site.report", "render_report")
     if not args.no_report and args.report_cells < 1:
         raise InputError(f"--report-cells must be at least 1, not {args.report_cells} (or pass --no-report)")
     cluster = None
@@ -256,6 +334,8 @@ def _cmd_score_dask(args) -> dict[str, Path]:
 
 
 def cmd_score(args) -> int:
+    InputError, InputWarning = _api("data", "InputError", "InputWarning")
+    score_and_report = _api("site.report", "score_and_report")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:
@@ -276,14 +356,29 @@ def cmd_score(args) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: the package version and, in a git checkout, the commit (computed only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sasp-atlas {lazy_import('sasp_atlas.sources.paths', 'atlas_package_version')()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sasp-atlas`` argument parser: every command and option (the workflow test reads it too)."""
     parser = argparse.ArgumentParser(prog="sasp-atlas", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every fetch and cache step")
+    parser.add_argument("--version", action=_Version, help="print the package version (and git commit in a checkout)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registry datasets")
     p.add_argument("--profile", default="core", choices=["core", "full"])
+    p.add_argument("--format", choices=["table", "tsv", "json"],
+                   help="table: plain columns, never wrapped (the default when standard output is not a terminal); "
+                        "tsv; json. Default in a terminal: a boxed table")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("fetch", help="fetch (and verify) one dataset's files")
@@ -294,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="fetch -> load -> score -> papermill pages -> Jupyter Book")
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
-    p.add_argument("--signatures", nargs="+", help=f"signature ids (default: {' '.join(DEFAULT_SIGNATURES)})")
+    p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set, "
+                   "sasp_atlas.atlas.DEFAULT_SIGNATURES)")
     p.add_argument("--method", default=DEFAULT_METHOD, help="scoring engine (default: the seed-free control-gene score)")
     p.add_argument("--random-state", type=int, default=0, help="seed of the scanpy method and the display embedding")
     p.add_argument("--workers", type=int, default=2, help="parallel dataset pages")
@@ -305,6 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every dataset of the profile must be available: otherwise print the table of what to do and "
                         "exit 1 before any page is built (the publishing workflow uses it)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("page", help="execute one registry dataset's page locally, as the build does: leaves "
+                                     "OUT/<id>.ipynb, OUT/<id>.html and OUT/<id>_files/")
+    p.add_argument("dataset_id", help="a registry dataset id (sasp-atlas list --profile full)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
+    p.add_argument("--method", default=DEFAULT_METHOD, help="scoring engine (default: %(default)s)")
+    p.add_argument("--random-state", type=int, default=0, help="seed of the scanpy method and the display embedding")
+    p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
+    p.set_defaults(func=cmd_page)
 
     p = sub.add_parser("table2", help="test the review's Table 2 on the registry datasets (no site build)")
     p.add_argument("--profile", default="core", choices=["core", "full"])
@@ -348,7 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
     p.add_argument("--method", default=DEFAULT_METHOD)
     p.add_argument("--species", default="human", choices=["human", "mouse"])
-    p.add_argument("--cancer-type", default="unknown")
+    p.add_argument("--cancer-type", default="unknown", help="your data's cancer type, for the tables and report")
+    p.add_argument("--value-type", choices=VALUE_TYPES,
+                   help="what the values are (default: detected; integers are raw counts, non-integers on a log scale are "
+                        "log-normalised). Linear values must be named: tpm (full-scale TPM, e.g. Smart-seq or "
+                        "Fluidigm C1), tpm_like (TPM/10 scale); log2_tpm10_plus1 is kept as it is. "
+                        "Normalised as the registry's loader does")
     p.add_argument("--min-cells", type=int, default=10, help="flag cell types with fewer cells")
     p.add_argument("--layer", help="score adata.layers[LAYER] ('raw': adata.raw) instead of X")
     p.add_argument("--gene-symbols-key", help="var column of gene symbols when var_names are Ensembl ids")
@@ -386,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `sasp-atlas list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (KeyError, ValueError, RuntimeError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1

@@ -107,7 +107,45 @@ def test_linear_scale_non_integer_values_are_refused(tmp_path):
     a = user_adata()
     sc.pp.normalize_total(a, target_sum=1e6)  # CPM, not logged
     msg = refused(write(a, tmp_path))
-    assert "not integers" in msg and "CPM/TPM" in msg and "sc.pp.log1p" in msg
+    assert "not integers" in msg and "TPM/CPM" in msg and "--value-type tpm" in msg
+
+
+def _tpm_user_file(winterhoff, tmp_path):
+    """The real Fluidigm C1 ovarian data (2 patients) as a user would have it: linear TPM in X."""
+    X = winterhoff.X.toarray() if sp.issparse(winterhoff.X) else np.asarray(winterhoff.X)
+    tpm = (np.expm1(X * np.log(2)) * 10).astype(np.float32)  # un-log log2(TPM/10 + 1)
+    obs = pd.DataFrame({"annotation": winterhoff.obs["cell_type"].astype(str).to_numpy(),
+                        "patient": winterhoff.obs["sample"].astype(str).to_numpy()}, index=winterhoff.obs_names)
+    return write(ad.AnnData(sp.csr_matrix(tpm), obs=obs, var=pd.DataFrame(index=winterhoff.var_names)), tmp_path,
+                 "ovarian_tpm.h5ad")
+
+
+def test_tpm_values_are_named_with_value_type(winterhoff, tmp_path):
+    """A real TPM file is refused undeclared (the message names --value-type tpm) and read as the
+    registry reads TPM when declared: the same log2(TPM/10 + 1) values as the registry entry."""
+    path = _tpm_user_file(winterhoff, tmp_path)
+    assert "--value-type tpm" in refused(path)
+    ds, adata = load(path, value_type="tpm")
+    prov = adata.uns["provenance"]
+    assert prov["value_type"] == "tpm" and "declared" in prov["value_type_detected"]
+    assert "log2(TPM/10+1)" in prov["normalisation"]
+    ref = winterhoff[:, adata.var_names]
+    ref_X = ref.X.toarray() if sp.issparse(ref.X) else np.asarray(ref.X)
+    np.testing.assert_allclose(adata.X.toarray(), ref_X, rtol=1e-4, atol=1e-4)
+    assert "--value-type raw_counts" in refused(path, value_type="raw_counts")
+    assert "not log-transformed" in refused(path, value_type="log_normalised")
+
+
+def test_a_users_file_has_its_own_trust_and_says_an_unknown_cancer_type(tmp_path):
+    path = write(user_adata(), tmp_path)
+    ds, _ = load(path)
+    md = pages.provenance_markdown(ds, "raw counts -> ...")
+    assert f"Trust level: **your file, sha256 `{file_sha256(path)}`**" in md and "published" not in md
+    assert "a cancer type not given (pass --cancer-type)" in md
+    celltype = pd.DataFrame({"cell_type": ["T cell"], "n_cells": [10], "n_samples": [2]})
+    assert "of a cancer type not given (pass --cancer-type)" in pages.dataset_motivation(ds, celltype)
+    ds, _ = load(path, cancer_type="ovarian cancer")
+    assert "10 cells (2 tumours) of ovarian cancer" in pages.dataset_motivation(ds, celltype)
 
 
 def test_negative_values_are_refused_and_the_counts_layer_works(tmp_path):

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import dask
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
 from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
+from .._lazy import lazy_import
 from ..data import DEFAULT_MIN_CELLS, InputError, load_user_data
 from ..data.lazy import DEFAULT_CHUNK_ROWS
 from ..data.validate import examples
@@ -84,7 +84,8 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
                     species: str = "human", random_state: int = 0, malignant_key: str | None = None,
                     cancer_type: str = "unknown", min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
-                    gene_symbols_key: str | None = None, lazy: bool = False, **lazy_options: Any) -> dict[str, Path]:
+                    gene_symbols_key: str | None = None, lazy: bool = False, value_type: str | None = None,
+                    **lazy_options: Any) -> dict[str, Path]:
     """Score a user's ``.h5ad`` and write the results to ``out_dir``.
 
     Loads with :func:`sasp_atlas.data.load_user_data` (same keyword options), scores and summarises
@@ -105,7 +106,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
         The user's ``.h5ad``.
     out_dir
         Output folder (created).
-    cell_type_key, sample_key, species, malignant_key, cancer_type, min_cells, layer, gene_symbols_key
+    cell_type_key, sample_key, species, malignant_key, cancer_type, min_cells, layer, gene_symbols_key, value_type
         As for :func:`sasp_atlas.data.load_user_data`.
     signatures, method, random_state
         As for :func:`run_user_file`.
@@ -117,7 +118,7 @@ def score_user_file(path: str | Path, out_dir: str | Path, *, cell_type_key: str
     out = Path(out_dir)
     options = {"cell_type_key": cell_type_key, "sample_key": sample_key, "species": species,
                "malignant_key": malignant_key, "cancer_type": cancer_type, "min_cells": min_cells, "layer": layer,
-               "gene_symbols_key": gene_symbols_key}
+               "gene_symbols_key": gene_symbols_key, "value_type": value_type}
     if lazy:
         return score_user_file_lazy(path, out_dir, signatures=signatures, method=method, random_state=random_state,
                                     **options, **lazy_options)
@@ -232,7 +233,7 @@ def _write_report_cells(adata: AnnData, ds: Dataset, out: Path, *, max_cells: in
         local = idx[(idx >= edges[i]) & (idx < edges[i + 1])] - edges[i]
         if len(local):
             pieces.append(adata.X.blocks[i][local])
-    X = sp.vstack([sp.csr_matrix(p) for p in dask.compute(*pieces)], format="csr", dtype=np.float32)
+    X = sp.vstack([sp.csr_matrix(p) for p in lazy_import("dask").compute(*pieces)], format="csr", dtype=np.float32)
     sub = AnnData(X=X, obs=adata.obs.iloc[idx].copy(), var=adata.var.copy(),
                   uns={PROVENANCE_KEY: adata.uns.get(PROVENANCE_KEY, {})})
     sub.uns["report_subsample"] = {

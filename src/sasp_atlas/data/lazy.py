@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import dask.array as da
 import h5py
 import numpy as np
 import scanpy as sc
@@ -26,6 +25,7 @@ import scipy.sparse as sp
 import zarr
 from anndata import AnnData
 
+from .._lazy import lazy_import
 from ..sources import file_sha256
 from .validate import InputError
 
@@ -194,6 +194,7 @@ def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT
     n_obs, n_vars = (int(v) for v in attrs["shape"])
     starts = np.arange(0, n_obs, chunk_rows)
     rows = tuple(int(v) for v in np.diff(np.append(starts, n_obs))) or (0,)
+    da = lazy_import("dask.array")
     bounds = da.from_array(np.stack([starts, starts + np.asarray(rows)], axis=1) if n_obs else np.zeros((1, 2), int),
                            chunks=(1, 2))
     meta = sp.csr_matrix((0, 0), dtype=dtype)

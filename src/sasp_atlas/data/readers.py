@@ -21,11 +21,9 @@ from typing import Any, Callable
 import anndata as ad
 import numpy as np
 import pandas as pd
-import rdata
-import scipy.io
 import scipy.sparse as sp
-from rdata.parser import RObject, RObjectType
 
+from .._lazy import lazy_import
 from .validate import InputError, dedupe_genes
 
 __all__ = ["READERS", "Reader", "NA_RULES"]
@@ -105,7 +103,12 @@ def _quiet_rdata():
     """``rdata`` with its "Missing constructor" warnings (R classes it does not convert) silenced
     inside the caller's ``warnings.catch_warnings()`` block."""
     warnings.filterwarnings("ignore", message="Missing constructor")
-    return rdata
+    return _rdata()
+
+
+def _rdata(submodule: str = ""):
+    """``rdata`` (or ``rdata.<submodule>``), loaded when an R file is read (:mod:`sasp_atlas._lazy`)."""
+    return lazy_import("rdata" + (f".{submodule}" if submodule else ""))
 
 
 @_reader("sce_rdata")
@@ -114,7 +117,7 @@ def read_sce_rdata(paths: dict[str, Path], options: dict[str, Any]):
     with warnings.catch_warnings():
         _quiet_rdata()
         (path,) = paths.values()
-        sce = rdata.read_rda(path)[options["object"]]
+        sce = _rdata().read_rda(path)[options["object"]]
     c = sce.assays.data.listData[options.get("assay", "counts")]
     X = sp.csc_matrix((np.asarray(c.x, dtype=np.float32), np.asarray(c.i), np.asarray(c.p)), shape=tuple(c.Dim)).T.tocsr()
     genes = [str(g) for g in sce.rowRanges.partitioning.NAMES]
@@ -127,6 +130,7 @@ def read_sce_rdata(paths: dict[str, Path], options: dict[str, Any]):
 
 
 def _r_attributes(obj) -> dict[str, Any]:
+    RObjectType = _rdata("parser").RObjectType
     out, a = {}, obj.attributes
     while a is not None and a.info.type == RObjectType.LIST:
         tag = a.tag
@@ -139,7 +143,7 @@ def _r_attributes(obj) -> dict[str, Any]:
 
 
 def _r_children(value):
-    if isinstance(value, RObject):
+    if isinstance(value, _rdata("parser").RObject):
         yield value
     elif isinstance(value, (list, tuple)):
         for v in value:
@@ -154,6 +158,7 @@ def _assay_matrix(slots: dict[str, Any], path: Path):
     Experiment's ``assays`` slot, converted (an xarray genes x cells), without converting the rest:
     Bioconductor keeps assays in a reference-class environment that ``rdata`` cannot convert
     (``NotImplementedError: PROM``). Searched depth-first over attributes, values and environment frames."""
+    RObjectType = _rdata("parser").RObjectType
     found, seen, stack = [], set(), [slots["assays"]]
     while stack:
         x = stack.pop()
@@ -166,7 +171,7 @@ def _assay_matrix(slots: dict[str, Any], path: Path):
         stack.extend(_r_children((x.attributes, x.value, x.referenced_object)))
     if len(found) != 1:
         raise ValueError(f"{path}: expected one assay matrix under 'assays', found {len(found)}")
-    return rdata.conversion.convert(found[0])
+    return _rdata("conversion").convert(found[0])
 
 
 @_reader("sce_rda_partial")
@@ -181,9 +186,9 @@ def read_sce_rda_partial(paths: dict[str, Path], options: dict[str, Any]):
     with warnings.catch_warnings():
         _quiet_rdata()
         (path,) = paths.values()
-        root = rdata.parser.parse_file(path).object.value[0]
+        root = _rdata("parser").parse_file(path).object.value[0]
         slots = _r_attributes(root)
-        coldata = rdata.conversion.convert(slots["colData"])
+        coldata = _rdata("conversion").convert(slots["colData"])
         mat = _assay_matrix(slots, path)
     genes = [str(g) for g in mat.coords[mat.dims[0]].values]
     cells = [str(c) for c in mat.coords[mat.dims[1]].values]
@@ -400,7 +405,7 @@ def read_tenx_mtx(paths: dict[str, Path], options: dict[str, Any]):
     default 1), ``barcodes``, plus a label table (``labels`` and the shared label options)."""
     with (gzip.open(paths[options["matrix"]], "rb") if paths[options["matrix"]].suffix == ".gz"
           else open(paths[options["matrix"]], "rb")) as fh:
-        M = scipy.io.mmread(fh)
+        M = lazy_import("scipy.io").mmread(fh)
     with _open_text(paths[options["genes"]]) as fh:
         features = pd.read_csv(fh, sep="\t", header=None, dtype=str)
     with _open_text(paths[options["barcodes"]]) as fh:
@@ -508,7 +513,7 @@ def _rda_object(path: Path, name: str | None):
     """One object of an ``.RData``/``.rda`` file (the only one when ``name`` is None)."""
     with warnings.catch_warnings():
         _quiet_rdata()
-        objects = rdata.read_rda(path)
+        objects = _rdata().read_rda(path)
     if name is None:
         if len(objects) != 1:
             raise ValueError(f"{path.name}: holds {sorted(map(str, objects))}; name the object in the loader options")
@@ -631,7 +636,7 @@ def read_seurat_v5_rds(paths: dict[str, Path], options: dict[str, Any]):
     path = paths[options["file"]] if "file" in options else next(iter(paths.values()))
     with warnings.catch_warnings():
         _quiet_rdata()
-        obj = rdata.read_rds(path)
+        obj = _rdata().read_rds(path)
     assays = getattr(obj, "assays", None)
     if not isinstance(assays, dict):
         raise ValueError(f"{path.name}: not a Seurat object (no 'assays' slot)")
@@ -772,12 +777,12 @@ def read_se_rds(paths: dict[str, Path], options: dict[str, Any]):
     path = paths[options["file"]]
     with warnings.catch_warnings():
         _quiet_rdata()
-        root = rdata.parser.parse_file(path).object
+        root = _rdata("parser").parse_file(path).object
         slots = _r_attributes(root)
         if "assays" not in slots:
             raise ValueError(f"{path.name}: not a SummarizedExperiment (no 'assays' slot)")
         mat = _assay_matrix(slots, path)
-        names = rdata.conversion.convert(slots["NAMES"]) if "NAMES" in slots else None
+        names = _rdata("conversion").convert(slots["NAMES"]) if "NAMES" in slots else None
     M = np.asarray(mat.values, dtype=np.float64)  # float32 only after the NA rule: casting R's NA warns
     cells = [str(c) for c in mat.coords[mat.dims[1]].values]
     source = options.get("genes", "names")

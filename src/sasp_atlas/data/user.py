@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..genes import HCOP_SOURCE, MAPPED_ORTHOLOG_STATUSES, mouse_to_human
-from ..sources import Dataset, file_sha256
+from ..sources import USER_TRUST, Dataset, file_sha256
 from .harmonise import harmonise_cell_types, harmonise_obs
 from .lazy import (DEFAULT_CHUNK_ROWS, is_lazy, normalise_lazy, read_lazy, scan_matrix_lazy, select_columns_lazy,
                    store_sha_size)
@@ -43,7 +43,7 @@ from .load import normalise, resolve_var_names
 from .validate import (LOG_MAX, InputError, as_bool, check_species, dedupe_genes, detect_value_type, examples,
                        gene_symbols, layer_hint, row_blocks, scan_matrix, select_matrix, warn_input)
 
-__all__ = ["is_cellxgene", "load_user_data", "user_dataset_id", "USER_SAMPLE", "DEFAULT_MIN_CELLS"]
+__all__ = ["is_cellxgene", "load_user_data", "user_dataset_id", "USER_SAMPLE", "DEFAULT_MIN_CELLS", "USER_VALUE_TYPES"]
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,27 @@ def _small_cell_types(adata: ad.AnnData, min_cells: int, notes: list[str]) -> li
     return [str(c) for c in small.index]
 
 
+#: what ``value_type=`` (``sasp-atlas score --value-type``) accepts: the user's two detected types and the
+#: registry's linear ones, normalised by :func:`sasp_atlas.data.normalise` as for a registry entry
+USER_VALUE_TYPES = ("log_normalised", "raw_counts", "tpm", "tpm_like", "log2_tpm10_plus1")
+
+
+def _declared_value_type(value_type: str, stats: dict[str, Any]) -> str:
+    """Check a declared value type against the scan: refuse, by name, what cannot be it."""
+    if value_type not in USER_VALUE_TYPES:
+        raise InputError(f"unknown value type {value_type!r} (--value-type); one of {', '.join(USER_VALUE_TYPES)}")
+    if value_type == "raw_counts" and not stats["integer"]:
+        raise InputError("--value-type raw_counts but the values are not integers: they look normalised already; "
+                         "leave --value-type out to detect log-normalised values, or name the linear scale (tpm, ...)")
+    if value_type in ("log_normalised", "log2_tpm10_plus1") and stats["max"] > LOG_MAX:
+        raise InputError(f"--value-type {value_type} but the values reach {stats['max']:.6g} (> {LOG_MAX:g}): they are "
+                         "not log-transformed; name the linear scale instead (--value-type tpm or tpm_like)")
+    return value_type
+
+
 def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None, sample_key: str | None, species: str,
                   malignant_key: str | None, min_cells: int, layer: str | None, gene_symbols_key: str | None,
-                  notes: list[str]) -> tuple[ad.AnnData, dict[str, Any]]:
+                  notes: list[str], value_type: str | None = None) -> tuple[ad.AnnData, dict[str, Any]]:
     """Checks 2-5 of the module doc on an opened (possibly backed) file; returns the raw harmonised
     AnnData (float32 CSR, symbols as var_names, not yet normalised) and what was found."""
     obs_cols = list(map(str, src.obs.columns))
@@ -130,7 +148,9 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
     check_species(symbols, species)
     stats = (scan_matrix_lazy(X, where, layer_hint(src)) if is_lazy(X) else
              scan_matrix(X, src.obs_names, pd.Index(map(str, var.index)), where, layer_hint(src)))
-    value_type = detect_value_type(stats["integer"], stats["max"])
+    declared = value_type is not None
+    value_type = (_declared_value_type(value_type, stats) if declared else
+                  detect_value_type(stats["integer"], stats["max"]))
 
     orthologs: dict[str, Any] = {}
     if species == "mouse":
@@ -157,7 +177,8 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
     adata = ad.AnnData(X=matrix, obs=obs, var=var_out)
     harmonise_cell_types(adata, dataset_id=None)  # no crosswalk for a user's labels: the label is the cell type
     small = _small_cell_types(adata, min_cells, notes)
-    info = {"cell_type_key": cell_type_key, "value_type": value_type, "max": stats["max"], "where": where,
+    info = {"cell_type_key": cell_type_key, "value_type": value_type, "declared": declared, "max": stats["max"],
+            "integer": stats["integer"], "where": where,
             "source": symbol_source, "orthologs": orthologs, "small": small}
     return adata, info
 
@@ -172,7 +193,7 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
                    species: str = "human", malignant_key: str | None = None, cancer_type: str = "unknown",
                    min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None, gene_symbols_key: str | None = None,
                    backed: bool | None = None, lazy: bool = False,
-                   chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[Dataset, ad.AnnData]:
+                   chunk_rows: int = DEFAULT_CHUNK_ROWS, value_type: str | None = None) -> tuple[Dataset, ad.AnnData]:
     """Read and validate a user's ``.h5ad``; return ``(Dataset record, harmonised AnnData)``.
 
     Parameters
@@ -208,6 +229,11 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
         is computed (on the current dask scheduler), and the returned ``X`` stays lazy.
     chunk_rows
         Rows per chunk with ``lazy``.
+    value_type
+        What the values are (``sasp-atlas score --value-type``), one of :data:`USER_VALUE_TYPES`;
+        ``None`` detects ``raw_counts`` (integers) or ``log_normalised`` (non-integer, max <=
+        :data:`LOG_MAX`). Linear values (``tpm``, ``tpm_like``) must be named: they are
+        checked and normalised by :func:`sasp_atlas.data.normalise`, as a registry entry of that type.
 
     Returns
     -------
@@ -240,7 +266,7 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     try:
         adata, info = _read_checked(src, path.name, cell_type_key=cell_type_key, sample_key=sample_key, species=species,
                                     malignant_key=malignant_key, min_cells=min_cells, layer=layer,
-                                    gene_symbols_key=gene_symbols_key, notes=notes)
+                                    gene_symbols_key=gene_symbols_key, notes=notes, value_type=value_type)
     finally:
         if src.isbacked:
             src.file.close()
@@ -251,25 +277,32 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
         norm = "raw counts -> normalize_total(target_sum=1e4) -> natural log1p (chunk by chunk)"
     elif value_type == "raw_counts":
         norm = normalise(adata, "raw_counts", checked=True)["method"]
-    else:
+    elif value_type == "log_normalised":
         norm = "log-normalised values as provided (non-integer, max <= %g); used as they are" % LOG_MAX
+    elif is_lazy(adata.X):
+        raise InputError(f"--value-type {value_type} is normalised in memory: score this file without --dask (or "
+                         "convert it to raw counts or log-normalised values)")
+    else:
+        norm = normalise(adata, value_type)["method"]
     if not is_lazy(adata.X):
         adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
 
     sha, size = store_sha_size(path) if lazy else (file_sha256(path), path.stat().st_size)
-    detected = (f"{value_type}: every value is an integer" if value_type == "raw_counts" else
+    detected = (f"{value_type}: declared (--value-type); maximum {info['max']:.4g}" if info["declared"] else
+                f"{value_type}: every value is an integer" if value_type == "raw_counts" else
                 f"{value_type}: non-integer values, maximum {info['max']:.4g} <= {LOG_MAX:g}")
     keys = {"cell_type_key": cell_type_key, "sample_key": sample_key or "", "malignant_key": malignant_key or "",
             "layer": layer or "", "gene_symbols": symbol_source, "species": species}
     summary = (f"{adata.n_obs:,} cells x {adata.n_vars:,} genes from {path.name} ({where}); cell types from "
                f"obs[{cell_type_key!r}], samples from {f'obs[{sample_key!r}]' if sample_key else 'one pseudo-sample'}; "
-               f"gene symbols from {symbol_source} ({species}); value type detected: {detected}.")
+               f"gene symbols from {symbol_source} ({species}); value type{'' if info['declared'] else ' detected'}: "
+               f"{detected}.")
     entry = {
         "id": user_dataset_id(path), "title": f"User data: {path.name}", "species": species,
         "cancer_type": cancer_type, "cancer_type_short": cancer_type, "cancer_type_ontology_id": "",
         "tissue": "user data", "technology": "unknown", "value_type": value_type,
         "publication": {"citation": f"User-provided data: {path.name}", "doi": "", "accession": ""},
-        "license": "user data",
+        "license": "user data", "trust": USER_TRUST,
         "files": [{"name": path.name, "url": f"file://{path}", "sha256": sha, "size": size}],
         "notes": " ".join([summary] + notes),
     }

@@ -157,8 +157,10 @@ def detect_value_type(integer: bool, vmax: float) -> str:
         return "log_normalised"
     raise InputError(
         f"the values are not integers and reach {vmax:.6g}, more than log-normalised values reach (<= {LOG_MAX:g}): they "
-        "look linear-scale normalised (CPM/TPM) or corrected counts. Pass raw counts or log-normalised values, or "
-        "log-transform them first (sc.pp.log1p) and save the file again")
+        "look linear-scale normalised (TPM/CPM) or corrected counts. Say what they are with --value-type "
+        "(value_type=...): --value-type tpm for full-scale TPM (e.g. Smart-seq2 or Fluidigm C1), tpm_like for "
+        "TPM/10; they are then normalised as the registry's loader does (log2(TPM/10 + 1)). Or pass raw counts or "
+        "log-normalised values")
 
 
 # --------------------------------------------------------------------------- genes

@@ -34,8 +34,7 @@ authors' data-set-relative transforms.
 
 from __future__ import annotations
 
-import importlib
-
+from .._lazy import lazy_import
 from ._base import MethodMeta, Plan
 from ._concordance import Concordance, method_concordance
 from ._driver import MatrixContext, compute_scores, group_means, matrix_context, reduce_statistics, score
@@ -59,5 +58,5 @@ __all__ = ["list_methods", "get_method", "score", "method_concordance", "Concord
 
 def __getattr__(name: str):
     if name in _DASK_NAMES:
-        return getattr(importlib.import_module(_DASK_NAMES[name]), name)
+        return lazy_import(_DASK_NAMES[name], name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .._constants import SCORES_KEY
+from .._lazy import lazy_import
 from ..data import InputError
 from ..genes import GeneSet, SignedGeneSet, is_low_coverage, match_signatures
 from ..genes.matching import Signatures
@@ -232,7 +232,7 @@ def matrix_context(X, *, progress: bool = False, compute_kwargs: Mapping[str, An
     for a dask array of row chunks (``progress``: status and progress bars; ``compute_kwargs``: passed
     to ``dask.compute``). The dask context is registered, and dask imported, when a dask array is first seen."""
     if _is_dask_array(X):
-        importlib.import_module(f"{__package__}._dask")  # registers DaskMatrixContext for dask arrays
+        lazy_import(f"{__package__}._dask")  # registers DaskMatrixContext for dask arrays
         return matrix_context(X, progress=progress, compute_kwargs=compute_kwargs)
     return MatrixContext(X)
 

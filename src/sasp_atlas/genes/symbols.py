@@ -59,8 +59,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-import rdata
 
+from .._lazy import lazy_import
 from ..sources import cache_dir, fetch_resource, get_resource
 
 __all__ = ["hgnc_table", "resolve_symbols", "hcop_mouse_to_human_table", "mouse_to_human",
@@ -112,7 +112,7 @@ def hgnc_table() -> pd.DataFrame:
     (path,) = fetch_resource("hgnc_symbols").values()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Missing constructor")
-        raw = rdata.read_rda(path)["hgnc.table"]
+        raw = lazy_import("rdata").read_rda(path)["hgnc.table"]  # loaded when the HGNC table is first read
     df = pd.DataFrame({"symbol": raw["Symbol"].astype(str).to_numpy(),
                        "approved": raw["Approved.Symbol"].astype(str).to_numpy(),
                        "chromosome": raw["chromosome"].astype(str).to_numpy()})

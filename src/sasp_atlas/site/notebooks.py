@@ -15,14 +15,21 @@ from typing import Any
 
 import jupytext
 import nbformat
-import papermill as pm
 
+from .._lazy import lazy_import
 from ..sources import project_file
 
 __all__ = ["NotebookFailed", "TEMPLATES", "template_path", "template_notebook", "execute_page", "tidy"]
 
 #: the page templates under ``notebooks/`` (jupytext percent format)
 TEMPLATES = ("dataset", "atlas", "table2", "catalogue", "validity")
+
+
+#: the kernel's own log stops at errors: ipykernel's start-up warning "Kernel is running over TCP without
+#: encryption" (a local kernel on 127.0.0.1 that papermill starts and stops) would otherwise reach the
+#: terminal of every `sasp-atlas score` and `page`. Warnings raised by a cell (about the data) are cell
+#: outputs, not the kernel's log, and are unaffected.
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 
 
 class NotebookFailed(RuntimeError):
@@ -75,8 +82,9 @@ def execute_page(template: str | Path, out: str | Path, params: dict[str, Any], 
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(template_notebook(template), out)
     try:
-        pm.execute_notebook(str(out), str(out), parameters=params, kernel_name="python3", cwd=str(cwd),
-                            progress_bar=False, log_output=False)
+        lazy_import("papermill").execute_notebook(str(out), str(out), parameters=params, kernel_name="python3",
+                                                  cwd=str(cwd), progress_bar=False, log_output=False,
+                                                  extra_arguments=list(KERNEL_ARGUMENTS))
     except Exception as exc:  # papermill wraps every kernel error; keep the first line, not the traceback
         raise NotebookFailed(f"{out.name} failed: {exc}".splitlines()[0]) from None
     tidy(out, title)

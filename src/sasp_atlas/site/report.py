@@ -16,11 +16,11 @@ from markdown_it import MarkdownIt
 from ..atlas import DEFAULT_SIGNATURES, score_user_file
 from ..engines import DEFAULT_METHOD
 from ..data import DEFAULT_MIN_CELLS, user_dataset_id
-from ..sources import project_file
+from ..sources import get_dataset, project_file
 from .charts import write_vega_bundle
 from .notebooks import NotebookFailed, execute_page
 
-__all__ = ["score_and_report", "render_report", "notebook_html"]
+__all__ = ["score_and_report", "render_report", "render_page", "notebook_html"]
 
 
 def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: str | None = None,
@@ -28,13 +28,13 @@ def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: st
                      species: str = "human", random_state: int = 0, report: bool = True,
                      malignant_key: str | None = None, cancer_type: str = "unknown",
                      min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
-                     gene_symbols_key: str | None = None) -> dict[str, Path]:
+                     gene_symbols_key: str | None = None, value_type: str | None = None) -> dict[str, Path]:
     """``sasp-atlas score``: :func:`sasp_atlas.atlas.score_user_file` (``celltype_scores.csv``,
     ``coverage.csv``, ``scored.h5ad``) and, with ``report``, :func:`render_report` (``report.html``
     and its figures in ``report_files/``). Returns ``{name: path}`` of the files written."""
     options = {"cell_type_key": cell_type_key, "sample_key": sample_key, "species": species,
                "malignant_key": malignant_key, "cancer_type": cancer_type, "min_cells": min_cells, "layer": layer,
-               "gene_symbols_key": gene_symbols_key}
+               "gene_symbols_key": gene_symbols_key, "value_type": value_type}
     sigs = list(signatures or DEFAULT_SIGNATURES)
     written = score_user_file(path, out_dir, signatures=sigs, method=method, random_state=random_state, **options)
     if report:
@@ -76,6 +76,33 @@ def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], 
         page = notebook_html(executed, title)
     report.write_text(page.replace('href="../../_static/figures/', 'href="report_files/figures/'), encoding="utf-8")
     return report
+
+
+def render_page(dataset_id: str, out_dir: str | Path, *, signatures: list[str] | None = None,
+                method: str = DEFAULT_METHOD, random_state: int = 0) -> dict[str, Path]:
+    """``sasp-atlas page``: one registry dataset's page, executed locally as the build executes it.
+
+    The dataset page template (``notebooks/dataset.py``) runs through the one papermill runner
+    (:func:`sasp_atlas.site.notebooks.execute_page`) with the build's parameters (``dataset_id``,
+    ``signatures``, ``method``, ``random_state``, ``results``); it leaves ``out_dir/<id>.ipynb`` (the
+    executed notebook), ``out_dir/<id>.html`` (standalone, charts drawn offline, as
+    :func:`render_report`) and the page's tables and figures in ``out_dir/<id>_files/``. The files
+    come from the mirror or the cache (``$SASP_ATLAS_MIRROR``). Returns ``{name: path}``.
+    """
+    ds = get_dataset(dataset_id)  # an unknown id raises here, naming the registry's ids
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    notebook, page, results = out / f"{ds.id}.ipynb", out / f"{ds.id}.html", out / f"{ds.id}_files"
+    page.unlink(missing_ok=True)
+    params = {"dataset_id": ds.id, "signatures": list(signatures or DEFAULT_SIGNATURES), "method": method,
+              "random_state": random_state, "results": str(results.resolve())}
+    try:
+        execute_page("dataset", notebook, params, cwd=out.resolve(), title=ds["title"])
+    except NotebookFailed as exc:
+        raise NotebookFailed(f"dataset page {ds.id!r}: {exc} (the executed notebook is {notebook})") from None
+    html_text = notebook_html(notebook, ds["title"])
+    page.write_text(html_text.replace('href="../../_static/figures/', f'href="{results.name}/figures/'), encoding="utf-8")
+    return {"notebook": notebook, "html": page, "files": results}
 
 
 _CSS = """

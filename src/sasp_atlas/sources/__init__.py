@@ -5,11 +5,11 @@ from .fetch import (DataUnavailableError, HashMismatchError, NotPinnedError, cac
                     file_hashes, file_sha256, mirror_dir, pin_all, pin_candidates, pin_dataset, pin_registry_entries,
                     pin_registry_text)
 from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
-from .registry import (TRUST_LEVELS, Dataset, RegistryError, cohort_of, get_dataset, get_ground_truth, get_resource, list_datasets,
+from .registry import (TRUST_LEVELS, USER_TRUST, Dataset, RegistryError, cohort_of, get_dataset, get_ground_truth, get_resource, list_datasets,
                        list_ground_truth, list_unverified, load_registry,
                        load_resources, registry_path, trust_level, validate_registry)
 
-__all__ = ["TRUST_LEVELS", "trust_level", "Dataset", "RegistryError", "cohort_of", "get_dataset", "get_ground_truth", "list_ground_truth",
+__all__ = ["TRUST_LEVELS", "USER_TRUST", "trust_level", "Dataset", "RegistryError", "cohort_of", "get_dataset", "get_ground_truth", "list_ground_truth",
            "get_resource", "list_datasets", "list_unverified", "load_registry",
            "load_resources", "registry_path", "validate_registry", "DataUnavailableError", "NotPinnedError", "HashMismatchError",
            "cache_dir", "fetch_dataset", "fetch_file", "fetch_resource", "file_hashes", "file_sha256", "mirror_dir",

@@ -14,12 +14,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from .._lazy import lazy_import
 from .paths import project_file
 
-__all__ = ["TRUST_LEVELS", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
+__all__ = ["TRUST_LEVELS", "USER_TRUST", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
            "list_unverified", "get_unverified", "unverified_markdown", "list_ground_truth", "get_ground_truth",
            "cohort_of", "list_unverified_signatures"]
 
@@ -62,11 +62,16 @@ TRUST_LEVELS = {
                  "file of a commit); every download is verified against it",
     "pinned on first download": "the host publishes no hash: `sasp-atlas registry pin ID` downloaded each file "
                                 "once and recorded its sha256 and size; later downloads must match them",
+    "your file": "read from your disk (sasp-atlas score); no host vouches for it: its sha256, computed when it "
+                 "was read, names exactly the file that was scored",
 }
+#: the trust level of a user's own file (:func:`sasp_atlas.data.load_user_data`), never of a registry entry
+USER_TRUST = "your file"
 
 
 def trust_level(dataset: Dataset | dict) -> str:
-    """``published`` or ``pinned on first download`` (registry field ``trust``; default ``published``)."""
+    """``published`` or ``pinned on first download`` (registry field ``trust``; default ``published``), or
+    :data:`USER_TRUST` for a user's own file."""
     entry = dataset.entry if isinstance(dataset, Dataset) else dataset
     return str(entry.get("trust", "published"))
 
@@ -81,7 +86,7 @@ def _schema() -> dict[str, Any]:
     return json.loads((Path(__file__).with_name("registry_schema.json")).read_text())
 
 
-def _describe(error: jsonschema.ValidationError, doc: dict[str, Any]) -> str:
+def _describe(error, doc: dict[str, Any]) -> str:
     path = list(error.absolute_path)
     where = "registry"
     kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry",
@@ -104,6 +109,7 @@ def validate_registry(doc: Any) -> None:
     """Validate a parsed registry document; raise :class:`RegistryError` naming entry and field."""
     if not isinstance(doc, dict):
         raise RegistryError("registry: the top level must be a mapping with 'schema_version' and 'datasets'")
+    jsonschema = lazy_import("jsonschema")  # loaded on first validation, not at import
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:

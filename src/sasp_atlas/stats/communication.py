@@ -77,13 +77,13 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import liana as li
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy.stats import rankdata
 
 from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
+from .._lazy import lazy_import
 from ..data import InputError
 from ..engines import DEFAULT_METHOD, score
 from ..genes import get_signature
@@ -148,6 +148,11 @@ _SHARED_PARAMS = {
 }
 
 
+def _liana():
+    """LIANA, imported on first use (a heavy optional dependency: :mod:`sasp_atlas._lazy`)."""
+    return lazy_import("liana")
+
+
 def _shared_doc(*names: str):
     """Fill ``{params}`` in a docstring with the shared text of ``names`` (4-space indented, as numpydoc)."""
     def fill(fn):
@@ -173,7 +178,7 @@ def resource_provenance() -> dict[str, str | int]:
 @lru_cache(maxsize=1)
 def _provenance() -> tuple[tuple[str, str | int], ...]:
     path = _resource_path()
-    return (("liana_version", li.__version__), ("resource", RESOURCE_NAME), ("path", str(path)),
+    return (("liana_version", _liana().__version__), ("resource", RESOURCE_NAME), ("path", str(path)),
             ("sha256", hashlib.sha256(path.read_bytes()).hexdigest()), ("n_pairs", len(_consensus())))
 
 
@@ -184,7 +189,7 @@ def consensus_resource() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _consensus() -> pd.DataFrame:
-    return li.rs.select_resource(RESOURCE_NAME).reset_index(drop=True)
+    return _liana().rs.select_resource(RESOURCE_NAME).reset_index(drop=True)
 
 
 def _ligand_genes(ligand_sets: Sequence[str] | str) -> dict[str, set[str]]:
@@ -360,7 +365,7 @@ def communication_by_sample(adata: AnnData, *, sample_key: str = SAMPLE_KEY, gro
         light = _light(adata, obs.loc[mask], mask)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LIANA's and anndata's notes on views, densified scaling, deprecations
-            out = li.mt.rank_aggregate.by_sample(light, sample_key="sample", groupby="group", resource=resource,
+            out = _liana().mt.rank_aggregate.by_sample(light, sample_key="sample", groupby="group", resource=resource,
                                                  use_raw=False, expr_prop=expr_prop, min_cells=min_cells,
                                                  n_perms=int(n_perms), seed=seed, base=params["base"],
                                                  inplace=False, verbose=False)
@@ -609,7 +614,7 @@ def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: 
                              columns=["source", "target"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as in communication_by_sample
-            res = li.mt.rank_aggregate(light, groupby="label", resource=resource, groupby_pairs=pairs,
+            res = _liana().mt.rank_aggregate(light, groupby="label", resource=resource, groupby_pairs=pairs,
                                        use_raw=False, expr_prop=expr_prop, min_cells=min_cells, n_perms=None,
                                        base=params["base"], inplace=False, verbose=False)
         arm = res["source"].astype(str).str.rsplit(" ", n=1).str[1]
