@@ -461,6 +461,7 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
     return root
 
 
+@pytest.mark.slow
 def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_cache):
     """Available full datasets go on (read once, labels checked against the crosswalk); a full
     dataset whose documented-guess loader options do not fit the file is reported, not fatal."""
