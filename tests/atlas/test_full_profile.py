@@ -498,6 +498,7 @@ def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_c
     assert len(no_network) == attempts  # served from the converted cache, no download
 
 
+@pytest.mark.slow
 def test_a_blob_only_dataset_loads_without_a_resolved_registry(full_mirror, no_network):
     """load_dataset on an entry whose files have a blob id only (cache key and provenance use it)."""
     from sasp_atlas.data.load import load_dataset

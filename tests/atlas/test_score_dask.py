@@ -11,6 +11,9 @@ import scipy.sparse as sp
 
 from sasp_atlas.cli import main
 
+# slow: the module starts a LocalCluster of 2 worker processes (~35 s CPU in all, measured) and two tests render the report
+pytestmark = pytest.mark.slow
+
 SIGS = ["senmayo", "fridman_senescence_up"]
 
 
@@ -132,7 +135,6 @@ def _report_tables(out):
     return next((out / "report_files" / "tables" / "datasets").iterdir())
 
 
-@pytest.mark.slow
 def test_score_dask_report_on_all_cells_equals_the_tables(scheduler, user_data, tmp_path):
     """With ``--report-cells`` above the file's cells, the report's own tables (computed in memory on
     report_cells.h5ad) equal the dask path's all-cell tables, and its banner says all cells were used."""
@@ -154,7 +156,6 @@ def test_score_dask_report_on_all_cells_equals_the_tables(scheduler, user_data, 
                                    equal_nan=True, err_msg=col)
 
 
-@pytest.mark.slow
 def test_score_dask_report_on_a_subsample(scheduler, user_data, tmp_path):
     """``--report-cells 600``: at most 600 cells, every sample x cell type kept, the banner gives the
     counts and the distance to the all-cell means."""
