@@ -461,6 +461,7 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
     return root
 
 
+@pytest.mark.slow
 def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_cache):
     """Available full datasets go on (read once, labels checked against the crosswalk); a full
     dataset whose documented-guess loader options do not fit the file is reported, not fatal."""
@@ -497,6 +498,7 @@ def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_c
     assert len(no_network) == attempts  # served from the converted cache, no download
 
 
+@pytest.mark.slow
 def test_a_blob_only_dataset_loads_without_a_resolved_registry(full_mirror, no_network):
     """load_dataset on an entry whose files have a blob id only (cache key and provenance use it)."""
     from sasp_atlas.data.load import load_dataset

@@ -33,6 +33,7 @@ def _tables(folder: Path) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_run_dataset_twice_gives_byte_identical_tables(mgh, tmp_path):
     a = run_dataset(MGH, out_dir=tmp_path / "a", with_embedding=False, random_state=0)
     b = run_dataset(MGH, out_dir=tmp_path / "b", with_embedding=False, random_state=0)
@@ -46,6 +47,7 @@ def test_run_dataset_twice_gives_byte_identical_tables(mgh, tmp_path):
     assert a.adata.uns["sasp_scores"]["params"]["random_state"] == 0 == b.adata.uns["sasp_scores"]["params"]["random_state"]
 
 
+@pytest.mark.slow
 def test_the_seed_is_recorded_and_moves_only_scanpys_single_draw(mgh, tmp_path):
     """The seed is written into every table; the atlas's default score and statistics do not depend on it,
     scanpy's single control draw (method="scanpy") does."""
@@ -129,6 +131,7 @@ np.save(sys.argv[2], a.obsm["X_umap"])
 """
 
 
+@pytest.mark.slow
 def test_caching_umaps_kernels_leaves_the_embedding_unchanged(tmp_path):
     """The embedding with umap-learn's kernels loaded from numba's disk cache (written by an earlier process)
     equals the one compiled afresh, to the bit."""

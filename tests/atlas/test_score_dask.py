@@ -11,6 +11,9 @@ import scipy.sparse as sp
 
 from sasp_atlas.cli import main
 
+# slow: the module starts a LocalCluster of 2 worker processes (~35 s CPU in all, measured) and two tests render the report
+pytestmark = pytest.mark.slow
+
 SIGS = ["senmayo", "fridman_senescence_up"]
 
 

@@ -161,6 +161,7 @@ def test_make_toy_reproduces_the_committed_file(toy_raw, tmp_path, hgnc_referenc
         pd.testing.assert_frame_equal(new.var, toy_raw.var)
 
 
+@pytest.mark.slow
 def test_score_user_file_on_toy(tmp_path, hgnc_reference):
     """The user-file pipeline: per-sample intervals over the 3 patients, full coverage, the planted answer."""
     from sasp_atlas.atlas import DEFAULT_SIGNATURES, USER_OUTPUTS, score_user_file

@@ -73,6 +73,7 @@ def _registry(tmp_path, url: str):
     return reg
 
 
+@pytest.mark.slow
 def test_cellxgene_entry_pin_fetch_load_and_pipeline(cxg_file, https_server, empty_cache, tmp_path, monkeypatch):
     from sasp_atlas.atlas import run_dataset
 

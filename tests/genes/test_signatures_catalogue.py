@@ -215,9 +215,6 @@ def test_file_fields_and_id(filename):
         assert "SIGNED" in rec.get("scoring_note", ""), "a signed set says so in its scoring_note"
 
 
-def test_ids_unique():
-    ids = [rec["id"] for rec in FILES.values()]
-    assert len(ids) == len(set(ids))
 
 
 @pytest.mark.parametrize("sid", CATALOGUE_IDS)
@@ -229,7 +226,9 @@ def test_no_date_like_symbols(sid):
     assert not bad_pub, bad_pub
 
 
-def test_list_signatures_lists_every_file():
+def test_list_signatures_reports_every_file():
+    """``list_signatures`` reports each file's record as it is (the ids themselves are checked against the
+    reference in :func:`test_catalogue_ids_are_the_ones_the_reference_defines`)."""
     df = list_signatures()
     assert sorted(df["id"]) == CATALOGUE_IDS
     by_id = df.set_index("id")
@@ -339,6 +338,38 @@ def test_table2_rows_match_reference(genesets_dir):
                 assert e["published"] in _notes(rec), e["published"]
             seen |= set(e["hgnc"])
         assert set(rec["genes"]) == seen and len(rec["genes"]) == len(seen)
+
+
+def _gavish_id(label: str) -> str:
+    """Catalogue id of a Gavish 2023 meta-program from its reference label (``MP19 Epithelial Senescence``)."""
+    number, name = re.fullmatch(r"MP(\d+)\s+(.+)", label).groups()
+    return f"gavish_mp{number}_{_snake(name)}"
+
+
+def test_catalogue_ids_are_the_ones_the_reference_defines(genesets_dir):
+    """The catalogue's ids (as ``list_signatures`` reports them) against ids derived from the reference
+    content, not from our own files: the SenMayo categories, the Gavish MPs the reference flags as relevant,
+    the Table 2 rows, the CellAge and DeepScence directions and the SenePy hubs; the single-set reference
+    files by their file names; plus the set read from the data mirror."""
+    senmayo = _ref_doc(genesets_dir, "senmayo_human.yaml")
+    states = {c["state"] for c in senmayo["categories"].values()}
+    expected = {"senmayo", "senmayo_mouse", *(f"senmayo_{_snake(st)}" for st in states)}
+    expected |= {_gavish_id(label) for label in _ref_doc(genesets_dir, "gavish2023_malignant_mps.yaml")["relevant_programs"]}
+    expected |= {"table2_" + _snake(row["cell_type"]) for row in _ref_doc(genesets_dir, "table2_review.yaml")["rows"]}
+    expected |= {f"cellage_{d.removesuffix('s')}" for d in _ref_doc(genesets_dir, "cellage_build3.yaml")["genes"]
+                 if d != "unclear"}
+    expected |= {f"deepscence_core_{d}" for d in _ref_doc(genesets_dir, "deepscence_coregs.yaml")["genes"]}
+    expected |= set(_senepy_hubs(genesets_dir))
+    expected |= {"reactome_sasp", "reactome_cellular_senescence", "fridman_senescence_up", "fridman_senescence_dn",
+                 "kamminga_senescence", "chicas_rb1_targets_senescent", "tang_senescence_tp53_targets_up",
+                 "basisty2020_core_sasp_fibroblast", "basisty2020_core_sasp_fibroblast_epithelial"}
+    for sid in expected & set(REFERENCE):  # each id names the reference file (and element) its genes are compared with
+        assert (genesets_dir / REFERENCE[sid][0]).is_file(), sid
+    expected |= set(MIRROR_REFERENCE)
+    listed = set(list_signatures()["id"])
+    assert listed == expected, (f"catalogued but not in the reference: {sorted(listed - expected)}; "
+                                f"in the reference but not catalogued: {sorted(expected - listed)}")
+    assert set(REFERENCE) | set(MIRROR_REFERENCE) | set(_senepy_hubs(genesets_dir)) == expected
 
 
 @pytest.mark.parametrize("sid", REFERENCE_IDS)

@@ -223,6 +223,7 @@ def served(https_server, tmp_path, empty_cache, monkeypatch):
             "server": https_server, "cache": empty_cache, "sha_no_size": sha_no_size, "recorded": recorded}
 
 
+@pytest.mark.slow
 def test_pin_all_pins_refuses_and_reports(served):
     reg, plan, payloads = served["registry"], served["plan"], served["payloads"]
     announced = []
@@ -286,6 +287,7 @@ def test_pin_all_pins_refuses_and_reports(served):
     assert len(requested) - n_requests == sum(o != "pinned" for o in plan.values())  # only the failed ones, once each
 
 
+@pytest.mark.slow
 def test_cli_registry_pin_all_ends_with_the_table_and_fails(served, capsys, monkeypatch):
     from sasp_atlas.cli import main
 

@@ -224,6 +224,7 @@ def test_meta_analysis_flags_perfect_separation_coverage_and_unrecorded_samples(
     assert ref["ci_high"] > ref["ci_low"]
 
 
+@pytest.mark.slow
 def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
     """Done-when of the statistics issue: evidence, p and q columns (and every interval) are identical
     for random_state 0 and 7 on real data; only the recorded seed differs."""

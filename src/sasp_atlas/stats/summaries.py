@@ -41,6 +41,13 @@ def auroc(x: np.ndarray, y: np.ndarray) -> float:
     AUROC = U / (n_x n_y), with U the Mann–Whitney statistic and ties counted 1/2 (Hanley &
     McNeil 1982, doi:10.1148/radiology.143.1.7063747). 0.5 = no difference; 1 = every cell of the
     type scores above every other cell. Returns NaN when either group is empty.
+
+    Parameters
+    ----------
+    x
+        Scores of the cells of one type (1-D).
+    y
+        Scores of the other cells (1-D).
     """
     nx, ny = len(x), len(y)
     if nx == 0 or ny == 0:
