@@ -80,3 +80,11 @@ def test_forest_chart_and_table2_column():
 @pytest.mark.parametrize("label", ["detects", "weak", "no signal", "untested", "inverse"])
 def test_every_label_has_a_rank_and_a_colour(label):
     assert pages.validity_rank(label) < len(pages.VALIDITY_ORDER) and label in charts.VALIDITY_COLOURS
+
+
+def test_husi_is_in_the_map_menu_with_its_own_validity():
+    sigs = ["senmayo", "reactome_sasp"]
+    husi = POOLED.iloc[[0]].assign(signature="husi", method="husi", auroc=0.98, ci_low=0.88, ci_high=1.0,
+                                    label="detects")
+    menu = home.home_signatures(_meta([*sigs, "husi"]), [*sigs, "husi"], pd.concat([POOLED, husi]), method="expected")
+    assert menu[0] in policy.SASP_SIGNATURES and menu[1] == "husi"  # opens on a SASP set; hUSI ordered by validity

@@ -26,7 +26,8 @@ def validity_order(validity: pd.DataFrame | None, method: str) -> dict[str, tupl
     (non-senescent controls): how well each signature detects senescence, best first."""
     if validity is None or validity.empty:
         return {}
-    rows = validity[(validity["method"] == method) & (validity["control"].fillna("non-senescent") == "non-senescent")]
+    own = (validity["method"] == method) | (validity["signature"] == "husi")  # hUSI is scored by its own method
+    rows = validity[own & (validity["control"].fillna("non-senescent") == "non-senescent")]
     return {r.signature: (pages.validity_rank(r.label), float(r.auroc) if pd.notna(r.auroc) else 0.0)
             for r in rows.itertuples()}
 
@@ -79,7 +80,8 @@ def home_markdown(meta: pd.DataFrame, checks: pd.DataFrame | None, *, signatures
                   results: str | Path, samples: pd.DataFrame, validity: pd.DataFrame | None = None) -> str:
     """The page text: motivation, the map (``fig-home-sasp-map``), the findings and the references.
     ``samples`` (``sample_celltype_scores.csv``) gives the count of named tumours (:func:`tumour_counts`)."""
-    sigs = home_signatures(meta, signatures, validity, method=method)
+    # the hUSI senescence index is a column of the map like the signatures (its own method, last in the menu)
+    sigs = home_signatures(meta, [*signatures, "husi"], validity, method=method)
     if not sigs:
         raise ValueError("no pooled estimate in meta_analysis.csv: build the atlas tables first")
     dataset_ids = sorted({d.strip() for ds in meta["datasets"] for d in str(ds).split(";") if d.strip()})
