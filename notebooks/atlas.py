@@ -23,10 +23,13 @@ results = "results"
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
+
 import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
+
 policy.setup_page()
 from sasp_atlas.atlas import DEFAULT_SIGNATURES, collect_tables
+
 signatures = list(signatures or DEFAULT_SIGNATURES)
 tables = collect_tables(results)
 celltype = tables["celltype_scores"]

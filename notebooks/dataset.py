@@ -31,11 +31,14 @@ all_cells_table = None  # that run's celltype_scores.csv of all cells (compared 
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
+
 import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 from sasp_atlas.stats import communication
+
 policy.setup_page()
 from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_report_cells, run_user_file
+
 signatures = list(signatures or DEFAULT_SIGNATURES)
 if report_cells:
     ds, res = run_report_cells(report_cells, signatures=signatures, method=method, random_state=random_state,

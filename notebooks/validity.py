@@ -22,10 +22,13 @@ method = "expected"
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
+
 from sasp_atlas.site import figures, pages, policy, references
+
 policy.setup_page()
 from sasp_atlas.atlas.validity import ground_truth_sources_markdown, read_validity_tables
 from sasp_atlas.sources import get_ground_truth
+
 tables = read_validity_tables(results)
 pooled, units = tables["signature_validity_pooled"], tables["signature_validity_units"]
 shown = pooled[(pooled["method"] == method) & (pooled["control"] == "non-senescent")]

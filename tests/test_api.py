@@ -8,9 +8,9 @@ import inspect
 import re
 
 import pytest
+from conftest import PROJECT_ROOT
 
 import sasp_atlas
-from conftest import PROJECT_ROOT
 from sasp_atlas import atlas, data, engines, genes, stats
 
 #: the functions documented on book/api.md

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT_ROOT
 
 SRC = PROJECT_ROOT / "src" / "sasp_atlas"

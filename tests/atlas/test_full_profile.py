@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, SOURCES_YAML, files_in
 from conftest import registry_entry as _entry
 from conftest import write_registry as _write
+
 from sasp_atlas.sources import fetch, registry
 from sasp_atlas.sources.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.sources.registry import RegistryError, load_registry
@@ -465,9 +465,9 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
 def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_cache):
     """Available full datasets go on (read once, labels checked against the crosswalk); a full
     dataset whose documented-guess loader options do not fit the file is reported, not fatal."""
+    from sasp_atlas.data.load import _cache_key, load_dataset
     from sasp_atlas.site import pages
     from sasp_atlas.site.book import preflight
-    from sasp_atlas.data.load import _cache_key, load_dataset
 
     results = tmp_path / "results"
     available, problems = preflight(registry.list_datasets("full"), profile="full", mirror=full_mirror,

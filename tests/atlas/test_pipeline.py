@@ -5,8 +5,6 @@ The seed is recorded in every output."""
 
 from __future__ import annotations
 
-import pytest
-
 import gzip
 import os
 import subprocess
@@ -16,12 +14,13 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
-
+import pytest
 from conftest import MGH, TESTS_DIR
-from sasp_atlas.atlas import score_user_file
-from sasp_atlas.data import InputError
-from sasp_atlas.atlas.pipeline import run_dataset
 from test_user import SIGS, user_adata, write
+
+from sasp_atlas.atlas import score_user_file
+from sasp_atlas.atlas.pipeline import run_dataset
+from sasp_atlas.data import InputError
 
 
 def _tables(folder: Path) -> dict[str, bytes]:

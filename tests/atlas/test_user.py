@@ -19,10 +19,10 @@ from sasp_atlas.atlas import score_user_file
 from sasp_atlas.data import InputError, InputWarning, load_user_data
 from sasp_atlas.data import user as data_user
 from sasp_atlas.data import validate as data_validate
+from sasp_atlas.genes.signatures import get_signature
 from sasp_atlas.site import figures, pages
 from sasp_atlas.site.report import render_report, score_and_report
 from sasp_atlas.sources.fetch import file_sha256
-from sasp_atlas.genes.signatures import get_signature
 
 SIGS = ["senmayo", "fridman_senescence_up"]
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-
 from conftest import MIRROR, REGISTRY_YAML, WU, registry_entry
+
 from sasp_atlas.data import crosswalk, load_dataset
 from sasp_atlas.sources import fetch, registry
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from sasp_atlas.data.harmonise import crosswalk as _crosswalk
+from sasp_atlas.data.harmonise import crosswalk_table
 from sasp_atlas.sources.registry import list_datasets
-from sasp_atlas.data.harmonise import crosswalk as _crosswalk, crosswalk_table
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import ALL_DATASETS, MGH, PURAM, TIROSH, WU, source_file
 
 import sasp_atlas
 import sasp_atlas.data.load as sio
-from conftest import ALL_DATASETS, MGH, PURAM, TIROSH, WU, source_file
 from sasp_atlas.sources.registry import get_dataset
 
 

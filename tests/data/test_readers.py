@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
-
 from conftest import TIROSH, DgCMatrix, RMatrix
+
 from sasp_atlas.data import readers as sio
 from sasp_atlas.data.readers import READERS
 

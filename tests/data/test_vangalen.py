@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-
 from conftest import REGISTRY_YAML, registry_entry
+
 from sasp_atlas.data import InputError, crosswalk, in_review_cancer_type, load_dataset, review_cancer_types
 from sasp_atlas.data.readers import READERS
 from sasp_atlas.sources import fetch, registry

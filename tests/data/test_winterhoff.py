@@ -8,8 +8,8 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from conftest import MIRROR, WINTERHOFF
+
 from sasp_atlas.data import InputError
 from sasp_atlas.data.load import normalise
 from sasp_atlas.data.readers import READERS, _apply_na_rule, _label_table

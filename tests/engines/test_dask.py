@@ -18,9 +18,9 @@ from sasp_atlas.engines import (
     DaskMatrixContext,
     MatrixContext,
     celltype_null,
+    load_husi_model,
     matrix_context,
     read_lazy,
-    load_husi_model,
 )
 
 SIGS = ["senmayo", "fridman_senescence_up", "reactome_sasp", "kamminga_senescence"]

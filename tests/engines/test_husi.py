@@ -22,8 +22,7 @@ import scipy.sparse as sp
 
 import sasp_atlas
 from sasp_atlas.data import InputError
-from sasp_atlas.engines import husi_minmax, husi_scores, husi_sse_split, load_husi_model
-from sasp_atlas.engines import _husi
+from sasp_atlas.engines import _husi, husi_minmax, husi_scores, husi_sse_split, load_husi_model
 from sasp_atlas.sources import HashMismatchError
 
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # the pandas reference on constant rows

@@ -10,8 +10,17 @@ import pytest
 import yaml
 
 from sasp_atlas import genes
-from sasp_atlas.genes import (SASP_CLASS_COLUMNS, SASP_SET_COLUMNS, UNCLASSIFIED, SaspClassError, classify_symbols,
-                              get_signature, hgnc_table, sasp_class_definitions, sasp_classes)
+from sasp_atlas.genes import (
+    SASP_CLASS_COLUMNS,
+    SASP_SET_COLUMNS,
+    UNCLASSIFIED,
+    SaspClassError,
+    classify_symbols,
+    get_signature,
+    hgnc_table,
+    sasp_class_definitions,
+    sasp_classes,
+)
 from sasp_atlas.genes.sasp_classes import CLASS_FILE
 from sasp_atlas.genes.signatures import SignatureResolutionWarning
 

@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 import yaml
-
 from conftest import PROJECT_ROOT
+
 from sasp_atlas import get_signature, list_signatures
 from sasp_atlas.genes.signatures import signature_record
 

@@ -20,14 +20,14 @@ and per-gene directions, against markeR's ``genesets_example.rda``.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import MIRROR
+
 from sasp_atlas import get_signature, list_signatures
 from sasp_atlas.genes import derived_from, get_signed_signature, is_signed
 from sasp_atlas.genes.signatures import _check_record, signature_record
@@ -125,7 +125,7 @@ CATALOGUE_IDS = sorted(RECORDS)
 REFERENCE_IDS = [sid for sid in CATALOGUE_IDS if sid not in MIRROR_REFERENCE]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ref_doc(genesets_dir: Path, filename: str) -> dict:
     return yaml.safe_load((genesets_dir / filename).read_text())
 

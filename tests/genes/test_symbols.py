@@ -13,12 +13,17 @@ import yaml
 
 from sasp_atlas import get_signature, list_signatures
 from sasp_atlas.data import LOADER_VERSION
-from sasp_atlas.genes.symbols import (AmbiguousSymbolWarning, OrthologWarning, hgnc_table, mouse_to_human,
-                              resolve_symbols)
 from sasp_atlas.data.load import resolve_var_names
 from sasp_atlas.engines import score
-from sasp_atlas.genes.signatures import signature_record, signature_resolution
 from sasp_atlas.genes import LOW_COVERAGE_FLAG, MIN_COVERAGE, MIN_GENES, coverage_table, is_low_coverage
+from sasp_atlas.genes.signatures import signature_record, signature_resolution
+from sasp_atlas.genes.symbols import (
+    AmbiguousSymbolWarning,
+    OrthologWarning,
+    hgnc_table,
+    mouse_to_human,
+    resolve_symbols,
+)
 
 # Reactome SASP genes that the Wu 2021 CID4465 matrix cannot hold (checked by hand, see the report):
 # H2BC26 and H4C16 were approved after the 2022-04-04 HGNC snapshot (and are not in the 2020 Cell

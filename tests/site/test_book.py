@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import PROJECT_ROOT
+
 from sasp_atlas.site.book import GENERATED_PAGE_DIRS
 from sasp_atlas.site.home import HOME_PAGE
 from sasp_atlas.sources.registry import list_datasets
@@ -39,8 +39,8 @@ def test_static_toc_globs_the_generated_pages():
 
 
 def test_family_pages_cover_every_signature(tmp_path):
-    from sasp_atlas.site.book import signature_families, write_family_pages
     from sasp_atlas.genes.signatures import list_signatures
+    from sasp_atlas.site.book import signature_families, write_family_pages
 
     (tmp_path / "book").mkdir()
     paths = write_family_pages(tmp_path)

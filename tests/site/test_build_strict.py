@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import ALL_DATASETS, MIRROR
+
 from sasp_atlas.sources import registry
 
 BUILD_ENV = ("SASP_ATLAS_MIRROR", "SASP_ATLAS_COMMIT", "SASP_ATLAS_REGISTRY")

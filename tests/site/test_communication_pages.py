@@ -9,8 +9,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import WU
+
 from sasp_atlas.atlas.pipeline import with_ligand_classes
 from sasp_atlas.genes import get_signature, sasp_classes
 from sasp_atlas.site import figures, pages

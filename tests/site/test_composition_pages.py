@@ -8,8 +8,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import MGH, WU
+
 from sasp_atlas.site import figures, pages
 from sasp_atlas.sources import get_dataset
 from sasp_atlas.stats.composition import sasp_class_scores

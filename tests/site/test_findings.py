@@ -354,7 +354,7 @@ def test_dataset_takeaways_of_a_tumour_with_malignant_cells():
 def test_a_flagged_signature_says_so_in_its_figure_caption():
     cov = pd.DataFrame({"dataset": [WU, HNSCC, OLIGO], "signature": "senmayo", "coverage": [0.46, 0.472, 0.95],
                         "low_coverage": [True, True, False]})
-    assert pages.coverage_caption(cov, "senmayo") == (f"Low coverage: score not comparable in 2 of 3 datasets (46% of "
+    assert pages.coverage_caption(cov, "senmayo") == ("Low coverage: score not comparable in 2 of 3 datasets (46% of "
                                                       "the signature's genes measured).")
     assert pages.coverage_caption(cov[cov.dataset == HNSCC], "senmayo") == (
         "Low coverage: score not comparable (47% of the signature's genes measured).")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-
 from conftest import PROJECT_ROOT
+
 from sasp_atlas.site.notebooks import TEMPLATES, NotebookFailed, template_notebook
 from sasp_atlas.site.notebooks import tidy as _tidy
 

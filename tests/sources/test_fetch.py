@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pooch
 import pytest
-
 from conftest import ALL_DATASETS, TIROSH, WU, files_in, source_file
+
 from sasp_atlas.sources import fetch
 from sasp_atlas.sources.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.sources.registry import get_dataset, list_datasets

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pooch
 import pytest
-
 from conftest import ALL_DATASETS, TIROSH, WU, files_in, source_file
+
 from sasp_atlas.sources import fetch
 from sasp_atlas.sources.fetch import HashMismatchError
 from sasp_atlas.sources.registry import Dataset, get_dataset

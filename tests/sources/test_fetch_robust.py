@@ -20,8 +20,8 @@ from pathlib import Path
 import pooch
 import pytest
 import yaml
-
 from conftest import MGH, TIROSH, WU
+
 from sasp_atlas.sources import fetch
 from sasp_atlas.sources.fetch import DataUnavailableError, HashMismatchError
 from sasp_atlas.sources.registry import Dataset, RegistryError, get_dataset, get_resource, load_registry

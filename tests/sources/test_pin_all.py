@@ -15,8 +15,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REGISTRY_YAML, files_in
+
 from sasp_atlas.sources import fetch, registry
 
 PINNED_KEYS = ("sha256:", "size:", "note:")

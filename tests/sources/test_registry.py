@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ALL_DATASETS, REGISTRY_YAML, WU, source_file
 from conftest import registry_entry as _entry
 from conftest import write_registry as _write
+
 from sasp_atlas.sources import registry
 from sasp_atlas.sources.registry import RegistryError, load_registry
 

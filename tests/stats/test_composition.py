@@ -14,8 +14,13 @@ import scipy.sparse as sp
 from scipy.stats import t as student_t
 
 from sasp_atlas.genes import UNCLASSIFIED, sasp_classes
-from sasp_atlas.stats.composition import (CLASS_SCORE_COLUMNS, NO_GENES_FLAG, SAMPLE_COMPOSITION_COLUMNS,
-                                          sample_class_composition, sasp_class_scores)
+from sasp_atlas.stats.composition import (
+    CLASS_SCORE_COLUMNS,
+    NO_GENES_FLAG,
+    SAMPLE_COMPOSITION_COLUMNS,
+    sample_class_composition,
+    sasp_class_scores,
+)
 
 # IL6 (interleukins), CXCL8 (CXC chemokines), MMP3 + MMP1 (MMPs), GAPDH (unclassified), ACTB2X (no SASP gene)
 GENES = ["IL6", "CXCL8", "MMP3", "MMP1", "GAPDH", "ACTB2X"]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from sasp_atlas.stats import bh_q, evidence_label, meta_analysis, pool, sample_effects, stratified_permutation_p
-from sasp_atlas.stats.meta import dedupe_overlapping_samples
 from sasp_atlas.stats.effects import Z95, _newcombe_v, auroc_interval, auroc_variance
+from sasp_atlas.stats.meta import dedupe_overlapping_samples
 
 R_SCRIPT = Path(__file__).parent / "_r" / "metafor_pm.R"
 

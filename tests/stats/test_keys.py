@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import PROJECT_ROOT
 from pandas.testing import assert_frame_equal
 
-from conftest import PROJECT_ROOT
 from sasp_atlas import score
 from sasp_atlas._constants import CELL_TYPE_KEY, SAMPLE_KEY, SCORES_KEY
 from sasp_atlas.atlas.pipeline import score_tables, signature_coverage

@@ -9,8 +9,16 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from sasp_atlas.stats import (CELLTYPE_COLUMNS, TABLE2_COLUMNS, VERDICTS, auroc, celltype_scores, gene_decomposition,
-                              sample_celltype_summary, table2_checks)
+from sasp_atlas.stats import (
+    CELLTYPE_COLUMNS,
+    TABLE2_COLUMNS,
+    VERDICTS,
+    auroc,
+    celltype_scores,
+    gene_decomposition,
+    sample_celltype_summary,
+    table2_checks,
+)
 
 
 def _scored(values, cell_types, samples, *, sig="planted", n_genes=10, n_used=10):

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from sasp_atlas.stats.effects import auroc_interval
-from sasp_atlas.stats.validity import (DETECTS_AUROC, pool_validity, signature_validity, unit_aurocs,
-                                       validity_label)
+from sasp_atlas.stats.validity import DETECTS_AUROC, pool_validity, signature_validity, unit_aurocs, validity_label
 
 
 def _bulk():
@@ -101,8 +100,9 @@ def test_pool_validity_out_of_sample():
 def test_score_association_within_tumours_pooled_on_fisher_z():
     """Constructed: in every tumour a signature tracks the reference exactly (rho 1 -> clipped), another
     is its mirror image (rho -1), a third is independent; pooled per cell type with the tumour as unit."""
-    from sasp_atlas.stats.association import sample_associations, score_association
     from scipy.stats import spearmanr
+
+    from sasp_atlas.stats.association import sample_associations, score_association
 
     rng = np.random.default_rng(1)
     n = 40

@@ -25,18 +25,36 @@ from numba.core.registry import CPUDispatcher
 
 from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..data import InputError, crosswalk_table, load_dataset
-from ..engines import (DEFAULT_METHOD, celltype_null, gsva_kernel_terms, husi_scores, load_husi_model,
-                       method_concordance, score)
+from ..engines import (
+    DEFAULT_METHOD,
+    celltype_null,
+    gsva_kernel_terms,
+    husi_scores,
+    load_husi_model,
+    method_concordance,
+    score,
+)
 from ..genes import UNCLASSIFIED, SignatureResolutionWarning, coverage_table, list_signatures, sasp_classes
 from ..sources import DataUnavailableError, cohort_of, get_dataset, list_datasets
-from ..stats.communication import (COMMUNICATION_COLUMNS, SPLIT_COLUMNS, communication_skip_reason, sasp_communication,
-                                   sasp_sender_split)
+from ..stats import (
+    add_q_values,
+    celltype_scores,
+    gene_decomposition,
+    meta_analysis,
+    sample_celltype_summary,
+    sample_effects,
+    table2_checks,
+)
+from ..stats.association import ASSOCIATION_COLUMNS, SAMPLE_ASSOCIATION_COLUMNS, sample_associations, score_association
+from ..stats.communication import (
+    COMMUNICATION_COLUMNS,
+    SPLIT_COLUMNS,
+    communication_skip_reason,
+    sasp_communication,
+    sasp_sender_split,
+)
 from ..stats.composition import VALUE_TYPES, sample_class_composition, sasp_class_scores
 from ..stats.validity import NOT_ASSESSED, validity_labels
-from ..stats.association import (ASSOCIATION_COLUMNS, SAMPLE_ASSOCIATION_COLUMNS, sample_associations,
-                                 score_association)
-from ..stats import (add_q_values, celltype_scores, gene_decomposition, meta_analysis, sample_celltype_summary,
-                     sample_effects, table2_checks)
 
 __all__ = ["DatasetResult", "run_dataset", "score_tables", "signature_coverage", "add_husi", "HUSI_KEY", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
            "load_datasets", "run_table2", "catalogue_coverage", "collect_tables"]

@@ -2,8 +2,14 @@
 harmonised, log-normalised AnnData shape, and the input checks both share."""
 
 from .ground_truth import CONDITIONS, load_ground_truth, training_overlap
-from .harmonise import (crosswalk, crosswalk_table, harmonise_cell_types, harmonise_obs, in_review_cancer_type,
-                        review_cancer_types)
+from .harmonise import (
+                        crosswalk,
+                        crosswalk_table,
+                        harmonise_cell_types,
+                        harmonise_obs,
+                        in_review_cancer_type,
+                        review_cancer_types,
+)
 from .load import LOADER_VERSION, apply_gene_policy, load_dataset, normalise, resolve_var_names
 from .readers import READERS
 from .user import DEFAULT_MIN_CELLS, USER_SAMPLE, load_user_data, user_dataset_id

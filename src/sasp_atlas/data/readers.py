@@ -15,8 +15,9 @@ import re
 import tarfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -298,7 +299,7 @@ def _open_text(path: Path):
             archive.close()
             raise ValueError(f"{path.name}: expected one file inside the archive, found {[m.name for m in members]}")
         return _ArchiveText(archive, members[0])
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path, "rt")
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
 
 
 class _ArchiveText(_io.TextIOWrapper):

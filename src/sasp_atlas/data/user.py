@@ -37,11 +37,31 @@ import scipy.sparse as sp
 from ..genes import HCOP_SOURCE, MAPPED_ORTHOLOG_STATUSES, mouse_to_human
 from ..sources import USER_TRUST, Dataset, file_sha256
 from .harmonise import harmonise_cell_types, harmonise_obs
-from .lazy import (DEFAULT_CHUNK_ROWS, is_lazy, normalise_lazy, read_lazy, scan_matrix_lazy, select_columns_lazy,
-                   store_sha_size)
+from .lazy import (
+    DEFAULT_CHUNK_ROWS,
+    is_lazy,
+    normalise_lazy,
+    read_lazy,
+    scan_matrix_lazy,
+    select_columns_lazy,
+    store_sha_size,
+)
 from .load import normalise, resolve_var_names
-from .validate import (LOG_MAX, InputError, as_bool, check_species, dedupe_genes, detect_value_type, examples,
-                       gene_symbols, layer_hint, row_blocks, scan_matrix, select_matrix, warn_input)
+from .validate import (
+    LOG_MAX,
+    InputError,
+    as_bool,
+    check_species,
+    dedupe_genes,
+    detect_value_type,
+    examples,
+    gene_symbols,
+    layer_hint,
+    row_blocks,
+    scan_matrix,
+    select_matrix,
+    warn_input,
+)
 
 __all__ = ["is_cellxgene", "load_user_data", "user_dataset_id", "USER_SAMPLE", "DEFAULT_MIN_CELLS", "USER_VALUE_TYPES"]
 

@@ -29,8 +29,16 @@ import numba
 import numpy as np
 
 from ._base import MethodMeta, Plan, gene_lookup
-from ._ranks import (bit_is_set, bitmap_prefix, bits_below, row_tie_groups, set_bit, sort_groups_descending,
-                     table_bits, value_bits)
+from ._ranks import (
+    bit_is_set,
+    bitmap_prefix,
+    bits_below,
+    row_tie_groups,
+    set_bit,
+    sort_groups_descending,
+    table_bits,
+    value_bits,
+)
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ class SignatureResolutionWarning(UserWarning):
     """Some published genes of a signature were kept unresolved (ambiguous) or dropped (no ortholog)."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _resolution(signature_id: str) -> tuple[pd.DataFrame, str]:
 
     rec = _catalogue().get(signature_id) or signature_record(signature_id)  # KeyError names known ids

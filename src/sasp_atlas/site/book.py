@@ -31,19 +31,32 @@ from rich.table import Table
 
 from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_table2
 from ..atlas.validity import run_validity
-from ..engines import DEFAULT_METHOD
 from ..data import load_dataset
+from ..engines import DEFAULT_METHOD
 from ..genes import list_signatures
-from ..sources import (PROJECT_SKELETON, DataUnavailableError, Dataset, HashMismatchError, NotPinnedError, fetch_file,
-                       file_hashes,
-                       get_dataset, list_datasets, load_registry, load_resources, mirror_dir, pin_registry_entries,
-                       project_file, registry_path)
+from ..sources import (
+    PROJECT_SKELETON,
+    Dataset,
+    DataUnavailableError,
+    HashMismatchError,
+    NotPinnedError,
+    fetch_file,
+    file_hashes,
+    get_dataset,
+    list_datasets,
+    load_registry,
+    load_resources,
+    mirror_dir,
+    pin_registry_entries,
+    project_file,
+    registry_path,
+)
 from .charts import write_vega_bundle
 from .figures import atlas_version, write_index
 from .home import write_home_page
-from .references import write_bibliography
 from .notebooks import NotebookFailed, execute_page
 from .pages import family_page_markdown, reproduce_page_markdown
+from .references import write_bibliography
 
 __all__ = ["build", "publish", "preflight", "print_unavailable_report", "prepare_project", "run_dataset_page",
            "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed", "IncompleteBuildError"]

@@ -17,13 +17,13 @@ import html
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
-
 from IPython.display import HTML, display
 
 from ..genes import signature_record

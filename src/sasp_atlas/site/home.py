@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..sources import get_dataset
 from ..engines import DEFAULT_METHOD
-from ..stats.effects import UNRECORDED_SUFFIX
 from ..genes import LOW_COVERAGE_FLAG
+from ..sources import get_dataset
+from ..stats.effects import UNRECORDED_SUFFIX
 from . import charts, pages, policy, references
 from .figures import render
 

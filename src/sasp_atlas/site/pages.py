@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as pkg_version
 from pathlib import Path
 
 import pandas as pd
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as pkg_version
-
-from ..genes import LOW_COVERAGE_FLAG, catalogue, signature_record
-from . import references
 from ..data import crosswalk, in_review_cancer_type
-from ..engines import DEFAULT_METHOD
 from ..data.harmonise import MALIGNANT_CELL
+from ..engines import DEFAULT_METHOD
+from ..genes import LOW_COVERAGE_FLAG, catalogue, signature_record
+from ..sources import TRUST_LEVELS, USER_TRUST, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
-from ..sources import TRUST_LEVELS, USER_TRUST, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
+from . import references
 
 __all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
            "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort", "VALIDITY_ORDER", "validity_rank",

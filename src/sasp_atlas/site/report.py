@@ -14,8 +14,8 @@ import nbformat
 from markdown_it import MarkdownIt
 
 from ..atlas import DEFAULT_SIGNATURES, score_user_file
-from ..engines import DEFAULT_METHOD
 from ..data import DEFAULT_MIN_CELLS, user_dataset_id
+from ..engines import DEFAULT_METHOD
 from ..sources import get_dataset, project_file
 from .charts import write_vega_bundle
 from .notebooks import NotebookFailed, execute_page

@@ -42,8 +42,18 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from .registry import (Dataset, RegistryError, get_dataset, get_ground_truth, get_resource, list_datasets,
-                       list_ground_truth, load_resources, registry_path, validate_registry)
+from .registry import (
+    Dataset,
+    RegistryError,
+    get_dataset,
+    get_ground_truth,
+    get_resource,
+    list_datasets,
+    list_ground_truth,
+    load_resources,
+    registry_path,
+    validate_registry,
+)
 
 __all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
            "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_all",

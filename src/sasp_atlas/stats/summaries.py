@@ -9,7 +9,6 @@ presented as a between-tumour statement. Nothing here is random: the tables are 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -18,7 +17,15 @@ from scipy.stats import rankdata
 
 from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY, SCORES_KEY
 from ..genes import LOW_COVERAGE_FLAG, catalogue, is_low_coverage
-from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
+from .effects import (
+    MIN_BALANCE_CELLS,
+    UNRECORDED_SUFFIX,
+    bh_q,
+    evidence_label,
+    pool,
+    sample_effects,
+    stratified_permutation_p,
+)
 
 __all__ = ["celltype_scores", "add_q_values", "auroc", "sample_celltype_summary", "gene_decomposition",
            "CELLTYPE_COLUMNS", "NULL_JOIN_COLUMNS", "EFFECT_MEASURE"]
