@@ -372,7 +372,9 @@ def main(argv=None) -> int:
         return 0
     n_obs, n_vars, nbytes = matrix_bytes(path)
     per_worker = args.worker_memory or nbytes // 3 // 2  # 2 workers, total <= a third of the matrix
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     log(f"{n_obs:,} cells x {n_vars:,} genes, matrix {nbytes / 2**30:.2f} GiB; worker limit {per_worker / 2**30:.2f} GiB")
     summary, runs = _measure(path, args.method, args, per_worker, n_obs, log)
     rec = {"cells": n_obs, "genes": n_vars, "unique_cells": min(args.unique_cells, n_obs), "method": args.method,

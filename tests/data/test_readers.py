@@ -24,7 +24,10 @@ GENES = [f"GENE{i}" for i in range(12)]
 CELLS = [f"MGH{97 if i % 2 else 36}_P{i}_A0{i % 9}" for i in range(9)]
 
 
-def _counts(n_genes=len(GENES), n_cells=len(CELLS)) -> np.ndarray:
+N_GENES, N_CELLS = len(GENES), len(CELLS)
+
+
+def _counts(n_genes=N_GENES, n_cells=N_CELLS) -> np.ndarray:
     x = RNG.poisson(1.2, (n_genes, n_cells)).astype(np.float32)
     x[0, :] = 0  # an all-zero gene, as in real data
     return x

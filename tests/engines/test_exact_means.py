@@ -58,7 +58,7 @@ def test_exact_means_do_not_depend_on_order_chunking_or_threads(float32_flip):
 def test_values_the_grid_cannot_hold_are_refused(bad):
     X = sp.csr_matrix(np.array([[1.0, bad], [0.5, 0.0]], dtype=np.float64))
     with pytest.raises(ValueError, match="1 values that are not finite.*normalise the data"):
-        MatrixContext(X).exact_gene_means
+        _ = MatrixContext(X).exact_gene_means
 
 
 def test_expected_bins_follow_the_exact_means_and_equal_scanpys_on_core_data(wu):

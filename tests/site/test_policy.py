@@ -39,7 +39,7 @@ def test_setup_page_quiets_named_warnings_only():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         policy.setup_page()
-        warnings.warn("resolved", SignatureResolutionWarning)
-        warnings.warn("user rule", InputWarning)
-        warnings.warn("something else", RuntimeWarning)
+        warnings.warn("resolved", SignatureResolutionWarning, stacklevel=1)
+        warnings.warn("user rule", InputWarning, stacklevel=1)
+        warnings.warn("something else", RuntimeWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["something else"]

@@ -222,7 +222,7 @@ def _derive(obs: pd.DataFrame, options: dict[str, Any]) -> pd.DataFrame:
             raise ValueError(f"derive: column {rule['from']!r} not found; available: {list(obs.columns)}")
         rx, template, default = re.compile(rule["pattern"]), rule.get("template", r"\g<0>"), rule.get("default")
 
-        def one(value: str) -> str:
+        def one(value: str, rx=rx, template=template, default=default) -> str:  # this rule's values bound
             m = rx.match(value)
             if m:
                 return m.expand(template)

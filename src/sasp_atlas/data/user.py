@@ -298,7 +298,7 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     elif value_type == "raw_counts":
         norm = normalise(adata, "raw_counts", checked=True)["method"]
     elif value_type == "log_normalised":
-        norm = "log-normalised values as provided (non-integer, max <= %g); used as they are" % LOG_MAX
+        norm = f"log-normalised values as provided (non-integer, max <= {LOG_MAX:g}); used as they are"
     elif is_lazy(adata.X):
         raise InputError(f"--value-type {value_type} is normalised in memory: score this file without --dask (or "
                          "convert it to raw counts or log-normalised values)")

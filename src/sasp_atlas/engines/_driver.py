@@ -144,7 +144,7 @@ class MatrixContext:
             return nnz, s
         nnz = np.zeros(self.n_vars, dtype=np.int64)
         s = np.zeros(self.n_vars)
-        for _, _, (indptr, indices, data, _, _) in self.row_blocks():
+        for _, _, (_, indices, data, _, _) in self.row_blocks():
             nnz += np.bincount(indices, minlength=self.n_vars)
             s += np.bincount(indices, weights=data.astype(np.float64), minlength=self.n_vars)
         return nnz, s
@@ -168,7 +168,7 @@ class MatrixContext:
                                            numba.get_num_threads())
         else:
             ss = np.zeros(self.n_vars)
-            for _, _, (indptr, indices, data, _, _) in self.row_blocks():
+            for _, _, (_, indices, data, _, _) in self.row_blocks():
                 ss += np.bincount(indices, weights=(data - mean[indices]) ** 2, minlength=self.n_vars)
             # a dense block's CSR has no explicit zeros, so nnz counts the non-zeros: consistent
         ss += (self.n_obs - nnz) * mean**2

@@ -156,7 +156,9 @@ def notebook_html(notebook: str | Path, title: str) -> str:
                     body.append(f"<pre>{html.escape(output.get('text', ''))}</pre>")
                 continue
             data = output.get("data", {})
-            text = (lambda v: "".join(v) if isinstance(v, list) else v)
+            def text(v):
+                return "".join(v) if isinstance(v, list) else v
+
             if "text/html" in data:
                 body.append(text(data["text/html"]))
             elif "text/markdown" in data:

@@ -197,7 +197,7 @@ def pool_validity(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     table = table.assign(control=table["control"].map(CONTROL_GROUPS).fillna(table["control"]))
     tested = table[table["label"] != "untested"]
-    for (sig, method, control), g in table.groupby(["signature", "method", "control"], sort=True):
+    for (sig, method, control), _ in table.groupby(["signature", "method", "control"], sort=True):
         t = tested[(tested["signature"] == sig) & (tested["method"] == method) & (tested["control"] == control)]
         nan = float("nan")
         res = _pool_rows(t) if len(t) else dict(estimate=nan, ci_low=nan, ci_high=nan, tau2=nan, ci_method="")
