@@ -55,8 +55,10 @@ def symbol_store(src: Path) -> Path:
         os.symlink(src / name, dst / name)
     wu = sasp_atlas.load_dataset(SYMBOLS_FROM)
     present = set(wu.var_names)
-    wanted = dict.fromkeys(g for genes in resolve_signatures(DEFAULT_SIGNATURES).values() for g in genes if g in present)
-    names = (list(wanted) + [g for g in wu.var_names if g not in wanted])[:scale_bench.N_GENES]
+    wanted = dict.fromkeys(
+        g for genes in resolve_signatures(DEFAULT_SIGNATURES).values() for g in genes if g in present
+    )
+    names = (list(wanted) + [g for g in wu.var_names if g not in wanted])[: scale_bench.N_GENES]
     names = list(np.asarray(names)[np.random.default_rng(0).permutation(len(names))])
     ad.io.write_elem(zarr.open_group(str(dst), mode="a"), "var", pd.DataFrame(index=pd.Index(names)))
     return dst
@@ -64,9 +66,25 @@ def symbol_store(src: Path) -> Path:
 
 def run_cli(store: Path, out: Path, *, report: bool, workers: int, memory_limit: str, chunk_rows: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [str(Path(sys.executable).with_name("sasp-atlas")), "score", str(store), "--out", str(out),
-           "--cell-type-key", "cell_type", "--sample-key", "sample", "--dask", "--workers", str(workers),
-           "--memory-limit", memory_limit, "--chunk-rows", str(chunk_rows), "--no-progress"]
+    cmd = [
+        str(Path(sys.executable).with_name("sasp-atlas")),
+        "score",
+        str(store),
+        "--out",
+        str(out),
+        "--cell-type-key",
+        "cell_type",
+        "--sample-key",
+        "sample",
+        "--dask",
+        "--workers",
+        str(workers),
+        "--memory-limit",
+        memory_limit,
+        "--chunk-rows",
+        str(chunk_rows),
+        "--no-progress",
+    ]
     if not report:
         cmd.append("--no-report")
     log = out.with_suffix(".log")
@@ -79,8 +97,13 @@ def run_cli(store: Path, out: Path, *, report: bool, workers: int, memory_limit:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{log.read_text()[-3000:]}")
     written = dict(line.split("\t", 1) for line in stdout.splitlines() if "\t" in line)
-    return {"command": " ".join(cmd[1:]), "seconds": seconds, "report": report,
-            "peak_rss_bytes_largest_process": usage.ru_maxrss * 1024, "written": sorted(written)}
+    return {
+        "command": " ".join(cmd[1:]),
+        "seconds": seconds,
+        "report": report,
+        "peak_rss_bytes_largest_process": usage.ru_maxrss * 1024,
+        "written": sorted(written),
+    }
 
 
 def main(argv=None) -> int:
@@ -99,12 +122,24 @@ def main(argv=None) -> int:
     runs = {}
     for report in (False, True):
         key = "with_report" if report else "tables_only"
-        runs[key] = run_cli(store, args.cache_dir / f"cli_out_{key}", report=report, workers=args.workers,
-                            memory_limit=args.memory_limit, chunk_rows=args.chunk_rows)
+        runs[key] = run_cli(
+            store,
+            args.cache_dir / f"cli_out_{key}",
+            report=report,
+            workers=args.workers,
+            memory_limit=args.memory_limit,
+            chunk_rows=args.chunk_rows,
+        )
         print(f"{key}: {runs[key]['seconds']:.1f} s", file=sys.stderr)
-    out = {"cells": args.cells, "genes": scale_bench.N_GENES, "workers": args.workers,
-           "memory_limit_per_worker": args.memory_limit, "chunk_rows": args.chunk_rows, "runs": runs,
-           "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()}}
+    out = {
+        "cells": args.cells,
+        "genes": scale_bench.N_GENES,
+        "workers": args.workers,
+        "memory_limit_per_worker": args.memory_limit,
+        "chunk_rows": args.chunk_rows,
+        "runs": runs,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")

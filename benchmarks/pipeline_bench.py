@@ -57,8 +57,13 @@ def synthetic(n_cells: int, seed: int = 0) -> tuple[ad.AnnData, dict[str, list[s
         lam[np.ix_(types[r0:r1] == 0, planted)] *= 3.0
         blocks.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
     X = sp.vstack(blocks, format="csr")
-    obs = pd.DataFrame({"cell_type": pd.Categorical([f"type{t}" for t in types]),
-                        "sample": pd.Categorical([f"S{s}" for s in samples])}, index=[f"c{i}" for i in range(n_cells)])
+    obs = pd.DataFrame(
+        {
+            "cell_type": pd.Categorical([f"type{t}" for t in types]),
+            "sample": pd.Categorical([f"S{s}" for s in samples]),
+        },
+        index=[f"c{i}" for i in range(n_cells)],
+    )
     obs["cell_type_author"] = obs["cell_type"]
     obs["cell_type_ontology_id"] = ""
     obs["lineage"] = ""
@@ -87,16 +92,33 @@ def main() -> None:
         # the synthetic AnnData records no value type: say what .X was normalised from (its log base)
         run_dataset("warmup", adata=warm, signatures=wsigs, out_dir=tmp, with_embedding=False, value_type="raw_counts")
         t1 = time.perf_counter()
-        res = run_dataset("bench", adata=adata, signatures=sigs, out_dir=tmp, with_embedding=not args.no_embedding,
-                          value_type="raw_counts")
+        res = run_dataset(
+            "bench",
+            adata=adata,
+            signatures=sigs,
+            out_dir=tmp,
+            with_embedding=not args.no_embedding,
+            value_type="raw_counts",
+        )
         secs = time.perf_counter() - t1
     top = res.celltype_scores.sort_values("effect_size", ascending=False)
     planted = top[top["signature"] == "sig0"].iloc[0]
-    out = {"cells": args.cells, "genes": N_GENES, "cell_types": N_TYPES, "samples": N_SAMPLES,
-           "signatures": len(sigs), "run_dataset_seconds": round(secs, 2), "with_embedding": not args.no_embedding,
-           "generate_seconds": round(gen, 2), "nnz": int(adata.X.nnz), "target_seconds": 60,
-           "planted_type_found": bool(planted["cell_type"] == "type0"), "cpu_count": os.cpu_count(),
-           "machine": platform.machine(), "python": platform.python_version()}
+    out = {
+        "cells": args.cells,
+        "genes": N_GENES,
+        "cell_types": N_TYPES,
+        "samples": N_SAMPLES,
+        "signatures": len(sigs),
+        "run_dataset_seconds": round(secs, 2),
+        "with_embedding": not args.no_embedding,
+        "generate_seconds": round(gen, 2),
+        "nnz": int(adata.X.nnz),
+        "target_seconds": 60,
+        "planted_type_found": bool(planted["cell_type"] == "type0"),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -59,8 +59,12 @@ def codec_rate(array_dir: Path, n_files: int = 8) -> dict:
     codec.decode(bufs[0])  # warm
     t0 = time.perf_counter()
     out = sum(len(codec.decode(b)) for b in bufs)
-    return {"codec": f"{comp['id']}-{comp.get('cname', '')}", "bytes_per_second": out / (time.perf_counter() - t0),
-            "files": len(files), "compressed_bytes": int(sum(len(b) for b in bufs))}
+    return {
+        "codec": f"{comp['id']}-{comp.get('cname', '')}",
+        "bytes_per_second": out / (time.perf_counter() - t0),
+        "files": len(files),
+        "compressed_bytes": int(sum(len(b) for b in bufs)),
+    }
 
 
 def read_seconds(path: Path, chunk_rows: int, n_chunks: int, n_vars: int) -> tuple[list[float], list[int]]:
@@ -88,8 +92,9 @@ def engine_seconds(path: Path, method: str, cells: int) -> float:
     from sasp_atlas.data.lazy import read_lazy
 
     lazy = read_lazy(path, chunk_rows=10_000)[:cells]
-    adata = ad.AnnData(X=sp.csr_matrix(lazy.X.compute(scheduler="synchronous")), obs=lazy.obs.copy(),
-                       var=lazy.var.copy())
+    adata = ad.AnnData(
+        X=sp.csr_matrix(lazy.X.compute(scheduler="synchronous")), obs=lazy.obs.copy(), var=lazy.var.copy()
+    )
     numba.set_num_threads(1)
     sigs = score_bench.signatures()
     sasp_atlas.score(adata[:2_000].copy(), sigs, method=method)  # warm-up
@@ -109,13 +114,22 @@ def store_entry(path: Path, chunk_rows: int, n_chunks: int, engine_per_chunk: fl
     # data float32 + indices int32, each at its own codec rate
     codec = mean_nnz * 4 / rates["data"]["bytes_per_second"] + mean_nnz * 4 / rates["indices"]["bytes_per_second"]
     read = float(np.median(times))
-    bound = {f"ratio_bound_{r}_read{'s' if r > 1 else ''}": engine_per_chunk / (engine_per_chunk + r * read)
-             for r in (1, 2)}
-    bound |= {f"ratio_bound_{r}_read{'s' if r > 1 else ''}_codec_floor": engine_per_chunk / (engine_per_chunk + r * codec)
-              for r in (1, 2)}
-    return {"store": path.name, "mean_nnz_per_chunk": mean_nnz, "codec": rates,
-            "codec_seconds_per_chunk": codec, "read_seconds_per_chunk": read,
-            "read_seconds_all": times, **bound}
+    bound = {
+        f"ratio_bound_{r}_read{'s' if r > 1 else ''}": engine_per_chunk / (engine_per_chunk + r * read) for r in (1, 2)
+    }
+    bound |= {
+        f"ratio_bound_{r}_read{'s' if r > 1 else ''}_codec_floor": engine_per_chunk / (engine_per_chunk + r * codec)
+        for r in (1, 2)
+    }
+    return {
+        "store": path.name,
+        "mean_nnz_per_chunk": mean_nnz,
+        "codec": rates,
+        "codec_seconds_per_chunk": codec,
+        "read_seconds_per_chunk": read,
+        "read_seconds_all": times,
+        **bound,
+    }
 
 
 def main(argv=None) -> int:
@@ -132,27 +146,44 @@ def main(argv=None) -> int:
     from sasp_atlas.engines import WORKER_ENVIRON
 
     if any(os.environ.get(k) != v for k, v in WORKER_ENVIRON.items()):  # the workers' environment, from the start
-        os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
-                  {**os.environ, **WORKER_ENVIRON})
+        os.execve(
+            sys.executable,
+            [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
+            {**os.environ, **WORKER_ENVIRON},
+        )
 
     path = scale_bench.ensure_zarr(args.cells, args.cache_dir, unique_cells=args.unique_cells)
     engine = engine_seconds(path, args.method, args.slice_cells)
     per_chunk = engine * args.chunk_rows / args.slice_cells
-    print(f"in-memory {args.method}: {engine:.3f} s for {args.slice_cells:,} cells = {per_chunk * 1e3:.1f} ms per "
-          f"{args.chunk_rows:,}-cell chunk", file=sys.stderr)
+    print(
+        f"in-memory {args.method}: {engine:.3f} s for {args.slice_cells:,} cells = {per_chunk * 1e3:.1f} ms per "
+        f"{args.chunk_rows:,}-cell chunk",
+        file=sys.stderr,
+    )
     stores = [store_entry(path, args.chunk_rows, args.chunks, per_chunk)]
     raw = path.with_name(path.stem + "_uncompressed.zarr")
     if (raw / "X" / "indptr").exists():
         stores.append(store_entry(raw, args.chunk_rows, args.chunks, per_chunk))
     for s in stores:
-        print(f"{s['store']}: read {s['read_seconds_per_chunk'] * 1e3:.1f} ms per chunk (codec floor "
-              f"{s['codec_seconds_per_chunk'] * 1e3:.1f} ms); per-core ratio at most "
-              f"{s['ratio_bound_2_reads']:.2f} reading twice, {s['ratio_bound_1_read']:.2f} once, "
-              f"{s['ratio_bound_1_read_codec_floor']:.2f} once at the codec floor", file=sys.stderr)
-    out = {"cells": args.cells, "chunk_rows": args.chunk_rows, "method": args.method,
-           "signatures": len(score_bench.signatures()), "engine_seconds": engine, "engine_cells": args.slice_cells,
-           "engine_seconds_per_chunk": per_chunk, "threads": 1, "stores": stores,
-           "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
+        print(
+            f"{s['store']}: read {s['read_seconds_per_chunk'] * 1e3:.1f} ms per chunk (codec floor "
+            f"{s['codec_seconds_per_chunk'] * 1e3:.1f} ms); per-core ratio at most "
+            f"{s['ratio_bound_2_reads']:.2f} reading twice, {s['ratio_bound_1_read']:.2f} once, "
+            f"{s['ratio_bound_1_read_codec_floor']:.2f} once at the codec floor",
+            file=sys.stderr,
+        )
+    out = {
+        "cells": args.cells,
+        "chunk_rows": args.chunk_rows,
+        "method": args.method,
+        "signatures": len(score_bench.signatures()),
+        "engine_seconds": engine,
+        "engine_cells": args.slice_cells,
+        "engine_seconds_per_chunk": per_chunk,
+        "threads": 1,
+        "stores": stores,
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -90,9 +90,22 @@ TARGET_NNZ = 2_000
 N_SIGNATURES = 30
 WARMUP_CELLS = 2_000
 R_WARMUP_CELLS = 100  # R compiles nothing: its warm-up only loads the packages' lazy code
-METHODS = ("floor", "sasp_atlas_scanpy", "sasp_atlas_expected", "sasp_atlas_ucell", "sasp_atlas_aucell",
-           "sasp_atlas_seurat", "sasp_atlas_ssgsea", "scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r",
-           "gsva_ssgsea_r", "sasp_atlas_husi", "husi_authors")
+METHODS = (
+    "floor",
+    "sasp_atlas_scanpy",
+    "sasp_atlas_expected",
+    "sasp_atlas_ucell",
+    "sasp_atlas_aucell",
+    "sasp_atlas_seurat",
+    "sasp_atlas_ssgsea",
+    "scanpy_loop",
+    "pyucell",
+    "decoupler_aucell",
+    "seurat_r",
+    "gsva_ssgsea_r",
+    "sasp_atlas_husi",
+    "husi_authors",
+)
 SLOW = {"scanpy_loop", "pyucell", "decoupler_aucell", "seurat_r", "gsva_ssgsea_r", "husi_authors"}
 #: rows scored against the hUSI model (benchmark genes renamed after the model's genes) and the warm-up of
 #: the authors' loop (~6 ms a cell: its warm-up only loads pandas' and scipy's code)
@@ -169,9 +182,11 @@ def ensure_data(n_cells: int, cache_dir: Path, seed: int = 0) -> Path:
     for name, arr in (("data", data), ("indices", indices), ("names", names), ("indptr", indptr)):
         np.save(tmp / f"{name}.npy", arr)
     tmp.rename(folder)
-    print(f"generated {n_cells} cells, nnz {len(data):,} ({len(data) / n_cells:.0f}/cell), "
-          f"{(data.nbytes + indices.nbytes + indptr.nbytes) / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
-          file=sys.stderr)
+    print(
+        f"generated {n_cells} cells, nnz {len(data):,} ({len(data) / n_cells:.0f}/cell), "
+        f"{(data.nbytes + indices.nbytes + indptr.nbytes) / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+    )
     return folder
 
 
@@ -262,6 +277,7 @@ def husi_authors():
             score.append(w.Weight[list(genes)].corr(exp.iloc[row], method="spearman"))
         score = minmax(np.asarray(score))
         return pd.Series(score, index=adata.obs_names)
+
     return cal_hUSI
 
 
@@ -286,6 +302,7 @@ def _method(name: str, sigs: dict[str, list[str]]):
         def run(a):
             for k, genes in sigs.items():
                 sc.tl.score_genes(a, genes, ctrl_size=50, n_bins=25, use_raw=False, score_name=k)
+
         return run
     if name == "pyucell":
         import pyucell
@@ -311,12 +328,20 @@ def worker(name: str, folder: Path, repeats: int, n_cells: int | None = None) ->
     n_cells = len(indptr) - 1 if n_cells is None else min(n_cells, len(indptr) - 1)
     indptr = indptr[: n_cells + 1]
     nnz = int(indptr[-1])
-    X = sp.csr_matrix((np.load(folder / "data.npy", mmap_mode="r")[:nnz].copy(),
-                       np.load(folder / "indices.npy", mmap_mode="r")[:nnz].copy(), indptr),
-                      shape=(n_cells, len(names)))
+    X = sp.csr_matrix(
+        (
+            np.load(folder / "data.npy", mmap_mode="r")[:nnz].copy(),
+            np.load(folder / "indices.npy", mmap_mode="r")[:nnz].copy(),
+            indptr,
+        ),
+        shape=(n_cells, len(names)),
+    )
     X.has_sorted_indices = True
-    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
-                       var=pd.DataFrame(index=husi_var_names(names) if name in HUSI_ROWS else names))
+    adata = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
+        var=pd.DataFrame(index=husi_var_names(names) if name in HUSI_ROWS else names),
+    )
     run = _method(name, signatures())
     small = adata[: min(HUSI_AUTHORS_WARMUP_CELLS if name == "husi_authors" else WARMUP_CELLS, adata.n_obs)].copy()
     t0 = time.perf_counter()
@@ -339,8 +364,15 @@ def worker(name: str, folder: Path, repeats: int, n_cells: int | None = None) ->
     if sampler:
         sampler.stop()
     extra = _rss_mib(key="VmHWM") - before + (sampler.peak if sampler else 0.0)
-    return {"seconds": statistics.median(times), "min_seconds": min(times), "runs": times,
-            "warmup_seconds": warmup, "peak_extra_mib": extra, "repeats": repeats, "cells": n_cells}
+    return {
+        "seconds": statistics.median(times),
+        "min_seconds": min(times),
+        "runs": times,
+        "warmup_seconds": warmup,
+        "peak_extra_mib": extra,
+        "repeats": repeats,
+        "cells": n_cells,
+    }
 
 
 def write_signatures(folder: Path) -> Path:
@@ -360,8 +392,17 @@ def r_worker(name: str, folder: Path, repeats: int, n_cells: int) -> dict:
     rscript = shutil.which("Rscript")
     if rscript is None:
         raise RSkipped("Rscript is not on PATH (install R, e.g. Debian r-base-core r-cran-seurat r-bioc-gsva)")
-    cmd = [rscript, "--vanilla", str(R_SCRIPT), R_METHODS[name][0], str(folder), str(n_cells), str(R_WARMUP_CELLS),
-           str(repeats), str(write_signatures(folder))]
+    cmd = [
+        rscript,
+        "--vanilla",
+        str(R_SCRIPT),
+        R_METHODS[name][0],
+        str(folder),
+        str(n_cells),
+        str(R_WARMUP_CELLS),
+        str(repeats),
+        str(write_signatures(folder)),
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if proc.returncode == 3:
         raise RSkipped(proc.stderr.strip().splitlines()[-1])
@@ -394,7 +435,7 @@ def _r_cells(values: list[str], n_cells: int) -> dict[str, int]:
         name, _, n = v.rpartition("=")
         if name and name not in R_METHODS:
             raise SystemExit(f"--r-cells {v}: {name!r} is not an R reference ({', '.join(R_METHODS)})")
-        for k in ([name] if name else R_METHODS):
+        for k in [name] if name else R_METHODS:
             out[k] = min(int(n), n_cells)
     return out
 
@@ -416,18 +457,34 @@ def main(argv=None):
     ap.add_argument("--skip", nargs="*", default=[], choices=METHODS, help="methods not to run (slow references)")
     ap.add_argument("--only", nargs="*", choices=METHODS, help="run only these methods")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (median reported)")
-    ap.add_argument("--ref-repeats", type=int, default=1,
-                    help="timed runs of the references (scanpy_loop, pyucell, decoupler_aucell, seurat_r, gsva_ssgsea_r)")
-    ap.add_argument("--r-cells", nargs="*", default=[], metavar="[NAME=]N",
-                    help="time the R references (all, or NAME) on the first N cells only, and their sasp_atlas "
-                         "rows again on the same cells (recorded as '<row>@N') for the ratio")
-    ap.add_argument("--husi-authors-cells", type=int, default=1_000,
-                    help="time the authors' hUSI loop (husi_authors, ~6 ms a cell) on the first N cells only; its "
-                         "ratio to sasp_atlas_husi is per cell")
+    ap.add_argument(
+        "--ref-repeats",
+        type=int,
+        default=1,
+        help="timed runs of the references (scanpy_loop, pyucell, decoupler_aucell, seurat_r, gsva_ssgsea_r)",
+    )
+    ap.add_argument(
+        "--r-cells",
+        nargs="*",
+        default=[],
+        metavar="[NAME=]N",
+        help="time the R references (all, or NAME) on the first N cells only, and their sasp_atlas "
+        "rows again on the same cells (recorded as '<row>@N') for the ratio",
+    )
+    ap.add_argument(
+        "--husi-authors-cells",
+        type=int,
+        default=1_000,
+        help="time the authors' hUSI loop (husi_authors, ~6 ms a cell) on the first N cells only; its "
+        "ratio to sasp_atlas_husi is per cell",
+    )
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "sasp_atlas_bench")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--update", action="store_true",
-                    help="keep the other methods' results already in --json (e.g. rerun only the fast ones)")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other methods' results already in --json (e.g. rerun only the fast ones)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--subset", type=int, help=argparse.SUPPRESS)
@@ -438,8 +495,14 @@ def main(argv=None):
     folder = ensure_data(args.cells, args.cache_dir, args.seed)
     r_cells = _r_cells(args.r_cells, args.cells)
     nbytes = sum((folder / f"{k}.npy").stat().st_size - 128 for k in ("data", "indices", "indptr"))
-    result = {"cells": args.cells, "genes": N_GENES, "nnz": int((folder / "data.npy").stat().st_size - 128) // 4,
-              "matrix_mib": nbytes / 2**20, "threads": numba.get_num_threads(), "methods": {}}
+    result = {
+        "cells": args.cells,
+        "genes": N_GENES,
+        "nnz": int((folder / "data.npy").stat().st_size - 128) // 4,
+        "matrix_mib": nbytes / 2**20,
+        "threads": numba.get_num_threads(),
+        "methods": {},
+    }
     load_before = os.getloadavg()[0]  # the machine is shared: a load above the core count slows every row
     if args.update and args.json and args.json.exists():
         previous = json.loads(args.json.read_text())
@@ -447,10 +510,13 @@ def main(argv=None):
             result["methods"] = previous["methods"]
 
     def report(name, rec, t0):
-        print(f"{name:>24}: {rec['seconds']:9.3f} s (runs {', '.join(f'{t:.3f}' for t in rec['runs'])}; "
-              f"warm-up {rec['warmup_seconds']:.2f} s)  peak extra {rec['peak_extra_mib']:8.0f} MiB  "
-              f"[{rec.get('cells', args.cells):,} cells; {time.perf_counter() - t0:.0f} s wall]", file=sys.stderr,
-              flush=True)
+        print(
+            f"{name:>24}: {rec['seconds']:9.3f} s (runs {', '.join(f'{t:.3f}' for t in rec['runs'])}; "
+            f"warm-up {rec['warmup_seconds']:.2f} s)  peak extra {rec['peak_extra_mib']:8.0f} MiB  "
+            f"[{rec.get('cells', args.cells):,} cells; {time.perf_counter() - t0:.0f} s wall]",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for name in args.only or METHODS:
         if name in args.skip:
@@ -512,25 +578,38 @@ def main(argv=None):
         result["ratios"][key] = None
     result["ratio_cells"][key] = m.get("husi_authors", {}).get("cells", args.cells)
     result["extra_over_matrix"] = {
-        k: v["peak_extra_mib"] / (_matrix_mib(folder, v["cells"]) if v.get("cells", args.cells) != args.cells
-                                  else result["matrix_mib"])
-        for k, v in m.items()}
-    print(f"\n{result['cells']:,} cells x {N_GENES:,} genes, nnz {result['nnz']:,}, matrix {result['matrix_mib']:.0f} MiB")
+        k: v["peak_extra_mib"]
+        / (_matrix_mib(folder, v["cells"]) if v.get("cells", args.cells) != args.cells else result["matrix_mib"])
+        for k, v in m.items()
+    }
+    print(
+        f"\n{result['cells']:,} cells x {N_GENES:,} genes, nnz {result['nnz']:,}, matrix {result['matrix_mib']:.0f} MiB"
+    )
     print(f"{'method':>24} {'cells':>7} {'median s':>10} {'min s':>9} {'peak extra MiB':>15} {'x matrix':>9}")
     for k, v in m.items():
-        print(f"{k:>24} {v.get('cells', args.cells):7d} {v['seconds']:10.3f} {v.get('min_seconds', v['seconds']):9.3f} "
-              f"{v['peak_extra_mib']:15.0f} {result['extra_over_matrix'][k]:9.2f}")
+        print(
+            f"{k:>24} {v.get('cells', args.cells):7d} {v['seconds']:10.3f} {v.get('min_seconds', v['seconds']):9.3f} "
+            f"{v['peak_extra_mib']:15.0f} {result['extra_over_matrix'][k]:9.2f}"
+        )
     for k, v in result["methods"].items():
         if "seconds" not in v:
             print(f"{k:>24}  {'skipped: ' + v['skipped'] if 'skipped' in v else 'failed'}")
-    targets = {"scanpy_loop/sasp_atlas_scanpy": ">= 100", "sasp_atlas_scanpy/floor": "<= 15",
-               "sasp_atlas_expected/floor": "<= 5", "pyucell/sasp_atlas_ucell": ">= 10",
-               "decoupler_aucell/sasp_atlas_aucell": "(no target)", "seurat_r/sasp_atlas_seurat": ">= 50",
-               "gsva_ssgsea_r/sasp_atlas_ssgsea": ">= 10", "sasp_atlas_husi/floor": "<= 20",
-               "husi_authors/sasp_atlas_husi (per cell)": ">= 100"}
+    targets = {
+        "scanpy_loop/sasp_atlas_scanpy": ">= 100",
+        "sasp_atlas_scanpy/floor": "<= 15",
+        "sasp_atlas_expected/floor": "<= 5",
+        "pyucell/sasp_atlas_ucell": ">= 10",
+        "decoupler_aucell/sasp_atlas_aucell": "(no target)",
+        "seurat_r/sasp_atlas_seurat": ">= 50",
+        "gsva_ssgsea_r/sasp_atlas_ssgsea": ">= 10",
+        "sasp_atlas_husi/floor": "<= 20",
+        "husi_authors/sasp_atlas_husi (per cell)": ">= 100",
+    }
     for k, v in result["ratios"].items():
-        print(f"{k:>40}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]:>11}   (medians, "
-              f"{result['ratio_cells'][k]:,} cells)")
+        print(
+            f"{k:>40}: {'n/a' if v is None else f'{v:8.1f}'}   target {targets[k]:>11}   (medians, "
+            f"{result['ratio_cells'][k]:,} cells)"
+        )
     print("peak extra memory / matrix bytes: target <= 0.3 for the sasp_atlas rows")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -30,8 +30,7 @@ HEAVY = ("scanpy", "numba", "dask", "distributed", "jsonschema", "liana", "paper
 CASES = {
     "import scanpy": "import scanpy",
     "import sasp_atlas": "import sasp_atlas",
-    "from sasp_atlas import score, load_dataset, load_user_data":
-        "from sasp_atlas import score, load_dataset, load_user_data",
+    "from sasp_atlas import score, load_dataset, load_user_data": "from sasp_atlas import score, load_dataset, load_user_data",
     "sasp-atlas --help": "import sys; sys.argv = ['sasp-atlas', '--help']; from sasp_atlas.cli import main; main()",
 }
 
@@ -41,27 +40,32 @@ def _run(code: str) -> tuple[float, float]:
     what the targets compare when other processes share the cores (wall time then measures the queue)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=False, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", code], check=False, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _loaded(code: str) -> list[str]:
-    probe = (f"import sys, atexit\natexit.register(lambda: sys.__stderr__.write(repr(sorted(m for m in {HEAVY!r} "
-             f"if m in sys.modules))))\n{code}")
+    probe = (
+        f"import sys, atexit\natexit.register(lambda: sys.__stderr__.write(repr(sorted(m for m in {HEAVY!r} "
+        f"if m in sys.modules))))\n{code}"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, env=ENV)
     return eval(proc.stderr.strip().splitlines()[-1]) if proc.stderr.strip() else []  # noqa: S307 - our own repr
 
 
 def _import_times(code: str) -> dict[str, int]:
     """``python -X importtime``: each module's own import time (microseconds)."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                         check=False, env=ENV).stderr
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=False, env=ENV
+    ).stderr
     out = {}
     for line in err.splitlines():
         if line.startswith("import time:") and line.count("|") == 2:
-            own, _, name = line[len("import time:"):].split("|")
+            own, _, name = line[len("import time:") :].split("|")
             if own.strip().isdigit():
                 out[name.strip()] = int(own)
     return out
@@ -89,21 +93,31 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"python": platform.python_version(), "runs": args.runs, "load_average": os.getloadavg(), "cases": {}}
     for name, times in results.items():
         walls, cpus = [w for w, _ in times], [c for _, c in times]
-        out["cases"][name] = {"median_s": round(statistics.median(walls), 3), "median_cpu_s": round(statistics.median(cpus), 3),
-                              "runs_s": [round(t, 3) for t in walls], "runs_cpu_s": [round(t, 3) for t in cpus],
-                              "heavy_modules_loaded": _loaded(CASES[name])}
+        out["cases"][name] = {
+            "median_s": round(statistics.median(walls), 3),
+            "median_cpu_s": round(statistics.median(cpus), 3),
+            "runs_s": [round(t, 3) for t in walls],
+            "runs_cpu_s": [round(t, 3) for t in cpus],
+            "heavy_modules_loaded": _loaded(CASES[name]),
+        }
     out["targets"] = {}
     for kind in ("median_s", "median_cpu_s"):
         scanpy = out["cases"]["import scanpy"][kind]
         api = out["cases"]["from sasp_atlas import score, load_dataset, load_user_data"][kind]
         helptime = out["cases"]["sasp-atlas --help"][kind]
-        out["targets"][kind] = {"api_minus_scanpy_s": round(api - scanpy, 3), "api_target_met": api - scanpy <= 0.3,
-                                "help_over_scanpy": round(helptime / scanpy, 3), "help_target_met": helptime < scanpy / 2}
+        out["targets"][kind] = {
+            "api_minus_scanpy_s": round(api - scanpy, 3),
+            "api_target_met": api - scanpy <= 0.3,
+            "help_over_scanpy": round(helptime / scanpy, 3),
+            "help_target_met": helptime < scanpy / 2,
+        }
     api_code = CASES["from sasp_atlas import score, load_dataset, load_user_data"]
     extra = [_extra_import_seconds(api_code) for _ in range(args.runs)]
     out["targets"]["importtime_extra_over_scanpy"] = {
-        "median_s": round(statistics.median(extra), 3), "runs_s": [round(x, 3) for x in extra],
-        "api_target_met": statistics.median(extra) <= 0.3}
+        "median_s": round(statistics.median(extra), 3),
+        "runs_s": [round(x, 3) for x in extra],
+        "api_target_met": statistics.median(extra) <= 0.3,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))

@@ -76,7 +76,9 @@ def sources(mirror) -> dict:
     if not SOURCES_YAML.is_file():
         pytest.skip(f"{SOURCES_YAML} not found (needed to check the registry against the mirror)")
     doc = yaml.safe_load(SOURCES_YAML.read_text())
-    return {d["id"]: d for d in doc["datasets"]} | {d["id"]: _extra_source(d) for d in doc.get("small_cancer_extra") or []}
+    return {d["id"]: d for d in doc["datasets"]} | {
+        d["id"]: _extra_source(d) for d in doc.get("small_cancer_extra") or []
+    }
 
 
 def _extra_source(d: dict) -> dict:
@@ -84,8 +86,14 @@ def _extra_source(d: dict) -> dict:
     from the repository, commit and path, ``size_bytes``, the DOI read from the publication text.
     These records carry no ``verified`` shape block (the registry's ``expected`` is tested instead)."""
     doi = re.search(r"doi:(\S+?)[\s,;)]", d["publication"] + " ")
-    files = [{**f, "raw_url": f"https://raw.githubusercontent.com/{d['source_repo']}/{d['commit']}/{f['path']}",
-              "size_bytes": f["size"]} for f in d["files"]]
+    files = [
+        {
+            **f,
+            "raw_url": f"https://raw.githubusercontent.com/{d['source_repo']}/{d['commit']}/{f['path']}",
+            "size_bytes": f["size"],
+        }
+        for f in d["files"]
+    ]
     return {**d, "publication": {"doi": doi.group(1) if doi else None}, "files": files}
 
 
@@ -227,16 +235,24 @@ def write_rda(monkeypatch):
     monkeypatch.setattr(Unparser, "unparse_r_object", unparse)
 
     def dense(m, conv):
-        attrs = conv.convert_to_r_attributes({"dim": np.array(m.values.shape, dtype=np.int32),
-                                              "dimnames": [np.array(m.rownames), np.array(m.colnames)]})
+        attrs = conv.convert_to_r_attributes(
+            {"dim": np.array(m.values.shape, dtype=np.int32), "dimnames": [np.array(m.rownames), np.array(m.colnames)]}
+        )
         return build_r_object(RObjectType.REAL, value=np.ravel(m.values.astype(float), order="F"), attributes=attrs)
 
     def dgc(m, conv):
         c = m.csc
-        attrs = conv.convert_to_r_attributes({
-            "i": c.indices.astype(np.int32), "p": c.indptr.astype(np.int32), "Dim": np.array(c.shape, dtype=np.int32),
-            "Dimnames": [np.array(m.rownames), np.array(m.colnames)], "x": c.data.astype(float), "factors": [],
-            "class": np.array(["dgCMatrix"])})
+        attrs = conv.convert_to_r_attributes(
+            {
+                "i": c.indices.astype(np.int32),
+                "p": c.indptr.astype(np.int32),
+                "Dim": np.array(c.shape, dtype=np.int32),
+                "Dimnames": [np.array(m.rownames), np.array(m.colnames)],
+                "x": c.data.astype(float),
+                "factors": [],
+                "class": np.array(["dgCMatrix"]),
+            }
+        )
         return build_r_object(RObjectType.S4, is_object=True, attributes=attrs)
 
     cmap = {**DEFAULT_CLASS_MAP, RMatrix: dense, DgCMatrix: dgc}
@@ -258,9 +274,28 @@ def https_server(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("served")
     certs = tmp_path_factory.mktemp("certs")
     cert, key = certs / "cert.pem", certs / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     requests_seen = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):

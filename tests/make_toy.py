@@ -58,8 +58,10 @@ MARKERS = {
     "Epithelial": ["EPCAM", "KRT8", "KRT18", "KRT19", "CDH1", "CLDN4", "ELF3"],
 }
 #: HGNC symbol families that are not plausible protein-coding filler genes
-_NOT_FILLER = re.compile(r"^(LINC|LOC|MIR|SNOR|SCAR|RNU|RNA|RNY|TRNA|TR[ABDGV][VJDC]|IG[HKL][VJDC]|OR\d|MT|HLA|"
-                         r"ZNF|FAM|KIAA|PRAME|TBC1D3|USP17|NBPF|GOLGA|LCE|KRTAP|DEFB|SPANX|CT4|XAGE|GAGE|MAGE)")
+_NOT_FILLER = re.compile(
+    r"^(LINC|LOC|MIR|SNOR|SCAR|RNU|RNA|RNY|TRNA|TR[ABDGV][VJDC]|IG[HKL][VJDC]|OR\d|MT|HLA|"
+    r"ZNF|FAM|KIAA|PRAME|TBC1D3|USP17|NBPF|GOLGA|LCE|KRTAP|DEFB|SPANX|CT4|XAGE|GAGE|MAGE)"
+)
 
 
 #: symbols ending like pseudogenes (ABCB10P3, AHCYP2); this also drops a few real genes (RAMP2): filler only
@@ -96,8 +98,14 @@ def genes() -> tuple[list[str], list[str], dict[str, list[str]], np.random.Gener
     fixed = sorted(in_sigs | {g for gs in markers.values() for g in gs})
     if len(fixed) >= N_GENES:
         raise SystemExit(f"{len(fixed)} signature and marker genes leave no room for filler in {N_GENES} genes")
-    pool = [g for g in approved if re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", g) and not _NOT_FILLER.match(g)
-            and not _PSEUDOGENE.search(g) and g not in set(fixed)]
+    pool = [
+        g
+        for g in approved
+        if re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", g)
+        and not _NOT_FILLER.match(g)
+        and not _PSEUDOGENE.search(g)
+        and g not in set(fixed)
+    ]
     filler = rng.choice(np.array(pool, dtype=object), size=N_GENES - len(fixed), replace=False)
     return sorted(fixed + [str(g) for g in filler]), list(sigs["senmayo"]), markers, rng
 
@@ -119,10 +127,10 @@ def make(out: Path = OUT) -> ad.AnnData:
     n_cells = len(ann)
 
     # expected counts: gene baseline x cell-type effects x patient effect x library size
-    base = np.exp(rng.normal(-1.2, 1.1, size=N_GENES))                    # mean UMIs per gene
+    base = np.exp(rng.normal(-1.2, 1.1, size=N_GENES))  # mean UMIs per gene
     type_fold = np.ones((len(CELL_TYPES), N_GENES))
     for i, ct in enumerate(CELL_TYPES):
-        type_fold[i] *= np.exp(rng.normal(0.0, 0.25, size=N_GENES))      # mild cell-type background
+        type_fold[i] *= np.exp(rng.normal(0.0, 0.25, size=N_GENES))  # mild cell-type background
         type_fold[i, [col[g] for g in markers[ct]]] *= MARKER_FOLD
     type_fold[CELL_TYPES.index("Fibroblast"), [col[g] for g in senmayo]] *= SENMAYO_FOLD
     patient_fold = np.exp(rng.normal(0.0, 0.1, size=(len(PATIENTS), N_GENES)))
@@ -133,18 +141,28 @@ def make(out: Path = OUT) -> ad.AnnData:
     counts = rng.negative_binomial(NB_SIZE, NB_SIZE / (NB_SIZE + mu))
     X = sp.csr_matrix(counts.astype(np.float32))
 
-    obs = pd.DataFrame({"annotation": pd.Categorical(ann, categories=list(CELL_TYPES)),
-                        "patient": pd.Categorical(pat, categories=list(PATIENTS)),
-                        "malignant": mal},
-                       index=pd.Index([f"cell{i:03d}" for i in range(n_cells)], name="cell"))
+    obs = pd.DataFrame(
+        {
+            "annotation": pd.Categorical(ann, categories=list(CELL_TYPES)),
+            "patient": pd.Categorical(pat, categories=list(PATIENTS)),
+            "malignant": mal,
+        },
+        index=pd.Index([f"cell{i:03d}" for i in range(n_cells)], name="cell"),
+    )
     marker_of = {g: ct for ct, gs in markers.items() for g in gs}
-    var = pd.DataFrame({"senmayo": [g in set(senmayo) for g in gene_names],
-                        "marker_of": [marker_of.get(g, "") for g in gene_names]},
-                       index=pd.Index(gene_names, name="gene_symbol"))
+    var = pd.DataFrame(
+        {"senmayo": [g in set(senmayo) for g in gene_names], "marker_of": [marker_of.get(g, "") for g in gene_names]},
+        index=pd.Index(gene_names, name="gene_symbol"),
+    )
     adata = ad.AnnData(X=X, obs=obs, var=var)
-    adata.uns["toy"] = {"synthetic": "yes: simulated counts, not measured data", "made_by": "tests/make_toy.py",
-                        "seed": SEED, "senmayo_fold_in_fibroblast": SENMAYO_FOLD, "marker_fold": MARKER_FOLD,
-                        "nb_size": NB_SIZE}
+    adata.uns["toy"] = {
+        "synthetic": "yes: simulated counts, not measured data",
+        "made_by": "tests/make_toy.py",
+        "seed": SEED,
+        "senmayo_fold_in_fibroblast": SENMAYO_FOLD,
+        "marker_fold": MARKER_FOLD,
+        "nb_size": NB_SIZE,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(out, compression="gzip")
     return adata
@@ -158,9 +176,11 @@ def main() -> int:
         if tmp is not None:
             tmp.cleanup()
     X = adata.X
-    print(f"wrote {OUT} ({OUT.stat().st_size:,} bytes): {adata.n_obs} cells x {adata.n_vars} genes, "
-          f"{X.nnz:,} non-zero counts, {int(adata.var['senmayo'].sum())} SenMayo genes, "
-          f"{int(adata.obs['malignant'].sum())} malignant cells")
+    print(
+        f"wrote {OUT} ({OUT.stat().st_size:,} bytes): {adata.n_obs} cells x {adata.n_vars} genes, "
+        f"{X.nnz:,} non-zero counts, {int(adata.var['senmayo'].sum())} SenMayo genes, "
+        f"{int(adata.obs['malignant'].sum())} malignant cells"
+    )
     return 0
 
 

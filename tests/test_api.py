@@ -38,8 +38,14 @@ def documented_parameters(doc: str) -> dict[str, str]:
     ``a, b : type``) at the section's indentation, each followed by its indented description. A name that
     only appears in prose, or in another section, is not documented."""
     lines = doc.splitlines()
-    start = next((i + 2 for i in range(len(lines) - 1)
-                  if lines[i].strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}), None)
+    start = next(
+        (
+            i + 2
+            for i in range(len(lines) - 1)
+            if lines[i].strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}
+        ),
+        None,
+    )
     if start is None:
         return {}
     out: dict[str, str] = {}
@@ -60,9 +66,11 @@ def documented_parameters(doc: str) -> dict[str, str]:
 
 
 def test_documented_parameters_reads_only_the_parameters_section():
-    doc = ("Score cells; the genes are matched to adata.var_names.\n\nParameters\n----------\nadata\n    The data.\n"
-           "key_added, copy : str, bool\n    Where to write; whether to copy.\nmethod : str\n\n"
-           "Returns\n-------\nlayer\n    Not a parameter.\n")
+    doc = (
+        "Score cells; the genes are matched to adata.var_names.\n\nParameters\n----------\nadata\n    The data.\n"
+        "key_added, copy : str, bool\n    Where to write; whether to copy.\nmethod : str\n\n"
+        "Returns\n-------\nlayer\n    Not a parameter.\n"
+    )
     found = documented_parameters(doc)
     assert set(found) == {"adata", "key_added", "copy", "method"}
     assert found["copy"] == "Where to write; whether to copy." and found["method"] == ""
@@ -77,8 +85,11 @@ def test_every_parameter_is_documented(name):
     doc = inspect.getdoc(fn) or ""
     assert doc, f"{name} has no docstring"
     documented = documented_parameters(doc)
-    missing = [p.name for p in inspect.signature(fn).parameters.values()
-               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and not documented.get(p.name)]
+    missing = [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and not documented.get(p.name)
+    ]
     assert missing == [], f"{name}: parameters without an entry (and description) under Parameters: {missing}"
 
 

@@ -96,8 +96,13 @@ def test_heavy_optional_dependencies_are_not_imported_at_module_top():
     for path in MODULES:
         rel = str(path.relative_to(SRC))
         for node in ast.parse(path.read_text()).body:
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 root = name.split(".")[0]
                 if root in HEAVY_OPTIONAL and root not in HEAVY_HOMES.get(rel, ()):
@@ -107,12 +112,19 @@ def test_heavy_optional_dependencies_are_not_imported_at_module_top():
 
 def test_the_command_line_starts_without_the_package():
     """``sasp-atlas --help`` (and ``import sasp_atlas``) load neither scanpy nor numba nor dask."""
-    code = ("import sys, contextlib, io\nimport sasp_atlas\nfrom sasp_atlas.cli import build_parser\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-            "    build_parser().parse_args(['--help'])\n"
-            "print(sorted(m for m in ('scanpy', 'numba', 'dask', 'distributed', 'anndata', 'jsonschema') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+    code = (
+        "import sys, contextlib, io\nimport sasp_atlas\nfrom sasp_atlas.cli import build_parser\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    build_parser().parse_args(['--help'])\n"
+        "print(sorted(m for m in ('scanpy', 'numba', 'dask', 'distributed', 'anndata', 'jsonschema') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SRC.parent)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
@@ -126,15 +138,18 @@ def _definitions(name: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name, home", [
-    ("harmonise_obs", "data/harmonise.py"),          # the one harmoniser (obs columns)
-    ("harmonise_cell_types", "data/harmonise.py"),   # ... and cell types
-    ("dedupe_genes", "data/validate.py"),            # the one duplicate-gene policy
-    ("scan_matrix", "data/validate.py"),             # the one matrix check
-    ("execute_page", "site/notebooks.py"),           # the one papermill runner
-    ("match_gene_sets", "genes/matching.py"),        # the one gene matcher
-    ("NotebookFailed", "site/notebooks.py"),
-])
+@pytest.mark.parametrize(
+    "name, home",
+    [
+        ("harmonise_obs", "data/harmonise.py"),  # the one harmoniser (obs columns)
+        ("harmonise_cell_types", "data/harmonise.py"),  # ... and cell types
+        ("dedupe_genes", "data/validate.py"),  # the one duplicate-gene policy
+        ("scan_matrix", "data/validate.py"),  # the one matrix check
+        ("execute_page", "site/notebooks.py"),  # the one papermill runner
+        ("match_gene_sets", "genes/matching.py"),  # the one gene matcher
+        ("NotebookFailed", "site/notebooks.py"),
+    ],
+)
 def test_one_definition_each(name, home):
     assert _definitions(name) == [home]
 

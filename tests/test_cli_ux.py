@@ -16,8 +16,14 @@ SRC = PROJECT_ROOT / "src"
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sasp_atlas.cli", *argv], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(SRC)}, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "sasp_atlas.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        cwd=PROJECT_ROOT,
+    )
 
 
 def test_help_defaults_agree_with_the_layers_that_define_them():
@@ -83,8 +89,11 @@ def test_the_reproduce_page_and_the_readme_say_how_to_rerun_and_open_one_page():
     readme = (PROJECT_ROOT / "README.md").read_text()
     for where in (text, readme):
         assert ONE_PAGE_MARKDOWN in where
-    for needle in ("sasp-atlas page tirosh2016_oligodendroglioma", "jupytext --set-formats ipynb,py:percent "
-                   "notebooks/dataset.py", "`parameters`"):
+    for needle in (
+        "sasp-atlas page tirosh2016_oligodendroglioma",
+        "jupytext --set-formats ipynb,py:percent notebooks/dataset.py",
+        "`parameters`",
+    ):
         assert needle in ONE_PAGE_MARKDOWN
     # the commands it shows parse with the CLI's own parser
     for line in ONE_PAGE_MARKDOWN.splitlines():

@@ -39,8 +39,10 @@ def _run(cmd: list, *, cwd: Path, env: dict, timeout: int = TIMEOUT) -> subproce
 
 
 def _ok(proc: subprocess.CompletedProcess, what: str) -> str:
-    assert proc.returncode == 0, (f"{what} failed with exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-5000:]}"
-                                  f"\n--- stderr ---\n{proc.stderr[-10000:]}")
+    assert proc.returncode == 0, (
+        f"{what} failed with exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-5000:]}"
+        f"\n--- stderr ---\n{proc.stderr[-10000:]}"
+    )
     return proc.stdout
 
 
@@ -50,11 +52,19 @@ def _clean_env(cache: Path) -> dict:
     The new venv is *not* activated (PATH unchanged): its commands are called by absolute path, and
     papermill's ``python3`` kernel still runs the new venv's interpreter because jupyter_client replaces a
     kernel spec's ``python`` with the calling process's ``sys.executable`` (checked below)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONUSERBASE")
-           and not k.startswith(("SASP_ATLAS_", "PIP_", "JUPYTER_"))}
-    env.update(SASP_ATLAS_MIRROR=str(MIRROR), SASP_ATLAS_CACHE=str(cache), COLUMNS="200",  # COLUMNS: rich tables unfolded
-               PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONUSERBASE")
+        and not k.startswith(("SASP_ATLAS_", "PIP_", "JUPYTER_"))
+    }
+    env.update(
+        SASP_ATLAS_MIRROR=str(MIRROR),
+        SASP_ATLAS_CACHE=str(cache),
+        COLUMNS="200",  # COLUMNS: rich tables unfolded
+        PYTHONNOUSERSITE="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+    )
     return env
 
 
@@ -66,33 +76,52 @@ def installed(tmp_path_factory) -> dict:
     env = _clean_env(root / "cache")
     _ok(_run([sys.executable, "-m", "venv", venv], cwd=root, env=env), "python -m venv")
     python = venv / "bin" / "python"
-    site = Path(_ok(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root,
-                         env=env), "locating site-packages").strip())
+    site = Path(
+        _ok(
+            _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root, env=env),
+            "locating site-packages",
+        ).strip()
+    )
     # reuse the test environment's dependencies (appended after the new venv's own site-packages)
     (site / "_reuse_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     proc = _run([python, "-m", "pip", "install", "--no-deps", "--no-input", PROJECT_ROOT], cwd=root, env=env)
-    if proc.returncode != 0 and any(s in proc.stderr for s in ("No matching distribution found for hatchling",
-                                                               "Failed to establish a new connection")):
+    if proc.returncode != 0 and any(
+        s in proc.stderr
+        for s in ("No matching distribution found for hatchling", "Failed to establish a new connection")
+    ):
         pytest.skip(f"pip could not fetch the build backend (no network?):\n{proc.stderr[-2000:]}")
     _ok(proc, "pip install --no-deps <project>")
     work = root / "work"  # an empty working directory, far from the checkout
     work.mkdir()
-    return {"root": root, "venv": venv, "python": python, "site": site.resolve(), "env": env, "work": work,
-            "cli": venv / "bin" / "sasp-atlas"}
+    return {
+        "root": root,
+        "venv": venv,
+        "python": python,
+        "site": site.resolve(),
+        "env": env,
+        "work": work,
+        "cli": venv / "bin" / "sasp-atlas",
+    }
 
 
 def test_installed_package_is_the_wheel(installed):
     """The new venv imports the installed copy, not the checkout, and finds its project files in the wheel."""
-    probe = ("import json, sys, sasp_atlas\n"
-             "from sasp_atlas.sources import project_file, paths\n"
-             "from jupyter_client import KernelManager\n"
-             "kernel = KernelManager(kernel_name='python3').format_kernel_cmd()\n"
-             "print(json.dumps({'file': sasp_atlas.__file__, 'version': sasp_atlas.__version__,\n"
-             "  'template': str(project_file('notebooks/dataset.py')),\n"
-             "  'registry': str(project_file('data_registry.yaml')), 'checkout': str(paths.CHECKOUT_DIR),\n"
-             "  'kernel': kernel, 'sys_path': sys.path}))\n")
-    info = json.loads(_ok(_run([installed["python"], "-c", probe], cwd=installed["work"], env=installed["env"]),
-                          "probing the installed package"))
+    probe = (
+        "import json, sys, sasp_atlas\n"
+        "from sasp_atlas.sources import project_file, paths\n"
+        "from jupyter_client import KernelManager\n"
+        "kernel = KernelManager(kernel_name='python3').format_kernel_cmd()\n"
+        "print(json.dumps({'file': sasp_atlas.__file__, 'version': sasp_atlas.__version__,\n"
+        "  'template': str(project_file('notebooks/dataset.py')),\n"
+        "  'registry': str(project_file('data_registry.yaml')), 'checkout': str(paths.CHECKOUT_DIR),\n"
+        "  'kernel': kernel, 'sys_path': sys.path}))\n"
+    )
+    info = json.loads(
+        _ok(
+            _run([installed["python"], "-c", probe], cwd=installed["work"], env=installed["env"]),
+            "probing the installed package",
+        )
+    )
     package = installed["site"] / "sasp_atlas"
     assert Path(info["file"]).resolve() == package / "__init__.py", info["file"]
     src = str(PROJECT_ROOT / "src")
@@ -118,8 +147,17 @@ def test_installed_cli_scores_the_toy(installed):
     work = installed["work"] / "score"
     work.mkdir()
     shutil.copy(TOY, work / "toy.h5ad")
-    cmd = [installed["cli"], "score", "toy.h5ad", "--out", "out", "--cell-type-key", "annotation",
-           "--sample-key", "patient"]
+    cmd = [
+        installed["cli"],
+        "score",
+        "toy.h5ad",
+        "--out",
+        "out",
+        "--cell-type-key",
+        "annotation",
+        "--sample-key",
+        "patient",
+    ]
     stdout = _ok(_run(cmd, cwd=work, env=installed["env"]), "sasp-atlas score")
     out = work / "out"
     for name in ("celltype_scores.csv", "coverage.csv", "scored.h5ad", "report.html"):

@@ -79,10 +79,10 @@ def _exact_options(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         positional = [t for t in argv if not t.startswith("-")]
         if subs and positional and positional[0] in subs[0].choices:
-            head = argv[:argv.index(positional[0])]
+            head = argv[: argv.index(positional[0])]
             for token in head:
                 assert token.split("=", 1)[0] in known, f"option {token!r} does not exist for {parser.prog!r}"
-            parser, argv = subs[0].choices[positional[0]], argv[argv.index(positional[0]) + 1:]
+            parser, argv = subs[0].choices[positional[0]], argv[argv.index(positional[0]) + 1 :]
             continue
         for token in argv:
             if token.startswith("-"):
@@ -129,8 +129,9 @@ def test_the_workflow_builds_checks_and_deploys(workflow):
     calls = [" ".join(c) for c in _sasp_atlas_calls(workflow)]
     build_call = next(i for i, c in enumerate(calls) if c.startswith("build "))
     check_call = next(i for i, c in enumerate(calls) if c.startswith("check-site _build/html"))
-    assert {"--profile full", "--strict"} <= {m.group(0) for m in re.finditer(r"--profile full|--strict",
-                                                                                 calls[build_call])}
+    assert {"--profile full", "--strict"} <= {
+        m.group(0) for m in re.finditer(r"--profile full|--strict", calls[build_call])
+    }
     assert build_call < check_call
 
     uses = {step["uses"].split("@")[0]: step for _, step in _steps(workflow) if "uses" in step}
@@ -148,6 +149,13 @@ def test_the_workflow_builds_checks_and_deploys(workflow):
 def test_the_readme_tells_a_fork_how_to_publish():
     readme = (PROJECT_ROOT / "README.md").read_text()
     section = readme.split("## Publish your own atlas", 1)[1].split("\n## ", 1)[0]
-    for needed in ("GitHub Actions", ".github/workflows/pages.yml", "sasp-atlas registry pin --all", "--strict",
-                   "data_registry.yaml", "14 GB", "6 hours"):
+    for needed in (
+        "GitHub Actions",
+        ".github/workflows/pages.yml",
+        "sasp-atlas registry pin --all",
+        "--strict",
+        "data_registry.yaml",
+        "14 GB",
+        "6 hours",
+    ):
         assert needed in section, needed

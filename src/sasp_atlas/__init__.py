@@ -13,14 +13,32 @@ access through :func:`sasp_atlas._lazy.lazy_import`, so ``import sasp_atlas`` an
 from ._lazy import lazy_import
 
 #: public name -> the module that defines it
-_API = {"load_dataset": "sasp_atlas.data", "load_ground_truth": "sasp_atlas.data", "load_user_data": "sasp_atlas.data",
-        "score": "sasp_atlas.engines", "list_methods": "sasp_atlas.engines", "get_signature": "sasp_atlas.genes",
-        "list_signatures": "sasp_atlas.genes", "atlas_package_version": "sasp_atlas.sources",
-        "get_dataset": "sasp_atlas.sources", "list_datasets": "sasp_atlas.sources"}
+_API = {
+    "load_dataset": "sasp_atlas.data",
+    "load_ground_truth": "sasp_atlas.data",
+    "load_user_data": "sasp_atlas.data",
+    "score": "sasp_atlas.engines",
+    "list_methods": "sasp_atlas.engines",
+    "get_signature": "sasp_atlas.genes",
+    "list_signatures": "sasp_atlas.genes",
+    "atlas_package_version": "sasp_atlas.sources",
+    "get_dataset": "sasp_atlas.sources",
+    "list_datasets": "sasp_atlas.sources",
+}
 _LAYERS = ("sources", "genes", "data", "engines", "stats", "atlas", "site", "cli")
 
-__all__ = ["load_dataset", "load_ground_truth", "load_user_data", "get_dataset", "list_datasets", "score", "list_methods", "get_signature",
-           "list_signatures", "__version__"]
+__all__ = [
+    "load_dataset",
+    "load_ground_truth",
+    "load_user_data",
+    "get_dataset",
+    "list_datasets",
+    "score",
+    "list_methods",
+    "get_signature",
+    "list_signatures",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

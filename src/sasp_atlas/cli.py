@@ -38,12 +38,26 @@ def _api(module: str, *names: str):
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
     logging.getLogger("sasp_atlas").setLevel(logging.INFO)
 
 
-LIST_COLUMNS = ("id", "cancer type", "review's type", "trust", "donors", "value type", "cells", "files", "MiB", "citation")
+LIST_COLUMNS = (
+    "id",
+    "cancer type",
+    "review's type",
+    "trust",
+    "donors",
+    "value type",
+    "cells",
+    "files",
+    "MiB",
+    "citation",
+)
 
 
 def _donors(d) -> str:
@@ -65,13 +79,32 @@ def _list_rows(profile: str) -> list[dict]:
     rows = []
     for d in list_datasets(profile):
         known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
-        size = f"{sum(known) / 2**20:.1f}" if len(known) == len(d.files) else \
-            f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
+        size = (
+            f"{sum(known) / 2**20:.1f}"
+            if len(known) == len(d.files)
+            else f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
+        )
         cells = (d.get("expected") or {}).get("n_cells")
         review = review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)
-        rows.append(dict(zip(LIST_COLUMNS, (d.id, d["cancer_type"], "; ".join(review) or "—", trust_level(d), _donors(d),
-                                            d["value_type"], f"{cells:,}" if cells else "unknown", str(len(d.files)),
-                                            size, d["publication"]["citation"]))))
+        rows.append(
+            dict(
+                zip(
+                    LIST_COLUMNS,
+                    (
+                        d.id,
+                        d["cancer_type"],
+                        "; ".join(review) or "—",
+                        trust_level(d),
+                        _donors(d),
+                        d["value_type"],
+                        f"{cells:,}" if cells else "unknown",
+                        str(len(d.files)),
+                        size,
+                        d["publication"]["citation"],
+                    ),
+                )
+            )
+        )
     return rows
 
 
@@ -104,7 +137,9 @@ def cmd_list(args) -> int:
             table.add_row(*(r[c] if c != "citation" else r[c][:60] + "…" for c in LIST_COLUMNS))
         Console().print(table)
     if args.profile == "full" and (n := len(_api("sources", "list_unverified")())):
-        console.print(f"{n} candidate sources without a published checksum are never fetched: see book/unverified_sources.md")
+        console.print(
+            f"{n} candidate sources without a published checksum are never fetched: see book/unverified_sources.md"
+        )
     return 0
 
 
@@ -148,40 +183,67 @@ def _registry_pin_all(args) -> int:
         table.add_column(col, overflow="fold")
     for r in records:
         status = {"pinned": "[green]pinned[/green]", "failed": "[red]failed[/red]"}.get(r["status"], r["status"])
-        table.add_row(r["entry"], r["kind"], r["name"], status, escape(r["how"]), r["sha256"] or "—",
-                      f"{r['size']:,}" if r["size"] else "—", r["retry"] or "")
+        table.add_row(
+            r["entry"],
+            r["kind"],
+            r["name"],
+            status,
+            escape(r["how"]),
+            r["sha256"] or "—",
+            f"{r['size']:,}" if r["size"] else "—",
+            r["retry"] or "",
+        )
     Console().print(table)
     counts = {s: sum(r["status"] == s for r in records) for s in ("pinned", "already pinned", "failed")}
     summary = f"{counts['pinned']} file(s) pinned, {counts['already pinned']} already pinned, {counts['failed']} failed"
     if counts["failed"]:
-        console.print(f"[red]{summary}[/red]: pinned files are written into {registry}; retry each failed entry with "
-                      "the command in its row once its host is reachable (or its files are in the mirror, --mirror DIR "
-                      "with <entry id>/<file name>). A refused file differs from its published hash or pin: it was not "
-                      "used and its registry line was not changed.", soft_wrap=True)
+        console.print(
+            f"[red]{summary}[/red]: pinned files are written into {registry}; retry each failed entry with "
+            "the command in its row once its host is reachable (or its files are in the mirror, --mirror DIR "
+            "with <entry id>/<file name>). A refused file differs from its published hash or pin: it was not "
+            "used and its registry line was not changed.",
+            soft_wrap=True,
+        )
         return 1
     console.print(f"[green]{summary}[/green] in {registry}: commit the registry.", soft_wrap=True)
     return 0
 
 
 def cmd_build(args) -> int:
-    IncompleteBuildError, build, print_unavailable_report = _api("site.book", "IncompleteBuildError", "build",
-                                                                 "print_unavailable_report")
+    IncompleteBuildError, build, print_unavailable_report = _api(
+        "site.book", "IncompleteBuildError", "build", "print_unavailable_report"
+    )
     left_out: list[dict] = []  # profile full: datasets the pre-flight could not reach or read
     root = Path(args.project)
     try:
-        timings = build(profile=args.profile, mirror=args.mirror, signatures=args.signatures, method=args.method,
-                        random_state=args.random_state, workers=args.workers, book=not args.no_book, console=console,
-                        report=left_out, root=root, strict=args.strict)
+        timings = build(
+            profile=args.profile,
+            mirror=args.mirror,
+            signatures=args.signatures,
+            method=args.method,
+            random_state=args.random_state,
+            workers=args.workers,
+            book=not args.no_book,
+            console=console,
+            report=left_out,
+            root=root,
+            strict=args.strict,
+        )
     except IncompleteBuildError as exc:  # --strict: the table of what to do, then a non-zero exit
         print_unavailable_report(exc.problems, args.mirror, console)
-        console.print(f"[red]build --strict stopped[/red]: {len(exc.problems)} dataset(s) of profile {args.profile} "
-                      "are not available, so no page was built. Provide each as its row says (maintainers: "
-                      "`sasp-atlas registry pin --all` with internet, then commit data_registry.yaml), or build "
-                      "without --strict to publish the available datasets only.", soft_wrap=True)
+        console.print(
+            f"[red]build --strict stopped[/red]: {len(exc.problems)} dataset(s) of profile {args.profile} "
+            "are not available, so no page was built. Provide each as its row says (maintainers: "
+            "`sasp-atlas registry pin --all` with internet, then commit data_registry.yaml), or build "
+            "without --strict to publish the available datasets only.",
+            soft_wrap=True,
+        )
         return 1
     for k, v in timings.items():
         console.print(f"{k:>40}: {v:7.1f} s")
-    console.print(f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}")
+    console.print(
+        f"[green]atlas built[/green]: tables in {root / 'results' / 'tables'}, site in {root / '_build' / 'html'}"
+    )
     if left_out:  # the build ends with the per-dataset report
         print_unavailable_report(left_out, args.mirror, console, built=sum(k.startswith("page:") for k in timings))
     return 0
@@ -191,13 +253,17 @@ def cmd_page(args) -> int:
     if args.mirror:  # the page's kernel inherits it
         os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
     render_page = _api("site.report", "render_page")
-    written = render_page(args.dataset_id, args.out, signatures=args.signatures, method=args.method,
-                          random_state=args.random_state)
+    written = render_page(
+        args.dataset_id, args.out, signatures=args.signatures, method=args.method, random_state=args.random_state
+    )
     for name, path in written.items():
         print(f"{name}\t{path}")
-    console.print(f"[green]page[/green] {args.dataset_id}: open {written['html']} in a browser, or the notebook in "
-                  "JupyterLab; to change the parameters, open notebooks/dataset.py there (jupytext) and edit its "
-                  "parameters cell", soft_wrap=True)
+    console.print(
+        f"[green]page[/green] {args.dataset_id}: open {written['html']} in a browser, or the notebook in "
+        "JupyterLab; to change the parameters, open notebooks/dataset.py there (jupytext) and edit its "
+        "parameters cell",
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -208,8 +274,12 @@ def cmd_table2(args) -> int:
     ids = [d.id for d in list_datasets(args.profile)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    checks = run_table2(ids, out_dir=out.parent.parent if out.parent.name == "tables" else out.parent,
-                        random_state=args.random_state, out_csv=out)
+    checks = run_table2(
+        ids,
+        out_dir=out.parent.parent if out.parent.name == "tables" else out.parent,
+        random_state=args.random_state,
+        out_csv=out,
+    )
     counts = checks["verdict"].value_counts()
     for verdict, n in counts.items():
         console.print(f"{n:>4}  {verdict}")
@@ -224,54 +294,83 @@ def cmd_validity(args) -> int:
     rows = pooled[(pooled["method"] == "expected") & (pooled["control"] == "non-senescent")]
     for label, n in rows["label"].value_counts().items():
         console.print(f"{n:>4}  {label}")
-    console.print(f"[green]validity[/green]: {len(tables['signature_validity'])} rows -> "
-                  f"{Path(args.out) / 'tables' / 'signature_validity.csv'} and signature_validity_pooled.csv")
+    console.print(
+        f"[green]validity[/green]: {len(tables['signature_validity'])} rows -> "
+        f"{Path(args.out) / 'tables' / 'signature_validity.csv'} and signature_validity_pooled.csv"
+    )
     return 0
 
 
 def cmd_check_site(args) -> int:
     check_site = _api("site.sitecheck", "check_site")
-    report = check_site(args.html_dir, screenshot=args.screenshot, screenshots_dir=args.screenshots,
-                        budget_ms=args.budget_ms, axe_js=args.axe)
-    console.print(escape(f"accessibility: axe-core {report['axe']['version']} default rules ({report['axe']['path']})"),
-                  soft_wrap=True)
+    report = check_site(
+        args.html_dir,
+        screenshot=args.screenshot,
+        screenshots_dir=args.screenshots,
+        budget_ms=args.budget_ms,
+        axe_js=args.axe,
+    )
+    console.print(
+        escape(f"accessibility: axe-core {report['axe']['version']} default rules ({report['axe']['path']})"),
+        soft_wrap=True,
+    )
     widths = " and ".join(f"{w} px" for w in report["widths"])
     for page in report["pages"]:
         status = "ok" if page["ok"] else "FAIL"
-        console.print(escape(f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn, "
-                             f"{page['downloads'] - len(page['broken_downloads'])}/{page['downloads']} downloads and "
-                             f"{page['internal_links'] - len(page['broken_links'])}/{page['internal_links']} internal "
-                             f"links resolve ({page['seconds']} s in the browser)"), soft_wrap=True)
+        console.print(
+            escape(
+                f"{status:>4} {page['page']}: {page['drawn']}/{page['charts']} charts drawn, "
+                f"{page['downloads'] - len(page['broken_downloads'])}/{page['downloads']} downloads and "
+                f"{page['internal_links'] - len(page['broken_links'])}/{page['internal_links']} internal "
+                f"links resolve ({page['seconds']} s in the browser)"
+            ),
+            soft_wrap=True,
+        )
         if page["ok"]:
             continue
         problems = []
         if page["drawn"] < page["charts"] or page["errors"]:
             problems.append(f"charts drawn per width {page['drawn_by_width']}, chart errors {page['errors']}")
         if page.get("icon") is False:
-            problems.append('no <link rel="icon">: the browser asks the server root for /favicon.ico, a 404 in the '
-                            "console (give the book an icon: html.favicon)")
+            problems.append(
+                'no <link rel="icon">: the browser asks the server root for /favicon.ico, a 404 in the '
+                "console (give the book an icon: html.favicon)"
+            )
         problems += [f"broken download: {u}" for u in page["broken_downloads"]]
         problems += [f"broken link: {u}" for u in page["broken_links"]]
         problems += [f"off-host request: {u}" for u in page["external"]]
         for width, ids in page["overflow"].items():
-            problems += [f"overflows the content column at {width} px by {page['overflow_px'][width][i]} px: chart {i}"
-                         for i in ids]
-        problems += [f"page scrolls sideways at {w} px by {px} px"
-                     + (f" (widest: {page['hscroll_by'][w]})" if page["hscroll_by"].get(w) else "")
-                     for w, px in page["hscroll"].items() if px > 1]
+            problems += [
+                f"overflows the content column at {width} px by {page['overflow_px'][width][i]} px: chart {i}"
+                for i in ids
+            ]
+        problems += [
+            f"page scrolls sideways at {w} px by {px} px"
+            + (f" (widest: {page['hscroll_by'][w]})" if page["hscroll_by"].get(w) else "")
+            for w, px in page["hscroll"].items()
+            if px > 1
+        ]
         problems += [f"console error {m}" for m in page["console_errors"]]
-        problems += [f"axe {v['rule']} ({v['impact']}, {v['nodes']} nodes at {'/'.join(map(str, v['widths']))} px, "
-                     f"e.g. {v['target']}): {v['help']}" for v in page["axe"]]
+        problems += [
+            f"axe {v['rule']} ({v['impact']}, {v['nodes']} nodes at {'/'.join(map(str, v['widths']))} px, "
+            f"e.g. {v['target']}): {v['help']}"
+            for v in page["axe"]
+        ]
         for problem in problems:
             console.print(escape(f"       - {problem}"), soft_wrap=True)
-    console.print(f"{report['n_pages']} pages at {widths}, {report['n_charts']} charts, {report['n_downloads']} downloads, "
-                  f"{report['n_internal_links']} internal and {report['n_external_links']} external links (not fetched) "
-                  f"in {report['seconds']} s: "
-                  + ("all drawn, fitting and resolving, no console errors or serious axe violations, nothing off 127.0.0.1"
-                     if report["ok"] else
-                     f"FAILURES ({sum(not p['ok'] for p in report['pages'])} pages; {report['n_overflowing']} overflowing "
-                     f"charts, {report['n_broken_links']} broken links, {report['n_console_errors']} console errors, "
-                     f"{report['n_axe']} axe violations)"), soft_wrap=True)
+    console.print(
+        f"{report['n_pages']} pages at {widths}, {report['n_charts']} charts, {report['n_downloads']} downloads, "
+        f"{report['n_internal_links']} internal and {report['n_external_links']} external links (not fetched) "
+        f"in {report['seconds']} s: "
+        + (
+            "all drawn, fitting and resolving, no console errors or serious axe violations, nothing off 127.0.0.1"
+            if report["ok"]
+            else f"FAILURES ({sum(not p['ok'] for p in report['pages'])} pages; {report['n_overflowing']} overflowing "
+            f"charts, {report['n_broken_links']} broken links, {report['n_console_errors']} console errors, "
+            f"{report['n_axe']} axe violations)"
+        ),
+        soft_wrap=True,
+    )
     for shot in report["screenshots"]:
         console.print(escape(f"screenshot: {shot}"), soft_wrap=True)
     return 0 if report["ok"] else 1
@@ -279,8 +378,10 @@ def cmd_check_site(args) -> int:
 
 def cmd_publish(args) -> int:
     _api("site.book", "publish")(branch=args.branch, remote=args.remote, push=not args.no_push)
-    console.print(f"[green]published[/green] _build/html to branch {args.branch}"
-                  + ("" if args.no_push else f" and pushed to {args.remote}"))
+    console.print(
+        f"[green]published[/green] _build/html to branch {args.branch}"
+        + ("" if args.no_push else f" and pushed to {args.remote}")
+    )
     return 0
 
 
@@ -292,15 +393,26 @@ def _lazy_input(args) -> bool:
 
 def _user_options(args) -> dict:
     """The options of :func:`sasp_atlas.data.load_user_data` given on the ``score`` command line."""
-    return {"cell_type_key": args.cell_type_key, "sample_key": args.sample_key, "species": args.species,
-            "malignant_key": args.malignant_key, "cancer_type": args.cancer_type, "min_cells": args.min_cells,
-            "layer": args.layer, "gene_symbols_key": args.gene_symbols_key, "value_type": args.value_type}
+    return {
+        "cell_type_key": args.cell_type_key,
+        "sample_key": args.sample_key,
+        "species": args.species,
+        "malignant_key": args.malignant_key,
+        "cancer_type": args.cancer_type,
+        "min_cells": args.min_cells,
+        "layer": args.layer,
+        "gene_symbols_key": args.gene_symbols_key,
+        "value_type": args.value_type,
+    }
 
 
 def _cmd_score_dask(args) -> dict[str, Path]:
     """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end);
     the report is computed in this process on the ``--report-cells`` subsample."""
-    dask, (Client, LocalCluster) = lazy_import("dask"), (lazy_import("distributed", n) for n in ("Client", "LocalCluster"))
+    dask, (Client, LocalCluster) = (
+        lazy_import("dask"),
+        (lazy_import("distributed", n) for n in ("Client", "LocalCluster")),
+    )
     InputError, local_worker_config = _api("data", "InputError"), _api("engines", "local_worker_config")
     DEFAULT_SIGNATURES, score_user_file = _api("atlas", "DEFAULT_SIGNATURES", "score_user_file")
     render_report = _api("site.report", "render_report")
@@ -311,25 +423,46 @@ def _cmd_score_dask(args) -> dict[str, Path]:
         client = Client(args.scheduler)
     else:
         with dask.config.set(local_worker_config()):  # one zarr decoding thread per 1-thread worker
-            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit,
-                                   host="127.0.0.1", dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                memory_limit=args.memory_limit,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
         client = Client(cluster)
     console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
     try:
-        written = score_user_file(args.input, args.out, signatures=args.signatures, method=args.method,
-                                  **_user_options(args), lazy=True, chunk_rows=args.chunk_rows,
-                                  progress=not args.no_progress, report_cells=0 if args.no_report else args.report_cells)
+        written = score_user_file(
+            args.input,
+            args.out,
+            signatures=args.signatures,
+            method=args.method,
+            **_user_options(args),
+            lazy=True,
+            chunk_rows=args.chunk_rows,
+            progress=not args.no_progress,
+            report_cells=0 if args.no_report else args.report_cells,
+        )
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     if not args.no_report:
-        console.print(f"report: computed in this process on the {args.report_cells:,}-cell (at most) subsample "
-                      f"{written['report_cells']}")
-        written["report"] = render_report(Path(args.input), Path(args.out), user_options=_user_options(args),
-                                          signatures=list(args.signatures or DEFAULT_SIGNATURES), method=args.method,
-                                          random_state=0, title=f"SASP signature scores: {Path(args.input).name}",
-                                          report_cells=written["report_cells"])
+        console.print(
+            f"report: computed in this process on the {args.report_cells:,}-cell (at most) subsample "
+            f"{written['report_cells']}"
+        )
+        written["report"] = render_report(
+            Path(args.input),
+            Path(args.out),
+            user_options=_user_options(args),
+            signatures=list(args.signatures or DEFAULT_SIGNATURES),
+            method=args.method,
+            random_state=0,
+            title=f"SASP signature scores: {Path(args.input).name}",
+            report_cells=written["report_cells"],
+        )
     return written
 
 
@@ -342,8 +475,14 @@ def cmd_score(args) -> int:
             if _lazy_input(args):
                 written = _cmd_score_dask(args)
             else:
-                written = score_and_report(args.input, args.out, signatures=args.signatures, method=args.method,
-                                           report=not args.no_report, **_user_options(args))
+                written = score_and_report(
+                    args.input,
+                    args.out,
+                    signatures=args.signatures,
+                    method=args.method,
+                    report=not args.no_report,
+                    **_user_options(args),
+                )
         except InputError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
@@ -376,9 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registry datasets")
     p.add_argument("--profile", default="core", choices=["core", "full"])
-    p.add_argument("--format", choices=["table", "tsv", "json"],
-                   help="table: plain columns, never wrapped (the default when standard output is not a terminal); "
-                        "tsv; json. Default in a terminal: a boxed table")
+    p.add_argument(
+        "--format",
+        choices=["table", "tsv", "json"],
+        help="table: plain columns, never wrapped (the default when standard output is not a terminal); "
+        "tsv; json. Default in a terminal: a boxed table",
+    )
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("fetch", help="fetch (and verify) one dataset's files")
@@ -389,21 +531,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="fetch -> load -> score -> papermill pages -> Jupyter Book")
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
-    p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set, "
-                   "sasp_atlas.atlas.DEFAULT_SIGNATURES)")
-    p.add_argument("--method", default=DEFAULT_METHOD, help="scoring engine (default: the seed-free control-gene score)")
+    p.add_argument(
+        "--signatures",
+        nargs="+",
+        help="signature ids (default: the atlas page set, sasp_atlas.atlas.DEFAULT_SIGNATURES)",
+    )
+    p.add_argument(
+        "--method", default=DEFAULT_METHOD, help="scoring engine (default: the seed-free control-gene score)"
+    )
     p.add_argument("--random-state", type=int, default=0, help="seed of the scanpy method and the display embedding")
     p.add_argument("--workers", type=int, default=2, help="parallel dataset pages")
     p.add_argument("--no-book", action="store_true", help="stop before jupyter-book build")
-    p.add_argument("--project", default=".", help="book project folder (default: the working directory; an empty "
-                                                  "folder gets the package's pages and configuration)")
-    p.add_argument("--strict", action="store_true",
-                   help="every dataset of the profile must be available: otherwise print the table of what to do and "
-                        "exit 1 before any page is built (the publishing workflow uses it)")
+    p.add_argument(
+        "--project",
+        default=".",
+        help="book project folder (default: the working directory; an empty "
+        "folder gets the package's pages and configuration)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="every dataset of the profile must be available: otherwise print the table of what to do and "
+        "exit 1 before any page is built (the publishing workflow uses it)",
+    )
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("page", help="execute one registry dataset's page locally, as the build does: leaves "
-                                     "OUT/<id>.ipynb, OUT/<id>.html and OUT/<id>_files/")
+    p = sub.add_parser(
+        "page",
+        help="execute one registry dataset's page locally, as the build does: leaves "
+        "OUT/<id>.ipynb, OUT/<id>.html and OUT/<id>_files/",
+    )
     p.add_argument("dataset_id", help="a registry dataset id (sasp-atlas list --profile full)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--signatures", nargs="+", help="signature ids (default: the atlas page set)")
@@ -419,23 +576,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/tables/table2_checks.csv", help="CSV to write")
     p.set_defaults(func=cmd_table2)
 
-    p = sub.add_parser("validity", help="does each signature detect senescence? score every catalogue signature "
-                                        "and hUSI on the registry's ground truth (no site build)")
+    p = sub.add_parser(
+        "validity",
+        help="does each signature detect senescence? score every catalogue signature "
+        "and hUSI on the registry's ground truth (no site build)",
+    )
     p.add_argument("--profile", default="core", choices=["core", "full"])
     p.add_argument("--mirror", help="local mirror folder; default $SASP_ATLAS_MIRROR")
     p.add_argument("--out", default="results", help="results folder (tables go to OUT/tables)")
     p.set_defaults(func=cmd_validity)
 
-    p = sub.add_parser("check-site", help="check the built site in headless Chromium at 1400 and 390 px: charts draw "
-                                          "and fit, links resolve, no console errors or serious axe violations")
+    p = sub.add_parser(
+        "check-site",
+        help="check the built site in headless Chromium at 1400 and 390 px: charts draw "
+        "and fit, links resolve, no console errors or serious axe violations",
+    )
     p.add_argument("html_dir", nargs="?", default="_build/html")
     p.add_argument("--screenshot", help="write a PNG screenshot of the atlas page (1400 px, full page) here")
-    p.add_argument("--screenshots", metavar="DIR",
-                   help="write full-page screenshots of the landing page at each width here (landing-<width>.png)")
+    p.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="write full-page screenshots of the landing page at each width here (landing-<width>.png)",
+    )
     p.add_argument("--budget-ms", type=int, default=15000, help="how long to wait for a page's charts to draw")
-    p.add_argument("--axe", metavar="PATH",
-                   help="axe-core script to inject (default $SASP_ATLAS_AXE, else node_modules/axe-core/axe.min.js in "
-                        "the current folder or the checkout: `npm ci` installs the version package-lock.json pins)")
+    p.add_argument(
+        "--axe",
+        metavar="PATH",
+        help="axe-core script to inject (default $SASP_ATLAS_AXE, else node_modules/axe-core/axe.min.js in "
+        "the current folder or the checkout: `npm ci` installs the version package-lock.json pins)",
+    )
     p.set_defaults(func=cmd_check_site)
 
     p = sub.add_parser("publish", help="commit _build/html to a gh-pages branch (ghp-import -n) and push it")
@@ -445,8 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("score", help="score your own .h5ad: tables, scored .h5ad and an offline HTML report")
-    p.add_argument("input", help="an .h5ad file or anndata .zarr store, cells x genes (raw counts or log-normalised; "
-                   "not scaled)")
+    p.add_argument(
+        "input", help="an .h5ad file or anndata .zarr store, cells x genes (raw counts or log-normalised; not scaled)"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--cell-type-key", help="obs column of cell-type labels (default: 'cell_type' if present)")
     p.add_argument("--sample-key", help="obs column of samples/patients (default: one pseudo-sample)")
@@ -455,39 +625,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=DEFAULT_METHOD)
     p.add_argument("--species", default="human", choices=["human", "mouse"])
     p.add_argument("--cancer-type", default="unknown", help="your data's cancer type, for the tables and report")
-    p.add_argument("--value-type", choices=VALUE_TYPES,
-                   help="what the values are (default: detected; integers are raw counts, non-integers on a log scale are "
-                        "log-normalised). Linear values must be named: tpm (full-scale TPM, e.g. Smart-seq or "
-                        "Fluidigm C1), tpm_like (TPM/10 scale); log2_tpm10_plus1 is kept as it is. "
-                        "Normalised as the registry's loader does")
+    p.add_argument(
+        "--value-type",
+        choices=VALUE_TYPES,
+        help="what the values are (default: detected; integers are raw counts, non-integers on a log scale are "
+        "log-normalised). Linear values must be named: tpm (full-scale TPM, e.g. Smart-seq or "
+        "Fluidigm C1), tpm_like (TPM/10 scale); log2_tpm10_plus1 is kept as it is. "
+        "Normalised as the registry's loader does",
+    )
     p.add_argument("--min-cells", type=int, default=10, help="flag cell types with fewer cells")
     p.add_argument("--layer", help="score adata.layers[LAYER] ('raw': adata.raw) instead of X")
     p.add_argument("--gene-symbols-key", help="var column of gene symbols when var_names are Ensembl ids")
     p.add_argument("--no-report", action="store_true", help="tables and scored .h5ad only")
     g = p.add_argument_group("beyond memory (dask; also used for a .zarr input or a file over 4 GiB)")
     g.add_argument("--dask", action="store_true", help="read the matrix lazily and compute on a dask cluster")
-    g.add_argument("--scheduler", metavar="ADDRESS", help="connect to this dask scheduler (tcp://host:8786) "
-                   "instead of starting a LocalCluster")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="connect to this dask scheduler (tcp://host:8786) instead of starting a LocalCluster",
+    )
     g.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (1 thread each)")
     g.add_argument("--memory-limit", default="auto", help="memory limit per LocalCluster worker (e.g. 4GiB)")
     g.add_argument("--chunk-rows", type=int, default=10_000, help="cells per chunk")
-    g.add_argument("--report-cells", type=int, default=REPORT_CELLS, metavar="N",
-                   help="the report is computed in memory on at most N cells, every sample x cell type kept "
-                        f"(report_cells.h5ad; the tables use all cells; default {REPORT_CELLS:,})")
+    g.add_argument(
+        "--report-cells",
+        type=int,
+        default=REPORT_CELLS,
+        metavar="N",
+        help="the report is computed in memory on at most N cells, every sample x cell type kept "
+        f"(report_cells.h5ad; the tables use all cells; default {REPORT_CELLS:,})",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("registry", help="maintain data_registry.yaml")
     rsub = p.add_subparsers(dest="registry_command", required=True)
-    q = rsub.add_parser("pin", help="download each unpinned file of an entry (or, with --all, of the full profile) "
-                                    "once, verify its published hash, write its sha256, size, date and URL into the "
-                                    "registry (needs internet or --mirror)")
+    q = rsub.add_parser(
+        "pin",
+        help="download each unpinned file of an entry (or, with --all, of the full profile) "
+        "once, verify its published hash, write its sha256, size, date and URL into the "
+        "registry (needs internet or --mirror)",
+    )
     q.add_argument("dataset_id", nargs="?", help="a dataset, ground-truth or resource id")
-    q.add_argument("--all", action="store_true",
-                   help="every unpinned file of the full profile (datasets, ground truth, resources); ends with a table "
-                        "of what was pinned, already pinned and failed (exit 1 if anything failed)")
+    q.add_argument(
+        "--all",
+        action="store_true",
+        help="every unpinned file of the full profile (datasets, ground truth, resources); ends with a table "
+        "of what was pinned, already pinned and failed (exit 1 if anything failed)",
+    )
     q.add_argument("--mirror", help="local mirror folder (<mirror>/<dataset id>/<file>); default $SASP_ATLAS_MIRROR")
-    q.add_argument("--registry", help="registry YAML to edit; default $SASP_ATLAS_REGISTRY or the project's data_registry.yaml")
+    q.add_argument(
+        "--registry", help="registry YAML to edit; default $SASP_ATLAS_REGISTRY or the project's data_registry.yaml"
+    )
     q.set_defaults(func=cmd_registry_pin)
     return parser
 

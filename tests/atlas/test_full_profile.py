@@ -83,7 +83,11 @@ def test_labels_only_entries_agree_with_the_shared_sources():
     src = labels_only[d.id]
     label = next(f for f in d.files if f["name"] == Path(src["file"]).name)
     assert (label["url"], label["sha256"], label["size"], label["git_blob_sha1"]) == (
-        src["raw_url"], src["sha256"], src["size"], src["git_blob_sha1"])
+        src["raw_url"],
+        src["sha256"],
+        src["size"],
+        src["git_blob_sha1"],
+    )
     (matrix,) = [f for f in d.files if f is not label]
     assert matrix["git_blob_sha1"] in src["matrix_remote"] and Path(matrix["url"]).name in src["matrix_remote"]
     assert matrix["url"].rsplit("/", 2)[0] == src["raw_url"].rsplit("/", 2)[0]  # same repository commit
@@ -115,8 +119,9 @@ def test_full_entries_agree_with_remote_candidates(candidates):
 
 
 def test_every_candidate_is_a_full_entry_or_unverified(candidates):
-    full = {d.get("candidate", d.id) for d in full_entries() if "found_in" not in d.entry} \
-        - (set(_labels_only()) - set(candidates))
+    full = {d.get("candidate", d.id) for d in full_entries() if "found_in" not in d.entry} - (
+        set(_labels_only()) - set(candidates)
+    )
     unverified = {u["id"] for u in registry.list_unverified()}
     assert full | unverified == set(candidates)
     assert not full & unverified
@@ -127,7 +132,9 @@ def test_unverified_entries_have_no_published_checksum_or_say_why(candidates):
         cand = candidates[u["id"]]
         urls = {f["url"] for f in cand["files"]}
         assert u["url"] in urls
-        has_checksum = any((f.get("checksums") or {}).get(k) for f in cand["files"] for k in ("sha256", "md5", "git_blob_sha1"))
+        has_checksum = any(
+            (f.get("checksums") or {}).get(k) for f in cand["files"] for k in ("sha256", "md5", "git_blob_sha1")
+        )
         if has_checksum:  # listed for another reason, which the entry must state
             assert "publication" in u["reason"], u["id"]
         else:
@@ -158,7 +165,9 @@ def test_crosswalk_blocks_are_registry_datasets():
 
     ids = {d.id for d in registry.list_datasets("full")}
     assert set(_crosswalk()["datasets"]) <= ids
-    assert {"tirosh2016_melanoma_full", "filbin2018_h3k27m_glioma", PDAC, "neftel2019_gbm_infercna"} <= set(_crosswalk()["datasets"])
+    assert {"tirosh2016_melanoma_full", "filbin2018_h3k27m_glioma", PDAC, "neftel2019_gbm_infercna"} <= set(
+        _crosswalk()["datasets"]
+    )
 
 
 # --------------------------------------------------------------------------- schema rules
@@ -220,8 +229,10 @@ def test_cli_list_full_shows_every_entry(capsys, monkeypatch):
 
 
 PAYLOAD = bytes(range(256)) * 40 + b"sasp-atlas pin test\n"
-OLD_URL = ("https://raw.githubusercontent.com/Rongtingting/xclone-data/87914f4658cd702beff7992d26de1ecb3697fd5d/"
-           "TNBC1_scRNA/TNBC1_RDR_adata_demo.h5ad")
+OLD_URL = (
+    "https://raw.githubusercontent.com/Rongtingting/xclone-data/87914f4658cd702beff7992d26de1ecb3697fd5d/"
+    "TNBC1_scRNA/TNBC1_RDR_adata_demo.h5ad"
+)
 OLD_BLOB = "f31f3e44f09cf453bd6c1a300e455743a8c0a937"
 NAME = "TNBC1_RDR_adata_demo.h5ad"
 
@@ -245,7 +256,9 @@ def test_blob_only_file_downloads_verified_over_https(https_server, empty_cache,
     """Real pooch, real TLS: a blob-only file is downloaded, verified and moved into the cache."""
     monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
     (https_server["root"] / NAME).write_bytes(PAYLOAD)
-    ds = registry.get_dataset(TNBC1, _registry_copy(Path(empty_cache.parent), f"{https_server['url']}/{NAME}", _blob(PAYLOAD)))
+    ds = registry.get_dataset(
+        TNBC1, _registry_copy(Path(empty_cache.parent), f"{https_server['url']}/{NAME}", _blob(PAYLOAD))
+    )
     p = fetch.fetch_file(ds, ds.files[0])
     assert p == empty_cache / TNBC1 / NAME and p.read_bytes() == PAYLOAD
     assert files_in(empty_cache) == [p]
@@ -267,8 +280,9 @@ def test_pin_writes_sha256_and_size_into_the_registry(https_server, empty_cache,
 
     records = fetch.pin_dataset(TNBC1, registry=reg)
     sha = fetch.hashlib.sha256(PAYLOAD).hexdigest()
-    assert records == [{"name": NAME, "status": "pinned (verified by the published git blob id)", "sha256": sha,
-                        "size": len(PAYLOAD)}]
+    assert records == [
+        {"name": NAME, "status": "pinned (verified by the published git blob id)", "sha256": sha, "size": len(PAYLOAD)}
+    ]
     assert https_server["requests"] == [f"/{NAME}"]
     after = reg.read_text()
     # a targeted edit: two lines added, the note replaced, everything else (comments too) unchanged
@@ -349,8 +363,9 @@ def test_pin_registry_text_keeps_everything_else():
     assert (files["refCells.rda"]["sha256"], files["refCells.rda"]["size"]) == ("b" * 64, 7)  # replaced in place
     assert "sha256" not in files["mgh125.rda"]
     old_doc = yaml.safe_load(text)
-    assert [d for d in doc["datasets"] if d["id"] != "neftel2019_gbm_infercna"] == \
-        [d for d in old_doc["datasets"] if d["id"] != "neftel2019_gbm_infercna"]
+    assert [d for d in doc["datasets"] if d["id"] != "neftel2019_gbm_infercna"] == [
+        d for d in old_doc["datasets"] if d["id"] != "neftel2019_gbm_infercna"
+    ]
     assert len(new.splitlines()) == len(text.splitlines()) + 2  # bt771 gained two lines; refCells replaced two
     with pytest.raises(KeyError, match="no_such_dataset"):
         fetch.pin_registry_text(text, "no_such_dataset", pins)
@@ -366,12 +381,18 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
     assert [d.id for d in available] == list(ALL_DATASETS)
     assert {p["dataset"].id for p in problems} == {d.id for d in full_entries()}
     unpinned = {d.id for d in full_entries() if registry.trust_level(d) == "pinned on first download"}
-    assert unpinned and all(p["status"] == ("not pinned" if p["dataset"].id in unpinned else "not reachable")
-                            for p in problems)
+    assert unpinned and all(
+        p["status"] == ("not pinned" if p["dataset"].id in unpinned else "not reachable") for p in problems
+    )
     # every unreachable file was tried once at its registry URL, never an unverified source, never an unpinned one
     tried = set(no_network)
-    assert tried == {f["url"] for d in full_entries() if d.id not in unpinned for f in d.files
-                     if not (mirror / d.id / f["name"]).exists()}
+    assert tried == {
+        f["url"]
+        for d in full_entries()
+        if d.id not in unpinned
+        for f in d.files
+        if not (mirror / d.id / f["name"]).exists()
+    }
     unverified_urls = {u["url"] for u in registry.list_unverified()}
     assert not tried & unverified_urls
     assert files_in(empty_cache) == []
@@ -420,8 +441,16 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
         (root / d).symlink_to(mirror / d)
     rng = np.random.default_rng(3)
     genes = ["IL6", "CXCL8", "CCL2", "MMP1", "SERPINE1", "TIMP1", "CDKN1A", "VIM", "KRT19", "PTPRC", "ACTB", "GAPDH"]
-    labels = ["Cancer_clone_A", "Cancer_clone_B", "Ductal_terminal_ductal_like", "Fibroblasts", "Macrophages_A",
-              "T_cells_&_NK_cells", "Endothelial_cells", "RBCs"]
+    labels = [
+        "Cancer_clone_A",
+        "Cancer_clone_B",
+        "Ductal_terminal_ductal_like",
+        "Fibroblasts",
+        "Macrophages_A",
+        "T_cells_&_NK_cells",
+        "Endothelial_cells",
+        "RBCs",
+    ]
     cells = [f"Cell{i + 1}" for i in range(64)]
     counts = rng.poisson(2.0, (len(genes), len(cells))).astype(np.float64)
     (root / PDAC).mkdir()
@@ -433,18 +462,27 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
         pass
 
     def dense(m, conv):
-        attrs = conv.convert_to_r_attributes({"dim": np.array(counts.shape, dtype=np.int32),
-                                              "dimnames": [np.array(genes), np.array(cells)]})
+        attrs = conv.convert_to_r_attributes(
+            {"dim": np.array(counts.shape, dtype=np.int32), "dimnames": [np.array(genes), np.array(cells)]}
+        )
         return build_r_object(RObjectType.REAL, value=np.ravel(counts, order="F"), attributes=attrs)
 
     rdata.write_rda(root / PDAC / "sc_count.RData", {"sc_count": M()}, constructor_dict={**DEFAULT_CLASS_MAP, M: dense})
-    meta = pd.DataFrame({"cellID": cells, "cellType": [labels[i % len(labels)] for i in range(len(cells))],
-                         "sampleInfo": ["sample1"] * 32 + ["sample2"] * 32}, index=cells)
+    meta = pd.DataFrame(
+        {
+            "cellID": cells,
+            "cellType": [labels[i % len(labels)] for i in range(len(cells))],
+            "sampleInfo": ["sample1"] * 32 + ["sample2"] * 32,
+        },
+        index=cells,
+    )
     rdata.write_rda(root / PDAC / "sc_meta.RData", {"sc_meta": meta})
     (root / TNBC1).mkdir()
-    a = ad.AnnData(rng.poisson(1.0, (20, len(genes))).astype(np.float32),
-                   obs=pd.DataFrame({"cluster": ["1"] * 20}, index=[f"b{i}" for i in range(20)]),
-                   var=pd.DataFrame(index=genes))
+    a = ad.AnnData(
+        rng.poisson(1.0, (20, len(genes))).astype(np.float32),
+        obs=pd.DataFrame({"cluster": ["1"] * 20}, index=[f"b{i}" for i in range(20)]),
+        var=pd.DataFrame(index=genes),
+    )
     a.write_h5ad(root / TNBC1 / NAME)  # no 'cluster.pred' column: the documented guess fails here
 
     doc = yaml.safe_load(REGISTRY_YAML.read_text())
@@ -470,8 +508,9 @@ def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_c
     from sasp_atlas.site.book import preflight
 
     results = tmp_path / "results"
-    available, problems = preflight(registry.list_datasets("full"), profile="full", mirror=full_mirror,
-                                    resolve_dir=results)
+    available, problems = preflight(
+        registry.list_datasets("full"), profile="full", mirror=full_mirror, resolve_dir=results
+    )
     assert [d.id for d in available] == [*ALL_DATASETS, PDAC]
     status = {p["dataset"].id: p for p in problems}
     assert status[TNBC1]["status"] == "unreadable" and "cluster.pred" in status[TNBC1]["detail"]
@@ -486,7 +525,8 @@ def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_c
         assert f["size"] == (full_mirror / PDAC / f["name"]).stat().st_size
     assert "sc_count.RData" in pages.provenance_markdown(pdac, "raw counts -> ...")
     assert registry.get_dataset(ALL_DATASETS[0]).entry == copy.deepcopy(
-        next(d for d in load_registry(REGISTRY_YAML) if d.id == ALL_DATASETS[0]).entry)
+        next(d for d in load_registry(REGISTRY_YAML) if d.id == ALL_DATASETS[0]).entry
+    )
     # the pre-flight read filled the cache entry the page kernels will look up
     assert (empty_cache / PDAC / f"converted-{_cache_key(pdac)}.h5ad").is_file()
 
@@ -517,8 +557,14 @@ def test_cli_build_ends_with_the_report(monkeypatch, capsys):
 
     def fake_build(*, report=None, **kwargs):
         assert kwargs["profile"] == "full" and report == []
-        report.append({"dataset": registry.get_dataset(PDAC), "status": "not reachable",
-                       "missing": registry.get_dataset(PDAC).files, "detail": ""})
+        report.append(
+            {
+                "dataset": registry.get_dataset(PDAC),
+                "status": "not reachable",
+                "missing": registry.get_dataset(PDAC).files,
+                "detail": "",
+            }
+        )
         return {"page:wu2021_breast_tnbc_cid4465": 1.0, "total": 2.0}
 
     monkeypatch.setattr(book, "build", fake_build)

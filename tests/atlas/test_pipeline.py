@@ -43,7 +43,11 @@ def test_run_dataset_twice_gives_byte_identical_tables(mgh, tmp_path):
     for name in ta:
         assert ta[name] == tb[name], name
     assert (a.celltype_scores["random_state"] == 0).all()
-    assert a.adata.uns["sasp_scores"]["params"]["random_state"] == 0 == b.adata.uns["sasp_scores"]["params"]["random_state"]
+    assert (
+        a.adata.uns["sasp_scores"]["params"]["random_state"]
+        == 0
+        == b.adata.uns["sasp_scores"]["params"]["random_state"]
+    )
 
 
 @pytest.mark.slow
@@ -56,10 +60,24 @@ def test_the_seed_is_recorded_and_moves_only_scanpys_single_draw(mgh, tmp_path):
     assert seeded.adata.uns["sasp_scores"]["params"]["random_state"] == 7
     other = run_dataset(MGH, out_dir=tmp_path / "s0", with_embedding=False, random_state=0, signatures=["senmayo"])
     assert seeded.celltype_scores["ci_low"].equals(other.celltype_scores["ci_low"])
-    s1 = run_dataset(MGH, out_dir=tmp_path / "k1", with_embedding=False, random_state=1, signatures=["senmayo"],
-                     method="scanpy", n_null=10)
-    s0 = run_dataset(MGH, out_dir=tmp_path / "k0", with_embedding=False, random_state=0, signatures=["senmayo"],
-                     method="scanpy", n_null=10)
+    s1 = run_dataset(
+        MGH,
+        out_dir=tmp_path / "k1",
+        with_embedding=False,
+        random_state=1,
+        signatures=["senmayo"],
+        method="scanpy",
+        n_null=10,
+    )
+    s0 = run_dataset(
+        MGH,
+        out_dir=tmp_path / "k0",
+        with_embedding=False,
+        random_state=0,
+        signatures=["senmayo"],
+        method="scanpy",
+        n_null=10,
+    )
     assert not s1.cell_scores["senmayo"].equals(s0.cell_scores["senmayo"])
 
 
@@ -78,8 +96,14 @@ def test_score_user_file_is_byte_identical_in_a_fresh_interpreter(tmp_path):
     kw = dict(cell_type_key="annotation", sample_key="patient", signatures=SIGS, random_state=5)
     score_user_file(path, tmp_path / "one", **kw)
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    subprocess.run([sys.executable, "-c", _SCORE_AGAIN, str(path), str(tmp_path / "fresh"), ",".join(SIGS)],
-                   check=True, env=env, cwd=TESTS_DIR, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", _SCORE_AGAIN, str(path), str(tmp_path / "fresh"), ",".join(SIGS)],
+        check=True,
+        env=env,
+        cwd=TESTS_DIR,
+        capture_output=True,
+        timeout=300,
+    )
     for name in ("celltype_scores.csv", "coverage.csv"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
     assert (pd.read_csv(tmp_path / "one" / "celltype_scores.csv")["random_state"] == 5).all()
@@ -153,10 +177,22 @@ def _unrecorded(n: int = 200, seed: int = 0) -> ad.AnnData:
     types = np.array(["A", "B"])[rng.integers(0, 2, n)]
     X = rng.poisson(1.0, (n, len(genes))).astype(np.float32)
     X = np.log1p(X / np.maximum(X.sum(axis=1, keepdims=True), 1) * 1e4)
-    obs = pd.DataFrame({"cell_type": types, "cell_type_author": types, "lineage": "", "malignant": False,
-                        "sample": np.array(["S1", "S2"])[rng.integers(0, 2, n)]}, index=[f"c{i}" for i in range(n)])
-    return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes),
-                      uns={"provenance": {"cancer_type": "synthetic", "cancer_type_ontology_id": ""}})
+    obs = pd.DataFrame(
+        {
+            "cell_type": types,
+            "cell_type_author": types,
+            "lineage": "",
+            "malignant": False,
+            "sample": np.array(["S1", "S2"])[rng.integers(0, 2, n)],
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    return ad.AnnData(
+        X=X,
+        obs=obs,
+        var=pd.DataFrame(index=genes),
+        uns={"provenance": {"cancer_type": "synthetic", "cancer_type_ontology_id": ""}},
+    )
 
 
 def test_run_dataset_refuses_an_unknown_log_base_and_names_the_fix(tmp_path):
@@ -175,8 +211,16 @@ def test_run_dataset_refuses_an_unknown_log_base_and_names_the_fix(tmp_path):
 @pytest.mark.slow
 def test_run_dataset_takes_the_value_type_as_an_argument(tmp_path):
     adata = _unrecorded()
-    res = run_dataset("u", adata=adata, signatures={"s": [f"G{i}" for i in range(10)]}, out_dir=tmp_path,
-                      with_embedding=False, value_type="raw_counts", n_null=5, compare_methods=("expected",))
+    res = run_dataset(
+        "u",
+        adata=adata,
+        signatures={"s": [f"G{i}" for i in range(10)]},
+        out_dir=tmp_path,
+        with_embedding=False,
+        value_type="raw_counts",
+        n_null=5,
+        compare_methods=("expected",),
+    )
     assert adata.uns["provenance"]["value_type"] == "raw_counts"
     assert set(res.celltype_scores["cell_type"]) == {"A", "B"}
     assert (tmp_path / "tables" / "datasets" / "u" / "sasp_class_scores.csv").exists()

@@ -21,7 +21,10 @@ def validity(mirror, tmp_path_factory):
 @pytest.mark.slow
 def test_both_tables_are_written_with_their_contract(validity):
     tables, out = validity
-    for name, cols in (("signature_validity", VALIDITY_COLUMNS), ("signature_validity_pooled", POOLED_VALIDITY_COLUMNS)):
+    for name, cols in (
+        ("signature_validity", VALIDITY_COLUMNS),
+        ("signature_validity_pooled", POOLED_VALIDITY_COLUMNS),
+    ):
         written = pd.read_csv(out / "tables" / f"{name}.csv")
         assert list(written.columns[: len(cols)]) == cols and len(written)
     assert set(tables["signature_validity"]["label"]) <= set(VALIDITY_LABELS)

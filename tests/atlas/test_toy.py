@@ -62,8 +62,10 @@ def offline(monkeypatch, tmp_path, no_network):
 def hgnc_reference() -> Path:
     """The HGNC symbol table's mirror folder; catalogue signature ids and user files need it."""
     if not REFERENCE_RAW.is_dir():
-        pytest.skip(f"{REFERENCE_RAW} not found: catalogue signature ids and user-file scoring need the HGNC "
-                    "symbol table (resource hgnc_symbols) from the shared reference mirror")
+        pytest.skip(
+            f"{REFERENCE_RAW} not found: catalogue signature ids and user-file scoring need the HGNC "
+            "symbol table (resource hgnc_symbols) from the shared reference mirror"
+        )
     return REFERENCE_RAW
 
 
@@ -177,15 +179,21 @@ def test_score_user_file_on_toy(tmp_path, hgnc_reference):
     assert set(table["signature"]) == set(DEFAULT_SIGNATURES) | ({"husi"} & set(table["signature"]))
     assert len(table) == len(CELL_TYPES) * table["signature"].nunique()
     assert (table["n_samples"] == 3).all()
-    assert (table["ci_unit"] == "samples (random effects)").all() and (table["evidence"] == "replicated (3 tumours)").all()
+    assert (table["ci_unit"] == "samples (random effects)").all() and (
+        table["evidence"] == "replicated (3 tumours)"
+    ).all()
     assert (table.loc[table["signature"] != "husi", "method"] == "expected").all()  # the seed-free default
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
     flags = table.loc[table["signature"] != "husi", "flag"].fillna("")  # hUSI: few of its model genes in the toy
     # >= 10 cells, 3 samples, full coverage: the only flag is a planted perfect separation, said in words
     perfect = flags.str.startswith("perfect separation in ")
     assert flags[~perfect].eq("").all() and flags[perfect].str.contains("lowest per-tumour bound").all()
-    assert table.groupby("cell_type")["n_cells"].first().to_dict() == {"Fibroblast": 60, "T cell": 90,
-                                                                        "Macrophage": 60, "Epithelial": 90}
+    assert table.groupby("cell_type")["n_cells"].first().to_dict() == {
+        "Fibroblast": 60,
+        "T cell": 90,
+        "Macrophage": 60,
+        "Epithelial": 90,
+    }
     senmayo = table[table["signature"] == "senmayo"].set_index("cell_type")
     assert senmayo.loc["Fibroblast", "effect_size"] > 0.8
     assert senmayo["effect_size"].idxmax() == "Fibroblast"

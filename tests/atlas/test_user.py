@@ -40,8 +40,10 @@ def user_adata(n_per_type=(40, 40, 4), *, seed: int = 0, n_fillers: int = 150) -
     lam[np.ix_(types == "Fibroblast", np.isin(genes, get_signature("senmayo")))] *= 3
     counts = rng.poisson(lam).astype(np.float32)
     counts[:, 0] += 1  # no empty cell
-    obs = pd.DataFrame({"annotation": types, "patient": [f"P{i % 3 + 1}" for i in range(len(types))]},
-                       index=[f"cell{i}" for i in range(len(types))])
+    obs = pd.DataFrame(
+        {"annotation": types, "patient": [f"P{i % 3 + 1}" for i in range(len(types))]},
+        index=[f"cell{i}" for i in range(len(types))],
+    )
     return ad.AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=genes))
 
 
@@ -82,8 +84,12 @@ def test_raw_counts_are_detected_and_normalised(tmp_path):
     assert ds["publication"] == {"citation": "User-provided data: My Tumour-01.h5ad", "doi": "", "accession": ""}
     assert ds["tissue"] == "user data" and ds["technology"] == "unknown" and ds["license"] == "user data"
     (f,) = ds.files
-    assert f == {"name": path.name, "url": f"file://{path.resolve()}", "sha256": file_sha256(path),
-                 "size": path.stat().st_size}
+    assert f == {
+        "name": path.name,
+        "url": f"file://{path.resolve()}",
+        "sha256": file_sha256(path),
+        "size": path.stat().st_size,
+    }
     # harmonised obs: the user's label is the cell type (no crosswalk)
     obs = adata.obs
     assert (obs["cell_type"].astype(str) == raw.obs["annotation"]).all()
@@ -114,10 +120,18 @@ def _tpm_user_file(winterhoff, tmp_path):
     """The real Fluidigm C1 ovarian data (2 patients) as a user would have it: linear TPM in X."""
     X = winterhoff.X.toarray() if sp.issparse(winterhoff.X) else np.asarray(winterhoff.X)
     tpm = (np.expm1(X * np.log(2)) * 10).astype(np.float32)  # un-log log2(TPM/10 + 1)
-    obs = pd.DataFrame({"annotation": winterhoff.obs["cell_type"].astype(str).to_numpy(),
-                        "patient": winterhoff.obs["sample"].astype(str).to_numpy()}, index=winterhoff.obs_names)
-    return write(ad.AnnData(sp.csr_matrix(tpm), obs=obs, var=pd.DataFrame(index=winterhoff.var_names)), tmp_path,
-                 "ovarian_tpm.h5ad")
+    obs = pd.DataFrame(
+        {
+            "annotation": winterhoff.obs["cell_type"].astype(str).to_numpy(),
+            "patient": winterhoff.obs["sample"].astype(str).to_numpy(),
+        },
+        index=winterhoff.obs_names,
+    )
+    return write(
+        ad.AnnData(sp.csr_matrix(tpm), obs=obs, var=pd.DataFrame(index=winterhoff.var_names)),
+        tmp_path,
+        "ovarian_tpm.h5ad",
+    )
 
 
 def test_tpm_values_are_named_with_value_type(winterhoff, tmp_path):
@@ -287,8 +301,11 @@ def test_mouse_data_are_mapped_to_human_orthologs(tmp_path):
         _, adata = load(write(a, tmp_path), species="mouse")
     messages = [str(w.message) for w in rec]
     assert any(m.startswith("mouse -> human (HCOP): ") for m in messages)
-    assert any(m.startswith("1 column(s) repeat a gene symbol after mapping mouse genes to human orthologs") and
-               "CCL21 (2 columns)" in m for m in messages)
+    assert any(
+        m.startswith("1 column(s) repeat a gene symbol after mapping mouse genes to human orthologs")
+        and "CCL21 (2 columns)" in m
+        for m in messages
+    )
     assert adata.var.loc["CCL21", "mouse_symbol"] == "Ccl21a"
     assert {"IL6", "CXCL1", "CCL2"} <= set(adata.var_names)
     assert adata.var.loc["IL6", "mouse_symbol"] == "Il6"
@@ -303,9 +320,11 @@ def test_unknown_species_is_refused(tmp_path):
 # --------------------------------------------------------------------------- obs
 def test_missing_obs_keys_list_the_available_columns(tmp_path):
     path = write(user_adata(), tmp_path)
-    for kw, what in [({"cell_type_key": "celltype"}, "cell_type_key 'celltype'"),
-                     ({"sample_key": "donor"}, "sample_key 'donor'"),
-                     ({"malignant_key": "is_tumour"}, "malignant_key 'is_tumour'")]:
+    for kw, what in [
+        ({"cell_type_key": "celltype"}, "cell_type_key 'celltype'"),
+        ({"sample_key": "donor"}, "sample_key 'donor'"),
+        ({"malignant_key": "is_tumour"}, "malignant_key 'is_tumour'"),
+    ]:
         msg = refused(path, **kw)
         assert f"{what} is not an obs column" in msg and "['annotation', 'patient']" in msg
 
@@ -322,7 +341,8 @@ def test_cell_type_key_defaults_to_a_cell_type_column(tmp_path):
 def test_ontology_ids_are_taken_from_cellxgene_column(tmp_path):
     a = user_adata()
     a.obs["cell_type_ontology_term_id"] = a.obs["annotation"].map(
-        {"Fibroblast": "CL:0000057", "T cell": "CL:0000084", "Rare": "CL:0000000"})
+        {"Fibroblast": "CL:0000057", "T cell": "CL:0000084", "Rare": "CL:0000000"}
+    )
     _, adata = load(write(a, tmp_path))
     assert adata.obs.loc["cell0", "cell_type_ontology_id"] == "CL:0000057"
 
@@ -362,8 +382,12 @@ def test_small_cell_types_are_warned_and_flagged_not_refused(tmp_path):
     rare = table[table["cell_type"] == "Rare"]
     assert rare["flag"].str.startswith("fewer than 10 cells").all()
     assert not table.loc[table["cell_type"] != "Rare", "flag"].str.contains("cells;").any()
-    out3 = score_user_file(path, tmp_path / "out3", cell_type_key="annotation", sample_key="patient", signatures=SIGS, min_cells=3)
-    assert not pd.read_csv(out3["celltype_scores"], keep_default_na=False)["flag"].str.contains("fewer than 3 cells").any()
+    out3 = score_user_file(
+        path, tmp_path / "out3", cell_type_key="annotation", sample_key="patient", signatures=SIGS, min_cells=3
+    )
+    assert (
+        not pd.read_csv(out3["celltype_scores"], keep_default_na=False)["flag"].str.contains("fewer than 3 cells").any()
+    )
 
 
 # --------------------------------------------------------------------------- files
@@ -379,8 +403,9 @@ def test_missing_and_foreign_files(tmp_path):
 def test_score_user_file_writes_exactly_the_tables_and_the_scored_object(tmp_path):
     path = write(user_adata(), tmp_path)
     out = tmp_path / "out"
-    written = score_user_file(path, out, cell_type_key="annotation", sample_key="patient", signatures=SIGS,
-                              random_state=3)
+    written = score_user_file(
+        path, out, cell_type_key="annotation", sample_key="patient", signatures=SIGS, random_state=3
+    )
     assert sorted(p.name for p in out.iterdir()) == ["celltype_scores.csv", "coverage.csv", "scored.h5ad"]
     assert set(written) == {"celltype_scores", "coverage", "scored"}
     table = pd.read_csv(written["celltype_scores"])
@@ -427,8 +452,19 @@ def test_cli_score(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 2 and "error: cell_type_key 'celltype' is not an obs column" in err
     assert not (tmp_path / "bad").exists()
-    rc = main(["score", str(path), "--out", str(tmp_path / "ok"), "--cell-type-key", "annotation", "--signatures",
-               *SIGS, "--no-report"])
+    rc = main(
+        [
+            "score",
+            str(path),
+            "--out",
+            str(tmp_path / "ok"),
+            "--cell-type-key",
+            "annotation",
+            "--signatures",
+            *SIGS,
+            "--no-report",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0
     assert "warning: no sample_key" in " ".join(captured.err.split())
@@ -491,18 +527,29 @@ def test_a_failing_report_notebook_publishes_nothing(tmp_path):
 
     from sasp_atlas.site.notebooks import NotebookFailed
 
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                           "language": "python"}})
-    nb.cells = [nbformat.v4.new_markdown_cell("# Page"),
-                nbformat.v4.new_code_cell("input_h5ad = None", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("raise ValueError('boom in the page')")]
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Page"),
+        nbformat.v4.new_code_cell("input_h5ad = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('boom in the page')"),
+    ]
     template = tmp_path / "template.ipynb"  # any jupytext-readable template
     nbformat.write(nb, template)
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.html").write_text("an older report")
     with pytest.raises(NotebookFailed, match="the report notebook failed"):
-        render_report(tmp_path / "user.h5ad", out, user_options={}, signatures=SIGS, method="scanpy",
-                           random_state=0, title="t", template=template)
+        render_report(
+            tmp_path / "user.h5ad",
+            out,
+            user_options={},
+            signatures=SIGS,
+            method="scanpy",
+            random_state=0,
+            title="t",
+            template=template,
+        )
     assert not (out / "report.html").exists()
     assert list(out.rglob("*.html")) == [] and list(out.rglob("*.ipynb")) == []

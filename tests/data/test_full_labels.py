@@ -47,8 +47,28 @@ LABEL_FILES = {
 }
 
 # real HGNC symbols (all approved, so var_names stay as written): SASP factors, markers, housekeeping
-GENES = ["IL6", "CXCL8", "CCL2", "MMP1", "SERPINE1", "TIMP1", "CDKN1A", "CDKN2A", "IL1B", "VEGFA",
-         "PTPRC", "CD3E", "CD68", "PECAM1", "COL1A1", "EPCAM", "KRT19", "VIM", "ACTB", "GAPDH"]
+GENES = [
+    "IL6",
+    "CXCL8",
+    "CCL2",
+    "MMP1",
+    "SERPINE1",
+    "TIMP1",
+    "CDKN1A",
+    "CDKN2A",
+    "IL1B",
+    "VEGFA",
+    "PTPRC",
+    "CD3E",
+    "CD68",
+    "PECAM1",
+    "COL1A1",
+    "EPCAM",
+    "KRT19",
+    "VIM",
+    "ACTB",
+    "GAPDH",
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -96,7 +116,9 @@ def _check_cell_types(adata, dataset_id: str, author: pd.Series, malignant: pd.S
     table = cw["datasets"][dataset_id]
     missing = sorted(set(author[~malignant]) - set(table))
     assert not missing, f"{dataset_id}: author labels of the real file missing from crosswalk.yaml: {missing}"
-    expected = pd.Series(np.where(malignant, MALIGNANT_CELL, author.map(table).fillna(MALIGNANT_CELL)), index=author.index)
+    expected = pd.Series(
+        np.where(malignant, MALIGNANT_CELL, author.map(table).fillna(MALIGNANT_CELL)), index=author.index
+    )
     got = adata.obs["cell_type"].astype(str).reindex(author.index)
     pd.testing.assert_series_equal(got, expected, check_names=False)
     assert set(got) <= set(cw["cell_types"])
@@ -175,7 +197,9 @@ def _infercnv_load(fake_mirror, dataset_id: str, labels: pd.DataFrame, seed: int
     root = fake_mirror(dataset_id, write)
     adata = load_dataset(dataset_id, mirror=root)
     _check_values(adata, cells, x)
-    np.testing.assert_allclose(adata.X.toarray(), np.log2(adata.layers["original"].toarray() + 1), rtol=1e-5)  # tpm_like
+    np.testing.assert_allclose(
+        adata.X.toarray(), np.log2(adata.layers["original"].toarray() + 1), rtol=1e-5
+    )  # tpm_like
     return adata
 
 
@@ -260,8 +284,10 @@ def test_neftel_refcells_real_file(fake_mirror, write_rda):
         prefix = re.compile(rf"^{stem.upper()}[A-Z]?-")  # MGH105 has sub-samples MGH105A-D
         ref_cells = sorted(c for c in label_of if prefix.match(c))
         assert ref_cells, f"refCells.rda has no cell of {stem}"
-        fake = [f"{stem.upper()}{'ABCD'[i % 4] if stem == 'mgh105' else ''}-P{20 + i // 96}-{'ABCDEFGH'[i // 12 % 8]}{i % 12 + 1:02d}"
-                for i in range(60)]
+        fake = [
+            f"{stem.upper()}{'ABCD'[i % 4] if stem == 'mgh105' else ''}-P{20 + i // 96}-{'ABCDEFGH'[i // 12 % 8]}{i % 12 + 1:02d}"
+            for i in range(60)
+        ]
         assert len(set(fake)) == len(fake) and not set(fake) & set(label_of)
         cells = list(rng.permutation(ref_cells + fake))
         tpm = _tpm10(len(cells), len(matrices))

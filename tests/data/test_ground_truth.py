@@ -39,8 +39,28 @@ TEO = "teo2019_imr90_ois_10x"
 CASELLA = "casella2019_multi_inducer_bulk"
 TEO_LABELS = MIRROR / "husi2025_senescence_index" / "GSE115301_Growing_Sen_10x_metadata.txt.gz"
 RESOURCES = MIRROR.parent / "reference" / "raw"
-GENES = ["IL6", "CXCL8", "CCL2", "MMP1", "SERPINE1", "TIMP1", "CDKN1A", "CDKN2A", "IL1B", "VEGFA",
-         "LMNB1", "MKI67", "TOP2A", "COL1A1", "FN1", "VIM", "ACTB", "GAPDH", "GLB1", "TP53"]
+GENES = [
+    "IL6",
+    "CXCL8",
+    "CCL2",
+    "MMP1",
+    "SERPINE1",
+    "TIMP1",
+    "CDKN1A",
+    "CDKN2A",
+    "IL1B",
+    "VEGFA",
+    "LMNB1",
+    "MKI67",
+    "TOP2A",
+    "COL1A1",
+    "FN1",
+    "VIM",
+    "ACTB",
+    "GAPDH",
+    "GLB1",
+    "TP53",
+]
 
 
 def _doc() -> dict:
@@ -75,12 +95,21 @@ def chan(mirror):
 def test_marthandan_real_files(marthandan):
     a = marthandan
     assert a.shape == (39, 11526)
-    assert a.obs["condition"].value_counts().to_dict() == {"proliferating": 21, "senescent": 18, "quiescent": 0, "control": 0}
+    assert a.obs["condition"].value_counts().to_dict() == {
+        "proliferating": 21,
+        "senescent": 18,
+        "quiescent": 0,
+        "control": 0,
+    }
     assert a.obs["unit"].nunique() == 5
     assert sorted(a.obs["unit"].unique()) == ["BJ", "HFF", "IMR90", "MRC5", "WI-38"]
     gt = a.uns["ground_truth"]
     assert (gt["positive_class"], list(gt["negative_classes"]), gt["unit_name"], gt["n_units"]) == (
-        "senescent", ["proliferating"], "strain", 5)
+        "senescent",
+        ["proliferating"],
+        "strain",
+        5,
+    )
     assert (gt["species"], gt["assay"], gt["value_type"], gt["truth"]) == ("human", "bulk", "cpm_like", "per_sample")
     assert "replicative" in gt["inducer"] and list(gt["training_overlap"]) == ["husi"]
     # per strain: both classes present (the unit of replication carries its own comparison)
@@ -117,7 +146,12 @@ def test_chan_real_file(chan):
     assert a.obs["condition"].value_counts()[["senescent", "control"]].tolist() == [332, 168]
     assert a.obs["unit"].nunique() == 4
     gt = a.uns["ground_truth"]
-    assert (gt["species"], gt["assay"], gt["truth"], gt["unit_name"]) == ("mouse", "single-cell", "condition", "replicate sample")
+    assert (gt["species"], gt["assay"], gt["truth"], gt["unit_name"]) == (
+        "mouse",
+        "single-cell",
+        "condition",
+        "replicate sample",
+    )
     assert "not per-cell truth" in gt["truth_note"]
     m = a.uns["provenance"]["ortholog_mapping"]
     assert m["n_mouse_genes"] == 15766
@@ -158,8 +192,11 @@ def test_core_entries_meet_their_expected_counts(marthandan, chan):
 
 # --------------------------------------------------------------------------- value types refused by name
 def _bulk(values: np.ndarray) -> ad.AnnData:
-    return ad.AnnData(X=values.astype(np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(values.shape[0])]),
-                      var=pd.DataFrame(index=[f"G{j}" for j in range(values.shape[1])]))
+    return ad.AnnData(
+        X=values.astype(np.float32),
+        obs=pd.DataFrame(index=[f"s{i}" for i in range(values.shape[0])]),
+        var=pd.DataFrame(index=[f"G{j}" for j in range(values.shape[1])]),
+    )
 
 
 def test_cpm_like_refuses_what_does_not_fit():
@@ -201,15 +238,18 @@ def test_registry_lists_ground_truth_apart():
         assert g["labels"]["senescent"], g.id
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda g: g.pop("unit"), r"ground-truth entry 'marthandan2016_replicative_bulk'.*unit"),
-    (lambda g: g.update(cancer_type="none"), r"unknown key\(s\) \['cancer_type'\]"),
-    (lambda g: g["labels"].update(quiescent=["Proliferative"]), r"more than one class"),
-    (lambda g: g["labels"].pop("proliferating"), r"ground-truth entry 'marthandan2016_replicative_bulk'.*labels"),
-    (lambda g: g["labels"].update(truth="yes"), r"labels.truth"),
-    (lambda g: g.update(assay="spatial"), r"assay"),
-    (lambda g: g.update(value_type="log_cpm"), r"value_type"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda g: g.pop("unit"), r"ground-truth entry 'marthandan2016_replicative_bulk'.*unit"),
+        (lambda g: g.update(cancer_type="none"), r"unknown key\(s\) \['cancer_type'\]"),
+        (lambda g: g["labels"].update(quiescent=["Proliferative"]), r"more than one class"),
+        (lambda g: g["labels"].pop("proliferating"), r"ground-truth entry 'marthandan2016_replicative_bulk'.*labels"),
+        (lambda g: g["labels"].update(truth="yes"), r"labels.truth"),
+        (lambda g: g.update(assay="spatial"), r"assay"),
+        (lambda g: g.update(value_type="log_cpm"), r"value_type"),
+    ],
+)
 def test_malformed_ground_truth_entry_is_refused(change, message):
     doc = copy.deepcopy(_doc())
     change(_gt(doc, MARTHANDAN))
@@ -225,8 +265,9 @@ def test_ground_truth_id_may_not_repeat_a_dataset_id():
 
 
 def test_unmatched_label_is_refused_by_name():
-    obs = pd.DataFrame({"Condition": ["Senescent", "Quiescent", "Proliferative"], "strain": ["A", "A", "A"]},
-                       index=["a", "b", "c"])
+    obs = pd.DataFrame(
+        {"Condition": ["Senescent", "Quiescent", "Proliferative"], "strain": ["A", "A", "A"]}, index=["a", "b", "c"]
+    )
     with pytest.raises(InputError, match=r"\['Quiescent'\].*fit no class"):
         ground_truth_obs(obs, _gt(_doc(), MARTHANDAN))
     entry = copy.deepcopy(_gt(_doc(), MARTHANDAN))
@@ -264,7 +305,10 @@ def test_teo_real_label_file():
     assert out["unit"].value_counts().to_dict() == {"Senescence1": 273, "Growing1": 116, "Growing2": 91}
     assert set(out.loc[out["condition"] == "control", "unit"]) == {"Senescence1"}
     suffix = pd.Series(out.index.str.split("-").str[1], index=out.index)
-    assert out.groupby("unit")["unit"].size().to_dict() == suffix.map({"1": "Senescence1", "3": "Growing1", "4": "Growing2"}).value_counts().to_dict()
+    assert (
+        out.groupby("unit")["unit"].size().to_dict()
+        == suffix.map({"1": "Senescence1", "3": "Growing1", "4": "Growing2"}).value_counts().to_dict()
+    )
     assert get_ground_truth(TEO)["expected"]["classes"] == {"senescent": 240, "proliferating": 207, "control": 33}
 
 
@@ -324,14 +368,20 @@ def test_teo_loads_offline_from_a_format_faithful_count_file(gt_mirror, corner):
 
 def _series_matrix(gsms: list[str], titles: list[str]) -> str:
     q = lambda xs: "\t".join(f'"{x}"' for x in xs)  # noqa: E731
-    return "\n".join([
-        '!Series_title\t"Transcriptome signature of cellular senescence"',
-        '!Series_geo_accession\t"GSE130727"',
-        f"!Sample_title\t{q(titles)}",
-        f"!Sample_geo_accession\t{q(gsms)}",
-        f"!Sample_source_name_ch1\t{q(['fibroblast'] * len(gsms))}",
-        f"!Sample_characteristics_ch1\t{q(['cell line: x'] * len(gsms))}",
-        '!series_matrix_table_begin', '"ID_REF"\t' + q(gsms), '!series_matrix_table_end', ""])
+    return "\n".join(
+        [
+            '!Series_title\t"Transcriptome signature of cellular senescence"',
+            '!Series_geo_accession\t"GSE130727"',
+            f"!Sample_title\t{q(titles)}",
+            f"!Sample_geo_accession\t{q(gsms)}",
+            f"!Sample_source_name_ch1\t{q(['fibroblast'] * len(gsms))}",
+            f"!Sample_characteristics_ch1\t{q(['cell line: x'] * len(gsms))}",
+            "!series_matrix_table_begin",
+            '"ID_REF"\t' + q(gsms),
+            "!series_matrix_table_end",
+            "",
+        ]
+    )
 
 
 def test_casella_loads_offline_from_format_faithful_geo_files(gt_mirror):
@@ -339,8 +389,18 @@ def test_casella_loads_offline_from_format_faithful_geo_files(gt_mirror):
     Symbol, more columns) and a series matrix: senescent by the title rule, quiescent its own class, the rest control,
     the unit the cell line named in the title."""
     root, build = gt_mirror
-    titles = ["WI-38 IR (+) rep1", "WI-38 IR (-) rep1", "WI-38 HRAS rep1", "WI-38 EV rep1", "IMR-90 PDL52 rep1",
-              "IMR-90 PDL24 rep1", "HUVEC IR (+) rep1", "HUVEC IR (-) rep1", "HAEC quiescent rep1", "WI38 Replicative Exhaustion"]
+    titles = [
+        "WI-38 IR (+) rep1",
+        "WI-38 IR (-) rep1",
+        "WI-38 HRAS rep1",
+        "WI-38 EV rep1",
+        "IMR-90 PDL52 rep1",
+        "IMR-90 PDL24 rep1",
+        "HUVEC IR (+) rep1",
+        "HUVEC IR (-) rep1",
+        "HAEC quiescent rep1",
+        "WI38 Replicative Exhaustion",
+    ]
     gsms = [f"GSM37500{i:02d}" for i in range(len(titles))]
     gene_ids = [str(3569 + i) for i in range(len(GENES))] + ["999999"]
     rng = np.random.default_rng(5)
@@ -363,9 +423,16 @@ def test_casella_loads_offline_from_format_faithful_geo_files(gt_mirror):
     assert a.n_obs == 10 and list(a.var_names) == GENES + ["GeneID:999999"]
     cond = dict(zip(a.obs["title"], a.obs["condition"].astype(str)))
     assert [t for t, c in cond.items() if c == "senescent"] == [
-        "WI-38 IR (+) rep1", "WI-38 HRAS rep1", "IMR-90 PDL52 rep1", "HUVEC IR (+) rep1", "WI38 Replicative Exhaustion"]
+        "WI-38 IR (+) rep1",
+        "WI-38 HRAS rep1",
+        "IMR-90 PDL52 rep1",
+        "HUVEC IR (+) rep1",
+        "WI38 Replicative Exhaustion",
+    ]
     assert cond["HAEC quiescent rep1"] == "quiescent"
-    assert {cond[t] for t in ("WI-38 IR (-) rep1", "WI-38 EV rep1", "IMR-90 PDL24 rep1", "HUVEC IR (-) rep1")} == {"control"}
+    assert {cond[t] for t in ("WI-38 IR (-) rep1", "WI-38 EV rep1", "IMR-90 PDL24 rep1", "HUVEC IR (-) rep1")} == {
+        "control"
+    }
     assert set(a.obs["unit"]) == {"WI-38", "WI38", "IMR-90", "HUVEC", "HAEC"}
     assert list(a.uns["ground_truth"]["negative_classes"]) == ["quiescent", "control"]
     np.testing.assert_array_equal(a.layers["original"].toarray(), counts.T[[gsms.index(g) for g in a.obs_names]])
@@ -384,8 +451,12 @@ def test_training_overlap_flags():
     assert training_overlap("husi", TEO) is False
     assert training_overlap("hernandez_segura2017_core_senescence", MARTHANDAN) is None
     assert training_overlap("senmayo", MARTHANDAN) is None  # the source names no data set
-    husi_runs = pd.read_csv(_need(MIRROR / "husi2025_senescence_index" / "trainSet_meta843.csv"), encoding="latin-1",
-                            usecols=["Data_id", "Study_name"], dtype=str)
+    husi_runs = pd.read_csv(
+        _need(MIRROR / "husi2025_senescence_index" / "trainSet_meta843.csv"),
+        encoding="latin-1",
+        usecols=["Data_id", "Study_name"],
+        dtype=str,
+    )
     studies = set(husi_runs["Study_name"])
     for g in list_ground_truth():
         listed = bool(set(ground_truth_accessions(g.id)) & studies)

@@ -44,9 +44,13 @@ def test_crosswalk_targets_are_in_the_vocabulary():
 
 def test_crosswalk_covers_every_author_label(wu, mgh, tirosh, puram, winterhoff):
     cw = _crosswalk()["datasets"]
-    for ds_id, adata in [("wu2021_breast_tnbc_cid4465", wu), ("tirosh2016_oligodendroglioma_mgh53_mgh54", mgh),
-                         ("tirosh2016_oligodendroglioma", tirosh), ("puram2017_hnscc_chetah_ref", puram),
-                         ("winterhoff2017_hgsoc_c1", winterhoff)]:
+    for ds_id, adata in [
+        ("wu2021_breast_tnbc_cid4465", wu),
+        ("tirosh2016_oligodendroglioma_mgh53_mgh54", mgh),
+        ("tirosh2016_oligodendroglioma", tirosh),
+        ("puram2017_hnscc_chetah_ref", puram),
+        ("winterhoff2017_hgsoc_c1", winterhoff),
+    ]:
         labels = set(adata.obs.loc[~adata.obs["malignant"], "cell_type_author"].astype(str))
         assert labels <= set(cw[ds_id]), (ds_id, labels - set(cw[ds_id]))
 

@@ -92,7 +92,9 @@ def test_mgh_samples_and_malignant(mgh, sources):
 
 def test_tirosh_samples(tirosh, sources):
     samples = tirosh.obs["sample"].astype(str).value_counts().to_dict()
-    expected = {("MGH" + k if k.isdigit() else k): v for k, v in sources[TIROSH]["verified"]["cells_per_patient"].items()}
+    expected = {
+        ("MGH" + k if k.isdigit() else k): v for k, v in sources[TIROSH]["verified"]["cells_per_patient"].items()
+    }
     assert samples == expected
     assert int(tirosh.obs["malignant"].sum()) == 142
 
@@ -191,6 +193,7 @@ def test_second_load_uses_h5ad_cache_without_fetching(wu, monkeypatch):
 
 def test_use_cache_false_fetches_again(wu, monkeypatch):
     """The counterpart of the test above: the monkeypatch really intercepts fetching."""
+
     def no_fetch(*args, **kwargs):
         raise RuntimeError("fetch called")
 

@@ -35,7 +35,11 @@ def _counts(n_genes=N_GENES, n_cells=N_CELLS) -> np.ndarray:
 
 def _write_matrix(path, x, rows, cols, *, sep="\t", corner=False, gz=True):
     header = ([""] if corner else []) + cols  # R's write.table omits the corner cell
-    text = sep.join(header) + "\n" + "".join(sep.join([r, *map(lambda v: f"{v:g}", row)]) + "\n" for r, row in zip(rows, x))
+    text = (
+        sep.join(header)
+        + "\n"
+        + "".join(sep.join([r, *map(lambda v: f"{v:g}", row)]) + "\n" for r, row in zip(rows, x))
+    )
     if gz:
         with gzip.open(path, "wt") as fh:
             fh.write(text)
@@ -67,9 +71,16 @@ def test_text_matrix_inferCNV_layout(tmp_path, corner):
     labels = {c: ("malignant_MGH" + c[3:5] if i % 3 else "Microglia/Macrophage") for i, c in enumerate(CELLS)}
     _write_labels(tmp_path / "labels.txt", labels)
     paths = {"m.matrix.gz": tmp_path / "m.matrix.gz", "labels.txt": tmp_path / "labels.txt"}
-    X, genes, cells, obs = READERS["text_matrix"](paths, {
-        "matrix": "m.matrix.gz", "labels": "labels.txt", "chunk_rows": 5,  # several chunks
-        "sample_from_cell_id": r"^(?:MGH)?(\d+)_", "sample_format": "MGH{}"})
+    X, genes, cells, obs = READERS["text_matrix"](
+        paths,
+        {
+            "matrix": "m.matrix.gz",
+            "labels": "labels.txt",
+            "chunk_rows": 5,  # several chunks
+            "sample_from_cell_id": r"^(?:MGH)?(\d+)_",
+            "sample_format": "MGH{}",
+        },
+    )
     assert sp.isspmatrix_csr(X) and X.dtype == np.float32
     assert X.shape == (len(CELLS), len(GENES))
     assert np.array_equal(X.toarray(), x.T)
@@ -85,10 +96,20 @@ def test_text_matrix_derive_and_drop_unlabelled(tmp_path, caplog):
     labels = {c: (f"cy{i}_malignant" if i < 4 else ["T", "CAF", "NK", "B"][i % 4]) for i, c in enumerate(CELLS[:-2])}
     _write_labels(tmp_path / "a.txt", labels)
     paths = {"m.gz": tmp_path / "m.gz", "a.txt": tmp_path / "a.txt"}
-    opts = {"matrix": "m.gz", "labels": "a.txt",
-            "derive": [{"column": "cell_class", "from": "annotation", "pattern": "^.+_malignant$", "template": "Malignant"},
-                       {"column": "patient", "from": "annotation", "pattern": "^(.+)_malignant$", "template": "\\1",
-                        "default": "unrecorded"}]}
+    opts = {
+        "matrix": "m.gz",
+        "labels": "a.txt",
+        "derive": [
+            {"column": "cell_class", "from": "annotation", "pattern": "^.+_malignant$", "template": "Malignant"},
+            {
+                "column": "patient",
+                "from": "annotation",
+                "pattern": "^(.+)_malignant$",
+                "template": "\\1",
+                "default": "unrecorded",
+            },
+        ],
+    }
     with pytest.raises(ValueError, match="2 cells have no label.*drop_unlabelled"):
         READERS["text_matrix"](paths, opts)
     with caplog.at_level(logging.WARNING, logger="sasp_atlas"):
@@ -107,9 +128,18 @@ def test_text_matrix_csv_cells_by_genes_with_metadata_header(tmp_path):
     meta = pd.DataFrame({"barcode": CELLS, "patient": ["p1"] * 4 + ["p2"] * 5, "cell_type": ["T"] * 9})
     meta.to_csv(tmp_path / "meta.csv.gz", index=False)
     paths = {"m.csv": tmp_path / "m.csv", "meta.csv.gz": tmp_path / "meta.csv.gz"}
-    X, genes, cells, obs = READERS["text_matrix"](paths, {
-        "matrix": "m.csv", "sep": ",", "orientation": "cells_x_genes", "labels": "meta.csv.gz", "labels_sep": ",",
-        "labels_header": True, "cell_column": "barcode"})
+    X, genes, cells, obs = READERS["text_matrix"](
+        paths,
+        {
+            "matrix": "m.csv",
+            "sep": ",",
+            "orientation": "cells_x_genes",
+            "labels": "meta.csv.gz",
+            "labels_sep": ",",
+            "labels_header": True,
+            "cell_column": "barcode",
+        },
+    )
     assert np.array_equal(X.toarray(), x.T) and genes == GENES and cells == CELLS
     assert obs["patient"].tolist() == ["p1"] * 4 + ["p2"] * 5
 
@@ -140,24 +170,34 @@ def test_tenx_mtx(tmp_path, gz):
     x = _counts()
     suffix = ".gz" if gz else ""
     mtx = tmp_path / f"matrix.mtx{suffix}"
-    with (gzip.open(mtx, "wb") if gz else open(mtx, "wb")) as fh:
+    with gzip.open(mtx, "wb") if gz else open(mtx, "wb") as fh:
         scipy.io.mmwrite(fh, sp.coo_matrix(x.astype(np.int64)))
     pd.DataFrame({"id": [f"ENSG{i:011d}" for i in range(len(GENES))], "sym": GENES}).to_csv(
-        tmp_path / "genes.tsv", sep="\t", header=False, index=False)
+        tmp_path / "genes.tsv", sep="\t", header=False, index=False
+    )
     barcodes = [f"AAAC{i:04d}-1" for i in range(len(CELLS))]
     (tmp_path / "barcodes.tsv").write_text("\n".join(barcodes) + "\n")
     labels = {b: ("stem, cancer cell" if i % 2 else "immune cells") for i, b in enumerate(barcodes)}
     _write_labels(tmp_path / "anno.tsv", labels, header="cell\tcell_type")
     paths = {p.name: p for p in tmp_path.iterdir()}
-    X, genes, cells, obs = READERS["tenx_mtx"](paths, {
-        "matrix": mtx.name, "genes": "genes.tsv", "barcodes": "barcodes.tsv", "labels": "anno.tsv",
-        "labels_header": True, "label_column_index": 1})
+    X, genes, cells, obs = READERS["tenx_mtx"](
+        paths,
+        {
+            "matrix": mtx.name,
+            "genes": "genes.tsv",
+            "barcodes": "barcodes.tsv",
+            "labels": "anno.tsv",
+            "labels_header": True,
+            "label_column_index": 1,
+        },
+    )
     assert np.array_equal(X.toarray(), x.T) and X.dtype == np.float32
     assert genes == GENES and cells == barcodes
     assert obs["annotation"].tolist() == [labels[b] for b in barcodes]
 
-    ensembl = READERS["tenx_mtx"](paths, {"matrix": mtx.name, "genes": "genes.tsv", "barcodes": "barcodes.tsv",
-                                          "gene_column": 0})
+    ensembl = READERS["tenx_mtx"](
+        paths, {"matrix": mtx.name, "genes": "genes.tsv", "barcodes": "barcodes.tsv", "gene_column": 0}
+    )
     assert ensembl[1][0] == "ENSG00000000000"
     (tmp_path / "barcodes.tsv").write_text("\n".join(barcodes[:-1]) + "\n")
     with pytest.raises(ValueError, match="does not match"):
@@ -167,8 +207,13 @@ def test_tenx_mtx(tmp_path, gz):
 # --------------------------------------------------------------------------- h5ad (backed, chunked)
 def _h5ad(tmp_path, fmt: str):
     x = _counts().T  # cells x genes
-    obs = pd.DataFrame({"cluster.pred": ["N" if i % 3 == 0 else "T" for i in range(len(CELLS))],
-                        "disease": pd.Categorical(["normal", "tumour"] * 4 + ["tumour"])}, index=CELLS)
+    obs = pd.DataFrame(
+        {
+            "cluster.pred": ["N" if i % 3 == 0 else "T" for i in range(len(CELLS))],
+            "disease": pd.Categorical(["normal", "tumour"] * 4 + ["tumour"]),
+        },
+        index=CELLS,
+    )
     var = pd.DataFrame({"feature_name": GENES}, index=[f"ENSG{i:011d}" for i in range(len(GENES))])
     matrix = {"dense": x, "csr": sp.csr_matrix(x), "csc": sp.csc_matrix(x)}[fmt]
     a = ad.AnnData(matrix, obs=obs, var=var)
@@ -190,10 +235,24 @@ def test_h5ad_backed_in_chunks(tmp_path, monkeypatch, fmt):
         return real(p, *args, **kwargs)
 
     monkeypatch.setattr(sio.ad, "read_h5ad", spy)
-    X, genes, cells, o = READERS["h5ad"]({path.name: path}, {
-        "file": path.name, "gene_symbols": "feature_name", "chunk_size": 2, "obs_filter": {"disease": ["tumour"]},
-        "derive": [{"column": "tumour_normal", "from": "cluster.pred", "pattern": "^N$", "template": "Normal",
-                    "default": "Tumour"}]})
+    X, genes, cells, o = READERS["h5ad"](
+        {path.name: path},
+        {
+            "file": path.name,
+            "gene_symbols": "feature_name",
+            "chunk_size": 2,
+            "obs_filter": {"disease": ["tumour"]},
+            "derive": [
+                {
+                    "column": "tumour_normal",
+                    "from": "cluster.pred",
+                    "pattern": "^N$",
+                    "template": "Normal",
+                    "default": "Tumour",
+                }
+            ],
+        },
+    )
     assert calls == ["r"]  # opened backed, never loaded whole
     keep = (obs["disease"] == "tumour").to_numpy()
     assert np.array_equal(X.toarray(), 2 * x[keep]) and sp.isspmatrix_csr(X) and X.dtype == np.float32
@@ -224,20 +283,29 @@ def test_rdata_matrix_meta_card_layout(tmp_path, write_rda, sparse):
     mat = DgCMatrix(sp.csc_matrix(x), GENES, cells) if sparse else RMatrix(x, GENES, cells)
     write_rda(tmp_path / "sc_count.RData", {"sc_count": mat})
     types = ["Cancer_clone_A", "Ductal_terminal_ductal_like", "Acinar_cells"]
-    meta = pd.DataFrame({"cellID": cells, "cellType": pd.Categorical([types[i % 3] for i in range(len(cells))]),
-                         "sampleInfo": ["sample1"] * len(cells)}, index=cells)
+    meta = pd.DataFrame(
+        {
+            "cellID": cells,
+            "cellType": pd.Categorical([types[i % 3] for i in range(len(cells))]),
+            "sampleInfo": ["sample1"] * len(cells),
+        },
+        index=cells,
+    )
     write_rda(tmp_path / "sc_meta.RData", {"sc_meta": meta})
     paths = {"sc_count.RData": tmp_path / "sc_count.RData", "sc_meta.RData": tmp_path / "sc_meta.RData"}
-    X, genes, got_cells, obs = READERS["rdata_matrix_meta"](paths, {
-        "matrix": "sc_count.RData", "matrix_object": "sc_count", "meta": "sc_meta.RData", "meta_object": "sc_meta"})
+    X, genes, got_cells, obs = READERS["rdata_matrix_meta"](
+        paths,
+        {"matrix": "sc_count.RData", "matrix_object": "sc_count", "meta": "sc_meta.RData", "meta_object": "sc_meta"},
+    )
     assert np.array_equal(X.toarray(), x.T) and sp.isspmatrix_csr(X)
     assert genes == GENES and got_cells == cells
     assert obs["cellType"].tolist() == [types[i % 3] for i in range(len(cells))]
     assert obs["sampleInfo"].unique().tolist() == ["sample1"]
 
     with pytest.raises(ValueError, match="no object 'counts'"):
-        READERS["rdata_matrix_meta"](paths, {"matrix": "sc_count.RData", "matrix_object": "counts",
-                                             "meta": "sc_meta.RData"})
+        READERS["rdata_matrix_meta"](
+            paths, {"matrix": "sc_count.RData", "matrix_object": "counts", "meta": "sc_meta.RData"}
+        )
     write_rda(tmp_path / "sc_meta.RData", {"sc_meta": meta.iloc[1:]})
     with pytest.raises(ValueError, match="1 cells have no label"):
         READERS["rdata_matrix_meta"](paths, {"matrix": "sc_count.RData", "meta": "sc_meta.RData"})
@@ -252,8 +320,12 @@ def test_rda_matrices_refcells_infercna_layout(tmp_path, write_rda, caplog):
     refs = {"oligodendrocytes": np.array([c1[0], "OTHER-SAMPLE-1"]), "macrophages": np.array([c1[1], c2[3]])}
     write_rda(tmp_path / "refCells.rda", {"refCells": refs})
     paths = {p.name: p for p in tmp_path.iterdir()}
-    opts = {"matrices": ["bt771.rda", "mgh125.rda"], "refcells": "refCells.rda",
-            "ref_labels": {"macrophages": "Macrophage", "oligodendrocytes": "Oligodendrocyte"}, "default_label": "Malignant"}
+    opts = {
+        "matrices": ["bt771.rda", "mgh125.rda"],
+        "refcells": "refCells.rda",
+        "ref_labels": {"macrophages": "Macrophage", "oligodendrocytes": "Oligodendrocyte"},
+        "default_label": "Malignant",
+    }
     X, genes, cells, obs = READERS["rda_matrices_refcells"](paths, opts)
     assert np.array_equal(X.toarray(), np.vstack([x1.T, x2.T]))
     assert genes == GENES and cells == c1 + c2
@@ -278,6 +350,6 @@ def test_r_matrix_without_dimnames_is_an_error(tmp_path, write_rda):
     import rdata
 
     write_rda(tmp_path / "m.rda", {"m": _counts().astype(np.float64)})  # a plain numeric matrix: dim, no dimnames
-    (_, obj), = rdata.read_rda(tmp_path / "m.rda").items()
+    ((_, obj),) = rdata.read_rda(tmp_path / "m.rda").items()
     with pytest.raises(ValueError, match="no row or column names"):
         sio._r_matrix(obj, "m.rda:m")

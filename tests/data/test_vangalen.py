@@ -30,16 +30,22 @@ def _entry() -> dict:
     return registry_entry(yaml.safe_load(REGISTRY_YAML.read_text()), AML)
 
 
-def _write_sample(root, files: dict, counts: np.ndarray, genes: list[str], cells: list[str], labels: list[str],
-                  unlabelled: int = 0) -> None:
+def _write_sample(
+    root, files: dict, counts: np.ndarray, genes: list[str], cells: list[str], labels: list[str], unlabelled: int = 0
+) -> None:
     dem = pd.DataFrame(counts.T.astype(int), index=pd.Index(genes, name="Gene"), columns=cells)
     with gzip.open(root / files["matrix"], "wt") as fh:
         dem.to_csv(fh, sep="\t")
     kept = cells[unlabelled:]  # the first `unlabelled` cells have no annotation row
-    anno = pd.DataFrame({"Cell": kept, "NumberOfReads": 1000, "PredictionRF2": labels[unlabelled:],
-                         "PredictionRefined": ["malignant" if lab.endswith("-like") else "normal"
-                                               for lab in labels[unlabelled:]],
-                         "CellType": labels[unlabelled:]})
+    anno = pd.DataFrame(
+        {
+            "Cell": kept,
+            "NumberOfReads": 1000,
+            "PredictionRF2": labels[unlabelled:],
+            "PredictionRefined": ["malignant" if lab.endswith("-like") else "normal" for lab in labels[unlabelled:]],
+            "CellType": labels[unlabelled:],
+        }
+    )
     with gzip.open(root / files["labels"], "wt") as fh:
         anno.to_csv(fh, sep="\t", index=False)
 
@@ -55,7 +61,7 @@ def aml_files(wu, tmp_path):
     root.mkdir()
     truth = {}
     for k, (sample, files) in enumerate(samples.items()):
-        block = counts[150 * k:150 * (k + 1)]
+        block = counts[150 * k : 150 * (k + 1)]
         g = genes if k != 1 else genes[:-5]
         block = block if k != 1 else block[:, :-5]
         cells = [f"{sample}-D0_{i:04d}" for i in range(150)]
@@ -79,8 +85,7 @@ def _registry(tmp_path, https_url: str, samples: dict):
 def test_reader_joins_patients_on_the_gene_union(aml_files):
     root, samples, truth = aml_files
     paths = {p.name: p for p in root.iterdir()}
-    X, genes, cells, obs = READERS["text_matrix_samples"](
-        paths, {**_entry()["loader"]["options"], "samples": samples})
+    X, genes, cells, obs = READERS["text_matrix_samples"](paths, {**_entry()["loader"]["options"], "samples": samples})
     first, second, third = samples
     assert len(cells) == 450 - 3 and X.shape == (447, len(truth[first][1]))
     assert cells[0] == f"{first}:{truth[first][2][3]}"  # sample-prefixed ids, unlabelled cells dropped
@@ -93,8 +98,8 @@ def test_reader_joins_patients_on_the_gene_union(aml_files):
     rows1 = np.flatnonzero(obs["sample"].to_numpy() == first)
     np.testing.assert_array_equal(X[rows1].toarray(), truth[first][0][3:])
     assert (obs["PredictionRefined"] == "malignant").sum() == sum(
-        lab.endswith("-like") for s in truth.values() for lab in s[3]) - sum(
-        lab.endswith("-like") for lab in truth[first][3][:3])
+        lab.endswith("-like") for s in truth.values() for lab in s[3]
+    ) - sum(lab.endswith("-like") for lab in truth[first][3][:3])
 
 
 def test_reader_keeps_the_first_row_of_a_repeated_gene(tmp_path):
@@ -104,7 +109,8 @@ def test_reader_keeps_the_first_row_of_a_repeated_gene(tmp_path):
     with pytest.warns(Warning, match="repeat a gene symbol"):
         X, genes, cells, obs = READERS["text_matrix_samples"](
             {"m.txt": tmp_path / "m.txt", "a.txt": tmp_path / "a.txt"},
-            {"labels_header": True, "cell_column": "Cell", "samples": {"P1": {"matrix": "m.txt", "labels": "a.txt"}}})
+            {"labels_header": True, "cell_column": "Cell", "samples": {"P1": {"matrix": "m.txt", "labels": "a.txt"}}},
+        )
     assert genes == ["IL6", "CXCL8"] and X.toarray().tolist() == [[1, 0], [2, 3]]
     assert cells == ["P1:c1", "P1:c2"] and obs["CellType"].tolist() == ["Mono", "T"]
 
@@ -131,9 +137,17 @@ def test_entry_pin_fetch_load(aml_files, https_server, empty_cache, tmp_path, mo
     assert (adata.obs["malignant"].to_numpy() == like).all()
     assert (adata.obs["cell_type"].astype(str)[like] == "Malignant cell").all()
     mapped = adata.obs[~like].groupby("cell_type_author", observed=True)["cell_type"].first().astype(str).to_dict()
-    assert mapped == {"Mono": "Monocyte", "T": "T cell", "CTL": "T cell", "NK": "NK cell", "B": "B cell",
-                      "Plasma": "Plasma cell", "cDC": "Dendritic cell", "earlyEry": "Erythroid cell",
-                      "ProMono": "Haematopoietic progenitor"}
+    assert mapped == {
+        "Mono": "Monocyte",
+        "T": "T cell",
+        "CTL": "T cell",
+        "NK": "NK cell",
+        "B": "B cell",
+        "Plasma": "Plasma cell",
+        "cDC": "Dendritic cell",
+        "earlyEry": "Erythroid cell",
+        "ProMono": "Haematopoietic progenitor",
+    }
     assert adata.uns["provenance"]["cancer_type_ontology_id"] == "MONDO:0018874"
     np.testing.assert_array_equal(adata.layers["original"][:5].toarray(), truth[next(iter(samples))][0][3:8])
 
@@ -161,10 +175,13 @@ def test_registry_entry_records_its_sources():
     d = registry.get_dataset(AML)
     assert registry.trust_level(d) == "pinned on first download"
     assert d["expected"]["n_donors"] == 12 == len(d["loader"]["options"]["samples"])
-    assert len(d.files) == 24 and all(f["url"].startswith("https://ftp.ncbi.nlm.nih.gov/geo/samples/GSM3587")
-                                      for f in d.files)
+    assert len(d.files) == 24 and all(
+        f["url"].startswith("https://ftp.ncbi.nlm.nih.gov/geo/samples/GSM3587") for f in d.files
+    )
     for sample, files in d["loader"]["options"]["samples"].items():
-        assert files["matrix"].endswith(f"_{sample}-D0.dem.txt.gz") and files["labels"].endswith(f"_{sample}-D0.anno.txt.gz")
+        assert files["matrix"].endswith(f"_{sample}-D0.dem.txt.gz") and files["labels"].endswith(
+            f"_{sample}-D0.anno.txt.gz"
+        )
         for name in files.values():
             gsm = name.split("_")[0]
             (f,) = [f for f in d.files if f["name"] == name]
@@ -186,10 +203,18 @@ def test_review_cancer_types_follow_mondo():
 
 def test_full_profile_covers_the_review_cancer_types():
     """`sasp-atlas list --profile full`: the review's cancer types that have a registry dataset."""
-    covered = {t for d in registry.list_datasets("full")
-               for t in review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)}
-    assert covered == {"Colorectal cancer", "Hepatocellular carcinoma", "Lung cancer",
-                       "Pancreatic ductal adenocarcinoma", "Blood cancer"}
+    covered = {
+        t
+        for d in registry.list_datasets("full")
+        for t in review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)
+    }
+    assert covered == {
+        "Colorectal cancer",
+        "Hepatocellular carcinoma",
+        "Lung cancer",
+        "Pancreatic ductal adenocarcinoma",
+        "Blood cancer",
+    }
     assert {"MONDO:0001056", "MONDO:0008170"} <= {d["cancer_type_ontology_id"] for d in registry.list_datasets("full")}
 
 
@@ -210,6 +235,7 @@ def test_review_cancer_type_ids_are_mondo_descendants():
 
 def test_sparse_counts_stay_integers(aml_files):
     root, samples, _ = aml_files
-    X, *_ = READERS["text_matrix_samples"]({p.name: p for p in root.iterdir()},
-                                            {**_entry()["loader"]["options"], "samples": samples})
+    X, *_ = READERS["text_matrix_samples"](
+        {p.name: p for p in root.iterdir()}, {**_entry()["loader"]["options"], "samples": samples}
+    )
     assert sp.issparse(X) and np.array_equal(X.data, np.round(X.data))

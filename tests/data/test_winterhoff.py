@@ -32,7 +32,12 @@ def test_kept_cells_labels_and_patients(winterhoff):
     assert winterhoff.shape == (exp["n_cells"], exp["n_genes"]) and obs["sample"].nunique() == exp["n_donors"] == 2
     assert obs["cell_type_author"].astype(str).value_counts().to_dict() == {"Epithelial": 37, "Stroma": 29}
     by_patient = obs.groupby(["sample", "cell_type_author"], observed=True).size().to_dict()
-    assert by_patient == {("X1", "Epithelial"): 17, ("X1", "Stroma"): 10, ("X2", "Epithelial"): 20, ("X2", "Stroma"): 19}
+    assert by_patient == {
+        ("X1", "Epithelial"): 17,
+        ("X1", "Stroma"): 10,
+        ("X2", "Epithelial"): 20,
+        ("X2", "Stroma"): 19,
+    }
     assert "Bulk_2" not in winterhoff.obs_names
     assert all(c.startswith(("X1_C", "X2_C")) for c in winterhoff.obs_names)
     assert "X1_C15" in winterhoff.obs_names  # labelled "1_C15" in the label file
@@ -115,12 +120,15 @@ def _adata(values) -> ad.AnnData:
     return ad.AnnData(X=sp.csr_matrix(np.asarray(values, dtype=np.float32)))
 
 
-@pytest.mark.parametrize("values,match", [
-    ([[5, 0, 200_000], [1, 2, 300_000]], "integer"),
-    ([[1.5, 2.5, 3.5], [0.5, 1.5, 2.5]], "log-transformed"),
-    ([[600_000.5, 500_000.5, 0.5], [1.5, 2.5, 3.5]], "sum above"),
-    ([[40_000.5, 20_000.5, 0.5], [30_000.5, 10.5, 0.5]], "TPM/10"),
-])
+@pytest.mark.parametrize(
+    "values,match",
+    [
+        ([[5, 0, 200_000], [1, 2, 300_000]], "integer"),
+        ([[1.5, 2.5, 3.5], [0.5, 1.5, 2.5]], "log-transformed"),
+        ([[600_000.5, 500_000.5, 0.5], [1.5, 2.5, 3.5]], "sum above"),
+        ([[40_000.5, 20_000.5, 0.5], [30_000.5, 10.5, 0.5]], "TPM/10"),
+    ],
+)
 def test_tpm_refuses_other_scales_by_name(values, match):
     with pytest.raises(InputError, match=match):
         normalise(_adata(values), "tpm")
@@ -140,8 +148,10 @@ def test_harmonised_cell_types(winterhoff):
     assert (obs["malignant"] == (obs["cell_type_author"] == "Epithelial")).all()
     table = obs[["cell_type_author", "cell_type", "cell_type_ontology_id", "lineage"]].astype(str).drop_duplicates()
     rows = {r.cell_type_author: (r.cell_type, r.cell_type_ontology_id, r.lineage) for r in table.itertuples()}
-    assert rows == {"Epithelial": ("Malignant cell", "CL:0001064", "malignant"),
-                    "Stroma": ("Stromal cell", "CL:0000499", "stromal")}
+    assert rows == {
+        "Epithelial": ("Malignant cell", "CL:0001064", "malignant"),
+        "Stroma": ("Stromal cell", "CL:0000499", "stromal"),
+    }
     assert set(obs["sample"].astype(str)) == {"X1", "X2"}
 
 

@@ -29,9 +29,17 @@ SIGS = ["senmayo", "fridman_senescence_up", "reactome_sasp", "kamminga_senescenc
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, memory_limit="2GiB") as cluster, \
-            distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -47,14 +55,19 @@ def _synthetic(n_cells=3000, n_genes=800, seed=0) -> ad.AnnData:
     mu = np.exp(rng.normal(-1.5, 1.5, n_genes))
     counts = rng.negative_binomial(2, 2 / (2 + mu[None, :] * rng.lognormal(0, 0.4, (n_cells, 1))))
     X = sp.csr_matrix(np.log1p(counts / counts.sum(1, keepdims=True).clip(1) * 1e4).astype(np.float32))
-    return ad.AnnData(X=X, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
-                      obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]))
+    return ad.AnnData(
+        X=X,
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
+    )
 
 
 def _synthetic_sets(adata, seed=1) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
-    return {f"s{k}": list(adata.var_names[rng.choice(adata.n_vars, n, replace=False)])
-            for k, n in enumerate((5, 20, 60, 150))}
+    return {
+        f"s{k}": list(adata.var_names[rng.choice(adata.n_vars, n, replace=False)])
+        for k, n in enumerate((5, 20, 60, 150))
+    }
 
 
 def _assert_twins(adata, sigs, method, chunk_rows, **kw):
@@ -245,8 +258,16 @@ def test_a_new_method_module_runs_in_memory_and_on_dask(monkeypatch):
         return LinearPlan(W, offset, params={"shift": shift})
 
     for declared in ((), ("scanpy_gene_means",)):
-        meta = MethodMeta(name="centred_mean", description="toy", value_range=(-np.inf, np.inf), reference="",
-                          assumptions="", kind="linear", defaults={"shift": 0.5}, gene_statistics=declared)
+        meta = MethodMeta(
+            name="centred_mean",
+            description="toy",
+            value_range=(-np.inf, np.inf),
+            reference="",
+            assumptions="",
+            kind="linear",
+            defaults={"shift": 0.5},
+            gene_statistics=declared,
+        )
         monkeypatch.setitem(_registry._REGISTRY, "centred_mean", SimpleNamespace(META=meta, prepare=prepare))
         adata = _synthetic(600, 300)
         adata.obs["cell_type"] = np.where(np.arange(adata.n_obs) % 3 == 0, "A", "B")
@@ -255,11 +276,13 @@ def test_a_new_method_module_runs_in_memory_and_on_dask(monkeypatch):
         lazy = _dask_twin(adata, 170)
         lazy.obs["cell_type"] = adata.obs["cell_type"].to_numpy()
         sasp_atlas.score(lazy, sigs, method="centred_mean", compute_kwargs={"scheduler": "synchronous"})
-        np.testing.assert_allclose(lazy.obsm["sasp_scores"].to_numpy(), ref.obsm["sasp_scores"].to_numpy(),
-                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            lazy.obsm["sasp_scores"].to_numpy(), ref.obsm["sasp_scores"].to_numpy(), rtol=0, atol=1e-12
+        )
         assert lazy.uns["sasp_scores"]["params"]["shift"] == 0.5
         want = celltype_null(adata, sigs, method="centred_mean", n_null=5, seed=1)
-        got = celltype_null(lazy, sigs, method="centred_mean", n_null=5, seed=1,
-                            compute_kwargs={"scheduler": "synchronous"})
+        got = celltype_null(
+            lazy, sigs, method="centred_mean", n_null=5, seed=1, compute_kwargs={"scheduler": "synchronous"}
+        )
         num = want.select_dtypes("number").columns
         np.testing.assert_allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=1e-9, atol=1e-9)

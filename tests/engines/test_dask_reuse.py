@@ -23,8 +23,9 @@ def _synthetic(n_cells=1200, n_genes=500, seed=0) -> ad.AnnData:
     mu = np.exp(rng.normal(-1.5, 1.5, n_genes))
     counts = rng.negative_binomial(2, 2 / (2 + mu[None, :] * rng.lognormal(0, 0.4, (n_cells, 1))))
     X = sp.csr_matrix(np.log1p(counts / counts.sum(1, keepdims=True).clip(1) * 1e4).astype(np.float32))
-    obs = pd.DataFrame({"cell_type": np.where(np.arange(n_cells) % 3 == 0, "A", "B")},
-                       index=[f"c{i}" for i in range(n_cells)])
+    obs = pd.DataFrame(
+        {"cell_type": np.where(np.arange(n_cells) % 3 == 0, "A", "B")}, index=[f"c{i}" for i in range(n_cells)]
+    )
     return ad.AnnData(X=X, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]), obs=obs)
 
 

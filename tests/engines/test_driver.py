@@ -49,8 +49,12 @@ def _snapshot(X):
 def _same(X, snap) -> bool:
     if snap[0] == "dense":
         return np.array_equal(np.asarray(X), snap[1])
-    return (X.format == snap[0] and np.array_equal(X.data, snap[1]) and np.array_equal(X.indices, snap[2])
-            and np.array_equal(X.indptr, snap[3]))
+    return (
+        X.format == snap[0]
+        and np.array_equal(X.data, snap[1])
+        and np.array_equal(X.indices, snap[2])
+        and np.array_equal(X.indptr, snap[3])
+    )
 
 
 # --------------------------------------------------------------------------- real data

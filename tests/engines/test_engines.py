@@ -33,8 +33,10 @@ def aucell_reference(adata, signatures: dict[str, list[str]], **kw) -> pd.DataFr
     """``dc.mt.aucell`` with no set pruning (tmin=0); rows: the cells decoupler keeps."""
     decoupler = pytest.importorskip("decoupler")
     var = set(adata.var_names)
-    net = pd.DataFrame([(s, g) for s, genes in signatures.items() for g in dict.fromkeys(genes) if g in var],
-                       columns=["source", "target"])
+    net = pd.DataFrame(
+        [(s, g) for s, genes in signatures.items() for g in dict.fromkeys(genes) if g in var],
+        columns=["source", "target"],
+    )
     b = adata.copy()
     res = decoupler.mt.aucell(b, net, tmin=0, **kw)
     return (b if res is None else res).obsm["score_aucell"]
@@ -99,7 +101,9 @@ def test_mean_and_zmean_on_real_data(request, fixture):
     dense = adata.X.toarray().astype(np.float64)
     mu, sd = dense.mean(axis=0), dense.std(axis=0, ddof=1)
     z = np.divide(dense - mu, sd, out=np.zeros_like(dense), where=sd > 0)
-    idx = {s: adata.var_names.get_indexer(pd.Index(g).intersection(adata.var_names, sort=False)) for s, g in sigs.items()}
+    idx = {
+        s: adata.var_names.get_indexer(pd.Index(g).intersection(adata.var_names, sort=False)) for s, g in sigs.items()
+    }
     ref_mean = pd.DataFrame({s: dense[:, i].mean(axis=1) for s, i in idx.items()}, index=adata.obs_names)
     ref_z = pd.DataFrame({s: z[:, i].mean(axis=1) for s, i in idx.items()}, index=adata.obs_names)
     assert_close(scores_of(adata, sigs, "mean"), ref_mean, 1e-9)
@@ -112,8 +116,10 @@ def test_zmean_equals_scanpy_scale_then_mean(mgh):
     sigs = real_signatures(mgh)
     b = ad.AnnData(mgh.X.toarray().astype(np.float64), obs=mgh.obs[[]], var=mgh.var[[]])
     sc.pp.scale(b)
-    ref = pd.DataFrame({s: b[:, pd.Index(g).intersection(b.var_names, sort=False)].X.mean(axis=1)
-                        for s, g in sigs.items()}, index=b.obs_names)
+    ref = pd.DataFrame(
+        {s: b[:, pd.Index(g).intersection(b.var_names, sort=False)].X.mean(axis=1) for s, g in sigs.items()},
+        index=b.obs_names,
+    )
     assert_close(scores_of(mgh, sigs, "zmean"), ref, 1e-9)
 
 
@@ -125,8 +131,17 @@ def test_top_level_score_is_the_engine_driver(wu):
 
 
 # --------------------------------------------------------------------------- constructed data
-def constructed(seed: int = 0, n_cells: int = 150, n_genes: int = 400, *, integer: bool = True, negative: bool = False,
-                explicit_zeros: bool = False, empty_cell: bool = False, dtype=np.float32) -> ad.AnnData:
+def constructed(
+    seed: int = 0,
+    n_cells: int = 150,
+    n_genes: int = 400,
+    *,
+    integer: bool = True,
+    negative: bool = False,
+    explicit_zeros: bool = False,
+    empty_cell: bool = False,
+    dtype=np.float32,
+) -> ad.AnnData:
     """Sparse matrix with the corner cases of real data.
 
     Integer-valued entries give large tie groups within a cell; the first 10 genes are never
@@ -135,8 +150,11 @@ def constructed(seed: int = 0, n_cells: int = 150, n_genes: int = 400, *, intege
     rng = np.random.default_rng(seed)
     density = rng.uniform(0.02, 0.6, size=(n_cells, 1))  # sparse and dense cells
     mask = rng.random((n_cells, n_genes)) < density
-    vals = rng.integers(1, 6, size=(n_cells, n_genes)).astype(np.float64) if integer \
+    vals = (
+        rng.integers(1, 6, size=(n_cells, n_genes)).astype(np.float64)
+        if integer
         else rng.gamma(2.0, 1.0, size=(n_cells, n_genes))
+    )
     if negative:
         vals = np.where(rng.random((n_cells, n_genes)) < 0.2, -vals, vals)
     M = (vals * mask).astype(dtype)
@@ -146,15 +164,20 @@ def constructed(seed: int = 0, n_cells: int = 150, n_genes: int = 400, *, intege
     X = sp.csr_matrix(M)
     if explicit_zeros:  # stored entries whose value is 0 (some tools leave them)
         X.data[rng.random(X.nnz) < 0.05] = 0
-    return ad.AnnData(X, obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
-                      var=pd.DataFrame(index=[f"G{g}" for g in range(n_genes)]))
+    return ad.AnnData(
+        X,
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=[f"G{g}" for g in range(n_genes)]),
+    )
 
 
 def constructed_signatures(adata, seed: int = 1) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     names = list(adata.var_names)
-    sigs = {f"s{k}": [names[i] for i in rng.choice(len(names), size, replace=False)]
-            for k, size in enumerate([5, 12, 40, 120])}
+    sigs = {
+        f"s{k}": [names[i] for i in rng.choice(len(names), size, replace=False)]
+        for k, size in enumerate([5, 12, 40, 120])
+    }
     sigs["with_undetected"] = names[:3] + names[20:30]
     sigs["with_missing"] = names[50:60] + ["NOPE1", "NOPE2"]
     return sigs
@@ -199,8 +222,9 @@ def test_aucell_tie_seed_matters_only_through_ties():
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
     tied = constructed()  # integer values: ties everywhere
     s = constructed_signatures(tied)
-    assert not np.allclose(scores_of(tied, s, "aucell", random_state=0).to_numpy(),
-                           scores_of(tied, s, "aucell", random_state=5).to_numpy())
+    assert not np.allclose(
+        scores_of(tied, s, "aucell", random_state=0).to_numpy(), scores_of(tied, s, "aucell", random_state=5).to_numpy()
+    )
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
@@ -405,7 +429,6 @@ def test_code_table_equals_matrix_product(n_sets, scaled):
     np.testing.assert_allclose(out, dense @ W, rtol=0, atol=1e-12)
     if n_sets == 6:
         assert len(table.lk_code) < 0.7 * np.count_nonzero(W)  # shared genes are stored once
-
 
 
 @pytest.mark.parametrize("tile", [1, 7, 4096])

@@ -19,7 +19,10 @@ from sasp_atlas.engines._scanpy import expression_bins
 def _fsum_means(X: sp.csr_matrix) -> np.ndarray:
     """Correctly rounded column sums (math.fsum) of the float64 values, over the row count."""
     C = X.tocsc()
-    return np.array([math.fsum(C.data[C.indptr[g]:C.indptr[g + 1]].astype(np.float64)) for g in range(X.shape[1])]) / X.shape[0]
+    return (
+        np.array([math.fsum(C.data[C.indptr[g] : C.indptr[g + 1]].astype(np.float64)) for g in range(X.shape[1])])
+        / X.shape[0]
+    )
 
 
 def test_exact_means_are_the_correctly_rounded_sums():
@@ -79,5 +82,4 @@ def test_large_values_and_duplicate_entries_do_not_overflow():
     data = np.full(3 * n, 4.0e6)
     X = sp.csr_matrix((data, np.zeros(3 * n, dtype=np.int32), np.arange(0, 3 * n + 1, 3)), shape=(n, 2))
     assert not X.has_canonical_format
-    np.testing.assert_array_equal(exact_means(exact_column_sums(X.indptr, X.indices, X.data, 0, n, 2), n),
-                                  [1.2e7, 0.0])
+    np.testing.assert_array_equal(exact_means(exact_column_sums(X.indptr, X.indices, X.data, 0, n, 2), n), [1.2e7, 0.0])

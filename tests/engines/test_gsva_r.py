@@ -33,8 +33,12 @@ R_SCRIPT = Path(__file__).parent / "_r" / "gsva_scores.R"
 SIGNATURES = ["senmayo", "fridman_senescence_up", "reactome_sasp"]
 N_CELLS = 300
 # method name in the R script -> (engine, its parameters)
-VARIANTS = {"ssgsea": ("ssgsea", {}), "gsva": ("gsva", {}),
-            "gsva_nomxdiff": ("gsva", {"mx_diff": False}), "gsva_absranking": ("gsva", {"abs_ranking": True})}
+VARIANTS = {
+    "ssgsea": ("ssgsea", {}),
+    "gsva": ("gsva", {}),
+    "gsva_nomxdiff": ("gsva", {"mx_diff": False}),
+    "gsva_absranking": ("gsva", {"abs_ranking": True}),
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,13 @@ def rscript() -> str:
     if exe is None:
         pytest.skip("Rscript with GSVA not installed: apt-get install r-bioc-gsva")
     # packageVersion reads the installed DESCRIPTION without loading GSVA (loading takes ~10 s)
-    probe = subprocess.run([exe, "-e", "cat(as.character(packageVersion('GSVA')))"], capture_output=True, text=True,
-                           timeout=300, check=False)
+    probe = subprocess.run(
+        [exe, "-e", "cat(as.character(packageVersion('GSVA')))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if probe.returncode != 0:
         pytest.skip("Rscript with GSVA not installed: apt-get install r-bioc-gsva")
     if not probe.stdout.strip().startswith("1.46"):
@@ -102,10 +111,18 @@ def corner_case_matrix() -> tuple[ad.AnnData, dict[str, list[str]]]:
     X[:, 4] = 0.0
     X[:, 5] = 1.5
     X[rng.integers(0, 40, 6), rng.integers(10, 60, 6)] = -0.75
-    a = ad.AnnData(sp.csr_matrix(X), obs=pd.DataFrame(index=[f"c{i}" for i in range(40)]),
-                   var=pd.DataFrame(index=[f"G{j}" for j in range(60)]))
-    sets = {"constant_only": ["G3", "G4", "G5"], "single": ["G7"], "mixed": ["G3", "G5", "G8", "G9", "G10", "G11"],
-            "wide": [f"G{j}" for j in range(12, 40)], "overlap": [f"G{j}" for j in range(30, 45)]}
+    a = ad.AnnData(
+        sp.csr_matrix(X),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(40)]),
+        var=pd.DataFrame(index=[f"G{j}" for j in range(60)]),
+    )
+    sets = {
+        "constant_only": ["G3", "G4", "G5"],
+        "single": ["G7"],
+        "mixed": ["G3", "G5", "G8", "G9", "G10", "G11"],
+        "wide": [f"G{j}" for j in range(12, 40)],
+        "overlap": [f"G{j}" for j in range(30, 45)],
+    }
     return a, sets
 
 
@@ -136,8 +153,9 @@ def reference(rscript, request, tmp_path_factory) -> dict:
     specs["corner"] = (*corner_case_matrix(), list(VARIANTS))
     root = tmp_path_factory.mktemp("gsva_r")
     folders = {job: write_job(root / job, *spec) for job, spec in specs.items()}
-    proc = subprocess.run([rscript, str(R_SCRIPT), *map(str, folders.values())], capture_output=True, text=True,
-                          check=False, timeout=900)
+    proc = subprocess.run(
+        [rscript, str(R_SCRIPT), *map(str, folders.values())], capture_output=True, text=True, check=False, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return {job: (spec[0], spec[1], read_job(folders[job], spec[0], spec[2])) for job, spec in specs.items()}
 
@@ -156,8 +174,10 @@ def compare(job: str, reference: dict) -> dict[str, float]:
         assert got.drop(columns=list(r.columns)).isna().all().all()
         diff = np.abs(got[r.columns].to_numpy() - r.to_numpy())
         worst[m] = float(diff.max())
-        print(f"{job} {m}: {adata.n_obs} cells x {adata.n_vars} genes, max |python - GSVA| "
-              f"{dict(zip(r.columns, diff.max(axis=0).round(17)))}; python {py_seconds:.2f} s, R {r_seconds:.2f} s")
+        print(
+            f"{job} {m}: {adata.n_obs} cells x {adata.n_vars} genes, max |python - GSVA| "
+            f"{dict(zip(r.columns, diff.max(axis=0).round(17)))}; python {py_seconds:.2f} s, R {r_seconds:.2f} s"
+        )
         assert (r.std() > 0).all()
         assert worst[m] <= TOL, f"{job} {m}: max |python - GSVA| per set {dict(zip(r.columns, diff.max(axis=0)))}"
     return worst

@@ -25,7 +25,9 @@ from sasp_atlas.data import InputError
 from sasp_atlas.engines import _husi, husi_minmax, husi_scores, husi_sse_split, load_husi_model
 from sasp_atlas.sources import HashMismatchError
 
-pytestmark = pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # the pandas reference on constant rows
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::scipy.stats.ConstantInputWarning"
+)  # the pandas reference on constant rows
 
 MODEL_CSV = "husi2025_senescence_index/SenOCLR_features.csv"
 TOL = 1e-10
@@ -79,8 +81,9 @@ def marthandan(mirror) -> ad.AnnData:
     rdata = pytest.importorskip("rdata")
     counts = rdata.read_rda(mirror / "marthandan2016_replicative_bulk" / "counts_example.rda")["counts_example"]
     X = np.log1p(counts.to_numpy(dtype=np.float64).T)  # samples x genes
-    return ad.AnnData(X=X, obs=pd.DataFrame(index=counts.columns.astype(str)),
-                      var=pd.DataFrame(index=counts.index.astype(str)))
+    return ad.AnnData(
+        X=X, obs=pd.DataFrame(index=counts.columns.astype(str)), var=pd.DataFrame(index=counts.index.astype(str))
+    )
 
 
 # --------------------------------------------------------------------------- real data
@@ -152,9 +155,16 @@ def _csr_with_stored_zeros(X: np.ndarray) -> sp.csr_matrix:
     M = sp.csr_matrix(X)
     rows, cols = np.nonzero((X == 0)[:, ::7])
     extra = sp.csr_matrix((np.zeros(len(rows)), (rows, cols * 7)), shape=X.shape)
-    S = sp.csr_matrix((np.concatenate([M.data, extra.data]),
-                       (np.concatenate([np.repeat(np.arange(X.shape[0]), np.diff(M.indptr)), rows]),
-                        np.concatenate([M.indices, cols * 7]))), shape=X.shape)
+    S = sp.csr_matrix(
+        (
+            np.concatenate([M.data, extra.data]),
+            (
+                np.concatenate([np.repeat(np.arange(X.shape[0]), np.diff(M.indptr)), rows]),
+                np.concatenate([M.indices, cols * 7]),
+            ),
+        ),
+        shape=X.shape,
+    )
     S.sum_duplicates()
     return S
 
@@ -162,12 +172,17 @@ def _csr_with_stored_zeros(X: np.ndarray) -> sp.csr_matrix:
 @pytest.mark.parametrize("form", ["csr", "stored_zeros", "dense", "csc"])
 def test_constructed_matrix_equals_pandas(form):
     X, var_names, weights = _constructed()
-    mat = {"csr": sp.csr_matrix(X), "stored_zeros": _csr_with_stored_zeros(X), "dense": X.astype(np.float32),
-           "csc": sp.csc_matrix(X)}[form]
+    mat = {
+        "csr": sp.csr_matrix(X),
+        "stored_zeros": _csr_with_stored_zeros(X),
+        "dense": X.astype(np.float32),
+        "csc": sp.csc_matrix(X),
+    }[form]
     if form == "stored_zeros":
         assert (mat.data == 0).sum() > 0
-    adata = ad.AnnData(mat, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]),
-                       var=pd.DataFrame(index=var_names))
+    adata = ad.AnnData(
+        mat, obs=pd.DataFrame(index=[f"c{i}" for i in range(X.shape[0])]), var=pd.DataFrame(index=var_names)
+    )
     sasp_atlas.score(adata, {"model": list(weights.index)}, method="husi", weights=weights)
     got = adata.obsm["sasp_scores"]["model"].to_numpy()
     want = _pandas_rho(X, weights, var_names)
@@ -181,8 +196,9 @@ def test_nan_values_are_dropped_pairs_as_in_pandas():
     X[6, [3, 4, 9]] = np.nan
     adata = ad.AnnData(sp.csr_matrix(X), var=pd.DataFrame(index=var_names))
     sasp_atlas.score(adata, {"model": list(weights.index)}, method="husi", weights=weights)
-    np.testing.assert_allclose(adata.obsm["sasp_scores"]["model"].to_numpy(), _pandas_rho(X, weights, var_names),
-                               rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        adata.obsm["sasp_scores"]["model"].to_numpy(), _pandas_rho(X, weights, var_names), rtol=0, atol=TOL
+    )
 
 
 def test_random_sparse_matrices_many_genes_and_threads():
@@ -212,8 +228,9 @@ def test_row_blocks_give_the_same_scores():
     ctx = sasp_atlas.engines.MatrixContext(M)
     from sasp_atlas.genes import match_gene_sets
 
-    plan = _husi.prepare(ctx, match_gene_sets({"m": list(weights.index)}, adata.var_names), random_state=None,
-                         weights=weights)
+    plan = _husi.prepare(
+        ctx, match_gene_sets({"m": list(weights.index)}, adata.var_names), random_state=None, weights=weights
+    )
     whole = np.zeros((X.shape[0], 1))
     plan.compute(M.indptr, M.indices, M.data, 0, X.shape[0], whole)
     for a, b in ((0, 7), (7, 8), (8, 40)):

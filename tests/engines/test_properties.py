@@ -81,8 +81,11 @@ def scores(adata: ad.AnnData, signatures: dict, method: str) -> pd.DataFrame:
 
 def anndata(X: np.ndarray) -> ad.AnnData:
     n, g = X.shape
-    return ad.AnnData(sp.csr_matrix(X.astype(np.float32)), obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
-                      var=pd.DataFrame(index=[f"G{j}" for j in range(g)]))
+    return ad.AnnData(
+        sp.csr_matrix(X.astype(np.float32)),
+        obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=[f"G{j}" for j in range(g)]),
+    )
 
 
 @st.composite
@@ -105,9 +108,12 @@ def matrices(draw, *, min_genes: int = 16, ties: bool = True):
         rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
         X = rng.permuted(np.tile(np.arange(1, g + 1, dtype=np.float64), (n, 1)), axis=1) * rng.uniform(0.5, 2.0, (n, 1))
     k = draw(st.integers(1, 4))
-    sigs = {f"sig{s}": [f"G{j}" for j in draw(st.lists(st.integers(0, g - 1), min_size=1, max_size=max(1, g // 4),
-                                                          unique=True))]
-            for s in range(k)}
+    sigs = {
+        f"sig{s}": [
+            f"G{j}" for j in draw(st.lists(st.integers(0, g - 1), min_size=1, max_size=max(1, g // 4), unique=True))
+        ]
+        for s in range(k)
+    }
     return X, sigs
 
 
@@ -191,7 +197,9 @@ def test_scaling_a_cell_by_a_power_of_two_changes_no_normalised_score(method, da
     pd.testing.assert_frame_equal(scores(b, sigs, method), scores(a, sigs, method))
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m not in ("scanpy", "expected", "seurat")])  # bins move with rounding
+@pytest.mark.parametrize(
+    "method", [m for m in METHODS if m not in ("scanpy", "expected", "seurat")]
+)  # bins move with rounding
 @SETTINGS
 @given(data=matrices(), cell=st.integers(0, 23), factor=st.integers(3, 50))
 def test_scaling_a_cell_by_any_integer_changes_no_normalised_score(method, data, cell, factor):
@@ -203,7 +211,9 @@ def test_scaling_a_cell_by_any_integer_changes_no_normalised_score(method, data,
     a, b = _normalised(counts), _normalised(scaled)
     np.testing.assert_allclose(b.X.toarray(), a.X.toarray(), rtol=1e-6)
     tol = 0 if method in RANK_METHODS else 1e-6
-    np.testing.assert_allclose(scores(b, sigs, method).to_numpy(), scores(a, sigs, method).to_numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        scores(b, sigs, method).to_numpy(), scores(a, sigs, method).to_numpy(), rtol=tol, atol=tol
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)

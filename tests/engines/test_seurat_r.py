@@ -46,8 +46,10 @@ TOL = 1e-6
 # --------------------------------------------------------------------------- R's generator, without R
 def test_runif_equals_r():
     # set.seed(1); sprintf("%.17g", runif(5))
-    np.testing.assert_array_equal(RRandom(1).runif(5), [0.26550866314209998, 0.37212389963679016, 0.57285336335189641,
-                                                        0.90820778999477625, 0.2016819310374558])
+    np.testing.assert_array_equal(
+        RRandom(1).runif(5),
+        [0.26550866314209998, 0.37212389963679016, 0.57285336335189641, 0.90820778999477625, 0.2016819310374558],
+    )
     # set.seed(-5); runif(3)  (a negative seed is its two's complement)
     np.testing.assert_array_equal(RRandom(-5).runif(3), [0.73459476791322231, 0.33969277143478394, 0.1910452856682241])
     # set.seed(2147483647); runif(2)
@@ -57,15 +59,18 @@ def test_runif_equals_r():
 def test_long_runif_stream_equals_r():
     """Across the regenerations of the 624-word state: set.seed(1); x <- runif(1e6); x[c(624, 625, 1248, 1249, 1e6)]."""
     x = RRandom(1).runif(10**6)
-    np.testing.assert_array_equal(x[[623, 624, 1247, 1248, 10**6 - 1]],
-                                  [0.13648758619092405, 0.32486514048650861, 0.79259536415338516, 0.75477719283662736,
-                                   0.60769933392293751])
+    np.testing.assert_array_equal(
+        x[[623, 624, 1247, 1248, 10**6 - 1]],
+        [0.13648758619092405, 0.32486514048650861, 0.79259536415338516, 0.75477719283662736, 0.60769933392293751],
+    )
 
 
 def test_rnorm_equals_r():
     # set.seed(1); rnorm(5)
-    np.testing.assert_array_equal(RRandom(1).rnorm(5), [-0.62645381074233242, 0.18364332422208224, -0.83562861241004716,
-                                                        1.5952808021377916, 0.32950777181536051])
+    np.testing.assert_array_equal(
+        RRandom(1).rnorm(5),
+        [-0.62645381074233242, 0.18364332422208224, -0.83562861241004716, 1.5952808021377916, 0.32950777181536051],
+    )
     # set.seed(1); y <- rnorm(1e5); y[c(1e5 - 1, 1e5)]
     np.testing.assert_array_equal(RRandom(1).rnorm(10**5)[-2:], [0.85090445568151818, 0.71181993911908892])
 
@@ -73,17 +78,30 @@ def test_rnorm_equals_r():
 def test_qnorm_equals_r():
     # qnorm(c(1e-300, 1e-20, 1e-12, 1e-5, 0.01, 0.5, 0.9, 1 - 1e-9))
     p = np.array([1e-300, 1e-20, 1e-12, 1e-5, 0.01, 0.5, 0.9, 1 - 1e-9])
-    np.testing.assert_array_equal(r_qnorm(p), [-37.047096299361201, -9.2623400897984052, -7.0344838253011321,
-                                               -4.2648907939228256, -2.3263478740408408, 0, 1.2815515655446008,
-                                               5.9978070196016384])
+    np.testing.assert_array_equal(
+        r_qnorm(p),
+        [
+            -37.047096299361201,
+            -9.2623400897984052,
+            -7.0344838253011321,
+            -4.2648907939228256,
+            -2.3263478740408408,
+            0,
+            1.2815515655446008,
+            5.9978070196016384,
+        ],
+    )
 
 
-@pytest.mark.parametrize("seed, n, size, expected", [
-    (1, 1000, 10, [836, 679, 129, 930, 509, 471, 299, 270, 978, 187]),  # set.seed(1); sample(1000, 10)
-    (42, 10, 10, [1, 5, 10, 8, 2, 4, 6, 9, 7, 3]),  # set.seed(42); sample(10)
-    (123, 70000, 5, [51663, 57870, 2986, 29925, 68293]),  # set.seed(123); sample(70000, 5): 17 bits, two draws each
-    (2024, 65536, 3, [21029, 45756, 45969]),  # set.seed(2024); sample(65536, 3): exactly 16 bits
-])
+@pytest.mark.parametrize(
+    "seed, n, size, expected",
+    [
+        (1, 1000, 10, [836, 679, 129, 930, 509, 471, 299, 270, 978, 187]),  # set.seed(1); sample(1000, 10)
+        (42, 10, 10, [1, 5, 10, 8, 2, 4, 6, 9, 7, 3]),  # set.seed(42); sample(10)
+        (123, 70000, 5, [51663, 57870, 2986, 29925, 68293]),  # set.seed(123); sample(70000, 5): 17 bits, two draws each
+        (2024, 65536, 3, [21029, 45756, 45969]),  # set.seed(2024); sample(65536, 3): exactly 16 bits
+    ],
+)
 def test_sample_equals_r(seed, n, size, expected):
     np.testing.assert_array_equal(RRandom(seed).sample(n, size) + 1, expected)
 
@@ -102,21 +120,131 @@ def test_sample_stream_equals_r():
 
 def test_seq_quantile_and_cut_number_equal_r():
     # seq(0, 1, length.out = 25)
-    np.testing.assert_array_equal(r_seq_unit(25)[[1, 5, 7, 23]],
-                                  [0.041666666666666664, 0.20833333333333331, 0.29166666666666663, 0.95833333333333326])
+    np.testing.assert_array_equal(
+        r_seq_unit(25)[[1, 5, 7, 23]],
+        [0.041666666666666664, 0.20833333333333331, 0.29166666666666663, 0.95833333333333326],
+    )
     # x <- c(0, 0, 0, 0.5, 0.5, 1, 2, 2, 3, 7, 7, 7, 7, 10); quantile(x, seq(0, 1, length.out = 25))
     x = np.array([0, 0, 0, 0.5, 0.5, 1, 2, 2, 3, 7, 7, 7, 7, 10])
-    np.testing.assert_array_equal(r_quantile7(x[::-1], r_seq_unit(25)), [
-        0, 0, 0, 0, 0.083333333333333259, 0.35416666666666652, 0.5, 0.5, 0.66666666666666652, 0.9375,
-        1.4166666666666661, 1.958333333333333, 2, 2.0416666666666661, 2.5833333333333321, 3.5, 5.6666666666666643,
-        7, 7, 7, 7, 7, 7, 8.3749999999999964, 10])
+    np.testing.assert_array_equal(
+        r_quantile7(x[::-1], r_seq_unit(25)),
+        [
+            0,
+            0,
+            0,
+            0,
+            0.083333333333333259,
+            0.35416666666666652,
+            0.5,
+            0.5,
+            0.66666666666666652,
+            0.9375,
+            1.4166666666666661,
+            1.958333333333333,
+            2,
+            2.0416666666666661,
+            2.5833333333333321,
+            3.5,
+            5.6666666666666643,
+            7,
+            7,
+            7,
+            7,
+            7,
+            7,
+            8.3749999999999964,
+            10,
+        ],
+    )
     # set.seed(9); y <- round(rexp(40), 1); ggplot2::cut_number(y, 5, labels = FALSE, right = FALSE)
-    y = np.array([1.4, 1.5, 1.3, 1.2, 0.3, 0, 0.9, 1, 1.1, 0.7, 2.4, 1.3, 1.2, 0.1, 0.7, 0.6, 1.9, 0.4, 0.1, 1.8, 1.3,
-                  2, 0.6, 0.4, 1.8, 0.2, 0.2, 0.3, 0.5, 0.3, 1.5, 1.8, 1, 1.2, 2.2, 0.2, 1, 0, 0.6, 1.6])
+    y = np.array(
+        [
+            1.4,
+            1.5,
+            1.3,
+            1.2,
+            0.3,
+            0,
+            0.9,
+            1,
+            1.1,
+            0.7,
+            2.4,
+            1.3,
+            1.2,
+            0.1,
+            0.7,
+            0.6,
+            1.9,
+            0.4,
+            0.1,
+            1.8,
+            1.3,
+            2,
+            0.6,
+            0.4,
+            1.8,
+            0.2,
+            0.2,
+            0.3,
+            0.5,
+            0.3,
+            1.5,
+            1.8,
+            1,
+            1.2,
+            2.2,
+            0.2,
+            1,
+            0,
+            0.6,
+            1.6,
+        ]
+    )
     codes, unique_breaks = cut_number(y, 5)
     assert unique_breaks
-    assert list(codes) == [4, 4, 4, 4, 2, 1, 3, 3, 3, 3, 5, 4, 4, 1, 3, 2, 5, 2, 1, 5, 4, 5, 2, 2, 5, 1, 1, 2, 2, 2, 4,
-                           5, 3, 4, 5, 1, 3, 1, 2, 5]
+    assert list(codes) == [
+        4,
+        4,
+        4,
+        4,
+        2,
+        1,
+        3,
+        3,
+        3,
+        3,
+        5,
+        4,
+        4,
+        1,
+        3,
+        2,
+        5,
+        2,
+        1,
+        5,
+        4,
+        5,
+        2,
+        2,
+        5,
+        1,
+        1,
+        2,
+        2,
+        2,
+        4,
+        5,
+        3,
+        4,
+        5,
+        1,
+        3,
+        1,
+        2,
+        5,
+    ]
 
 
 # --------------------------------------------------------------------------- a tiny AddModuleScore, without R
@@ -124,8 +252,11 @@ def _tiny() -> ad.AnnData:
     g, c = np.arange(1, 61), np.arange(1, 9)
     m = ((g[:, None] ** 2 + 3 * c[None, :] * g[:, None]) % 17) / 4.0
     m[[4, 16, 32, 49]] = 0.0  # genes G5, G17, G33, G50: all zero, ordered by the rnorm jitter
-    return ad.AnnData(sp.csr_matrix(m.T.astype(np.float32)), obs=pd.DataFrame(index=[f"C{i}" for i in c]),
-                      var=pd.DataFrame(index=[f"G{i}" for i in g]))
+    return ad.AnnData(
+        sp.csr_matrix(m.T.astype(np.float32)),
+        obs=pd.DataFrame(index=[f"C{i}" for i in c]),
+        var=pd.DataFrame(index=[f"G{i}" for i in g]),
+    )
 
 
 # g <- 1:60; cc <- 1:8; m <- outer(g, cc, function(g, c) ((g * g + 3 * c * g) %% 17) / 4); m[c(5, 17, 33, 50), ] <- 0
@@ -134,10 +265,26 @@ def _tiny() -> ad.AnnData:
 # AddModuleScore(obj, features = list(c("G3", "G10", "G25", "G40", "G41", "G5")), nbin = 4, ctrl = 5, seed = seed)$Cluster1
 TINY_GENES = ["G3", "G10", "G25", "G40", "G41", "G5"]
 TINY_R = {
-    1: [-0.036231884057970953, -0.0126811594202898, -0.48188405797101452, 0.43478260869565211, -0.034420289855072284,
-        0.20471014492753636, -0.11050724637681153, -0.056159420289854989],
-    7: [-0.047101449275362306, 0.15036231884057982, -0.32971014492753625, 0.57608695652173902, -0.45833333333333326,
-        -0.045289855072463636, -0.0018115942028984477, -0.14311594202898537],
+    1: [
+        -0.036231884057970953,
+        -0.0126811594202898,
+        -0.48188405797101452,
+        0.43478260869565211,
+        -0.034420289855072284,
+        0.20471014492753636,
+        -0.11050724637681153,
+        -0.056159420289854989,
+    ],
+    7: [
+        -0.047101449275362306,
+        0.15036231884057982,
+        -0.32971014492753625,
+        0.57608695652173902,
+        -0.45833333333333326,
+        -0.045289855072463636,
+        -0.0018115942028984477,
+        -0.14311594202898537,
+    ],
 }
 
 
@@ -171,8 +318,12 @@ def _r_with_seurat() -> str | None:
     """Why R cannot be used here, or None."""
     if shutil.which("Rscript") is None:
         return "Rscript with Seurat not installed: apt-get install r-cran-seurat"
-    proc = subprocess.run(["Rscript", "-e", 'quit(status = !requireNamespace("Seurat", quietly = TRUE))'],
-                          capture_output=True, timeout=120, check=False)
+    proc = subprocess.run(
+        ["Rscript", "-e", 'quit(status = !requireNamespace("Seurat", quietly = TRUE))'],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
         return "Rscript with Seurat not installed: apt-get install r-cran-seurat"
     return None
@@ -197,20 +348,27 @@ def r_scores(request, tmp_path_factory) -> dict:
     X.data.astype("<f8").tofile(src / "x.bin")
     (src / "genes.txt").write_text("\n".join(map(str, wu.var_names)) + "\n")
     (src / "cells.txt").write_text("\n".join(map(str, wu.obs_names)) + "\n")
-    signatures = {gs.name: list(gs.used) for gs in match_gene_sets({s: get_signature(s) for s in SIGS},
-                                                                   pd.Index(wu.var_names.astype(str)))}
+    signatures = {
+        gs.name: list(gs.used)
+        for gs in match_gene_sets({s: get_signature(s) for s in SIGS}, pd.Index(wu.var_names.astype(str)))
+    }
     (src / "signatures.tsv").write_text("".join(f"{name}\t{','.join(genes)}\n" for name, genes in signatures.items()))
     (src / "seeds.txt").write_text("".join(f"{s}\n" for s in SEEDS))
     started = time.perf_counter()
-    proc = subprocess.run(["Rscript", str(R_SCRIPT), str(src), str(out)], capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        ["Rscript", str(R_SCRIPT), str(src), str(out)], capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"Rscript {R_SCRIPT.name}: {time.perf_counter() - started:.1f} s")
     columns = (out / "columns.txt").read_text().splitlines()
     values = np.fromfile(out / "scores.bin", dtype="<f8").reshape(len(columns), wu.n_obs).T
     means = np.fromfile(out / "gene_means.bin", dtype="<f8")
-    return {"adata": wu, "scores": pd.DataFrame(values, index=wu.obs_names, columns=columns), "means": means,
-            "signatures": signatures}
+    return {
+        "adata": wu,
+        "scores": pd.DataFrame(values, index=wu.obs_names, columns=columns),
+        "means": means,
+        "signatures": signatures,
+    }
 
 
 def test_gene_averages_equal_r_rowmeans(r_scores):

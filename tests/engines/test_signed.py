@@ -22,17 +22,13 @@ from sasp_atlas.genes import SignedGeneSet, get_signed_signature, match_signatur
 HS = "hernandez_segura2017_core_senescence"
 
 # 4 cells x 6 genes. Up genes A, B; down gene C.
-X_TOY = np.array([[2, 4, 1, 0, 3, 0],
-                  [0, 1, 3, 2, 0, 1],
-                  [1, 1, 0, 1, 1, 5],
-                  [3, 0, 1, 0, 0, 2]], dtype=np.float32)
+X_TOY = np.array([[2, 4, 1, 0, 3, 0], [0, 1, 3, 2, 0, 1], [1, 1, 0, 1, 1, 5], [3, 0, 1, 0, 0, 2]], dtype=np.float32)
 SIGNED = {"s": {"A": 1, "B": 1, "C": -1}}
 
 
 def _toy(sparse: bool = True) -> ad.AnnData:
     X = sp.csr_matrix(X_TOY) if sparse else X_TOY.copy()
-    return ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(4)]),
-                      var=pd.DataFrame(index=list("ABCDEF")))
+    return ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(4)]), var=pd.DataFrame(index=list("ABCDEF")))
 
 
 def _scores(adata, sigs, method, **kw) -> pd.DataFrame:
@@ -46,16 +42,22 @@ def _synthetic(n_cells=600, n_genes=400, seed=0) -> ad.AnnData:
     mu = np.exp(rng.normal(-1.5, 1.5, n_genes))
     counts = rng.negative_binomial(2, 2 / (2 + mu[None, :] * rng.lognormal(0, 0.4, (n_cells, 1))))
     X = sp.csr_matrix(np.log1p(counts / counts.sum(1, keepdims=True).clip(1) * 1e4).astype(np.float32))
-    return ad.AnnData(X=X, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
-                      obs=pd.DataFrame({"cell_type": pd.Categorical(rng.choice(["T", "B", "M"], n_cells))},
-                                       index=[f"c{i}" for i in range(n_cells)]))
+    return ad.AnnData(
+        X=X,
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+        obs=pd.DataFrame(
+            {"cell_type": pd.Categorical(rng.choice(["T", "B", "M"], n_cells))}, index=[f"c{i}" for i in range(n_cells)]
+        ),
+    )
 
 
 def _synthetic_signed(adata, seed=1) -> dict:
     rng = np.random.default_rng(seed)
     genes = adata.var_names[rng.choice(adata.n_vars, 40, replace=False)]
-    return {"sig": {g: (1 if k < 25 else -1) for k, g in enumerate(genes)},
-            "plain": list(adata.var_names[rng.choice(adata.n_vars, 30, replace=False)])}
+    return {
+        "sig": {g: (1 if k < 25 else -1) for k, g in enumerate(genes)},
+        "plain": list(adata.var_names[rng.choice(adata.n_vars, 30, replace=False)]),
+    }
 
 
 # --------------------------------------------------------------------------- hand-computed values
@@ -84,8 +86,12 @@ def test_control_gene_scores_by_hand(method):
     c3 (3/2 - 1/3) - (1 - 3/4) = 11/12."""
     a = _toy()
     sasp_atlas.score(a, SIGNED, method=method, n_bins=2, ctrl_size=50)
-    np.testing.assert_allclose(a.obsm["sasp_scores"]["s"].to_numpy(), [35 / 12, -41 / 12, 4 / 3, 11 / 12],
-                               rtol=0, atol=1e-6 if method == "scanpy" else 1e-12)
+    np.testing.assert_allclose(
+        a.obsm["sasp_scores"]["s"].to_numpy(),
+        [35 / 12, -41 / 12, 4 / 3, 11 / 12],
+        rtol=0,
+        atol=1e-6 if method == "scanpy" else 1e-12,
+    )
     info = a.uns["sasp_scores"]["signatures"]["s"]
     assert (info["n_control_genes_up"], info["n_control_genes_down"], info["n_control_genes"]) == (3, 4, 7)
 
@@ -119,8 +125,11 @@ def test_signed_score_is_the_difference_of_its_parts_scored_together(method):
     a = _synthetic()
     sigs = _synthetic_signed(a)
     d = sigs["sig"]
-    parts = {"sig[up]": [g for g, s in d.items() if s > 0], "sig[down]": [g for g, s in d.items() if s < 0],
-             "plain": sigs["plain"]}
+    parts = {
+        "sig[up]": [g for g, s in d.items() if s > 0],
+        "sig[down]": [g for g, s in d.items() if s < 0],
+        "plain": sigs["plain"],
+    }
     got = _scores(a, sigs, method)
     ref = _scores(a, parts, method)
     np.testing.assert_array_equal(got["sig"].to_numpy(), (ref["sig[up]"] - ref["sig[down]"]).to_numpy())
@@ -150,8 +159,14 @@ def test_ucell_signed_equals_pyucell(w_neg, missing_genes):
     d["NOT_A_GENE_UP"], d["NOT_A_GENE_DOWN"] = 1, -1
     got = _scores(a, {"sig": d}, "ucell", max_rank=100, w_neg=w_neg, missing_genes=missing_genes)["sig"].to_numpy()
     b = a.copy()
-    pyucell.compute_ucell_scores(b, {"sig": [g + ("+" if s > 0 else "-") for g, s in d.items()]}, max_rank=100,
-                                 w_neg=w_neg, missing_genes=missing_genes, n_jobs=1)
+    pyucell.compute_ucell_scores(
+        b,
+        {"sig": [g + ("+" if s > 0 else "-") for g, s in d.items()]},
+        max_rank=100,
+        w_neg=w_neg,
+        missing_genes=missing_genes,
+        n_jobs=1,
+    )
     want = b.obs["sig_UCell"].to_numpy()
     assert (want == 0).any() and (want > 0).any()  # the clip at 0 is exercised
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
@@ -187,8 +202,12 @@ def test_catalogue_signed_set_is_scored_signed_with_its_coverage(wu):
     assert info["genes_used"] == info["genes_up_used"] + info["genes_down_used"]
     assert info["n_genes"] == 55 and info["coverage"] == len(info["genes_used"]) / 55
     assert info["coverage_up"] == len(info["genes_up_used"]) / 32
-    parts = sasp_atlas.score(wu, {"u": [g for g in up if g in wu.var_names],
-                                  "d": [g for g in down if g in wu.var_names]}, method="expected", copy=True)
+    parts = sasp_atlas.score(
+        wu,
+        {"u": [g for g in up if g in wu.var_names], "d": [g for g in down if g in wu.var_names]},
+        method="expected",
+        copy=True,
+    )
     p = parts.obsm["sasp_scores"]
     np.testing.assert_allclose(a.obsm["sasp_scores"][HS].to_numpy(), (p["u"] - p["d"]).to_numpy(), rtol=0, atol=1e-14)
     assert "signed" not in a.uns["sasp_scores"]["signatures"]["senmayo"]
@@ -272,8 +291,9 @@ def test_expected_null_fast_path_equals_the_scored_random_sets():
     scored = _scores(a, parts, "expected").groupby(a.obs["cell_type"].to_numpy()).mean()
     diffs = np.column_stack([scored[f"r{j}[up]"] - scored[f"r{j}[down]"] for j in range(15)])
     np.testing.assert_allclose(table.loc[scored.index, "null_mean"].to_numpy(), diffs.mean(axis=1), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(table.loc[scored.index, "null_sd"].to_numpy(), diffs.std(axis=1, ddof=1), rtol=0,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        table.loc[scored.index, "null_sd"].to_numpy(), diffs.std(axis=1, ddof=1), rtol=0, atol=1e-12
+    )
 
 
 def test_concordance_scores_signed_sets_signed():
@@ -323,8 +343,11 @@ def test_hernandez_segura_signed_on_marthandan_strains(marthandan, method):
     assert got == pytest.approx(MARTHANDAN_AUROC[method], abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 26 hoped for AUROC >= 0.9 in every Marthandan strain; the signed "
-                   "Hernandez-Segura set (expected) gives HFF 0.75 and IMR90 0.67")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 26 hoped for AUROC >= 0.9 in every Marthandan strain; the signed "
+    "Hernandez-Segura set (expected) gives HFF 0.75 and IMR90 0.67",
+)
 def test_hernandez_segura_signed_detects_senescence_in_every_strain(marthandan):
     a = sasp_atlas.score(marthandan, [HS], method="expected", copy=True)
     assert min(_strain_aurocs(a, a.obsm["sasp_scores"][HS]).values()) >= 0.9

@@ -49,15 +49,22 @@ def _registry_citations() -> list[tuple[str, str]]:
 
 
 def test_hedge_regex():
-    for bad in ("Nature. 2023 (volume/pages/DOI not verified in the public sources consulted).",
-                "paper NOT verified", "journal details not re-read", "not seen in the copy", "Unverified title",
-                "S-table number not checked"):
+    for bad in (
+        "Nature. 2023 (volume/pages/DOI not verified in the public sources consulted).",
+        "paper NOT verified",
+        "journal details not re-read",
+        "not seen in the copy",
+        "Unverified title",
+        "S-table number not checked",
+    ):
         assert HEDGE_RE.search(bad), bad
-    assert not HEDGE_RE.search("Gavish A, et al., Tirosh I. Hallmarks ... Nature 618, 598-606 (2023). "
-                               "doi:10.1038/s41586-023-06130-4")
+    assert not HEDGE_RE.search(
+        "Gavish A, et al., Tirosh I. Hallmarks ... Nature 618, 598-606 (2023). doi:10.1038/s41586-023-06130-4"
+    )
     assert DOI_RE.findall("... (2023). doi:10.1038/s41586-023-06130-4") == ["10.1038/s41586-023-06130-4"]
     assert DOI_RE.findall("Earlier version: bioRxiv preprint, doi:10.1101/2023.11.21.568150.") == [
-        "10.1101/2023.11.21.568150"]
+        "10.1101/2023.11.21.568150"
+    ]
 
 
 @pytest.mark.parametrize("sid", SIGNATURE_IDS)

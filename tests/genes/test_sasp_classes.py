@@ -25,9 +25,12 @@ from sasp_atlas.genes.sasp_classes import CLASS_FILE
 from sasp_atlas.genes.signatures import SignatureResolutionWarning
 
 #: output column -> reference file in shared/reference/genesets for the same set
-REFERENCE_FILES = {"in_senmayo": "senmayo_human.yaml", "in_basisty_core": "basisty2020_core_sasp_fibroblast.yaml",
-                   "in_basisty_core_fibroblast_epithelial": "basisty2020_core_sasp_fibroblast_epithelial.yaml",
-                   "in_reactome_sasp": "reactome_sasp.yaml"}
+REFERENCE_FILES = {
+    "in_senmayo": "senmayo_human.yaml",
+    "in_basisty_core": "basisty2020_core_sasp_fibroblast.yaml",
+    "in_basisty_core_fibroblast_epithelial": "basisty2020_core_sasp_fibroblast_epithelial.yaml",
+    "in_reactome_sasp": "reactome_sasp.yaml",
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +78,41 @@ def test_basisty_epithelial_core_is_within_the_fibroblast_core(table):
     assert not (table["in_basisty_core_fibroblast_epithelial"] & ~table["in_basisty_core"]).any()
 
 
-@pytest.mark.parametrize("gene, cls", [
-    ("IL6", "interleukins"), ("IL1A", "interleukins"), ("CXCL8", "cxc_chemokines"), ("CXCL1", "cxc_chemokines"),
-    ("CCL2", "cc_chemokines"), ("CCL3L1", "cc_chemokines"), ("MMP3", "mmps"), ("MMP14", "mmps"),
-    ("TIMP1", "timps_serpins"), ("SERPINE1", "timps_serpins"), ("IGFBP3", "igfbps"), ("IGFBP7", "igfbps"),
-    ("VEGFA", "growth_factors"), ("AREG", "growth_factors"), ("EREG", "growth_factors"), ("PGF", "growth_factors"),
-    ("HGF", "growth_factors"), ("GDF15", "growth_factors"), ("TNF", "tnf_superfamily"), ("FAS", "tnf_superfamily"),
-    ("TNFRSF1A", "tnf_superfamily"), ("TNFRSF11B", "tnf_superfamily"), ("FN1", "ecm_other_secreted"),
-    ("CSF2", "ecm_other_secreted"), ("IL6ST", UNCLASSIFIED), ("CXCR2", UNCLASSIFIED), ("PIGF", UNCLASSIFIED),
-    ("GAPDH", UNCLASSIFIED), ("H2AX", UNCLASSIFIED), ("CDKN2A", UNCLASSIFIED)])
+@pytest.mark.parametrize(
+    "gene, cls",
+    [
+        ("IL6", "interleukins"),
+        ("IL1A", "interleukins"),
+        ("CXCL8", "cxc_chemokines"),
+        ("CXCL1", "cxc_chemokines"),
+        ("CCL2", "cc_chemokines"),
+        ("CCL3L1", "cc_chemokines"),
+        ("MMP3", "mmps"),
+        ("MMP14", "mmps"),
+        ("TIMP1", "timps_serpins"),
+        ("SERPINE1", "timps_serpins"),
+        ("IGFBP3", "igfbps"),
+        ("IGFBP7", "igfbps"),
+        ("VEGFA", "growth_factors"),
+        ("AREG", "growth_factors"),
+        ("EREG", "growth_factors"),
+        ("PGF", "growth_factors"),
+        ("HGF", "growth_factors"),
+        ("GDF15", "growth_factors"),
+        ("TNF", "tnf_superfamily"),
+        ("FAS", "tnf_superfamily"),
+        ("TNFRSF1A", "tnf_superfamily"),
+        ("TNFRSF11B", "tnf_superfamily"),
+        ("FN1", "ecm_other_secreted"),
+        ("CSF2", "ecm_other_secreted"),
+        ("IL6ST", UNCLASSIFIED),
+        ("CXCR2", UNCLASSIFIED),
+        ("PIGF", UNCLASSIFIED),
+        ("GAPDH", UNCLASSIFIED),
+        ("H2AX", UNCLASSIFIED),
+        ("CDKN2A", UNCLASSIFIED),
+    ],
+)
 def test_anchor_genes(table, gene, cls):
     assert table.set_index("gene").at[gene, "sasp_class"] == cls
 
@@ -131,8 +160,24 @@ def test_senmayo_growth_factor_members_are_the_supplement_classification(doc, ge
 
 
 def test_rules_avoid_known_symbol_pitfalls():
-    got = classify_symbols(["PGLYRP1", "BTF3P11", "FGF12", "FGF19", "IL1RN", "ILK", "IL17RA", "CCL3P1", "PF4",
-                            "PPBP", "CCN2", "IGFBPL1", "TNFSF13B", "LTA"]).set_index("gene")["sasp_class"]
+    got = classify_symbols(
+        [
+            "PGLYRP1",
+            "BTF3P11",
+            "FGF12",
+            "FGF19",
+            "IL1RN",
+            "ILK",
+            "IL17RA",
+            "CCL3P1",
+            "PF4",
+            "PPBP",
+            "CCN2",
+            "IGFBPL1",
+            "TNFSF13B",
+            "LTA",
+        ]
+    ).set_index("gene")["sasp_class"]
     # aliases TNFSF3L / TNFRSF11B of a non-TNF gene and a pseudogene are not TNF superfamily
     assert got["PGLYRP1"] == UNCLASSIFIED and got["BTF3P11"] == UNCLASSIFIED
     assert got["FGF12"] == UNCLASSIFIED and got["FGF19"] == "growth_factors"  # FGF11-14 are intracellular
@@ -145,9 +190,18 @@ def test_rules_avoid_known_symbol_pitfalls():
 
 def test_class_definitions_order_and_export():
     defs = sasp_class_definitions()
-    assert list(defs["sasp_class"]) == ["interleukins", "cxc_chemokines", "cc_chemokines", "mmps", "timps_serpins",
-                                        "igfbps", "growth_factors", "tnf_superfamily", "ecm_other_secreted",
-                                        UNCLASSIFIED]
+    assert list(defs["sasp_class"]) == [
+        "interleukins",
+        "cxc_chemokines",
+        "cc_chemokines",
+        "mmps",
+        "timps_serpins",
+        "igfbps",
+        "growth_factors",
+        "tnf_superfamily",
+        "ecm_other_secreted",
+        UNCLASSIFIED,
+    ]
     assert list(defs["class_order"]) == list(range(len(defs)))
     assert genes.sasp_classes is sasp_classes and "sasp_classes" in genes.__all__
 
@@ -171,8 +225,10 @@ def test_duplicated_gene_is_refused(tmp_path, doc):
 
 
 def test_row_disagreeing_with_the_rules_is_refused(tmp_path, doc):
-    rows = [dict(g, **({"class": "interleukins", "rule": "il_symbol"} if g["gene"] == "IL6ST" else {}))
-            for g in doc["genes"]]
+    rows = [
+        dict(g, **({"class": "interleukins", "rule": "il_symbol"} if g["gene"] == "IL6ST" else {}))
+        for g in doc["genes"]
+    ]
     with pytest.raises(SaspClassError, match="IL6ST: file says interleukins"):
         sasp_classes(path=_write(tmp_path, dict(doc, genes=rows)))
 

@@ -66,33 +66,51 @@ REFERENCE: dict[str, tuple[str, tuple]] = {
     "deepscence_core_down": ("deepscence_coregs.yaml", ("genes", "down")),
     "basisty2020_core_sasp_fibroblast": ("basisty2020_core_sasp_fibroblast.yaml", ("genes",)),
     "basisty2020_core_sasp_fibroblast_epithelial": ("basisty2020_core_sasp_fibroblast_epithelial.yaml", ("genes",)),
-    **{sid: ("gavish2023_malignant_mps.yaml", ("genes", label)) for sid, label in {
-        "gavish_mp5_stress": "MP5 Stress",
-        "gavish_mp6_hypoxia": "MP6 Hypoxia",
-        "gavish_mp7_stress_in_vitro": "MP7 Stress (in vitro)",
-        "gavish_mp9_unfolded_protein_response": "MP9 Unfolded protein response",
-        "gavish_mp12_emt_i": "MP12 EMT-I",
-        "gavish_mp13_emt_ii": "MP13 EMT-II",
-        "gavish_mp14_emt_iii": "MP14 EMT-III",
-        "gavish_mp15_emt_iv": "MP15 EMT IV",
-        "gavish_mp16_mes_glioma": "MP16 MES (glioma)",
-        "gavish_mp17_interferon_mhc_ii_i": "MP17 Interferon/MHC-II (I)",
-        "gavish_mp18_interferon_mhc_ii_ii": "MP18 Interferon/MHC-II (II)",
-        "gavish_mp19_epithelial_senescence": "MP19 Epithelial Senescence",
-        "gavish_mp22_secreted_i": "MP22 Secreted I",
-        "gavish_mp23_secreted_ii": "MP23 Secreted II",
-        "gavish_mp39_metal_response": "MP39 Metal-response",
-    }.items()},
+    **{
+        sid: ("gavish2023_malignant_mps.yaml", ("genes", label))
+        for sid, label in {
+            "gavish_mp5_stress": "MP5 Stress",
+            "gavish_mp6_hypoxia": "MP6 Hypoxia",
+            "gavish_mp7_stress_in_vitro": "MP7 Stress (in vitro)",
+            "gavish_mp9_unfolded_protein_response": "MP9 Unfolded protein response",
+            "gavish_mp12_emt_i": "MP12 EMT-I",
+            "gavish_mp13_emt_ii": "MP13 EMT-II",
+            "gavish_mp14_emt_iii": "MP14 EMT-III",
+            "gavish_mp15_emt_iv": "MP15 EMT IV",
+            "gavish_mp16_mes_glioma": "MP16 MES (glioma)",
+            "gavish_mp17_interferon_mhc_ii_i": "MP17 Interferon/MHC-II (I)",
+            "gavish_mp18_interferon_mhc_ii_ii": "MP18 Interferon/MHC-II (II)",
+            "gavish_mp19_epithelial_senescence": "MP19 Epithelial Senescence",
+            "gavish_mp22_secreted_i": "MP22 Secreted I",
+            "gavish_mp23_secreted_ii": "MP23 Secreted II",
+            "gavish_mp39_metal_response": "MP39 Metal-response",
+        }.items()
+    },
     # review Table 2: one set per row (1-based row number = index + 1), genes = the reference's HGNC mapping
-    **{f"table2_{ct}": ("table2_review.yaml", ("rows", i, "hgnc_symbols")) for i, ct in enumerate([
-        "plasma_cells", "epithelial_colon_cells", "liver_hepatocytes", "lung_epithelial_cells",
-        "epithelial_cells_of_pancreatic_duct", "fibroblasts", "myeloid_cells", "t_cells"])},
+    **{
+        f"table2_{ct}": ("table2_review.yaml", ("rows", i, "hgnc_symbols"))
+        for i, ct in enumerate(
+            [
+                "plasma_cells",
+                "epithelial_colon_cells",
+                "liver_hepatocytes",
+                "lung_epithelial_cells",
+                "epithelial_cells_of_pancreatic_duct",
+                "fibroblasts",
+                "myeloid_cells",
+                "t_cells",
+            ]
+        )
+    },
 }
 SENEPY_FILE = "senepy_human_hubs.yaml"
 # catalogue id -> (file in the shared data mirror, R object, list element) for sets without a reference gene-set file
 MIRROR_REFERENCE = {
-    "hernandez_segura2017_core_senescence": ("marthandan2016_replicative_bulk/genesets_example.rda", "genesets_example",
-                                             "HernandezSegura"),
+    "hernandez_segura2017_core_senescence": (
+        "marthandan2016_replicative_bulk/genesets_example.rda",
+        "genesets_example",
+        "HernandezSegura",
+    ),
 }
 
 # how each family's published_symbols are justified by the reference
@@ -100,23 +118,40 @@ _HGNC_UPDATED = {"msigdb_senescence", "reactome", "cellage", "gavish2023_mps", "
 
 # licence phrase each family must state (as the reference README / files state them)
 LICENCE_PHRASE = {
-    "senmayo": "CC BY 4.0", "msigdb_senescence": "CC BY 4.0", "reactome": "CC0", "cellage": "No licence statement",
-    "gavish2023_mps": "MIT", "deepscence": "MIT", "senepy_human_hubs": "MIT", "table2_review": "CC BY-NC-SA 3.0",
-    "basisty2020": "CC BY 4.0", "hernandez_segura2017": "MIT",
+    "senmayo": "CC BY 4.0",
+    "msigdb_senescence": "CC BY 4.0",
+    "reactome": "CC0",
+    "cellage": "No licence statement",
+    "gavish2023_mps": "MIT",
+    "deepscence": "MIT",
+    "senepy_human_hubs": "MIT",
+    "table2_review": "CC BY-NC-SA 3.0",
+    "basisty2020": "CC BY 4.0",
+    "hernandez_segura2017": "MIT",
 }
 
 # sets that must not be scored as a plain (up) expression signature
-MUST_HAVE_SCORING_NOTE = {"reactome_sasp", "cellage_induce", "cellage_inhibit", "fridman_senescence_dn",
-                          "deepscence_core_down", "basisty2020_core_sasp_fibroblast",
-                          "basisty2020_core_sasp_fibroblast_epithelial", "hernandez_segura2017_core_senescence"}
+MUST_HAVE_SCORING_NOTE = {
+    "reactome_sasp",
+    "cellage_induce",
+    "cellage_inhibit",
+    "fridman_senescence_dn",
+    "deepscence_core_down",
+    "basisty2020_core_sasp_fibroblast",
+    "basisty2020_core_sasp_fibroblast_epithelial",
+    "hernandez_segura2017_core_senescence",
+}
 DOWN_SETS = {"fridman_senescence_dn", "cellage_inhibit", "deepscence_core_down"}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _files() -> dict[str, dict]:
     folder = resources.files("sasp_atlas.genes").joinpath("signature_sets")
-    return {p.name: yaml.safe_load(p.read_text()) for p in sorted(folder.iterdir(), key=lambda p: p.name)
-            if p.name.endswith(".yaml")}
+    return {
+        p.name: yaml.safe_load(p.read_text())
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
 
 
 FILES = _files()
@@ -166,16 +201,30 @@ def _notes(rec: dict) -> str:
 
 
 def _hgnc_current(doc: dict) -> dict[str, list[str]]:
-    return {f["symbol"]: list(f.get("current") or []) for f in (doc.get("hgnc_check") or {}).get("flags", [])
-            if f["status"].startswith("not approved")}
+    return {
+        f["symbol"]: list(f.get("current") or [])
+        for f in (doc.get("hgnc_check") or {}).get("flags", [])
+        if f["status"].startswith("not approved")
+    }
 
 
 # ------------------------------------------------------------------------------------------------ structure
 def test_regex_catches_excel_dates():
     for bad in ("44443", "44808", "1-Mar", "01-Sep", "Sep-04", "MAR-1", "2019-09-02", "9/2/2019", "1.5"):
         assert DATE_LIKE.search(bad), bad
-    for ok in ("SEPTIN4", "MARCHF1", "MARCH1", "SEPT4", "H3-3A", "DEC1", "C15orf48", "AC011043.1", "H2BC12L",
-               "4931428F04Rik", "IL6"):
+    for ok in (
+        "SEPTIN4",
+        "MARCHF1",
+        "MARCH1",
+        "SEPT4",
+        "H3-3A",
+        "DEC1",
+        "C15orf48",
+        "AC011043.1",
+        "H2BC12L",
+        "4931428F04Rik",
+        "IL6",
+    ):
         assert not DATE_LIKE.search(ok), ok
 
 
@@ -215,8 +264,6 @@ def test_file_fields_and_id(filename):
         assert "SIGNED" in rec.get("scoring_note", ""), "a signed set says so in its scoring_note"
 
 
-
-
 @pytest.mark.parametrize("sid", CATALOGUE_IDS)
 def test_no_date_like_symbols(sid):
     rec = RECORDS[sid]
@@ -242,8 +289,11 @@ def test_list_signatures_reports_every_file():
 def test_contract_ids_present():
     expected = set(REFERENCE)
     assert expected <= set(CATALOGUE_IDS), sorted(expected - set(CATALOGUE_IDS))
-    unmapped = [sid for sid in CATALOGUE_IDS
-                if sid not in REFERENCE and sid not in MIRROR_REFERENCE and not sid.startswith("senepy_hub_")]
+    unmapped = [
+        sid
+        for sid in CATALOGUE_IDS
+        if sid not in REFERENCE and sid not in MIRROR_REFERENCE and not sid.startswith("senepy_hub_")
+    ]
     assert not unmapped, f"catalogued sets without a reference mapping: {unmapped}"
 
 
@@ -318,7 +368,10 @@ def test_every_senepy_hub_is_catalogued(genesets_dir):
         rec = RECORDS[sid]
         h = hubs[sid]
         assert (rec["senepy"]["tissue"], rec["senepy"]["cell_type"], rec["senepy"]["hub"]) == (
-            h["tissue"], h["cell_type"], h["hub"])
+            h["tissue"],
+            h["cell_type"],
+            h["hub"],
+        )
         assert "predate current HGNC" in _notes(rec)
 
 
@@ -354,21 +407,36 @@ def test_catalogue_ids_are_the_ones_the_reference_defines(genesets_dir):
     senmayo = _ref_doc(genesets_dir, "senmayo_human.yaml")
     states = {c["state"] for c in senmayo["categories"].values()}
     expected = {"senmayo", "senmayo_mouse", *(f"senmayo_{_snake(st)}" for st in states)}
-    expected |= {_gavish_id(label) for label in _ref_doc(genesets_dir, "gavish2023_malignant_mps.yaml")["relevant_programs"]}
+    expected |= {
+        _gavish_id(label) for label in _ref_doc(genesets_dir, "gavish2023_malignant_mps.yaml")["relevant_programs"]
+    }
     expected |= {"table2_" + _snake(row["cell_type"]) for row in _ref_doc(genesets_dir, "table2_review.yaml")["rows"]}
-    expected |= {f"cellage_{d.removesuffix('s')}" for d in _ref_doc(genesets_dir, "cellage_build3.yaml")["genes"]
-                 if d != "unclear"}
+    expected |= {
+        f"cellage_{d.removesuffix('s')}"
+        for d in _ref_doc(genesets_dir, "cellage_build3.yaml")["genes"]
+        if d != "unclear"
+    }
     expected |= {f"deepscence_core_{d}" for d in _ref_doc(genesets_dir, "deepscence_coregs.yaml")["genes"]}
     expected |= set(_senepy_hubs(genesets_dir))
-    expected |= {"reactome_sasp", "reactome_cellular_senescence", "fridman_senescence_up", "fridman_senescence_dn",
-                 "kamminga_senescence", "chicas_rb1_targets_senescent", "tang_senescence_tp53_targets_up",
-                 "basisty2020_core_sasp_fibroblast", "basisty2020_core_sasp_fibroblast_epithelial"}
+    expected |= {
+        "reactome_sasp",
+        "reactome_cellular_senescence",
+        "fridman_senescence_up",
+        "fridman_senescence_dn",
+        "kamminga_senescence",
+        "chicas_rb1_targets_senescent",
+        "tang_senescence_tp53_targets_up",
+        "basisty2020_core_sasp_fibroblast",
+        "basisty2020_core_sasp_fibroblast_epithelial",
+    }
     for sid in expected & set(REFERENCE):  # each id names the reference file (and element) its genes are compared with
         assert (genesets_dir / REFERENCE[sid][0]).is_file(), sid
     expected |= set(MIRROR_REFERENCE)
     listed = set(list_signatures()["id"])
-    assert listed == expected, (f"catalogued but not in the reference: {sorted(listed - expected)}; "
-                                f"in the reference but not catalogued: {sorted(expected - listed)}")
+    assert listed == expected, (
+        f"catalogued but not in the reference: {sorted(listed - expected)}; "
+        f"in the reference but not catalogued: {sorted(expected - listed)}"
+    )
     assert set(REFERENCE) | set(MIRROR_REFERENCE) | set(_senepy_hubs(genesets_dir)) == expected
 
 
@@ -382,7 +450,8 @@ def test_genes_equal_reference(genesets_dir, sid):
     genes = rec["genes"]
     assert set(genes) == set(expected), (
         f"only in catalogue: {sorted(set(genes) - set(expected))}; "
-        f"only in reference: {sorted(set(expected) - set(genes))}")
+        f"only in reference: {sorted(set(expected) - set(genes))}"
+    )
     assert len(genes) == len(set(expected))
     if sid.startswith("senepy_hub_"):
         assert len(genes) == _senepy_hubs(genesets_dir)[sid]["n_genes"]
@@ -406,7 +475,8 @@ def test_published_symbols_are_documented(genesets_dir, sid):
             assert rec["family"] in _HGNC_UPDATED
             assert printed in ref, f"{printed} is not in the reference list"
             assert _hgnc_current(doc).get(printed) == [approved], (
-                f"{printed} -> {approved} is not the single current symbol recorded by the reference HGNC check")
+                f"{printed} -> {approved} is not the single current symbol recorded by the reference HGNC check"
+            )
             assert printed in notes and approved in notes, f"{printed} -> {approved} not explained in curation_notes"
 
 
@@ -419,7 +489,8 @@ def test_citation_ids_match_reference(genesets_dir, sid):
     ref_pmid = src.get("pmid")
     assert rec["source"]["doi"] == ref_doi, f"doi {rec['source']['doi']!r} != reference {ref_doi!r}"
     assert (None if rec["source"]["pmid"] is None else str(rec["source"]["pmid"])) == (
-        None if ref_pmid is None else str(ref_pmid))
+        None if ref_pmid is None else str(ref_pmid)
+    )
     if ref_doi is None:
         assert re.search(r"\bDOI\b", _notes(rec)), "a null DOI must be explained in curation_notes"
 
@@ -458,16 +529,24 @@ def test_signed_set_equals_its_source_file(sid):
     assert rec["genes"] == genes
     assert rec["directions"] == directions
     sha, blob = file_hashes(path)
-    assert (sha, blob, path.stat().st_size) == (rec["source_file"]["sha256"], rec["source_file"]["git_blob_sha1"],
-                                                rec["source_file"]["size"])
-    assert rec["source_file"]["commit"] in rec["source_file"]["url"] and rec["source_file"]["path"] in rec["source_file"]["url"]
+    assert (sha, blob, path.stat().st_size) == (
+        rec["source_file"]["sha256"],
+        rec["source_file"]["git_blob_sha1"],
+        rec["source_file"]["size"],
+    )
+    assert (
+        rec["source_file"]["commit"] in rec["source_file"]["url"]
+        and rec["source_file"]["path"] in rec["source_file"]["url"]
+    )
 
 
 def test_hernandez_segura_signature():
     sid = "hernandez_segura2017_core_senescence"
     rec = RECORDS[sid]
     assert len(rec["genes"]) == 55
-    assert sum(d == 1 for d in rec["directions"].values()) == 32 and sum(d == -1 for d in rec["directions"].values()) == 23
+    assert (
+        sum(d == 1 for d in rec["directions"].values()) == 32 and sum(d == -1 for d in rec["directions"].values()) == 23
+    )
     assert rec["source"]["doi"] == "10.1016/j.cub.2017.07.033" and rec["source"]["pmid"] == "28844647"
     assert "Curr Biol" in rec["source"]["citation"] and "2652" in rec["source"]["citation"]
     assert is_signed(sid) and not is_signed("senmayo")
@@ -491,12 +570,15 @@ def test_reference_folder_has_no_other_copy(genesets_dir):
             assert set(doc["genes"]) == set(RECORDS["hernandez_segura2017_core_senescence"]["genes"])
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda r: r["directions"].pop("ACADVL"), "every gene"),
-    (lambda r: r["directions"].update(ACADVL=2), r"\+1 \(up in senescence\) or -1"),
-    (lambda r: r["directions"].update(ACADVL=True), r"\+1 \(up in senescence\) or -1"),
-    (lambda r: r.update(derived_from=["not an accession"]), "list of accessions"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["directions"].pop("ACADVL"), "every gene"),
+        (lambda r: r["directions"].update(ACADVL=2), r"\+1 \(up in senescence\) or -1"),
+        (lambda r: r["directions"].update(ACADVL=True), r"\+1 \(up in senescence\) or -1"),
+        (lambda r: r.update(derived_from=["not an accession"]), "list of accessions"),
+    ],
+)
 def test_malformed_directions_are_refused(change, message):
     rec = yaml.safe_load(yaml.safe_dump(RECORDS["hernandez_segura2017_core_senescence"]))
     change(rec)

@@ -132,7 +132,9 @@ def test_get_signature_returns_resolved_symbols_and_record_keeps_published():
     for sid in ("senmayo", "fridman_senescence_up"):
         res = signature_resolution(sid)
         assert res["published"].tolist() == [str(g) for g in signature_record(sid)["genes"]]
-        assert _quiet(get_signature, sid) == [g for g, d in zip(res["symbol"], res["duplicate"]) if pd.notna(g) and not d]
+        assert _quiet(get_signature, sid) == [
+            g for g, d in zip(res["symbol"], res["duplicate"]) if pd.notna(g) and not d
+        ]
     df = list_signatures()
     for col in ("id", "name", "family", "species", "n_genes", "citation", "doi", "license"):
         assert col in df.columns
@@ -177,8 +179,10 @@ def test_mouse_signature_is_mapped_to_human():
 
 # --------------------------------------------------------------------------- dataset var_names
 def _adata(names: list[str]) -> ad.AnnData:
-    return ad.AnnData(X=sp.csr_matrix(np.ones((3, len(names)), dtype=np.float32)),
-                      var=pd.DataFrame(index=pd.Index(names, name="gene_symbol")))
+    return ad.AnnData(
+        X=sp.csr_matrix(np.ones((3, len(names)), dtype=np.float32)),
+        var=pd.DataFrame(index=pd.Index(names, name="gene_symbol")),
+    )
 
 
 def test_resolve_var_names_renames_aliases_and_handles_collisions():
@@ -187,7 +191,16 @@ def test_resolve_var_names_renames_aliases_and_handles_collisions():
     # CTGF and IGFBP8 are aliases of CCN2, which the data hold already: both keep their released names
     assert list(a.var_names) == ["CTGF", "CCN2", "BEX3", "QARS", "FOO_UNKNOWN", "IGFBP8", "H2BC12", "SPP1"]
     assert a.var_names.is_unique and a.var_names.name == "gene_symbol"
-    assert a.var["symbol_original"].tolist() == ["CTGF", "CCN2", "NGFRAP1", "QARS", "FOO_UNKNOWN", "IGFBP8", "HIST1H2BK", "SPP1"]
+    assert a.var["symbol_original"].tolist() == [
+        "CTGF",
+        "CCN2",
+        "NGFRAP1",
+        "QARS",
+        "FOO_UNKNOWN",
+        "IGFBP8",
+        "HIST1H2BK",
+        "SPP1",
+    ]
     assert summary["n_renamed"] == 2 and summary["n_collisions"] == 2
     assert summary["n_ambiguous"] == 1 and summary["n_unknown"] == 1
     # two aliases of one gene, approved symbol absent: the first takes the name, the other keeps its own

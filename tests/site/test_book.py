@@ -68,8 +68,9 @@ def test_publish_commits_the_site_to_a_gh_pages_branch(tmp_path):
     (site / "index.html").write_text("<html>atlas</html>")
     (site / "_static" / "x.css").write_text("body{}")
     publish(site, push=False, repo=repo)
-    files = subprocess.run(["git", "ls-tree", "-r", "--name-only", "gh-pages"], cwd=repo, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", "gh-pages"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert set(files) == {".nojekyll", "index.html", "_static/x.css"}  # .nojekyll: GitHub serves _static/
 
 

@@ -26,14 +26,16 @@ def restore_build_env():
             os.environ[k] = v
 
 
-def test_strict_full_build_offline_stops_with_the_table(mirror, empty_cache, no_network, tmp_path, capsys,
-                                                        monkeypatch, restore_build_env):
+def test_strict_full_build_offline_stops_with_the_table(
+    mirror, empty_cache, no_network, tmp_path, capsys, monkeypatch, restore_build_env
+):
     from sasp_atlas.cli import main
 
     monkeypatch.setenv("COLUMNS", "400")
     project = tmp_path / "project"
-    rc = main(["build", "--profile", "full", "--strict", "--mirror", str(MIRROR), "--project", str(project),
-               "--no-book"])
+    rc = main(
+        ["build", "--profile", "full", "--strict", "--mirror", str(MIRROR), "--project", str(project), "--no-book"]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     left_out = [d for d in registry.list_datasets("full") if d.id not in ALL_DATASETS]

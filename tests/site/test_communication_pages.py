@@ -21,8 +21,10 @@ from sasp_atlas.stats import communication as comm
 @pytest.fixture(scope="module")
 def wu_tables(wu):
     classes = sasp_classes()
-    return (with_ligand_classes(comm.sasp_communication(wu, dataset_id=WU), classes),
-            with_ligand_classes(comm.sasp_sender_split(wu, dataset_id=WU), classes))
+    return (
+        with_ligand_classes(comm.sasp_communication(wu, dataset_id=WU), classes),
+        with_ligand_classes(comm.sasp_sender_split(wu, dataset_id=WU), classes),
+    )
 
 
 def test_ligand_class_comes_from_the_class_table_for_genes_and_complexes():
@@ -58,8 +60,15 @@ def test_top_pairs_table_and_figure_on_wu(wu_tables, tmp_path):
     assert first.groups()[:5] == (top["source"], top["target"], top["ligand"], top["receptor"], top["ligand_class"])
     assert (int(first.group(6)), int(first.group(7)), first.group(8)) == (1, 1, "single tumour")
     assert "With a SenMayo secreted ligand" in text
-    figures.render("fig-{dataset}-sasp-communication", table, datasets=[get_dataset(WU)], signatures=[],
-                   method="expected", page_depth=2, results=tmp_path)
+    figures.render(
+        "fig-{dataset}-sasp-communication",
+        table,
+        datasets=[get_dataset(WU)],
+        signatures=[],
+        method="expected",
+        page_depth=2,
+        results=tmp_path,
+    )
     drawn = (tmp_path / "figures" / f"fig-{WU}-sasp-communication.svg").read_text()
     assert "<svg" in drawn and "receiver" in drawn and "sender" in drawn
 
@@ -82,4 +91,7 @@ def test_data_without_the_resource_genes_gets_a_reason_not_a_crash(wu):
     assert comm.communication_skip_reason(wu) is None
     empty = pd.DataFrame(columns=comm.COMMUNICATION_COLUMNS)
     empty.attrs["skipped"] = reason
-    assert pages.communication_markdown(with_ligand_classes(empty, sasp_classes())) == f"Not computed for this dataset: {reason}."
+    assert (
+        pages.communication_markdown(with_ligand_classes(empty, sasp_classes()))
+        == f"Not computed for this dataset: {reason}."
+    )

@@ -17,14 +17,23 @@ from sasp_atlas.stats.composition import sasp_class_scores
 
 @pytest.fixture(scope="module")
 def class_tables(wu, mgh):
-    return {WU: sasp_class_scores(wu, dataset_id=WU, cancer_type="breast cancer"),
-            MGH: sasp_class_scores(mgh, dataset_id=MGH, cancer_type="oligodendroglioma")}
+    return {
+        WU: sasp_class_scores(wu, dataset_id=WU, cancer_type="breast cancer"),
+        MGH: sasp_class_scores(mgh, dataset_id=MGH, cancer_type="oligodendroglioma"),
+    }
 
 
 def test_composition_figure_draws_shares_per_cell_type(class_tables, tmp_path):
     scores = class_tables[WU]
-    out = figures.render("fig-{dataset}-sasp-composition", scores, datasets=[get_dataset(WU)], signatures=[],
-                         method="expected", page_depth=2, results=tmp_path)
+    out = figures.render(
+        "fig-{dataset}-sasp-composition",
+        scores,
+        datasets=[get_dataset(WU)],
+        signatures=[],
+        method="expected",
+        page_depth=2,
+        results=tmp_path,
+    )
     svg = (tmp_path / "figures" / f"fig-{WU}-sasp-composition.svg").read_text()
     assert "<svg" in svg and "CXC chemokines" in svg and "share of SASP expression" in svg
     caption = re.sub(r"<[^>]+>", "", re.search(r'<p class="sasp-caption">(.*?)</p>', out, re.S).group(1))
@@ -36,8 +45,15 @@ def test_composition_figure_draws_shares_per_cell_type(class_tables, tmp_path):
 
 def test_class_heatmap_across_datasets_greys_classes_without_genes(class_tables, tmp_path):
     both = pd.concat(class_tables.values(), ignore_index=True)
-    figures.render("fig-atlas-sasp-classes", both, datasets=[get_dataset(WU), get_dataset(MGH)], signatures=[],
-                   method="expected", page_depth=1, results=tmp_path)
+    figures.render(
+        "fig-atlas-sasp-classes",
+        both,
+        datasets=[get_dataset(WU), get_dataset(MGH)],
+        signatures=[],
+        method="expected",
+        page_depth=1,
+        results=tmp_path,
+    )
     spec = (tmp_path / "figures" / "fig-atlas-sasp-classes.svg").read_text()
     assert "breast cancer — " + WU in spec and "oligodendroglioma — " + MGH in spec
     assert both["balanced_effect"].between(0, 1).all() or both["balanced_effect"].isna().any()

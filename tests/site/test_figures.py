@@ -21,12 +21,29 @@ WU = "wu2021_breast_tnbc_cid4465"
 def _celltype_table(n_types: int = 4, dataset: str = WU, n_samples: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     types = [f"type {i}" for i in range(n_types)]
-    return pd.DataFrame({
-        "dataset": dataset, "cancer_type": "triple-negative breast cancer", "cell_type": types, "lineage": "immune",
-        "signature": "senmayo", "mean": rng.normal(size=n_types), "ci_low": -1.0, "ci_high": 1.0, "ci_unit": "cells",
-        "effect_size": rng.uniform(0.2, 0.9, n_types), "n_cells": 50, "n_samples": n_samples,
-        "evidence": "single tumour" if n_samples == 1 else f"{n_samples} tumours", "q_perm": 0.01, "q_null": 0.2,
-        "coverage": 0.9, "low_coverage": False, "caveat": "", "flag": ""})
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "cancer_type": "triple-negative breast cancer",
+            "cell_type": types,
+            "lineage": "immune",
+            "signature": "senmayo",
+            "mean": rng.normal(size=n_types),
+            "ci_low": -1.0,
+            "ci_high": 1.0,
+            "ci_unit": "cells",
+            "effect_size": rng.uniform(0.2, 0.9, n_types),
+            "n_cells": 50,
+            "n_samples": n_samples,
+            "evidence": "single tumour" if n_samples == 1 else f"{n_samples} tumours",
+            "q_perm": 0.01,
+            "q_null": 0.2,
+            "coverage": 0.9,
+            "low_coverage": False,
+            "caveat": "",
+            "flag": "",
+        }
+    )
 
 
 def test_every_caption_pattern_fits_the_limit_with_the_longest_names():
@@ -34,8 +51,13 @@ def test_every_caption_pattern_fits_the_limit_with_the_longest_names():
     longest_sig = max(catalogue(), key=len)
     scope = figures._scope(pd.DataFrame({"dataset": [f"d{i}" for i in range(20)], "n_samples": 999}))
     for spec in figures.FIGURES.values():
-        caption = " ".join([spec.caption.format(dataset=longest_ds, signature=longest_sig, method="expected"),
-                            scope, "Method: gene matching."])
+        caption = " ".join(
+            [
+                spec.caption.format(dataset=longest_ds, signature=longest_sig, method="expected"),
+                scope,
+                "Method: gene matching.",
+            ]
+        )
         assert len(caption) <= figures.MAX_CAPTION, (spec.id, len(caption))
         assert "sha256" not in caption and "http" not in caption  # provenance lives in the collapsed block
 
@@ -58,13 +80,23 @@ def test_scope_counts_tumours_and_datasets():
 
 def test_render_short_caption_sources_block_and_downloads(tmp_path):
     ds = get_dataset(WU)
-    out = figures.render("fig-atlas-heatmap-{signature}", _celltype_table(), datasets=[ds], signatures=["senmayo"],
-                         method="expected", page_depth=1, results=tmp_path, signature="senmayo")
+    out = figures.render(
+        "fig-atlas-heatmap-{signature}",
+        _celltype_table(),
+        datasets=[ds],
+        signatures=["senmayo"],
+        method="expected",
+        page_depth=1,
+        results=tmp_path,
+        signature="senmayo",
+    )
     caption = re.search(r'<p class="sasp-caption">(.*?)</p>', out, re.S).group(1)
     text = re.sub(r"<[^>]+>", "", caption)
     assert len(text) <= figures.MAX_CAPTION and "1 tumour in 1 dataset" in text and "Method: expected" in text
     assert ds.files[0]["sha256"] not in caption
-    block = re.search(r"<details class=\"sasp-sources\"><summary>Sources and citation</summary>(.*?)</details>", out, re.S)
+    block = re.search(
+        r"<details class=\"sasp-sources\"><summary>Sources and citation</summary>(.*?)</details>", out, re.S
+    )
     assert block and ds.files[0]["sha256"] in block.group(1) and ds.files[0]["url"] in block.group(1)
     assert "How to read" in block.group(1) and "Cite this figure" in block.group(1)
     fig_id = "fig-atlas-heatmap-senmayo"
@@ -80,9 +112,17 @@ def test_render_short_caption_sources_block_and_downloads(tmp_path):
 
 def test_a_caption_over_the_limit_is_refused(tmp_path):
     with pytest.raises(ValueError, match="caption"):
-        figures.render("fig-atlas-heatmap-{signature}", _celltype_table(), datasets=[get_dataset(WU)],
-                       signatures=["senmayo"], method="expected", page_depth=1, results=tmp_path, signature="senmayo",
-                       extra_caption="x" * 400)
+        figures.render(
+            "fig-atlas-heatmap-{signature}",
+            _celltype_table(),
+            datasets=[get_dataset(WU)],
+            signatures=["senmayo"],
+            method="expected",
+            page_depth=1,
+            results=tmp_path,
+            signature="senmayo",
+            extra_caption="x" * 400,
+        )
 
 
 def test_cross_dataset_heatmap_draws_the_scale_free_effect():
@@ -99,8 +139,9 @@ def test_ranking_axes_are_per_dataset():
 
 
 def test_legends_sit_below_the_plot():
-    spec = charts.fit_page(charts.composition_chart(
-        pd.DataFrame({"cell_type": ["a", "b"], "sample": ["s1", "s2"]}))).to_dict()
+    spec = charts.fit_page(
+        charts.composition_chart(pd.DataFrame({"cell_type": ["a", "b"], "sample": ["s1", "s2"]}))
+    ).to_dict()
     assert spec["config"]["legend"]["orient"] == "bottom" and spec["width"] == "container"
 
 
@@ -110,13 +151,32 @@ def _meta() -> pd.DataFrame:
     for sig in ("senmayo", "reactome_sasp"):
         for cancer, ds, k in (("oligodendroglioma", "a; b", 3), ("triple-negative breast cancer", WU, 1)):
             for ct, est in (("Macrophage", 0.9), ("T cell", 0.3), ("Malignant cell", 0.5)):
-                rows.append({"cancer_type": cancer, "cell_type": ct, "cell_type_ontology_id": f"CL:{ct}", "signature": sig,
-                             "estimate": est, "ci_low": est - 0.05, "ci_high": est + 0.05, "k_samples": k,
-                             "k_tumours": k, "k_unrecorded": 0, "k_cohorts": 1, "cohorts": "GEO X" if k == 3 else "GEO Y",
-                             "k_datasets": 2 if k == 3 else 1, "datasets": ds, "k_perfect": 0, "min_unit_ci_low": est - 0.1,
-                             "max_unit_ci_high": est + 0.1, "coverage": 0.9, "low_coverage": False,
-                             "no_malignant_datasets": "", "flag": "",
-                             "evidence": "single tumour" if k == 1 else "replicated (3 tumours, 1 cohort)"})
+                rows.append(
+                    {
+                        "cancer_type": cancer,
+                        "cell_type": ct,
+                        "cell_type_ontology_id": f"CL:{ct}",
+                        "signature": sig,
+                        "estimate": est,
+                        "ci_low": est - 0.05,
+                        "ci_high": est + 0.05,
+                        "k_samples": k,
+                        "k_tumours": k,
+                        "k_unrecorded": 0,
+                        "k_cohorts": 1,
+                        "cohorts": "GEO X" if k == 3 else "GEO Y",
+                        "k_datasets": 2 if k == 3 else 1,
+                        "datasets": ds,
+                        "k_perfect": 0,
+                        "min_unit_ci_low": est - 0.1,
+                        "max_unit_ci_high": est + 0.1,
+                        "coverage": 0.9,
+                        "low_coverage": False,
+                        "no_malignant_datasets": "",
+                        "flag": "",
+                        "evidence": "single tumour" if k == 1 else "replicated (3 tumours, 1 cohort)",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -128,7 +188,10 @@ def test_sasp_map_has_a_signature_menu_links_and_evidence():
     rect, text = spec["layer"]
     assert rect["encoding"]["href"]["field"] == "url"
     assert "estimate" in json.dumps(rect["encoding"]["color"])
-    assert "datum.replicated" in json.dumps(rect["encoding"]["opacity"]) and text["encoding"]["text"]["field"] == "count_label"
+    assert (
+        "datum.replicated" in json.dumps(rect["encoding"]["opacity"])
+        and text["encoding"]["text"]["field"] == "count_label"
+    )
     data = pd.DataFrame(spec["datasets"][spec["data"]["name"]])
     assert set(data["url"]) == {"datasets/a.html", f"datasets/{WU}.html"}  # the first dataset behind a square
 
@@ -146,8 +209,9 @@ def test_key_findings_are_generated_with_their_scope():
 def test_home_page_markdown(tmp_path):
     meta = _meta().replace({"a; b": WU})
     samples = pd.DataFrame({"dataset": WU, "sample": ["CID4465"]})
-    text = home.home_markdown(meta, None, signatures=["reactome_sasp", "senmayo"], method="expected", results=tmp_path,
-                              samples=samples)
+    text = home.home_markdown(
+        meta, None, signatures=["reactome_sasp", "senmayo"], method="expected", results=tmp_path, samples=samples
+    )
     assert text.startswith("# SASP atlas") and "```{raw} html" in text and "fig-home-sasp-map" in text
     assert text.index("## The SASP map") < text.index("## Key findings") < text.index("## References")
     assert references.cite([references.dataset_key(get_dataset(WU))]) in text
@@ -168,8 +232,11 @@ def test_cite_sources_cites_datasets_then_catalogue_signatures_and_skips_user_se
     wu = get_dataset(WU)
     text = references.cite_sources([wu], ["senmayo", "my_own_set", "reactome_sasp", "senmayo"])
     keys = text.removeprefix("{footcite:p}`").removesuffix("`").split(",")
-    assert keys == [references.dataset_key(wu), references.signature_key(catalogue()["senmayo"]),
-                    references.signature_key(catalogue()["reactome_sasp"])]
+    assert keys == [
+        references.dataset_key(wu),
+        references.signature_key(catalogue()["senmayo"]),
+        references.signature_key(catalogue()["reactome_sasp"]),
+    ]
     bib = set(re.findall(r"@misc\{([^,]+),", references.bibliography_text()))
     assert set(keys) <= bib  # every key the page cites resolves in the generated bibliography
     assert references.cite_sources([], ["my_own_set"]) == "" == references.cite_sources()

@@ -13,10 +13,12 @@ from sasp_atlas.site.notebooks import tidy as _tidy
 
 def _notebook(tmp_path, outputs):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Template title"),
-                nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("y = 2", metadata={"tags": ["injected-parameters"]}),
-                nbformat.v4.new_code_cell("x + y")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Template title"),
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("y = 2", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("x + y"),
+    ]
     nb.cells[-1].outputs = outputs
     path = tmp_path / "page.ipynb"
     nbformat.write(nb, path)
@@ -24,8 +26,13 @@ def _notebook(tmp_path, outputs):
 
 
 def test_tidy_hides_parameters_and_sets_title(tmp_path):
-    path = _notebook(tmp_path, [nbformat.v4.new_output("stream", name="stderr", text="noise"),
-                                nbformat.v4.new_output("execute_result", data={"text/plain": "3"})])
+    path = _notebook(
+        tmp_path,
+        [
+            nbformat.v4.new_output("stream", name="stderr", text="noise"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "3"}),
+        ],
+    )
     _tidy(path, "Dataset X")
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].source == "# Dataset X"
@@ -37,8 +44,6 @@ def test_tidy_refuses_a_notebook_with_a_traceback(tmp_path):
     path = _notebook(tmp_path, [nbformat.v4.new_output("error", ename="ValueError", evalue="boom", traceback=[])])
     with pytest.raises(NotebookFailed, match="ValueError: boom"):
         _tidy(path, "Dataset X")
-
-
 
 
 @pytest.mark.parametrize("name", TEMPLATES)

@@ -14,8 +14,8 @@ from sasp_atlas.site import policy
 @pytest.mark.parametrize("n", [1, 2, 3, 10])
 def test_detail_and_method_signatures_take_what_there_is(n):
     sigs = [f"s{i}" for i in range(n)]
-    assert policy.detail_signatures(sigs) == sigs[:min(n, policy.N_DETAIL)]
-    assert policy.method_signatures(sigs) == sigs[:min(n, policy.N_METHODS)]
+    assert policy.detail_signatures(sigs) == sigs[: min(n, policy.N_DETAIL)]
+    assert policy.method_signatures(sigs) == sigs[: min(n, policy.N_METHODS)]
 
 
 def test_gene_figure_prefers_the_secreted_senmayo_subset_and_names_it(mirror):

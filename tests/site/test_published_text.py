@@ -21,7 +21,7 @@ UNSETTLED = re.compile(r"not\s+verified|not\s+re-?read", re.IGNORECASE)
 
 
 def _unsettled(text: str) -> list[str]:
-    return [text[max(0, m.start() - 80): m.end() + 40] for m in UNSETTLED.finditer(text)]
+    return [text[max(0, m.start() - 80) : m.end() + 40] for m in UNSETTLED.finditer(text)]
 
 
 def test_the_phrases_are_caught():
@@ -41,8 +41,14 @@ def test_catalogue_table_and_table2_claim_state_facts():
 
 def test_every_displayed_catalogue_field_states_facts():
     for sid, rec in catalogue().items():
-        fields = [rec.get("name"), rec.get("description"), rec.get("license"), rec.get("scoring_note"),
-                  *(rec.get("source") or {}).values(), *(rec.get("curation_notes") or [])]
+        fields = [
+            rec.get("name"),
+            rec.get("description"),
+            rec.get("license"),
+            rec.get("scoring_note"),
+            *(rec.get("source") or {}).values(),
+            *(rec.get("curation_notes") or []),
+        ]
         text = "\n".join(str(f) for f in fields if f)
         assert _unsettled(text) == [], sid
 

@@ -16,7 +16,9 @@ import pytest
 
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
 
-PIXEL_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 
 
 def _chart(div: str, width: int = 200, *, spec_edit=None, style: str = "") -> str:
@@ -26,8 +28,13 @@ def _chart(div: str, width: int = 200, *, spec_edit=None, style: str = "") -> st
 
     from sasp_atlas.site.charts import _TEMPLATE
 
-    spec = (alt.Chart(pd.DataFrame({"a": [1, 2], "b": [3, 4]}), title=f"chart {div}").mark_bar()
-            .encode(x="a:Q", y="b:Q").properties(width=width, height=120).to_json())
+    spec = (
+        alt.Chart(pd.DataFrame({"a": [1, 2], "b": [3, 4]}), title=f"chart {div}")
+        .mark_bar()
+        .encode(x="a:Q", y="b:Q")
+        .properties(width=width, height=120)
+        .to_json()
+    )
     if spec_edit:
         spec = spec_edit(spec)
     html = _TEMPLATE.render(output_div=div, spec=spec, embed_options='{"actions": false}')
@@ -37,12 +44,14 @@ def _chart(div: str, width: int = 200, *, spec_edit=None, style: str = "") -> st
 
 
 def _page(title: str, body: str, *, icon: bool = True) -> str:
-    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            + ('<link rel="icon" href="_static/pixel.png"/>' if icon else "")
-            + f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
-            f'<body><main id="main-content"><article class="bd-article"><h1>{title}</h1>{body}'
-            '</article></main></body></html>')
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        + ('<link rel="icon" href="_static/pixel.png"/>' if icon else "")
+        + f'<title>{title}</title><script src="_static/vega/vega-bundle.js"></script></head>'
+        f'<body><main id="main-content"><article class="bd-article"><h1>{title}</h1>{body}'
+        "</article></main></body></html>"
+    )
 
 
 def _write_site(root, pages: dict[str, str]):
@@ -65,14 +74,20 @@ def mixed(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("mixed")
     pages = {
-        "clean.html": _page("Clean", "<p>A chart that fits a phone.</p>" + _chart("c1")
-                            + '<p><a href="links.html">links</a> <a href="_static/pixel.png" download>PNG</a></p>'),
-        "wide.html": _page("Wide", _chart("wide", style="width: 2000px") + _chart("mid", width=600)
-                           + _chart("narrow")),
+        "clean.html": _page(
+            "Clean",
+            "<p>A chart that fits a phone.</p>"
+            + _chart("c1")
+            + '<p><a href="links.html">links</a> <a href="_static/pixel.png" download>PNG</a></p>',
+        ),
+        "wide.html": _page("Wide", _chart("wide", style="width: 2000px") + _chart("mid", width=600) + _chart("narrow")),
         "console.html": _page("Console", '<p>text</p><script>console.error("x")</script>'),
-        "links.html": _page("Links", '<p><a href="missing.html">gone</a> <a href="clean.html#top">back</a> '
-                                     '<a href="https://example.org/page">elsewhere</a> '
-                                     '<a href="/elsewhere/root.html">root-absolute</a></p>'),
+        "links.html": _page(
+            "Links",
+            '<p><a href="missing.html">gone</a> <a href="clean.html#top">back</a> '
+            '<a href="https://example.org/page">elsewhere</a> '
+            '<a href="/elsewhere/root.html">root-absolute</a></p>',
+        ),
         "img.html": _page("Image", '<p><img src="_static/pixel.png"></p>'),
         "contrast.html": _page("Contrast", '<p style="color: #d0d0d0">faint grey text on white</p>'),
         # WCAG 2.5.3: a default rule of axe-core 4.14 (still experimental in the 4.12 that axe-playwright-python bundled)
@@ -90,12 +105,18 @@ def mixed(tmp_path_factory):
 
 def _faults(page: dict) -> dict:
     """Everything that failed on a page (empty when the page is ok)."""
-    out = {"undrawn": page["drawn"] < page["charts"], "chart_errors": page["errors"],
-           "broken_downloads": page["broken_downloads"], "external": page["external"],
-           "broken_links": page["broken_links"], "overflow": {w: ids for w, ids in page["overflow"].items() if ids},
-           "hscroll": {w: px for w, px in page["hscroll"].items() if px > 1},
-           "console_errors": page["console_errors"], "axe": [v["rule"] for v in page["axe"]],
-           "no_icon": page["icon"] is False}
+    out = {
+        "undrawn": page["drawn"] < page["charts"],
+        "chart_errors": page["errors"],
+        "broken_downloads": page["broken_downloads"],
+        "external": page["external"],
+        "broken_links": page["broken_links"],
+        "overflow": {w: ids for w, ids in page["overflow"].items() if ids},
+        "hscroll": {w: px for w, px in page["hscroll"].items() if px > 1},
+        "console_errors": page["console_errors"],
+        "axe": [v["rule"] for v in page["axe"]],
+        "no_icon": page["icon"] is False,
+    }
     return {k: v for k, v in out.items() if v}
 
 
@@ -211,7 +232,9 @@ def test_landing_screenshots_at_both_widths(mixed):
 def test_a_clean_site_passes_through_the_cli(tmp_path, capsys):
     from sasp_atlas.cli import main
 
-    root = _write_site(tmp_path / "html", {"clean.html": _page("Clean", _chart("c1") + '<a href="clean.html">self</a>')})
+    root = _write_site(
+        tmp_path / "html", {"clean.html": _page("Clean", _chart("c1") + '<a href="clean.html">self</a>')}
+    )
     shots = tmp_path / "results" / "screenshots"
     assert main(["check-site", str(root), "--screenshots", str(shots)]) == 0
     assert sorted(p.name for p in shots.iterdir()) == ["landing-1400.png", "landing-390.png"]

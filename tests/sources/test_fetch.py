@@ -173,8 +173,12 @@ def test_download_is_hash_pinned_into_the_cache(empty_cache, monkeypatch, tmp_pa
     ds = get_dataset(WU)
     f = ds.files[0]
     p = fetch.fetch_file(ds, f)
-    assert seen == {"url": f["url"], "known_hash": f"sha256:{f['sha256']}", "fname": f["name"],
-                    "path": empty_cache / WU}
+    assert seen == {
+        "url": f["url"],
+        "known_hash": f"sha256:{f['sha256']}",
+        "fname": f["name"],
+        "path": empty_cache / WU,
+    }
     assert p == empty_cache / WU / f["name"]
 
 

@@ -41,7 +41,10 @@ def test_file_hashes_of_real_files_match_sources_yaml(mirror, sources, dataset_i
     sha, blob = fetch.file_hashes(mirror / dataset_id / name)
     src = source_file(sources, dataset_id, name)
     assert (sha, blob) == (src["sha256"], src["git_blob_sha1"])
-    assert (sha, blob) == (fetch.file_sha256(mirror / dataset_id / name), fetch.git_blob_sha1(mirror / dataset_id / name))
+    assert (sha, blob) == (
+        fetch.file_sha256(mirror / dataset_id / name),
+        fetch.git_blob_sha1(mirror / dataset_id / name),
+    )
     assert _file(get_dataset(dataset_id), name)["git_blob_sha1"] == blob  # the registry carries it already
 
 

@@ -260,14 +260,17 @@ def _last(doc: dict) -> dict:
     return doc["datasets"][-1]
 
 
-@pytest.mark.parametrize("field, value", [
-    ("url", "https://example.org/a file.RData"),  # whitespace
-    ("url", "HTTPS://example.org/a.RData"),
-    ("url", "//example.org/a.RData"),  # scheme-relative
-    ("name", "sub\\file.RData"),  # Windows separator
-    ("name", "file name.RData"),
-    ("name", ""),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("url", "https://example.org/a file.RData"),  # whitespace
+        ("url", "HTTPS://example.org/a.RData"),
+        ("url", "//example.org/a.RData"),  # scheme-relative
+        ("name", "sub\\file.RData"),  # Windows separator
+        ("name", "file name.RData"),
+        ("name", ""),
+    ],
+)
 def test_malformed_file_fields_of_the_last_entry(registry_doc, tmp_path, field, value):
     doc = copy.deepcopy(registry_doc)
     _last(doc)["files"][0][field] = value

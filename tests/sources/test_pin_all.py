@@ -35,14 +35,20 @@ def _only_pinned_fields_changed(before: str, after: str) -> None:
     in its order."""
     changed = _changed_lines(before, after)
     assert all(ln[2:].strip().startswith(PINNED_KEYS) for ln in changed), [
-        ln for ln in changed if not ln[2:].strip().startswith(PINNED_KEYS)]
+        ln for ln in changed if not ln[2:].strip().startswith(PINNED_KEYS)
+    ]
     kept = [ln for ln in before.splitlines() if not ln.strip().startswith(PINNED_KEYS)]
     assert kept == [ln for ln in after.splitlines() if not ln.strip().startswith(PINNED_KEYS)]
 
 
 def _unpinned(doc: dict) -> list[tuple[str, dict]]:
-    return [(e["id"], f) for section in fetch.PIN_SECTIONS for e in doc.get(section) or [] for f in e.get("files", [])
-            if not (f.get("sha256") and f.get("size"))]
+    return [
+        (e["id"], f)
+        for section in fetch.PIN_SECTIONS
+        for e in doc.get(section) or []
+        for f in e.get("files", [])
+        if not (f.get("sha256") and f.get("size"))
+    ]
 
 
 # --------------------------------------------------------------------------- the round-trip edit
@@ -58,8 +64,11 @@ def test_pinning_every_unpinned_file_changes_only_the_pinned_fields():
     doc = yaml.safe_load(text)
     pins: dict = {}
     for i, (entry_id, f) in enumerate(_unpinned(doc)):
-        pins.setdefault(entry_id, {})[f["name"]] = {"sha256": f"{i:064x}".replace("0", "a"), "size": i + 1,
-                                                    "note": f'pinned "{entry_id}" on 2026-12-07 from {f["url"]}'}
+        pins.setdefault(entry_id, {})[f["name"]] = {
+            "sha256": f"{i:064x}".replace("0", "a"),
+            "size": i + 1,
+            "note": f'pinned "{entry_id}" on 2026-12-07 from {f["url"]}',
+        }
     assert len(pins) >= 10
     new = fetch.pin_registry_entries(text, pins)
     _only_pinned_fields_changed(text, new)
@@ -137,8 +146,10 @@ datasets:
 def test_comments_after_the_last_key_stay_below_the_inserted_keys():
     """ruamel keeps the comment lines after a key with that key: inserted keys go above them, the end-of-line
     comment stays on its line, an existing key keeps its place and its comment, flow lists and quotes stay."""
-    new = fetch.pin_registry_entries(BEFORE, {"x": {"f": {"sha256": "b" * 64, "size": 3}},
-                                              "y": {"g": {"sha256": "c" * 64, "size": 4, "note": "new note"}}})
+    new = fetch.pin_registry_entries(
+        BEFORE,
+        {"x": {"f": {"sha256": "b" * 64, "size": 3}}, "y": {"g": {"sha256": "c" * 64, "size": 4, "note": "new note"}}},
+    )
     assert new == AFTER.format(b="b" * 64, c="c" * 64)
 
 
@@ -219,8 +230,18 @@ def served(https_server, tmp_path, empty_cache, monkeypatch):
     reg = tmp_path / "data_registry.yaml"
     reg.write_text(new)
     registry.validate_registry(yaml.safe_load(new))
-    return {"registry": reg, "before": new, "payloads": payloads, "plan": plan, "shared": shared, "local": local,
-            "server": https_server, "cache": empty_cache, "sha_no_size": sha_no_size, "recorded": recorded}
+    return {
+        "registry": reg,
+        "before": new,
+        "payloads": payloads,
+        "plan": plan,
+        "shared": shared,
+        "local": local,
+        "server": https_server,
+        "cache": empty_cache,
+        "sha_no_size": sha_no_size,
+        "recorded": recorded,
+    }
 
 
 @pytest.mark.slow
@@ -244,8 +265,11 @@ def test_pin_all_pins_refuses_and_reports(served):
         else:
             assert r["status"] == "failed" and r["how"].startswith(outcome + ": "), r
             assert r["retry"] == f"sasp-atlas registry pin {key[0]}" and r["sha256"] is None
-    refused_blob = next(k for k, o in plan.items() if o == "refused" and k != tuple((served["sha_no_size"][0],
-                                                                                      served["sha_no_size"][1]["name"])))
+    refused_blob = next(
+        k
+        for k, o in plan.items()
+        if o == "refused" and k != tuple((served["sha_no_size"][0], served["sha_no_size"][1]["name"]))
+    )
     assert _blob(payloads[refused_blob]) in by_file[refused_blob]["how"]  # names the published blob id
     sha_key = (served["sha_no_size"][0], served["sha_no_size"][1]["name"])
     assert served["recorded"] in by_file[sha_key]["how"]
@@ -259,8 +283,12 @@ def test_pin_all_pins_refuses_and_reports(served):
     doc = yaml.safe_load(after)
     registry.validate_registry(doc)
     files = {(e["id"], f["name"]): f for s in fetch.PIN_SECTIONS for e in doc.get(s) or [] for f in e["files"]}
-    old = {(e["id"], f["name"]): f for s in fetch.PIN_SECTIONS for e in yaml.safe_load(served["before"]).get(s) or []
-           for f in e["files"]}
+    old = {
+        (e["id"], f["name"]): f
+        for s in fetch.PIN_SECTIONS
+        for e in yaml.safe_load(served["before"]).get(s) or []
+        for f in e["files"]
+    }
     for key, outcome in plan.items():
         if outcome == "pinned":
             f = files[key]
@@ -280,8 +308,9 @@ def test_pin_all_pins_refuses_and_reports(served):
     # a second run downloads nothing new and pins nothing twice
     n_requests = len(requested)
     again = fetch.pin_all(registry=reg)
-    assert {(r["entry"], r["name"]) for r in again if r["status"] == "already pinned"} >= \
-        {k for k, o in plan.items() if o == "pinned"}
+    assert {(r["entry"], r["name"]) for r in again if r["status"] == "already pinned"} >= {
+        k for k, o in plan.items() if o == "pinned"
+    }
     assert all(r["status"] == "failed" for r in again if plan.get((r["entry"], r["name"]), "pinned") != "pinned")
     assert reg.read_text() == after
     assert len(requested) - n_requests == sum(o != "pinned" for o in plan.values())  # only the failed ones, once each

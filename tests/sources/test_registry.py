@@ -151,7 +151,9 @@ def test_missing_required_field_of_second_entry(registry_doc, tmp_path):
     assert other["id"] in msg and "value_type" in msg
 
 
-@pytest.mark.parametrize("bad", ["0" * 63, "G" * 64, "5F719B65EDD292429FF69AA1A648252508298069002337C785E9688F8AF150FA", ""])
+@pytest.mark.parametrize(
+    "bad", ["0" * 63, "G" * 64, "5F719B65EDD292429FF69AA1A648252508298069002337C785E9688F8AF150FA", ""]
+)
 def test_bad_sha256(registry_doc, tmp_path, bad):
     doc = copy.deepcopy(registry_doc)
     _entry(doc, WU)["files"][0]["sha256"] = bad
@@ -159,11 +161,14 @@ def test_bad_sha256(registry_doc, tmp_path, bad):
     assert WU in msg and "sha256" in msg
 
 
-@pytest.mark.parametrize("url", [
-    "http://raw.githubusercontent.com/omnideconv/spacedeconv/3c3317a5fd861ed4d42bb096f58a5634b0a16899/data/single_cell_data_2.RData",
-    "ftp://example.org/single_cell_data_2.RData",
-    "file:///tmp/single_cell_data_2.RData",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://raw.githubusercontent.com/omnideconv/spacedeconv/3c3317a5fd861ed4d42bb096f58a5634b0a16899/data/single_cell_data_2.RData",
+        "ftp://example.org/single_cell_data_2.RData",
+        "file:///tmp/single_cell_data_2.RData",
+    ],
+)
 def test_non_https_url(registry_doc, tmp_path, url):
     doc = copy.deepcopy(registry_doc)
     _entry(doc, WU)["files"][0]["url"] = url

@@ -59,7 +59,7 @@ def wu_run(wu):
     obs_before, obsm_before, uns_before = wu.obs.copy(), set(wu.obsm), set(wu.uns)
     table = sasp_communication(wu, dataset_id="wu2021_breast_tnbc_cid4465")
     split = sasp_sender_split(wu, dataset_id="wu2021_breast_tnbc_cid4465")
-    untouched = (wu.obs.equals(obs_before) and set(wu.obsm) == obsm_before and set(wu.uns) == uns_before)
+    untouched = wu.obs.equals(obs_before) and set(wu.obsm) == obsm_before and set(wu.uns) == uns_before
     return table, split, untouched
 
 
@@ -115,9 +115,19 @@ def test_per_sample_table_equals_liana_called_directly(mgh, mgh_per_sample):
         sub = mgh[mgh.obs["sample"].astype(str) == sample].copy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            direct = li.mt.rank_aggregate(sub, groupby="cell_type", resource=resource, use_raw=False,
-                                          expr_prop=0.1, min_cells=5, n_perms=100, seed=1337, base=2.0,
-                                          inplace=False, verbose=False)
+            direct = li.mt.rank_aggregate(
+                sub,
+                groupby="cell_type",
+                resource=resource,
+                use_raw=False,
+                expr_prop=0.1,
+                min_cells=5,
+                n_perms=100,
+                seed=1337,
+                base=2.0,
+                inplace=False,
+                verbose=False,
+            )
         ours = per[per["sample"] == sample].drop(columns="sample")
         assert len(ours) == len(direct) > 0
         ours = ours.sort_values(KEY).reset_index(drop=True)
@@ -129,8 +139,12 @@ def test_per_sample_table_equals_liana_called_directly(mgh, mgh_per_sample):
 
 def test_parameters_are_recorded(mgh_per_sample):
     params = mgh_per_sample.attrs["params"]
-    assert (params["expr_prop"], params["min_cells"], params["n_perms"], params["seed"]) == (EXPR_PROP, MIN_CELLS,
-                                                                                            N_PERMS, SEED)
+    assert (params["expr_prop"], params["min_cells"], params["n_perms"], params["seed"]) == (
+        EXPR_PROP,
+        MIN_CELLS,
+        N_PERMS,
+        SEED,
+    )
     assert params["use_raw"] is False and params["resource_sha256"] == resource_provenance()["sha256"]
     assert params["liana_version"] == li.__version__
 
@@ -162,8 +176,11 @@ def test_pair_counts_per_set_match_the_restricted_resources():
         assert counts.loc[sid, "n_ligands"] == sub["ligand"].nunique()
         assert counts.loc[sid, "n_genes"] == len(set(get_signature(sid)))
     assert counts.loc["union", "n_pairs"] == len(sasp_resource())
-    assert max(counts.loc[list(DEFAULT_LIGAND_SETS), "n_pairs"]) <= counts.loc["union", "n_pairs"] <= \
-        counts.loc[list(DEFAULT_LIGAND_SETS), "n_pairs"].sum()
+    assert (
+        max(counts.loc[list(DEFAULT_LIGAND_SETS), "n_pairs"])
+        <= counts.loc["union", "n_pairs"]
+        <= counts.loc[list(DEFAULT_LIGAND_SETS), "n_pairs"].sum()
+    )
 
 
 def test_resource_provenance_is_the_file_liana_reads():
@@ -184,14 +201,19 @@ def test_wu_table_is_coherent(wu, wu_run):
     for column in ("magnitude_rank", "specificity_rank", "magnitude_rank_best", "specificity_rank_best"):
         assert table[column].between(0, 1).all()
     assert (table["magnitude_rank_best"] <= table["magnitude_rank"]).all()
-    assert ((table["n_samples_found"] <= table["n_samples_expressed"])
-            & (table["n_samples_expressed"] <= table["n_samples_tested"])).all()
+    assert (
+        (table["n_samples_found"] <= table["n_samples_expressed"])
+        & (table["n_samples_expressed"] <= table["n_samples_tested"])
+    ).all()
     n_samples = wu.obs["sample"].nunique()
     assert table["n_samples_tested"].max() <= n_samples
     found = table["n_samples_found"] > 0
     assert found.any() and (table.loc[found, "specificity_rank_best"] <= table.attrs["params"]["found_rank"]).all()
-    labels = {"not found", "single tumour", "samples not recorded"} | {f"{k} tumours" for k in (2,)} | \
-        {f"replicated ({k} tumours)" for k in range(3, n_samples + 1)}
+    labels = (
+        {"not found", "single tumour", "samples not recorded"}
+        | {f"{k} tumours" for k in (2,)}
+        | {f"replicated ({k} tumours)" for k in range(3, n_samples + 1)}
+    )
     assert set(table["evidence"]) <= labels and (table.loc[~found, "evidence"] == "not found").all()
     # only SASP ligands, each labelled with the set(s) it comes from
     assert table["ligand_sets"].str.len().gt(0).all()
@@ -217,9 +239,14 @@ def test_constructed_sender_receiver_pair_is_on_top(toy):
 # --------------------------------------------------------------------------- (e) SASP-high vs SASP-low senders
 def test_tertiles_are_taken_within_sample_and_type():
     rng = np.random.default_rng(3)
-    scores = np.concatenate([rng.permutation(np.arange(9.0)) + 1, rng.permutation(np.arange(10.0)) + 1,
-                             rng.permutation(np.arange(4.0)) + 100,
-                             np.full(6, 2.0)])
+    scores = np.concatenate(
+        [
+            rng.permutation(np.arange(9.0)) + 1,
+            rng.permutation(np.arange(10.0)) + 1,
+            rng.permutation(np.arange(4.0)) + 100,
+            np.full(6, 2.0),
+        ]
+    )
     groups = np.array(["A"] * 9 + ["B"] * 10 + ["A"] * 4 + ["C"] * 6)
     samples = np.array(["s1"] * 19 + ["s2"] * 4 + ["s1"] * 6)
     labels = sasp_tertiles(scores, groups, samples)
@@ -237,8 +264,12 @@ def test_split_uses_the_top_and_bottom_tertile_of_each_type(toy):
     split = sasp_sender_split(toy, dataset_id="toy", score_method="mean")
     assert list(split.columns) == SPLIT_COLUMNS
     assert split.attrs["senders"] == {"s1": ["A", "B", "C"], "s2": ["A", "B", "C"], "s3": ["A"]}
-    row = split[(split["sender_type"] == "A") & (split["target"] == "B") & (split["ligand"] == "CXCL8")
-                & (split["receptor"] == "CXCR2")].iloc[0]
+    row = split[
+        (split["sender_type"] == "A")
+        & (split["target"] == "B")
+        & (split["ligand"] == "CXCL8")
+        & (split["receptor"] == "CXCR2")
+    ].iloc[0]
     assert row["n_samples_high_gt_low"] == row["n_samples_tested"] == 2 and row["evidence"] == "2 tumours"
     # known answer: in each tumour the SASP-high arm is A's first 10 cells (SenMayo raised), the low arm
     # the bottom third of the rest by score; lr_means = (mean CXCL8 in the arm + mean CXCR2 in B) / 2
@@ -267,23 +298,42 @@ def test_added_arm_groups_leave_liana_magnitude_scores_unchanged(wu, wu_run):
     groups = wu.obs["cell_type"].astype(str).to_numpy()
     tertile = sasp_tertiles(_split_scores(wu, "senmayo", "expected"), groups, wu.obs["sample"].astype(str).to_numpy())
     labels = np.where(groups == sender, np.char.add(f"{sender} ", tertile.astype(str)), groups)
-    light = AnnData(X=wu.X, obs=pd.DataFrame({"label": pd.Categorical(labels)}, index=wu.obs_names),
-                    var=pd.DataFrame(index=wu.var_names))
+    light = AnnData(
+        X=wu.X,
+        obs=pd.DataFrame({"label": pd.Categorical(labels)}, index=wu.obs_names),
+        var=pd.DataFrame(index=wu.var_names),
+    )
     counts = pd.Series(groups).value_counts()
     receivers = sorted(t for t, n in counts.items() if n >= MIN_CELLS and t != sender)
-    pairs = pd.DataFrame([(f"{sender} {arm}", r) for arm in ("SASP-high", "SASP-low") for r in receivers],
-                         columns=["source", "target"])
+    pairs = pd.DataFrame(
+        [(f"{sender} {arm}", r) for arm in ("SASP-high", "SASP-low") for r in receivers], columns=["source", "target"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clean = li.mt.rank_aggregate(light, groupby="label", resource=sasp_resource(), groupby_pairs=pairs,
-                                     use_raw=False, expr_prop=EXPR_PROP, min_cells=MIN_CELLS, n_perms=None,
-                                     inplace=False, verbose=False)
+        clean = li.mt.rank_aggregate(
+            light,
+            groupby="label",
+            resource=sasp_resource(),
+            groupby_pairs=pairs,
+            use_raw=False,
+            expr_prop=EXPR_PROP,
+            min_cells=MIN_CELLS,
+            n_perms=None,
+            inplace=False,
+            verbose=False,
+        )
     clean["arm"] = np.where(clean["source"].str.endswith("SASP-high"), "lr_means_high", "lr_means_low")
-    clean = clean.pivot_table(index=["target", "ligand_complex", "receptor_complex"], columns="arm",
-                              values="lr_means", aggfunc="first").reset_index()
+    clean = clean.pivot_table(
+        index=["target", "ligand_complex", "receptor_complex"], columns="arm", values="lr_means", aggfunc="first"
+    ).reset_index()
     ours = split[(split["sender_type"] == sender) & (split["target"] != sender)]
-    merged = ours.merge(clean.rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"}),
-                        on=["target", "ligand", "receptor"], how="outer", suffixes=("", "_clean"), indicator=True)
+    merged = ours.merge(
+        clean.rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"}),
+        on=["target", "ligand", "receptor"],
+        how="outer",
+        suffixes=("", "_clean"),
+        indicator=True,
+    )
     assert (merged["_merge"] == "both").all() and len(merged) > 0  # the same pairs pass expr_prop
     for arm in ("lr_means_high", "lr_means_low"):
         np.testing.assert_array_equal(merged[arm].to_numpy(), merged[f"{arm}_clean"].to_numpy())
@@ -295,6 +345,7 @@ def test_wu_split_is_coherent(wu_run):
     assert split[["magnitude_rank_high", "magnitude_rank_low"]].stack().between(0, 1).all()
     assert (split["n_samples_high_gt_low"] <= split["n_samples_tested"]).all()
     both = split["lr_means_high"].notna() & split["lr_means_low"].notna()
-    np.testing.assert_allclose(split.loc[both, "delta_lr_means"],
-                               split.loc[both, "lr_means_high"] - split.loc[both, "lr_means_low"], rtol=1e-6)
+    np.testing.assert_allclose(
+        split.loc[both, "delta_lr_means"], split.loc[both, "lr_means_high"] - split.loc[both, "lr_means_low"], rtol=1e-6
+    )
     assert set(split["evidence"]) <= {"high not above low", "single tumour"}

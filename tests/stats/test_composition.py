@@ -134,8 +134,9 @@ def test_single_tumour_interval_is_over_cells(classes):
 def test_shares_do_not_depend_on_the_log_base(classes):
     linear, types, samples = _known()
     natural = sample_class_composition(_adata(linear, types, samples), classes=classes, dataset_id="toy")
-    log2 = sample_class_composition(_adata(linear, types, samples, value_type="log2_tpm10_plus1"), classes=classes,
-                                    dataset_id="toy")
+    log2 = sample_class_composition(
+        _adata(linear, types, samples, value_type="log2_tpm10_plus1"), classes=classes, dataset_id="toy"
+    )
     np.testing.assert_allclose(natural["share"], log2["share"], atol=1e-6)
     np.testing.assert_allclose(natural["balanced_auroc"], log2["balanced_auroc"])  # ranks: scale-free
     assert not np.allclose(natural["class_score"].fillna(0), log2["class_score"].fillna(0))  # log scale differs

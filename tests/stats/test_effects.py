@@ -50,7 +50,7 @@ def test_score_interval_solves_its_equation_and_keeps_width_at_the_edges():
     assert ((lo >= 0) & (hi <= 1) & (hi - lo > 0)).all()
     for bound in (lo, hi):
         interior = (bound > 0) & (bound < 1)
-        resid = (a - bound) ** 2 - Z95 ** 2 * _newcombe_v(bound, n1, n0)
+        resid = (a - bound) ** 2 - Z95**2 * _newcombe_v(bound, n1, n0)
         assert np.abs(resid[interior]).max() < 1e-12
     assert lo[5] > 0.99  # 400 vs 400 at AUROC 1: a narrow but positive width
     # the variance that weighs a sample is the one its interval implies, never from a clip
@@ -97,8 +97,10 @@ def _metafor(tmp_path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R not installed (Debian r-base-core, r-cran-metafor): "
-                                                            ".ci/run installs them for this comparison")
+@pytest.mark.skipif(
+    shutil.which("Rscript") is None,
+    reason="R not installed (Debian r-base-core, r-cran-metafor): .ci/run installs them for this comparison",
+)
 def test_pool_equals_metafor_paule_mandel_and_knapp_hartung(tmp_path):
     """Every table under normal intervals (metafor test = "z"), plain Knapp-Hartung ("knha") and its ad
     hoc form ("adhoc"), to 1e-6; and the default: ad hoc below SMALL_K samples, normal from SMALL_K on."""
@@ -151,15 +153,26 @@ def test_bh_q_values():
 
 def test_evidence_labels():
     assert evidence_label(1) == "single tumour" and evidence_label(2) == "2 tumours"
-    assert evidence_label(3) == "replicated (3 tumours)" and evidence_label(1, unrecorded=True) == "samples not recorded"
+    assert (
+        evidence_label(3) == "replicated (3 tumours)" and evidence_label(1, unrecorded=True) == "samples not recorded"
+    )
 
 
 def test_meta_analysis_counts_shared_tumours_once():
     rows = []
     for dataset, samples in (("a", ["S1", "S2"]), ("b", ["S2", "S3", "S4"]), ("c", ["T1"])):
         for s in samples:
-            rows.append({"dataset": dataset, "sample": s, "cell_type": "Macrophage", "signature": "senmayo",
-                         "n_cells": 100 if dataset == "b" else 10, "balanced_auroc": 0.8, "balanced_var": 0.001})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "sample": s,
+                    "cell_type": "Macrophage",
+                    "signature": "senmayo",
+                    "n_cells": 100 if dataset == "b" else 10,
+                    "balanced_auroc": 0.8,
+                    "balanced_var": 0.001,
+                }
+            )
     samples = pd.DataFrame(rows)
     cancers = {"a": "glioma", "b": "glioma", "c": "breast"}
     one_study = {"a": "GEO GSE1", "b": "GEO GSE1", "c": "GEO GSE2"}
@@ -180,12 +193,23 @@ def test_one_copy_per_tumour_never_depends_on_the_cell_type():
     """The issue's MGH54 case: the 11-cell copy has 6 oligodendrocytes, the 800-cell copy 6 too (a tie
     for that type) but many more macrophages: every row of MGH54 comes from the fuller file."""
     rows = []
-    for dataset, counts, auc in (("small", {"Oligodendrocyte": 6, "Macrophage": 5}, 0.0),
-                                 ("full", {"Oligodendrocyte": 6, "Macrophage": 300, "Malignant cell": 494}, 0.4)):
+    for dataset, counts, auc in (
+        ("small", {"Oligodendrocyte": 6, "Macrophage": 5}, 0.0),
+        ("full", {"Oligodendrocyte": 6, "Macrophage": 300, "Malignant cell": 494}, 0.4),
+    ):
         for ct, n in counts.items():
             for sig in ("senmayo", "tang"):
-                rows.append({"dataset": dataset, "sample": "MGH54", "cell_type": ct, "signature": sig, "n_cells": n,
-                             "balanced_auroc": auc, "balanced_var": 0.01})
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "sample": "MGH54",
+                        "cell_type": ct,
+                        "signature": sig,
+                        "n_cells": n,
+                        "balanced_auroc": auc,
+                        "balanced_var": 0.01,
+                    }
+                )
     samples = pd.DataFrame(rows)
     kept = dedupe_overlapping_samples(samples, {"small": ["full"], "full": ["small"]})
     assert set(kept["dataset"]) == {"full"} and len(kept) == 6
@@ -197,21 +221,58 @@ def test_one_copy_per_tumour_never_depends_on_the_cell_type():
 def test_meta_analysis_flags_perfect_separation_coverage_and_unrecorded_samples():
     var = auroc_variance([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
     lo, hi = auroc_interval([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
-    rows = [{"dataset": d, "sample": s, "cell_type": "Macrophage", "signature": "senmayo", "n_cells": 30,
-             "balanced_auroc": 1.0, "balanced_var": var[i], "balanced_ci_low": lo[i], "balanced_ci_high": hi[i]}
-            for i, (d, s) in enumerate((("x", "MGH36"), ("x", "MGH53"), ("y", "MGH60")))]
-    rows.append({"dataset": "ref", "sample": "ref:unrecorded", "cell_type": "Macrophage", "signature": "senmayo",
-                 "n_cells": 20, "balanced_auroc": 0.9, "balanced_var": 0.003, "balanced_ci_low": 0.8,
-                 "balanced_ci_high": 0.97})
-    celltype = pd.DataFrame([
-        {"dataset": d, "cell_type": ct, "cell_type_ontology_id": cl, "signature": "senmayo", "n_genes_used": used,
-         "n_genes": 118} for d, ct, cl, used in (("x", "Macrophage", "CL:0000235", 55), ("x", "Malignant cell",
-                                                                                          "CL:0001064", 55),
-                                                  ("y", "Macrophage", "CL:0000235", 100), ("y", "Malignant cell",
-                                                                                            "CL:0001064", 100),
-                                                  ("ref", "Macrophage", "CL:0000235", 100))])
-    meta = meta_analysis(pd.DataFrame(rows), {"x": "ODG", "y": "ODG", "ref": "HNSCC"}, celltype=celltype,
-                         cohorts={"x": "GSE1", "y": "GSE1", "ref": "GSE9"}).set_index("cancer_type")
+    rows = [
+        {
+            "dataset": d,
+            "sample": s,
+            "cell_type": "Macrophage",
+            "signature": "senmayo",
+            "n_cells": 30,
+            "balanced_auroc": 1.0,
+            "balanced_var": var[i],
+            "balanced_ci_low": lo[i],
+            "balanced_ci_high": hi[i],
+        }
+        for i, (d, s) in enumerate((("x", "MGH36"), ("x", "MGH53"), ("y", "MGH60")))
+    ]
+    rows.append(
+        {
+            "dataset": "ref",
+            "sample": "ref:unrecorded",
+            "cell_type": "Macrophage",
+            "signature": "senmayo",
+            "n_cells": 20,
+            "balanced_auroc": 0.9,
+            "balanced_var": 0.003,
+            "balanced_ci_low": 0.8,
+            "balanced_ci_high": 0.97,
+        }
+    )
+    celltype = pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "cell_type": ct,
+                "cell_type_ontology_id": cl,
+                "signature": "senmayo",
+                "n_genes_used": used,
+                "n_genes": 118,
+            }
+            for d, ct, cl, used in (
+                ("x", "Macrophage", "CL:0000235", 55),
+                ("x", "Malignant cell", "CL:0001064", 55),
+                ("y", "Macrophage", "CL:0000235", 100),
+                ("y", "Malignant cell", "CL:0001064", 100),
+                ("ref", "Macrophage", "CL:0000235", 100),
+            )
+        ]
+    )
+    meta = meta_analysis(
+        pd.DataFrame(rows),
+        {"x": "ODG", "y": "ODG", "ref": "HNSCC"},
+        celltype=celltype,
+        cohorts={"x": "GSE1", "y": "GSE1", "ref": "GSE9"},
+    ).set_index("cancer_type")
     odg = meta.loc["ODG"]
     assert odg["estimate"] == 1.0 and odg["ci_high"] == 1.0 and odg["ci_low"] < 1.0  # never zero width
     assert odg["k_perfect"] == 3 and 0.8 < odg["min_unit_ci_low"] < 0.9
@@ -230,10 +291,20 @@ def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
     for random_state 0 and 7 on real data; only the recorded seed differs."""
     from sasp_atlas.atlas import run_dataset
 
-    a = run_dataset("tirosh2016_oligodendroglioma_mgh53_mgh54", out_dir=tmp_path / "s0", with_embedding=False,
-                    random_state=0, signatures=["senmayo", "reactome_sasp"]).celltype_scores
-    b = run_dataset("tirosh2016_oligodendroglioma_mgh53_mgh54", out_dir=tmp_path / "s7", with_embedding=False,
-                    random_state=7, signatures=["senmayo", "reactome_sasp"]).celltype_scores
+    a = run_dataset(
+        "tirosh2016_oligodendroglioma_mgh53_mgh54",
+        out_dir=tmp_path / "s0",
+        with_embedding=False,
+        random_state=0,
+        signatures=["senmayo", "reactome_sasp"],
+    ).celltype_scores
+    b = run_dataset(
+        "tirosh2016_oligodendroglioma_mgh53_mgh54",
+        out_dir=tmp_path / "s7",
+        with_embedding=False,
+        random_state=7,
+        signatures=["senmayo", "reactome_sasp"],
+    ).celltype_scores
     assert (a["random_state"] == 0).all() and (b["random_state"] == 7).all()
     pd.testing.assert_frame_equal(a.drop(columns="random_state"), b.drop(columns="random_state"))
     assert {"evidence", "p_null", "q_null", "p_perm", "q_perm"} <= set(a.columns)
@@ -255,8 +326,20 @@ def test_table2_command_verdicts_do_not_move_with_the_seed(mirror, tmp_path, cap
     a, b = (pd.read_csv(tmp_path / f"t{s}.csv") for s in (0, 7))
     assert (a["random_state"] == 0).all() and (b["random_state"] == 7).all()
     pd.testing.assert_frame_equal(a.drop(columns="random_state"), b.drop(columns="random_state"))
-    for col in ("row", "dataset", "cancer_type", "cancer_type_matches", "cell_type", "effect_size", "ci_low",
-                "ci_high", "ci_unit", "n_samples", "evidence", "verdict"):
+    for col in (
+        "row",
+        "dataset",
+        "cancer_type",
+        "cancer_type_matches",
+        "cell_type",
+        "effect_size",
+        "ci_low",
+        "ci_high",
+        "ci_unit",
+        "n_samples",
+        "evidence",
+        "verdict",
+    ):
         assert col in a.columns
     assert set(a["verdict"]) <= set(VERDICTS)
     assert "Table 2" in capsys.readouterr().err

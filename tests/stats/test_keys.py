@@ -37,12 +37,18 @@ def _pair() -> tuple[ad.AnnData, ad.AnnData, dict[str, list[str]]]:
     X = sp.csr_matrix(np.log1p(rng.poisson(lam)).astype(np.float32))
     var = pd.DataFrame(index=genes)
     sigs = {"planted": genes[:20], "other": genes[40:70]}
-    obs = pd.DataFrame({"ct": pd.Categorical(types), "patient": pd.Categorical(patients),
-                        "cell_type_author": types}, index=[f"c{i}" for i in range(n)])
+    obs = pd.DataFrame(
+        {"ct": pd.Categorical(types), "patient": pd.Categorical(patients), "cell_type_author": types},
+        index=[f"c{i}" for i in range(n)],
+    )
     uns = {"provenance": {"value_type": "raw_counts", "cancer_type": "toy"}}
     custom = ad.AnnData(X=X, obs=obs.copy(), var=var.copy(), uns={k: dict(v) for k, v in uns.items()})
-    default = ad.AnnData(X=X.copy(), obs=obs.assign(**{CELL_TYPE_KEY: obs["ct"], SAMPLE_KEY: obs["patient"]}),
-                         var=var.copy(), uns={k: dict(v) for k, v in uns.items()})
+    default = ad.AnnData(
+        X=X.copy(),
+        obs=obs.assign(**{CELL_TYPE_KEY: obs["ct"], SAMPLE_KEY: obs["patient"]}),
+        var=var.copy(),
+        uns={k: dict(v) for k, v in uns.items()},
+    )
     score(default, sigs, method="expected")
     score(custom, sigs, method="expected", key_added="k")
     return default, custom, sigs
@@ -65,17 +71,26 @@ def test_key_added_then_every_statistic_with_key(pair):
     assert_frame_equal(sample_celltype_summary(custom, key="k", **opts), sample_celltype_summary(default))
     assert_frame_equal(coverage_table(custom, key="k"), coverage_table(default))
     assert_frame_equal(signature_coverage(custom, key="k"), signature_coverage(default))
-    assert_frame_equal(gene_decomposition(custom, sigs["planted"], signature="planted", groupby="ct"),
-                       gene_decomposition(default, sigs["planted"], signature="planted"))
-    assert_frame_equal(sample_effects(custom.obsm["k"], custom.obs["ct"].astype(str).to_numpy(),
-                                      custom.obs["patient"].astype(str).to_numpy()),
-                       sample_effects(default.obsm[SCORES_KEY], default.obs[CELL_TYPE_KEY].astype(str).to_numpy(),
-                                      default.obs[SAMPLE_KEY].astype(str).to_numpy()))
+    assert_frame_equal(
+        gene_decomposition(custom, sigs["planted"], signature="planted", groupby="ct"),
+        gene_decomposition(default, sigs["planted"], signature="planted"),
+    )
+    assert_frame_equal(
+        sample_effects(
+            custom.obsm["k"], custom.obs["ct"].astype(str).to_numpy(), custom.obs["patient"].astype(str).to_numpy()
+        ),
+        sample_effects(
+            default.obsm[SCORES_KEY],
+            default.obs[CELL_TYPE_KEY].astype(str).to_numpy(),
+            default.obs[SAMPLE_KEY].astype(str).to_numpy(),
+        ),
+    )
     assert_frame_equal(sample_class_composition(custom, **opts), sample_class_composition(default))
     assert_frame_equal(sasp_class_scores(custom, **opts), sasp_class_scores(default))
     null_custom = celltype_null(custom, sigs, method="expected", groupby="ct", n_null=5)
-    assert_frame_equal(null_custom.rename(columns={"ct": CELL_TYPE_KEY}),
-                       celltype_null(default, sigs, method="expected", n_null=5))
+    assert_frame_equal(
+        null_custom.rename(columns={"ct": CELL_TYPE_KEY}), celltype_null(default, sigs, method="expected", n_null=5)
+    )
     conc_custom = method_concordance(custom, sigs, methods=["expected", "mean"], groupby="ct")
     conc_default = method_concordance(default, sigs, methods=["expected", "mean"])
     assert_frame_equal(conc_custom.means.rename(columns={"ct": CELL_TYPE_KEY}), conc_default.means)
@@ -86,8 +101,9 @@ def test_key_added_then_every_statistic_with_key(pair):
 def test_atlas_scoring_core_honours_the_keys():
     default, custom, sigs = _pair()
     common = {"dataset_id": "toy", "cancer_type": "toy", "n_null": 5, "mirror": None}
-    t_custom, null_custom, eff_custom, _ = score_tables(custom, sigs, key="k2", groupby="ct", sample_key="patient",
-                                                        **common)
+    t_custom, null_custom, eff_custom, _ = score_tables(
+        custom, sigs, key="k2", groupby="ct", sample_key="patient", **common
+    )
     t_default, null_default, eff_default, _ = score_tables(default, sigs, **common)
     assert "k2" in custom.obsm and SCORES_KEY not in custom.obsm
     assert_frame_equal(t_custom, t_default)
@@ -97,20 +113,31 @@ def test_atlas_scoring_core_honours_the_keys():
 
 def test_generic_statistics_need_no_dataset_id(pair):
     default, _, sigs = pair
-    for table, with_id in ((celltype_scores(default), celltype_scores(default, dataset_id="d")),
-                           (sample_celltype_summary(default), sample_celltype_summary(default, dataset_id="d")),
-                           (coverage_table(default), coverage_table(default, dataset_id="d")),
-                           (gene_decomposition(default, sigs["other"], signature="other"),
-                            gene_decomposition(default, sigs["other"], signature="other", dataset_id="d")),
-                           (sasp_class_scores(default), sasp_class_scores(default, dataset_id="d")),
-                           (sample_class_composition(default), sample_class_composition(default, dataset_id="d"))):
+    for table, with_id in (
+        (celltype_scores(default), celltype_scores(default, dataset_id="d")),
+        (sample_celltype_summary(default), sample_celltype_summary(default, dataset_id="d")),
+        (coverage_table(default), coverage_table(default, dataset_id="d")),
+        (
+            gene_decomposition(default, sigs["other"], signature="other"),
+            gene_decomposition(default, sigs["other"], signature="other", dataset_id="d"),
+        ),
+        (sasp_class_scores(default), sasp_class_scores(default, dataset_id="d")),
+        (sample_class_composition(default), sample_class_composition(default, dataset_id="d")),
+    ):
         assert "dataset" not in table.columns
         assert list(with_id.columns) == ["dataset", *table.columns]
         assert (with_id["dataset"] == "d").all()
         assert_frame_equal(with_id.drop(columns="dataset"), table)
     empty = gene_decomposition(default, ["ABSENT"], signature="x")
-    assert list(empty.columns) == ["signature", "cell_type", "gene", "mean_expression", "frac_expressing", "delta",
-                                   "n_cells"]
+    assert list(empty.columns) == [
+        "signature",
+        "cell_type",
+        "gene",
+        "mean_expression",
+        "frac_expressing",
+        "delta",
+        "n_cells",
+    ]
 
 
 def test_cancer_type_defaults_to_the_provenance(pair):
@@ -128,7 +155,11 @@ def test_one_grouping_name():
 
 def test_the_score_key_is_spelled_once():
     """The literal score key appears once in the package: in the constants module."""
-    hits = [(str(p.relative_to(SRC)), line) for p in sorted(SRC.rglob("*")) if p.is_file() and p.suffix in
-            (".py", ".md", ".yaml", ".json", ".ipynb")
-            for line in p.read_text().splitlines() if re.search(r"sasp_scores(?!\.csv)\b", line)]
+    hits = [
+        (str(p.relative_to(SRC)), line)
+        for p in sorted(SRC.rglob("*"))
+        if p.is_file() and p.suffix in (".py", ".md", ".yaml", ".json", ".ipynb")
+        for line in p.read_text().splitlines()
+        if re.search(r"sasp_scores(?!\.csv)\b", line)
+    ]
     assert hits == [("_constants.py", f'SCORES_KEY = "{SCORES_KEY}"')]

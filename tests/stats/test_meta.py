@@ -17,9 +17,19 @@ SIGNATURES = ["senmayo", "tang_senescence_tp53_targets_up"]
 @pytest.fixture(scope="module")
 def odg_tables(mgh, tirosh, tmp_path_factory):
     out = tmp_path_factory.mktemp("odg")
-    for dataset_id, adata in (("tirosh2016_oligodendroglioma_mgh53_mgh54", mgh), ("tirosh2016_oligodendroglioma", tirosh)):
-        run_dataset(dataset_id, adata=adata.copy(), signatures=SIGNATURES, out_dir=out, with_embedding=False,
-                    n_null=20, compare_methods=())
+    for dataset_id, adata in (
+        ("tirosh2016_oligodendroglioma_mgh53_mgh54", mgh),
+        ("tirosh2016_oligodendroglioma", tirosh),
+    ):
+        run_dataset(
+            dataset_id,
+            adata=adata.copy(),
+            signatures=SIGNATURES,
+            out_dir=out,
+            with_embedding=False,
+            n_null=20,
+            compare_methods=(),
+        )
     return collect_tables(out, ODG)
 
 
@@ -28,8 +38,10 @@ def test_mgh53_mgh54_come_from_the_fuller_file_for_every_cell_type(odg_tables):
     samples = odg_tables["sample_celltype_scores"]
     totals = samples[samples["signature"] == "senmayo"].groupby(["sample", "dataset"])["n_cells"].sum()
     for tumour in ("MGH53", "MGH54"):
-        assert totals.loc[(tumour, "tirosh2016_oligodendroglioma_mgh53_mgh54")] > totals.loc[
-            (tumour, "tirosh2016_oligodendroglioma")]
+        assert (
+            totals.loc[(tumour, "tirosh2016_oligodendroglioma_mgh53_mgh54")]
+            > totals.loc[(tumour, "tirosh2016_oligodendroglioma")]
+        )
     meta = odg_tables["meta_analysis"]
     oligo = meta[meta["cell_type"] == "Oligodendrocyte"].set_index("signature")
     # the downsampled copy's oligodendrocytes (the issue: 6 vs 6 cells, AUROC 0 against 5 macrophages) are gone

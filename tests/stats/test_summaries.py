@@ -24,12 +24,18 @@ from sasp_atlas.stats import (
 def _scored(values, cell_types, samples, *, sig="planted", n_genes=10, n_used=10):
     """An AnnData holding given per-cell scores (as if scored) with cell types and samples."""
     n = len(values)
-    a = ad.AnnData(X=sp.csr_matrix((n, 3), dtype=np.float32),
-                   obs=pd.DataFrame({"cell_type": cell_types, "sample": samples, "cell_type_author": cell_types},
-                                    index=[f"c{i}" for i in range(n)]))
+    a = ad.AnnData(
+        X=sp.csr_matrix((n, 3), dtype=np.float32),
+        obs=pd.DataFrame(
+            {"cell_type": cell_types, "sample": samples, "cell_type_author": cell_types},
+            index=[f"c{i}" for i in range(n)],
+        ),
+    )
     a.obsm["sasp_scores"] = pd.DataFrame({sig: np.asarray(values, float)}, index=a.obs_names)
-    a.uns["sasp_scores"] = {"method": "scanpy", "signatures": {sig: {"genes_used": [f"g{i}" for i in range(n_used)],
-                                                                     "genes_missing": [], "n_genes": n_genes}}}
+    a.uns["sasp_scores"] = {
+        "method": "scanpy",
+        "signatures": {sig: {"genes_used": [f"g{i}" for i in range(n_used)], "genes_missing": [], "n_genes": n_genes}},
+    }
     return a
 
 
@@ -68,8 +74,9 @@ def test_planted_high_cell_type_is_found_with_samples_as_unit():
 def test_one_sample_interval_is_over_cells_and_flagged():
     rng = np.random.default_rng(1)
     values = list(rng.normal(1, 0.3, 40)) + list(rng.normal(0, 0.3, 40))
-    t = celltype_scores(_scored(values, ["hot"] * 40 + ["cold"] * 40, ["S0"] * 80), dataset_id="d",
-                        cancer_type="c").set_index("cell_type")
+    t = celltype_scores(
+        _scored(values, ["hot"] * 40 + ["cold"] * 40, ["S0"] * 80), dataset_id="d", cancer_type="c"
+    ).set_index("cell_type")
     assert t.loc["hot", "ci_unit"] == "cells (single sample)" and t.loc["hot", "n_samples"] == 1
     assert t.loc["hot", "evidence"] == "single tumour" and pd.isna(t.loc["hot", "tau2"])
     assert t.loc["hot", "effect_ci_low"] > 0.9
@@ -79,10 +86,19 @@ def test_two_samples_versus_one_sample_give_different_units_not_more_confidence(
     """Doubling cells inside one sample must not narrow a between-sample interval: the unit is the sample."""
     rng = np.random.default_rng(2)
     # two samples whose 'hot' means disagree strongly: the between-sample interval must be wide
-    vals = list(rng.normal(2.0, 0.1, 200)) + list(rng.normal(0, 0.1, 200)) + list(rng.normal(0.2, 0.1, 200)) + list(rng.normal(0, 0.1, 200))
+    vals = (
+        list(rng.normal(2.0, 0.1, 200))
+        + list(rng.normal(0, 0.1, 200))
+        + list(rng.normal(0.2, 0.1, 200))
+        + list(rng.normal(0, 0.1, 200))
+    )
     types = (["hot"] * 200 + ["rest"] * 200) * 2
     samples = ["A"] * 400 + ["B"] * 400
-    two = celltype_scores(_scored(vals, types, samples), dataset_id="d", cancer_type="c").set_index("cell_type").loc["hot"]
+    two = (
+        celltype_scores(_scored(vals, types, samples), dataset_id="d", cancer_type="c")
+        .set_index("cell_type")
+        .loc["hot"]
+    )
     assert two["ci_unit"] == "samples (random effects)" and two["n_samples"] == 2 and two["evidence"] == "2 tumours"
     assert two["ci_high"] - two["ci_low"] > 1.0  # spans the two sample means (0.2 .. 2.0), not +-0.01 of 400 cells
     pooled_cells = np.asarray(vals)[np.asarray(types) == "hot"]
@@ -95,8 +111,9 @@ def test_unrecorded_samples_are_labelled_and_undefined_effects_not_counted():
     type is alone (no other cells: AUROC undefined) does not count in n_samples."""
     rng = np.random.default_rng(3)
     vals = list(rng.normal(1, 0.2, 20)) + list(rng.normal(0, 0.2, 20))
-    t = celltype_scores(_scored(vals, ["hot"] * 20 + ["rest"] * 20, ["d:unrecorded"] * 40), dataset_id="d",
-                        cancer_type="c").set_index("cell_type")
+    t = celltype_scores(
+        _scored(vals, ["hot"] * 20 + ["rest"] * 20, ["d:unrecorded"] * 40), dataset_id="d", cancer_type="c"
+    ).set_index("cell_type")
     assert t.loc["hot", "evidence"] == "samples not recorded" and t.loc["hot", "n_samples"] == 1
     vals = list(rng.normal(1, 0.2, 30)) + list(rng.normal(0, 0.2, 30)) + list(rng.normal(1, 0.2, 10))
     types = ["hot"] * 30 + ["rest"] * 30 + ["hot"] * 10
@@ -116,8 +133,9 @@ def test_q_values_are_bh_and_never_below_p():
 
 def test_low_coverage_and_few_cells_are_flagged():
     values = list(np.linspace(0, 1, 5)) + list(np.linspace(0, 1, 50))
-    t = celltype_scores(_scored(values, ["tiny"] * 5 + ["big"] * 50, ["S0"] * 55, n_genes=20, n_used=4),
-                        dataset_id="d", cancer_type="c").set_index("cell_type")
+    t = celltype_scores(
+        _scored(values, ["tiny"] * 5 + ["big"] * 50, ["S0"] * 55, n_genes=20, n_used=4), dataset_id="d", cancer_type="c"
+    ).set_index("cell_type")
     assert "fewer than 10 cells" in t.loc["tiny", "flag"]
     assert "low coverage" in t.loc["big", "flag"] and bool(t.loc["big", "low_coverage"])
 
@@ -133,9 +151,14 @@ def test_sample_summary_has_one_row_per_sample_cell_type_signature():
 
 def test_gene_decomposition_known_means():
     X = sp.csr_matrix(np.array([[2.0, 0.0, 1.0], [4.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32))
-    a = ad.AnnData(X=X, obs=pd.DataFrame({"cell_type": ["a", "a", "b", "b"]}, index=list("wxyz")),
-                   var=pd.DataFrame(index=["IL6", "CXCL8", "MMP1"]))
-    g = gene_decomposition(a, ["IL6", "CXCL8", "ABSENT"], dataset_id="d", signature="s").set_index(["cell_type", "gene"])
+    a = ad.AnnData(
+        X=X,
+        obs=pd.DataFrame({"cell_type": ["a", "a", "b", "b"]}, index=list("wxyz")),
+        var=pd.DataFrame(index=["IL6", "CXCL8", "MMP1"]),
+    )
+    g = gene_decomposition(a, ["IL6", "CXCL8", "ABSENT"], dataset_id="d", signature="s").set_index(
+        ["cell_type", "gene"]
+    )
     assert set(g.index.get_level_values("gene")) == {"IL6", "CXCL8"}
     assert g.loc[("a", "IL6"), "mean_expression"] == 3.0 and g.loc[("a", "IL6"), "frac_expressing"] == 1.0
     assert g.loc[("a", "IL6"), "delta"] == 3.0 and g.loc[("b", "CXCL8"), "delta"] == 2.0
@@ -166,7 +189,9 @@ def test_table2_checks_on_real_data(wu, mgh):
     assert fib["identity_genes_removed"].split() == ["COL1A1", "COL1A2", "COL3A1", "FN1", "ACTA2", "VCAN", "SFRP2"]
     assert 0.5 < fib["identity_adjusted_effect"] < fib["effect_size"]
     detection = [(g, int(pct.rstrip("%"))) for g, pct in (item.split() for item in fib["detection"].split(", "))]
-    assert len(detection) == fib["n_present"] and [p for _, p in detection] == sorted((p for _, p in detection), reverse=True)
+    assert len(detection) == fib["n_present"] and [p for _, p in detection] == sorted(
+        (p for _, p in detection), reverse=True
+    )
     assert dict(detection)["COL1A1"] > 50 and dict(detection)["SERPINE1"] < 10
     # plasma cells are tested on plasmablasts: a related, not an exact, ontology match
     assert by.loc[(1, "wu2021_breast_tnbc_cid4465"), "ontology_match"].startswith("related")

@@ -43,8 +43,12 @@ def _tumours(t_cell_detection: float, *, seed: int = 0) -> AnnData:
             caf = obs["cell_type"].eq("Fibroblast (CAF)").to_numpy()
             X[caf, j] = np.log1p(rng.poisson(4, caf.sum()) + 1)
     adata = AnnData(X=sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=genes))
-    adata.uns["provenance"] = {"cancer_type": "triple-negative breast cancer",
-                               "cancer_type_ontology_id": "MONDO:0005494", "accession": "GEO GSE0", "doi": ""}
+    adata.uns["provenance"] = {
+        "cancer_type": "triple-negative breast cancer",
+        "cancer_type_ontology_id": "MONDO:0005494",
+        "accession": "GEO GSE0",
+        "doi": "",
+    }
     return adata
 
 

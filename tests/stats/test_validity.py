@@ -21,8 +21,7 @@ def _bulk():
         for cond, n in (("senescent", 3), ("proliferating", 3), ("quiescent", 2)):
             for i in range(n):
                 up = 10 + i if cond == "senescent" else i
-                rows.append({"unit": f"strain{s}", "condition": cond, "up": up, "down": -up,
-                             "flat": rng.normal()})
+                rows.append({"unit": f"strain{s}", "condition": cond, "up": up, "down": -up, "flat": rng.normal()})
     obs = pd.DataFrame(rows)
     return obs[["up", "down", "flat"]], obs[["unit", "condition"]]
 
@@ -37,8 +36,9 @@ def test_unit_aurocs_keep_perfect_separations_with_their_interval():
 
 def test_units_holding_one_condition_are_compared_as_units():
     # replicate samples of one condition each (the hepatocyte case): the replicates' means are the observations
-    obs = pd.DataFrame({"unit": ["A"] * 4 + ["B"] * 4 + ["C"] * 4 + ["D"] * 4,
-                        "condition": ["senescent"] * 8 + ["control"] * 8})
+    obs = pd.DataFrame(
+        {"unit": ["A"] * 4 + ["B"] * 4 + ["C"] * 4 + ["D"] * 4, "condition": ["senescent"] * 8 + ["control"] * 8}
+    )
     scores = np.r_[np.full(4, 3.0), np.full(4, 2.5), np.full(4, 1.0), np.full(4, 0.0)]
     units = unit_aurocs(scores, obs["condition"], obs["unit"], control="control")
     assert len(units) == 1 and units.iloc[0]["design"] == "units compared"
@@ -53,11 +53,16 @@ def test_units_holding_one_condition_are_compared_as_units():
 
 def test_signature_validity_labels_and_controls_never_pooled():
     scores, obs = _bulk()
-    table = signature_validity(scores, obs, benchmark="toy_bulk", method="mean",
-                               controls=("proliferating", "quiescent"),
-                               coverage={"up": (10, 10), "down": (10, 10), "flat": (1, 10)},
-                               min_coverage_ok=lambda used, total: used / total >= 0.5,
-                               training_overlap={"up": True})
+    table = signature_validity(
+        scores,
+        obs,
+        benchmark="toy_bulk",
+        method="mean",
+        controls=("proliferating", "quiescent"),
+        coverage={"up": (10, 10), "down": (10, 10), "flat": (1, 10)},
+        min_coverage_ok=lambda used, total: used / total >= 0.5,
+        training_overlap={"up": True},
+    )
     t = table.set_index(["signature", "control"])
     assert set(t.index.get_level_values("control")) == {"proliferating", "quiescent"}
     up = t.loc[("up", "proliferating")]
@@ -80,16 +85,32 @@ def test_validity_label_thresholds():
 def test_pool_validity_out_of_sample():
     # an in vitro (proliferating) and an in vivo (untreated control) data set pool as "non-senescent";
     # a quiescent comparison never joins them
-    rows = [{"signature": "s", "method": "m", "control": c, "benchmark": b, "n_units": 5, "auroc": a,
-             "ci_low": lo, "ci_high": hi, "training_overlap": ov, "label": "detects"}
-            for b, c, a, lo, hi, ov in (("trained_on", "proliferating", 0.98, 0.9, 1.0, True),
-                                        ("new", "control", 0.62, 0.52, 0.72, False),
-                                        ("new", "quiescent", 0.4, 0.3, 0.5, False))]
+    rows = [
+        {
+            "signature": "s",
+            "method": "m",
+            "control": c,
+            "benchmark": b,
+            "n_units": 5,
+            "auroc": a,
+            "ci_low": lo,
+            "ci_high": hi,
+            "training_overlap": ov,
+            "label": "detects",
+        }
+        for b, c, a, lo, hi, ov in (
+            ("trained_on", "proliferating", 0.98, 0.9, 1.0, True),
+            ("new", "control", 0.62, 0.52, 0.72, False),
+            ("new", "quiescent", 0.4, 0.3, 0.5, False),
+        )
+    ]
     both = pool_validity(pd.DataFrame(rows)).set_index("control")
     assert set(both.index) == {"non-senescent", "quiescent"} and both.loc["quiescent", "n_benchmarks"] == 1
     assert "one data set" in both.loc["quiescent", "ci_method"]
     pooled = both.loc["non-senescent"]
-    assert pooled["n_benchmarks"] == 2 and pooled["training_overlap"] and pooled["overlapping_benchmarks"] == "trained_on"
+    assert (
+        pooled["n_benchmarks"] == 2 and pooled["training_overlap"] and pooled["overlapping_benchmarks"] == "trained_on"
+    )
     assert pooled["n_benchmarks_out_of_sample"] == 1 and pooled["auroc_out_of_sample"] == pytest.approx(0.62)
     assert pooled["label"] == "weak" and pooled["label_basis"] == "out of sample"
     assert "t(1)" in pooled["ci_method"]  # two data sets: Knapp-Hartung with t(1)

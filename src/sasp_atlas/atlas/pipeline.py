@@ -56,15 +56,38 @@ from ..stats.communication import (
 from ..stats.composition import VALUE_TYPES, sample_class_composition, sasp_class_scores
 from ..stats.validity import NOT_ASSESSED, validity_labels
 
-__all__ = ["DatasetResult", "run_dataset", "score_tables", "signature_coverage", "add_husi", "HUSI_KEY", "embed", "DEFAULT_SIGNATURES", "COMPARED_METHODS", "results_dir",
-           "load_datasets", "run_table2", "catalogue_coverage", "collect_tables"]
+__all__ = [
+    "DatasetResult",
+    "run_dataset",
+    "score_tables",
+    "signature_coverage",
+    "add_husi",
+    "HUSI_KEY",
+    "embed",
+    "DEFAULT_SIGNATURES",
+    "COMPARED_METHODS",
+    "results_dir",
+    "load_datasets",
+    "run_table2",
+    "catalogue_coverage",
+    "collect_tables",
+]
 
 log = logging.getLogger(__name__)
 
 #: signatures scored on every page (heatmaps); the first two also get distribution and UMAP figures
-DEFAULT_SIGNATURES = ["senmayo", "senmayo_secreted", "fridman_senescence_up", "reactome_sasp",
-                      "kamminga_senescence", "tang_senescence_tp53_targets_up", "deepscence_core_up",
-                      "gavish_mp19_epithelial_senescence", "gavish_mp22_secreted_i", "gavish_mp23_secreted_ii"]
+DEFAULT_SIGNATURES = [
+    "senmayo",
+    "senmayo_secreted",
+    "fridman_senescence_up",
+    "reactome_sasp",
+    "kamminga_senescence",
+    "tang_senescence_tp53_targets_up",
+    "deepscence_core_up",
+    "gavish_mp19_epithelial_senescence",
+    "gavish_mp22_secreted_i",
+    "gavish_mp23_secreted_ii",
+]
 
 
 def results_dir(base: str | Path | None = None) -> Path:
@@ -94,12 +117,20 @@ class DatasetResult:
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
 #: draws at most 5,000 points)
-EMBED_MAX_CELLS = 4_000  # also below scanpy's approximate-kNN path (pynndescent), which fails on scipy 1.17 sparse arrays
+EMBED_MAX_CELLS = (
+    4_000  # also below scanpy's approximate-kNN path (pynndescent), which fails on scipy 1.17 sparse arrays
+)
 
 
 #: umap-learn's and pynndescent's modules whose numba kernels are compiled without an on-disk cache
-_UMAP_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "pynndescent.distances",
-                        "pynndescent.utils")
+_UMAP_KERNEL_MODULES = (
+    "umap.umap_",
+    "umap.layouts",
+    "umap.utils",
+    "umap.spectral",
+    "pynndescent.distances",
+    "pynndescent.utils",
+)
 
 
 #: the hUSI senescence index's column among the scores (``obsm[...]["husi"]``, a row of every table)
@@ -122,9 +153,15 @@ def add_husi(adata: AnnData, *, key: str = SCORES_KEY, mirror: str | None = None
     present = set(adata.var_names.astype(str))
     used = [g for g in load_husi_model(mirror=mirror).index if g in present]
     adata.uns[key]["signatures"][HUSI_KEY] = {
-        "genes_used": used, "genes_missing": [], "n_genes": n_model, "n_control_genes": 0,
-        "coverage": len(used) / n_model, "low_coverage": bool(rho.attrs["low_coverage"]), "method": HUSI_KEY,
-        "reference": rho.attrs.get("reference", "")}
+        "genes_used": used,
+        "genes_missing": [],
+        "n_genes": n_model,
+        "n_control_genes": 0,
+        "coverage": len(used) / n_model,
+        "low_coverage": bool(rho.attrs["low_coverage"]),
+        "method": HUSI_KEY,
+        "reference": rho.attrs.get("reference", ""),
+    }
     return True
 
 
@@ -166,8 +203,9 @@ def cache_umap_kernels() -> int:
     return switched
 
 
-def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30,
-          max_cells: int = EMBED_MAX_CELLS) -> None:
+def embed(
+    adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_pcs: int = 30, max_cells: int = EMBED_MAX_CELLS
+) -> None:
     """UMAP embedding for display only (never used for statistics).
 
     Highly variable genes (Seurat flavour on log-normalised ``X``), PCA (``n_pcs``), a 15-nearest
@@ -188,11 +226,17 @@ def embed(adata: AnnData, *, random_state: int = 0, n_top_genes: int = 2000, n_p
     cache_umap_kernels()
     n_top = min(n_top_genes, adata.n_vars - 1)
     sc.pp.highly_variable_genes(adata, n_top_genes=n_top)
-    sc.pp.pca(adata, n_comps=min(n_pcs, adata.n_obs - 1, n_top - 1), mask_var="highly_variable", random_state=random_state)
+    sc.pp.pca(
+        adata, n_comps=min(n_pcs, adata.n_obs - 1, n_top - 1), mask_var="highly_variable", random_state=random_state
+    )
     sc.pp.neighbors(adata, random_state=random_state)
     sc.tl.umap(adata, random_state=random_state)
-    adata.uns["embedding"] = {"method": "HVG(seurat) -> PCA -> kNN(15) -> UMAP", "random_state": random_state,
-                              "n_top_genes": n_top, "n_pcs": int(adata.obsm["X_pca"].shape[1])}
+    adata.uns["embedding"] = {
+        "method": "HVG(seurat) -> PCA -> kNN(15) -> UMAP",
+        "random_state": random_state,
+        "n_top_genes": n_top,
+        "n_pcs": int(adata.obsm["X_pca"].shape[1]),
+    }
 
 
 #: engines compared on every page (method sensitivity)
@@ -202,30 +246,50 @@ COMPARED_METHODS = ("expected", "scanpy", "seurat", "aucell", "ucell", "zmean", 
 GSVA_MAX_KERNEL_TERMS = 1.5e9
 
 
-def affordable_methods(adata: AnnData, methods: Sequence[str], *, layer: str | None = None) -> tuple[list[str], dict[str, str]]:
+def affordable_methods(
+    adata: AnnData, methods: Sequence[str], *, layer: str | None = None
+) -> tuple[list[str], dict[str, str]]:
     """``methods`` without those too costly for ``adata``, and why each one left was left out."""
     kept, skipped = [], {}
     for m in methods:
         if m == "gsva":
             terms = gsva_kernel_terms(adata.layers[layer] if layer else adata.X)
             if terms > GSVA_MAX_KERNEL_TERMS:
-                skipped[m] = (f"{terms:.2g} kernel evaluations (quadratic in cells) exceed the budget of "
-                              f"{GSVA_MAX_KERNEL_TERMS:.2g}; score with --method gsva to compute it")
+                skipped[m] = (
+                    f"{terms:.2g} kernel evaluations (quadratic in cells) exceed the budget of "
+                    f"{GSVA_MAX_KERNEL_TERMS:.2g}; score with --method gsva to compute it"
+                )
                 log.warning("method sensitivity: gsva left out for %d cells: %s", adata.n_obs, skipped[m])
                 continue
         kept.append(m)
     return kept, skipped
+
+
 #: random gene sets per signature in the null (smallest p ~ 0.001)
 N_NULL = 1000
 #: the seed of the null's random gene sets: fixed, so p and q values never move with ``random_state``
 NULL_SEED = 0
 
 
-def score_tables(adata: AnnData, signatures, *, dataset_id: str, cancer_type: str, cancer_type_ontology_id: str = "",
-                 method: str = DEFAULT_METHOD, random_state: int = 0, min_cells: int = 10, n_null: int = N_NULL,
-                 out_dir: str | Path | None = None, mirror: str | None = None, with_embedding: bool = False,
-                 progress: bool = False, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
-                 sample_key: str = SAMPLE_KEY) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+def score_tables(
+    adata: AnnData,
+    signatures,
+    *,
+    dataset_id: str,
+    cancer_type: str,
+    cancer_type_ontology_id: str = "",
+    method: str = DEFAULT_METHOD,
+    random_state: int = 0,
+    min_cells: int = 10,
+    n_null: int = N_NULL,
+    out_dir: str | Path | None = None,
+    mirror: str | None = None,
+    with_embedding: bool = False,
+    progress: bool = False,
+    key: str = SCORES_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
     """The one scoring core of every path (a registry dataset, a user's file in memory or lazily on dask):
     score the signatures (into ``obsm[key]``/``uns[key]``), add the hUSI index (:func:`add_husi`), the
     per-sample effects (``obs[sample_key]``, cell types ``obs[groupby]``), the per-cell-type table with the
@@ -235,17 +299,32 @@ def score_tables(adata: AnnData, signatures, *, dataset_id: str, cancer_type: st
     with_husi = add_husi(adata, key=key, mirror=mirror)
     if with_embedding:
         embed(adata, random_state=random_state)
-    effects = sample_effects(adata.obsm[key], adata.obs[groupby].astype(str).to_numpy(),
-                             adata.obs[sample_key].astype(str).to_numpy())
-    table = celltype_scores(adata, key=key, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id,
-                            cancer_type=cancer_type, cancer_type_ontology_id=cancer_type_ontology_id,
-                            random_state=random_state, min_cells=min_cells, effects=effects)
-    null = celltype_null(adata, signatures, method=method, groupby=groupby, n_null=n_null, seed=NULL_SEED,
-                         random_state=random_state).rename(columns={groupby: "cell_type"})
+    effects = sample_effects(
+        adata.obsm[key], adata.obs[groupby].astype(str).to_numpy(), adata.obs[sample_key].astype(str).to_numpy()
+    )
+    table = celltype_scores(
+        adata,
+        key=key,
+        groupby=groupby,
+        sample_key=sample_key,
+        dataset_id=dataset_id,
+        cancer_type=cancer_type,
+        cancer_type_ontology_id=cancer_type_ontology_id,
+        random_state=random_state,
+        min_cells=min_cells,
+        effects=effects,
+    )
+    null = celltype_null(
+        adata, signatures, method=method, groupby=groupby, n_null=n_null, seed=NULL_SEED, random_state=random_state
+    ).rename(columns={groupby: "cell_type"})
     null.insert(0, "dataset", dataset_id)
-    table = table.merge(null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]]
-                        .rename(columns={"z": "null_z", "empirical_p": "p_null"}), on=["signature", "cell_type"],
-                        how="left")
+    table = table.merge(
+        null[["signature", "cell_type", "null_mean", "null_sd", "z", "empirical_p"]].rename(
+            columns={"z": "null_z", "empirical_p": "p_null"}
+        ),
+        on=["signature", "cell_type"],
+        how="left",
+    )
     table["n_null"] = n_null
     table = with_validity(add_q_values(table), read_validity_labels(out_dir, method))
     return table, null, effects, with_husi
@@ -258,12 +337,24 @@ def signature_coverage(adata: AnnData, *, key: str = SCORES_KEY, dataset_id: str
     return cov[cov["signature"] != HUSI_KEY].reset_index(drop=True)
 
 
-def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
-                method: str = DEFAULT_METHOD,
-                random_state: int = 0, out_dir: str | Path | None = None, mirror: str | None = None,
-                with_embedding: bool = True, adata: AnnData | None = None, n_null: int = N_NULL,
-                compare_methods: tuple[str, ...] = COMPARED_METHODS, min_cells: int = 10, value_type: str | None = None,
-                key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY, sample_key: str = SAMPLE_KEY) -> DatasetResult:
+def run_dataset(
+    dataset_id: str,
+    *,
+    signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    method: str = DEFAULT_METHOD,
+    random_state: int = 0,
+    out_dir: str | Path | None = None,
+    mirror: str | None = None,
+    with_embedding: bool = True,
+    adata: AnnData | None = None,
+    n_null: int = N_NULL,
+    compare_methods: tuple[str, ...] = COMPARED_METHODS,
+    min_cells: int = 10,
+    value_type: str | None = None,
+    key: str = SCORES_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+) -> DatasetResult:
     """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
 
     ``adata`` (optional): an already loaded and harmonised object (``obs[groupby]``,
@@ -339,26 +430,58 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         prov = adata.uns.get(PROVENANCE_KEY, {})
         cancer_type, cancer_type_id = prov.get("cancer_type", "unknown"), prov.get("cancer_type_ontology_id", "")
         _record_value_type(adata, value_type)
-    table, null, effects, with_husi = score_tables(adata, sigs, dataset_id=dataset_id, cancer_type=cancer_type,
-                                                   cancer_type_ontology_id=cancer_type_id, method=method,
-                                                   random_state=random_state, min_cells=min_cells, n_null=n_null,
-                                                   out_dir=out_dir, mirror=mirror, with_embedding=with_embedding,
-                                                   key=key, groupby=groupby, sample_key=sample_key)
+    table, null, effects, with_husi = score_tables(
+        adata,
+        sigs,
+        dataset_id=dataset_id,
+        cancer_type=cancer_type,
+        cancer_type_ontology_id=cancer_type_id,
+        method=method,
+        random_state=random_state,
+        min_cells=min_cells,
+        n_null=n_null,
+        out_dir=out_dir,
+        mirror=mirror,
+        with_embedding=with_embedding,
+        key=key,
+        groupby=groupby,
+        sample_key=sample_key,
+    )
     methods, _ = affordable_methods(adata, list(dict.fromkeys((method, *compare_methods))))
     conc = method_concordance(adata, sigs, methods=methods, random_state=random_state, groupby=groupby)
     method_means = conc.means.rename(columns={groupby: "cell_type"}).assign(dataset=dataset_id)
     method_conc = conc.concordance.assign(dataset=dataset_id)
     cov = signature_coverage(adata, key=key, dataset_id=dataset_id)
-    samples = sample_celltype_summary(adata, key=key, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id,
-                                      effects=effects)
-    genes = pd.concat([gene_decomposition(adata, adata.uns[key]["signatures"][s]["genes_used"], signature=s,
-                                          groupby=groupby, dataset_id=dataset_id) for s in sigs], ignore_index=True)
+    samples = sample_celltype_summary(
+        adata, key=key, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id, effects=effects
+    )
+    genes = pd.concat(
+        [
+            gene_decomposition(
+                adata,
+                adata.uns[key]["signatures"][s]["genes_used"],
+                signature=s,
+                groupby=groupby,
+                dataset_id=dataset_id,
+            )
+            for s in sigs
+        ],
+        ignore_index=True,
+    )
     classes = sasp_classes()
-    class_samples = sample_class_composition(adata, classes=classes, groupby=groupby, sample_key=sample_key,
-                                             dataset_id=dataset_id)
-    class_scores = sasp_class_scores(adata, classes=classes, groupby=groupby, sample_key=sample_key,
-                                     dataset_id=dataset_id, cancer_type=cancer_type, min_cells=min_cells,
-                                     per_sample=class_samples)
+    class_samples = sample_class_composition(
+        adata, classes=classes, groupby=groupby, sample_key=sample_key, dataset_id=dataset_id
+    )
+    class_scores = sasp_class_scores(
+        adata,
+        classes=classes,
+        groupby=groupby,
+        sample_key=sample_key,
+        dataset_id=dataset_id,
+        cancer_type=cancer_type,
+        min_cells=min_cells,
+        per_sample=class_samples,
+    )
     skip = communication_skip_reason(adata)
     if skip:
         log.warning("%s: SASP communication not computed: %s", dataset_id, skip)
@@ -372,9 +495,13 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     sender_split = with_ligand_classes(sender_split, classes)
     if with_husi:
         sig_cols = [c for c in adata.obsm[key].columns if c != HUSI_KEY]
-        husi_samples = sample_associations(adata.obsm[key][sig_cols], adata.obsm[key][HUSI_KEY],
-                                           adata.obs[groupby].astype(str).to_numpy(),
-                                           adata.obs[sample_key].astype(str).to_numpy(), reference_name=HUSI_KEY)
+        husi_samples = sample_associations(
+            adata.obsm[key][sig_cols],
+            adata.obsm[key][HUSI_KEY],
+            adata.obs[groupby].astype(str).to_numpy(),
+            adata.obs[sample_key].astype(str).to_numpy(),
+            reference_name=HUSI_KEY,
+        )
         husi_samples.insert(0, "dataset", dataset_id)
         husi_assoc = score_association(husi_samples.drop(columns="dataset"))
         husi_assoc.insert(0, "dataset", dataset_id)
@@ -382,8 +509,13 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
         husi_samples = pd.DataFrame(columns=["dataset", *SAMPLE_ASSOCIATION_COLUMNS])
         husi_assoc = pd.DataFrame(columns=["dataset", *ASSOCIATION_COLUMNS])
     cells = adata.obsm[key].copy()
-    for col, obs_col in (("cell_type", groupby), ("lineage", "lineage"), ("cell_type_author", "cell_type_author"),
-                         ("sample", sample_key), ("malignant", "malignant")):
+    for col, obs_col in (
+        ("cell_type", groupby),
+        ("lineage", "lineage"),
+        ("cell_type_author", "cell_type_author"),
+        ("sample", sample_key),
+        ("malignant", "malignant"),
+    ):
         cells[col] = adata.obs[obs_col].to_numpy()
     if "X_umap" in adata.obsm:
         cells["umap_1"], cells["umap_2"] = adata.obsm["X_umap"][:, 0], adata.obsm["X_umap"][:, 1]
@@ -406,8 +538,24 @@ def run_dataset(dataset_id: str, *, signatures: Sequence[str] | Mapping[str, Seq
     _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
     cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
     log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
-    return DatasetResult(dataset_id, adata, table, cov, cells, samples, genes, null, method_means, method_conc,
-                         class_scores, class_samples, communication, sender_split, husi_assoc, husi_samples)
+    return DatasetResult(
+        dataset_id,
+        adata,
+        table,
+        cov,
+        cells,
+        samples,
+        genes,
+        null,
+        method_means,
+        method_conc,
+        class_scores,
+        class_samples,
+        communication,
+        sender_split,
+        husi_assoc,
+        husi_samples,
+    )
 
 
 def _record_value_type(adata: AnnData, value_type: str | None) -> None:
@@ -420,14 +568,18 @@ def _record_value_type(adata: AnnData, value_type: str | None) -> None:
     if recorded is not None and (value_type is None or value_type == recorded):
         return
     if recorded is not None:
-        raise InputError(f"value_type={value_type!r} contradicts uns['provenance']['value_type'] = {recorded!r}; "
-                         "drop the argument or fix the AnnData's provenance")
+        raise InputError(
+            f"value_type={value_type!r} contradicts uns['provenance']['value_type'] = {recorded!r}; "
+            "drop the argument or fix the AnnData's provenance"
+        )
     if value_type is None:
-        raise InputError("run_dataset cannot tell the log base of .X: the AnnData records no "
-                         "uns['provenance']['value_type']; say what .X was normalised from, e.g. "
-                         "run_dataset(..., value_type=\"raw_counts\") for natural log1p of counts per 10,000 (scanpy's "
-                         "normalize_total + log1p), \"log2_tpm10_plus1\" for log2(TPM/10 + 1); known: "
-                         f"{', '.join(VALUE_TYPES)}")
+        raise InputError(
+            "run_dataset cannot tell the log base of .X: the AnnData records no "
+            "uns['provenance']['value_type']; say what .X was normalised from, e.g. "
+            'run_dataset(..., value_type="raw_counts") for natural log1p of counts per 10,000 (scanpy\'s '
+            'normalize_total + log1p), "log2_tpm10_plus1" for log2(TPM/10 + 1); known: '
+            f"{', '.join(VALUE_TYPES)}"
+        )
     adata.uns[PROVENANCE_KEY] = {**prov, "value_type": value_type}
 
 
@@ -465,8 +617,14 @@ def registry_cohorts(dataset_ids: list[str]) -> dict[str, str]:
     return {d: cohort_of(get_dataset(d).get("publication"), d) for d in dataset_ids}
 
 
-def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, random_state: int = 0,
-               adatas: dict[str, AnnData] | None = None, out_csv: str | Path | None = None) -> pd.DataFrame:
+def run_table2(
+    dataset_ids: list[str],
+    *,
+    out_dir: str | Path | None = None,
+    random_state: int = 0,
+    adatas: dict[str, AnnData] | None = None,
+    out_csv: str | Path | None = None,
+) -> pd.DataFrame:
     """The review's Table 2 tested on every dataset -> ``tables/table2_checks.csv`` (see
     :func:`sasp_atlas.stats.table2_checks`); also writes the crosswalk as ``tables/crosswalk.csv``.
     ``adatas`` (from :func:`load_datasets`) saves loading the datasets again."""
@@ -482,8 +640,13 @@ def run_table2(dataset_ids: list[str], *, out_dir: str | Path | None = None, ran
     return checks
 
 
-def catalogue_coverage(dataset_ids: list[str], *, out_dir: str | Path | None = None,
-                       signatures: list[str] | None = None, adatas: dict[str, AnnData] | None = None) -> pd.DataFrame:
+def catalogue_coverage(
+    dataset_ids: list[str],
+    *,
+    out_dir: str | Path | None = None,
+    signatures: list[str] | None = None,
+    adatas: dict[str, AnnData] | None = None,
+) -> pd.DataFrame:
     """Coverage of every catalogued signature in every dataset -> ``tables/coverage.csv``.
 
     Gene matching after symbol resolution (:func:`sasp_atlas.genes.coverage_table`), no scoring;
@@ -526,18 +689,35 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
             out[name] = pd.read_csv(base / f"{name}.csv")
     if (base / "sasp_classes.csv").exists():
         out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
-    for name in ("celltype_scores", "sample_celltype_scores", "gene_decomposition", "null", "method_means",
-                 "method_concordance", "sasp_class_scores", "sasp_communication", "sasp_husi_association"):
+    for name in (
+        "celltype_scores",
+        "sample_celltype_scores",
+        "gene_decomposition",
+        "null",
+        "method_means",
+        "method_concordance",
+        "sasp_class_scores",
+        "sasp_communication",
+        "sasp_husi_association",
+    ):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         _write_atomic(df, base / f"{name}.csv")
         out[name] = df
     known = {d.id: d["cancer_type"] for d in list_datasets()}
-    cancer = {i: known.get(i) or str(out["celltype_scores"].loc[out["celltype_scores"]["dataset"] == i,
-                                                               "cancer_type"].iloc[0]) for i in ids}
+    cancer = {
+        i: known.get(i)
+        or str(out["celltype_scores"].loc[out["celltype_scores"]["dataset"] == i, "cancer_type"].iloc[0])
+        for i in ids
+    }
     registered = [i for i in ids if i in known]
-    meta = meta_analysis(out["sample_celltype_scores"], cancer, registry_overlaps(registered),
-                         cohorts=registry_cohorts(registered), celltype=out["celltype_scores"])
+    meta = meta_analysis(
+        out["sample_celltype_scores"],
+        cancer,
+        registry_overlaps(registered),
+        cohorts=registry_cohorts(registered),
+        celltype=out["celltype_scores"],
+    )
     meta = with_validity(meta, read_validity_labels(out_dir))
     _write_atomic(meta, base / "meta_analysis.csv")
     out["meta_analysis"] = meta

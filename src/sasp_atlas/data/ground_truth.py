@@ -28,8 +28,17 @@ from .load import LOADER_VERSION, _file_provenance, apply_gene_policy, normalise
 from .readers import READERS
 from .validate import InputError
 
-__all__ = ["load_ground_truth", "ground_truth_obs", "map_mouse_genes", "ground_truth_accessions", "training_overlap", "CONDITIONS", "POSITIVE_CLASS", "NEGATIVE_CLASSES",
-           "GROUND_TRUTH_VERSION"]
+__all__ = [
+    "load_ground_truth",
+    "ground_truth_obs",
+    "map_mouse_genes",
+    "ground_truth_accessions",
+    "training_overlap",
+    "CONDITIONS",
+    "POSITIVE_CLASS",
+    "NEGATIVE_CLASSES",
+    "GROUND_TRUTH_VERSION",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +53,7 @@ _TRUTH = {
     "per_sample": "per-sample truth: each bulk sample's state was established by the authors",
     "per_cell": "per-cell truth: each cell was called senescent or not",
     "condition": "condition labels, not per-cell truth: every cell carries the condition of the sample it came "
-                 "from (not every cell of a senescent sample need be senescent)",
+    "from (not every cell of a senescent sample need be senescent)",
 }
 
 
@@ -60,8 +69,10 @@ def ground_truth_obs(obs: pd.DataFrame, entry: Dataset | dict) -> tuple[pd.DataF
     lab, unit = e["labels"], e["unit"]
     for col, what in ((lab["column"], "labels.column"), (unit["column"], "unit.column")):
         if col not in obs:
-            raise InputError(f"ground truth {e['id']!r}: {what} {col!r} is not a column of the data; "
-                             f"columns: {list(obs.columns)}. Fix the registry entry")
+            raise InputError(
+                f"ground truth {e['id']!r}: {what} {col!r} is not a column of the data; "
+                f"columns: {list(obs.columns)}. Fix the registry entry"
+            )
     author = obs[lab["column"]].astype(str)
     exclude = set(lab.get("exclude") or [])
     condition = pd.Series(pd.NA, index=obs.index, dtype="object")
@@ -77,17 +88,21 @@ def ground_truth_obs(obs: pd.DataFrame, entry: Dataset | dict) -> tuple[pd.DataF
         excluded = author.isin(exclude)
     unmatched = sorted(set(author[condition.isna() & ~excluded]))
     if unmatched:
-        raise InputError(f"ground truth {e['id']!r}: label value(s) {unmatched[:10]} of column {lab['column']!r} fit no "
-                         "class (senescent, proliferating, quiescent, control) and are not excluded: add each to one "
-                         "class or to labels.exclude in the registry entry (quiescent is its own class)")
+        raise InputError(
+            f"ground truth {e['id']!r}: label value(s) {unmatched[:10]} of column {lab['column']!r} fit no "
+            "class (senescent, proliferating, quiescent, control) and are not excluded: add each to one "
+            "class or to labels.exclude in the registry entry (quiescent is its own class)"
+        )
     keep = ~excluded.to_numpy(bool)
     out = obs.loc[keep].copy()
     out["condition_author"] = author[keep].to_numpy()
     out["condition"] = pd.Categorical(condition[keep].astype(str), categories=list(CONDITIONS))
     out["unit"] = obs.loc[keep, unit["column"]].astype(str).to_numpy()
     counts = out["condition"].value_counts()
-    summary = {"n_per_class": {c: int(counts.get(c, 0)) for c in CONDITIONS},
-               "excluded": {v: int((author == v).sum()) for v in sorted(set(author[excluded]))}}
+    summary = {
+        "n_per_class": {c: int(counts.get(c, 0)) for c in CONDITIONS},
+        "excluded": {v: int((author == v).sum()) for v in sorted(set(author[excluded]))},
+    }
     return out, keep, summary
 
 
@@ -109,12 +124,17 @@ def map_mouse_genes(adata: ad.AnnData) -> tuple[ad.AnnData, dict[str, Any]]:
     notes: list[str] = []
     n_before = out.n_vars
     out = apply_gene_policy(out, what="after mapping mouse genes to human orthologs", notes=notes)
-    summary = {"source": HCOP_SOURCE, "n_mouse_genes": int(adata.n_vars), "n_mapped": int(mapped.sum()),
-               "n_unmapped": int((~mapped).sum()), "n_human_genes": int(out.n_vars),
-               "n_dropped_as_duplicates": int(n_before - out.n_vars),
-               "by_status": {str(k): int(v) for k, v in status_counts.items()},
-               "rule": "HCOP one2one, many2one and same-symbol orthologs mapped; one2many and unknown dropped; a human "
-                       "gene reached by several mouse genes keeps the first column"}
+    summary = {
+        "source": HCOP_SOURCE,
+        "n_mouse_genes": int(adata.n_vars),
+        "n_mapped": int(mapped.sum()),
+        "n_unmapped": int((~mapped).sum()),
+        "n_human_genes": int(out.n_vars),
+        "n_dropped_as_duplicates": int(n_before - out.n_vars),
+        "by_status": {str(k): int(v) for k, v in status_counts.items()},
+        "rule": "HCOP one2one, many2one and same-symbol orthologs mapped; one2many and unknown dropped; a human "
+        "gene reached by several mouse genes keeps the first column",
+    }
     return out, summary
 
 
@@ -212,8 +232,11 @@ def load_ground_truth(ground_truth_id: str, *, mirror: str | None = None, use_ca
     for col in obs.columns:
         if col != "condition" and obs[col].dtype == object:
             obs[col] = obs[col].astype(str)
-    adata = ad.AnnData(X=sp.csr_matrix(X)[np.flatnonzero(keep)], obs=obs,
-                       var=pd.DataFrame(index=pd.Index([str(g) for g in genes], name="gene_symbol")))
+    adata = ad.AnnData(
+        X=sp.csr_matrix(X)[np.flatnonzero(keep)],
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index([str(g) for g in genes], name="gene_symbol")),
+    )
     notes: list[str] = []
     adata = apply_gene_policy(adata, what=f"in {gt.id}", notes=notes)
     for note in notes:
@@ -233,20 +256,40 @@ def load_ground_truth(ground_truth_id: str, *, mirror: str | None = None, use_ca
     present = [c for c in NEGATIVE_CLASSES if summary["n_per_class"][c] > 0]
     lab = gt["labels"]
     adata.uns["ground_truth"] = {
-        "id": gt.id, "label_column": lab["column"], "positive_class": POSITIVE_CLASS, "negative_classes": present,
-        "unit_name": gt["unit"]["name"], "unit_column": gt["unit"]["column"], "n_units": int(adata.obs["unit"].nunique()),
-        "species": gt["species"], "inducer": gt["inducer"], "assay": gt["assay"], "cell_type": gt.get("cell_type", ""),
-        "value_type": gt["value_type"], "truth": lab["truth"], "truth_note": _TRUTH[lab["truth"]],
-        "n_per_class": summary["n_per_class"], "excluded": summary["excluded"],
+        "id": gt.id,
+        "label_column": lab["column"],
+        "positive_class": POSITIVE_CLASS,
+        "negative_classes": present,
+        "unit_name": gt["unit"]["name"],
+        "unit_column": gt["unit"]["column"],
+        "n_units": int(adata.obs["unit"].nunique()),
+        "species": gt["species"],
+        "inducer": gt["inducer"],
+        "assay": gt["assay"],
+        "cell_type": gt.get("cell_type", ""),
+        "value_type": gt["value_type"],
+        "truth": lab["truth"],
+        "truth_note": _TRUTH[lab["truth"]],
+        "n_per_class": summary["n_per_class"],
+        "excluded": summary["excluded"],
         "labels_by_class": {c: list(lab.get(c) or []) for c in CONDITIONS},
         "training_overlap": list(gt.get("training_overlap") or []),
     }
     pub = gt["publication"]
     adata.uns["provenance"] = {
-        "dataset_id": gt.id, "kind": "ground_truth", "title": gt["title"], "technology": gt["technology"],
-        "citation": pub["citation"], "doi": pub["doi"], "accession": pub["accession"], "license": gt["license"],
-        "value_type": gt["value_type"], "normalisation": norm["method"], "loader": gt["loader"]["name"],
-        "loader_version": f"{LOADER_VERSION}:{GROUND_TRUTH_VERSION}", gene_key: genes_step,
+        "dataset_id": gt.id,
+        "kind": "ground_truth",
+        "title": gt["title"],
+        "technology": gt["technology"],
+        "citation": pub["citation"],
+        "doi": pub["doi"],
+        "accession": pub["accession"],
+        "license": gt["license"],
+        "value_type": gt["value_type"],
+        "normalisation": norm["method"],
+        "loader": gt["loader"]["name"],
+        "loader_version": f"{LOADER_VERSION}:{GROUND_TRUTH_VERSION}",
+        gene_key: genes_step,
         "files": {f["name"]: _file_provenance(f) for f in gt.files if f.get("sha256") or f.get("git_blob_sha1")},
     }
     h5ad.parent.mkdir(parents=True, exist_ok=True)

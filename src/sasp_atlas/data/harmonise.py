@@ -22,8 +22,17 @@ from anndata import AnnData
 from .._constants import CELL_TYPE_KEY, SAMPLE_KEY
 from .validate import warn_input
 
-__all__ = ["harmonise_obs", "harmonise_cell_types", "crosswalk", "crosswalk_table", "MALIGNANT_CELL",
-           "UNLABELLED", "ONTOLOGY_COLUMN", "review_cancer_types", "in_review_cancer_type"]
+__all__ = [
+    "harmonise_obs",
+    "harmonise_cell_types",
+    "crosswalk",
+    "crosswalk_table",
+    "MALIGNANT_CELL",
+    "UNLABELLED",
+    "ONTOLOGY_COLUMN",
+    "review_cancer_types",
+    "in_review_cancer_type",
+]
 
 #: the harmonised type of every cell flagged malignant (Cell Ontology CL:0001064)
 MALIGNANT_CELL = "Malignant cell"
@@ -52,7 +61,9 @@ def review_cancer_types(mondo_id: str | None, *, include_any: bool = True) -> li
     """
     out = []
     for name, rule in crosswalk()["review_cancer_types"].items():
-        if (rule.get("any_cancer") and include_any) or (mondo_id and mondo_id in (rule.get("accepts") or []) + (rule.get("broader") or [])):
+        if (rule.get("any_cancer") and include_any) or (
+            mondo_id and mondo_id in (rule.get("accepts") or []) + (rule.get("broader") or [])
+        ):
             out.append(name)
     return out
 
@@ -72,9 +83,16 @@ def crosswalk_table() -> pd.DataFrame:
     for dataset_id, labels in cw["datasets"].items():
         for author, harmonised in labels.items():
             ct = cw["cell_types"][harmonised]
-            rows.append({"dataset": dataset_id, "cell_type_author": author, "cell_type": harmonised,
-                         "cell_type_ontology_id": ct["ontology_id"], "cell_type_ontology_label": ct["ontology_label"],
-                         "lineage": ct["lineage"]})
+            rows.append(
+                {
+                    "dataset": dataset_id,
+                    "cell_type_author": author,
+                    "cell_type": harmonised,
+                    "cell_type_ontology_id": ct["ontology_id"],
+                    "cell_type_ontology_label": ct["ontology_label"],
+                    "lineage": ct["lineage"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -82,9 +100,16 @@ def _labels(col: pd.Series, fill: str) -> pd.Series:
     return col.astype(object).where(col.notna(), fill).astype(str)
 
 
-def harmonise_obs(obs: pd.DataFrame, *, cell_type_key: str, sample_key: str | None = None,
-                  cell_type_fine_key: str | None = None, malignant: np.ndarray | bool = False,
-                  pseudo_sample: str, notes: list[str] | None = None) -> pd.DataFrame:
+def harmonise_obs(
+    obs: pd.DataFrame,
+    *,
+    cell_type_key: str,
+    sample_key: str | None = None,
+    cell_type_fine_key: str | None = None,
+    malignant: np.ndarray | bool = False,
+    pseudo_sample: str,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
     """The atlas's obs columns from author columns (a copy; author columns are kept).
 
     ``cell_type_author`` <- ``obs[cell_type_key]`` (missing labels become :data:`UNLABELLED`,
@@ -101,13 +126,19 @@ def harmonise_obs(obs: pd.DataFrame, *, cell_type_key: str, sample_key: str | No
     labels = obs[cell_type_key]
     n_missing = int(labels.isna().sum())
     if n_missing:
-        warn_input(f"{n_missing} cell(s) have no label in obs[{cell_type_key!r}]; they form the cell type "
-                   f"{UNLABELLED!r}", notes if notes is not None else [])
+        warn_input(
+            f"{n_missing} cell(s) have no label in obs[{cell_type_key!r}]; they form the cell type {UNLABELLED!r}",
+            notes if notes is not None else [],
+        )
     out["cell_type_author"] = pd.Categorical(_labels(labels, UNLABELLED))
-    out["cell_type_fine"] = (pd.Categorical(_labels(obs[cell_type_fine_key], UNLABELLED)) if cell_type_fine_key
-                             else out["cell_type_author"])
-    out[SAMPLE_KEY] = (pd.Categorical(_labels(obs[sample_key], "unrecorded")) if sample_key
-                     else pd.Categorical([pseudo_sample] * len(obs)))
+    out["cell_type_fine"] = (
+        pd.Categorical(_labels(obs[cell_type_fine_key], UNLABELLED)) if cell_type_fine_key else out["cell_type_author"]
+    )
+    out[SAMPLE_KEY] = (
+        pd.Categorical(_labels(obs[sample_key], "unrecorded"))
+        if sample_key
+        else pd.Categorical([pseudo_sample] * len(obs))
+    )
     out["malignant"] = np.broadcast_to(np.asarray(malignant, dtype=bool), (len(obs),)).copy()
     return out
 

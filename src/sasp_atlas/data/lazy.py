@@ -71,8 +71,10 @@ def _listing_sha(root: Path, folder: Path, *, with_mtime: bool) -> tuple[str, li
     (or of ``folder`` itself if it is a file), and their ``stat`` results (one ``stat`` per file)."""
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
     stats = [p.stat() for p in files]
-    listing = "\n".join(f"{p.relative_to(root)}\t{st.st_size}" + (f"\t{st.st_mtime_ns}" if with_mtime else "")
-                        for p, st in zip(files, stats, strict=True))
+    listing = "\n".join(
+        f"{p.relative_to(root)}\t{st.st_size}" + (f"\t{st.st_mtime_ns}" if with_mtime else "")
+        for p, st in zip(files, stats, strict=True)
+    )
     return hashlib.sha256(listing.encode()).hexdigest(), stats
 
 
@@ -84,7 +86,7 @@ def _chunk_names(arr, lo: int, hi: int, *, find_bad: bool = False) -> str:
     if find_bad:
         for i in range(first, last + 1):
             try:
-                arr[i * c:(i + 1) * c]
+                arr[i * c : (i + 1) * c]
             except Exception:  # noqa: BLE001  (codecs and stores raise many types; this one is bad)
                 first = last = i
                 break
@@ -98,8 +100,10 @@ def _chunk_names(arr, lo: int, hi: int, *, find_bad: bool = False) -> str:
 
 def _read_rows(path: str, key: str, fmt: str, r0: int, r1: int, n_vars: int) -> sp.csr_matrix:
     """Rows ``r0:r1`` of the CSR matrix ``key`` of an anndata store, checked (:class:`CorruptChunkError`)."""
-    fix = ("the file is damaged or was not written completely: write it again from its source "
-           "(adata.write_zarr / adata.write_h5ad) or copy it again")
+    fix = (
+        "the file is damaged or was not written completely: write it again from its source "
+        "(adata.write_zarr / adata.write_h5ad) or copy it again"
+    )
     where = f"{path} [{key}], rows {r0}:{r1}"
     try:
         if fmt == "zarr":
@@ -113,30 +117,41 @@ def _read_rows(path: str, key: str, fmt: str, r0: int, r1: int, n_vars: int) -> 
     try:
         arrays = {}
         try:
-            indptr = np.asarray(group["indptr"][r0:r1 + 1], dtype=np.int64)
+            indptr = np.asarray(group["indptr"][r0 : r1 + 1], dtype=np.int64)
         except Exception as exc:
-            raise CorruptChunkError(f"cannot read {where}: {_chunk_names(group['indptr'], r0, r1 + 1, find_bad=True)} "
-                                    f"({type(exc).__name__}: {exc}): {fix}") from exc
+            raise CorruptChunkError(
+                f"cannot read {where}: {_chunk_names(group['indptr'], r0, r1 + 1, find_bad=True)} "
+                f"({type(exc).__name__}: {exc}): {fix}"
+            ) from exc
         lo, hi = int(indptr[0]), int(indptr[-1])
         if len(indptr) != r1 - r0 + 1 or np.any(np.diff(indptr) < 0) or lo < 0 or hi > group["data"].shape[0]:
-            raise CorruptChunkError(f"{where}: {_chunk_names(group['indptr'], r0, r1 + 1)} hold impossible row "
-                                    f"pointers (decreasing, or beyond the {group['data'].shape[0]} stored values): {fix}")
+            raise CorruptChunkError(
+                f"{where}: {_chunk_names(group['indptr'], r0, r1 + 1)} hold impossible row "
+                f"pointers (decreasing, or beyond the {group['data'].shape[0]} stored values): {fix}"
+            )
         for name in ("data", "indices"):
             try:
                 arrays[name] = group[name][lo:hi]
             except Exception as exc:
-                raise CorruptChunkError(f"cannot read {where}: {_chunk_names(group[name], lo, hi, find_bad=True)} "
-                                        f"({type(exc).__name__}: {exc}): {fix}") from exc
+                raise CorruptChunkError(
+                    f"cannot read {where}: {_chunk_names(group[name], lo, hi, find_bad=True)} "
+                    f"({type(exc).__name__}: {exc}): {fix}"
+                ) from exc
             if len(arrays[name]) != hi - lo:
-                raise CorruptChunkError(f"{where}: {_chunk_names(group[name], lo, hi)} hold {len(arrays[name])} values, "
-                                        f"not {hi - lo} (truncated): {fix}")
+                raise CorruptChunkError(
+                    f"{where}: {_chunk_names(group[name], lo, hi)} hold {len(arrays[name])} values, "
+                    f"not {hi - lo} (truncated): {fix}"
+                )
         data, indices = arrays["data"], arrays["indices"]
         if len(indices) and (indices.min() < 0 or indices.max() >= n_vars):
-            raise CorruptChunkError(f"{where}: {_chunk_names(group['indices'], lo, hi)} hold gene indices outside "
-                                    f"0..{n_vars - 1}: {fix}")
+            raise CorruptChunkError(
+                f"{where}: {_chunk_names(group['indices'], lo, hi)} hold gene indices outside 0..{n_vars - 1}: {fix}"
+            )
         if data.dtype.kind == "f" and not np.isfinite(data).all():
-            raise CorruptChunkError(f"{where}: {_chunk_names(group['data'], lo, hi)} hold NaN or infinite values "
-                                    f"(damaged, or not finite in the source): {fix}, or remove the non-finite values")
+            raise CorruptChunkError(
+                f"{where}: {_chunk_names(group['data'], lo, hi)} hold NaN or infinite values "
+                f"(damaged, or not finite in the source): {fix}, or remove the non-finite values"
+            )
     finally:
         if handle is not None:
             handle.close()
@@ -165,8 +180,10 @@ def _store_format(path: Path) -> str:
         return "h5ad"
     if path.is_dir() and ((path / ".zgroup").is_file() or (path / "zarr.json").is_file()):
         return "zarr"
-    raise InputError(f"{path} is neither an anndata .zarr store nor an .h5ad file; save your AnnData with "
-                     "adata.write_zarr(...) or adata.write_h5ad(...)")
+    raise InputError(
+        f"{path} is neither an anndata .zarr store nor an .h5ad file; save your AnnData with "
+        "adata.write_zarr(...) or adata.write_h5ad(...)"
+    )
 
 
 def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT_CHUNK_ROWS):
@@ -189,21 +206,34 @@ def read_csr_lazy(path: str | Path, key: str = "X", *, chunk_rows: int = DEFAULT
     if isinstance(enc, bytes):
         enc = enc.decode()
     if enc != "csr_matrix":
-        raise InputError(f"{path} [{key}] is {enc or 'not an anndata sparse matrix'}, not csr_matrix: a lazy read "
-                         "needs a CSR matrix (in memory: adata.X = scipy.sparse.csr_matrix(adata.X), then write again)")
+        raise InputError(
+            f"{path} [{key}] is {enc or 'not an anndata sparse matrix'}, not csr_matrix: a lazy read "
+            "needs a CSR matrix (in memory: adata.X = scipy.sparse.csr_matrix(adata.X), then write again)"
+        )
     n_obs, n_vars = (int(v) for v in attrs["shape"])
     starts = np.arange(0, n_obs, chunk_rows)
     rows = tuple(int(v) for v in np.diff(np.append(starts, n_obs))) or (0,)
     da = lazy_import("dask.array")
-    bounds = da.from_array(np.stack([starts, starts + np.asarray(rows)], axis=1) if n_obs else np.zeros((1, 2), int),
-                           chunks=(1, 2))
+    bounds = da.from_array(
+        np.stack([starts, starts + np.asarray(rows)], axis=1) if n_obs else np.zeros((1, 2), int), chunks=(1, 2)
+    )
     meta = sp.csr_matrix((0, 0), dtype=dtype)
-    return bounds.map_blocks(_load_block, str(path), key, fmt, n_vars, store_stamp(path, key), dtype=dtype,
-                             chunks=(rows, (n_vars,)), meta=meta)
+    return bounds.map_blocks(
+        _load_block,
+        str(path),
+        key,
+        fmt,
+        n_vars,
+        store_stamp(path, key),
+        dtype=dtype,
+        chunks=(rows, (n_vars,)),
+        meta=meta,
+    )
 
 
-def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers: Sequence[str] = (),
-              raw: bool | None = None) -> AnnData:
+def read_lazy(
+    path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers: Sequence[str] = (), raw: bool | None = None
+) -> AnnData:
     """An anndata ``.zarr``/``.h5ad`` with ``obs``, ``var`` in memory and ``X`` (and the CSR ``layers``
     named, and ``raw.X``) as lazy dask arrays of ``chunk_rows`` rows (:func:`read_csr_lazy`);
     ``raw.var`` is read into memory. ``raw``: ``True`` reads ``raw`` or raises :class:`InputError`
@@ -213,8 +243,11 @@ def read_lazy(path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, layers:
 
     def frames(root) -> tuple[Any, Any, Any]:  # obs, var, raw.var (or None) of a zarr group or h5py file
         has_raw = raw is not False and "raw" in root and "X" in root["raw"] and "var" in root["raw"]
-        return (ad.io.read_elem(root["obs"]), ad.io.read_elem(root["var"]),
-                ad.io.read_elem(root["raw"]["var"]) if has_raw else None)
+        return (
+            ad.io.read_elem(root["obs"]),
+            ad.io.read_elem(root["var"]),
+            ad.io.read_elem(root["raw"]["var"]) if has_raw else None,
+        )
 
     if fmt == "zarr":
         obs, var, raw_var = frames(zarr.open_group(str(path), mode="r"))
@@ -244,28 +277,43 @@ def _scan_block(block) -> np.ndarray:
     values = block.data if sp.issparse(block) else np.asarray(block).ravel()
     finite = np.isfinite(values)
     good = values[finite]
-    return np.array([[values.size, int(np.isnan(values).sum()), int((~finite).sum() - np.isnan(values).sum()),
-                      int((good < 0).sum()), good.min() if good.size else np.inf, good.max() if good.size else -np.inf,
-                      float(np.array_equal(good, np.round(good)))]])
+    return np.array(
+        [
+            [
+                values.size,
+                int(np.isnan(values).sum()),
+                int((~finite).sum() - np.isnan(values).sum()),
+                int((good < 0).sum()),
+                good.min() if good.size else np.inf,
+                good.max() if good.size else -np.inf,
+                float(np.array_equal(good, np.round(good))),
+            ]
+        ]
+    )
 
 
 def scan_matrix_lazy(X, where: str, hint: str, *, compute_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """:func:`sasp_atlas.data.validate.scan_matrix` as a dask reduction over the row chunks (NaN/inf and
     negative values refused with an :class:`~sasp_atlas.data.validate.InputError` naming the row chunks)."""
-    per_chunk = X.map_blocks(_scan_block, dtype=np.float64, chunks=((1,) * X.numblocks[0], (7,)),
-                             meta=np.empty((0, 0))).compute(**(compute_kwargs or {}))
+    per_chunk = X.map_blocks(
+        _scan_block, dtype=np.float64, chunks=((1,) * X.numblocks[0], (7,)), meta=np.empty((0, 0))
+    ).compute(**(compute_kwargs or {}))
     rows = np.cumsum((0,) + X.chunks[0])
     n_nan, n_inf, n_neg = (int(per_chunk[:, k].sum()) for k in (1, 2, 3))
     if n_nan or n_inf:
         bad = [f"{rows[i]}:{rows[i + 1]}" for i in np.flatnonzero(per_chunk[:, 1] + per_chunk[:, 2])]
-        raise InputError(f"{where} holds {n_nan + n_inf} non-finite value(s) ({n_nan} NaN, {n_inf} infinite) in the "
-                         f"rows {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. Scores need finite values: fix "
-                         f"them where the matrix was made, or pass another layer ({hint})")
+        raise InputError(
+            f"{where} holds {n_nan + n_inf} non-finite value(s) ({n_nan} NaN, {n_inf} infinite) in the "
+            f"rows {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. Scores need finite values: fix "
+            f"them where the matrix was made, or pass another layer ({hint})"
+        )
     vmin, vmax = float(per_chunk[:, 4].min()), float(per_chunk[:, 5].max())
     if n_neg:
-        raise InputError(f"{where} holds {n_neg} negative value(s) (minimum {vmin:.4g}): it looks scaled (z-scored, "
-                         "e.g. sc.pp.scale) or batch-corrected. Scores need unscaled (not z-scored) expression: pass "
-                         f"the log-normalised layer or the raw counts ({hint})")
+        raise InputError(
+            f"{where} holds {n_neg} negative value(s) (minimum {vmin:.4g}): it looks scaled (z-scored, "
+            "e.g. sc.pp.scale) or batch-corrected. Scores need unscaled (not z-scored) expression: pass "
+            f"the log-normalised layer or the raw counts ({hint})"
+        )
     return {"integer": bool(per_chunk[:, 6].all()), "max": vmax, "min": vmin, "n_stored": int(per_chunk[:, 0].sum())}
 
 
@@ -277,8 +325,13 @@ def _select_block(block, keep: np.ndarray) -> sp.csr_matrix:
 def select_columns_lazy(X, keep: np.ndarray):
     """``X[:, keep]`` as float32 CSR, chunk by chunk (the dask twin of :func:`load_user_data`'s block loop)."""
     keep = np.asarray(keep)
-    return X.map_blocks(_select_block, keep, dtype=np.float32, chunks=(X.chunks[0], (len(keep),)),
-                        meta=sp.csr_matrix((0, 0), dtype=np.float32))
+    return X.map_blocks(
+        _select_block,
+        keep,
+        dtype=np.float32,
+        chunks=(X.chunks[0], (len(keep),)),
+        meta=sp.csr_matrix((0, 0), dtype=np.float32),
+    )
 
 
 def _normalise_block(block) -> sp.csr_matrix:

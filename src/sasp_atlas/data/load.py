@@ -25,8 +25,16 @@ from .harmonise import ONTOLOGY_COLUMN, crosswalk, harmonise_cell_types, harmoni
 from .readers import READERS
 from .validate import LOG_MAX, InputError, dedupe_genes, scan_matrix
 
-__all__ = ["load_dataset", "normalise", "resolve_var_names", "apply_gene_policy", "LOADER_VERSION", "CPM_LIKE_SUM_RANGE",
-           "TPM_MAX_SUM", "TPM_MIN_MEDIAN_SUM"]
+__all__ = [
+    "load_dataset",
+    "normalise",
+    "resolve_var_names",
+    "apply_gene_policy",
+    "LOADER_VERSION",
+    "CPM_LIKE_SUM_RANGE",
+    "TPM_MAX_SUM",
+    "TPM_MIN_MEDIAN_SUM",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +94,20 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
     """
     integer, vmax = True, None
     if not checked or value_type in ("cpm_like", "tpm"):
-        found = scan_matrix(adata.X, adata.obs_names, adata.var_names, "the matrix",
-                            "fix value_type in the registry entry, or pass another layer of your file")
+        found = scan_matrix(
+            adata.X,
+            adata.obs_names,
+            adata.var_names,
+            "the matrix",
+            "fix value_type in the registry entry, or pass another layer of your file",
+        )
         integer, vmax = found["integer"], found["max"]
     if value_type == "raw_counts":
         if not integer:
-            raise InputError("value_type is raw_counts but the values are not integers: the data "
-                             "look normalised already; fix value_type in the registry (or pass raw counts)")
+            raise InputError(
+                "value_type is raw_counts but the values are not integers: the data "
+                "look normalised already; fix value_type in the registry (or pass raw counts)"
+            )
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
         desc = "raw counts -> normalize_total(target_sum=1e4) -> natural log1p"
@@ -112,7 +127,9 @@ def normalise(adata: ad.AnnData, value_type: str, *, checked: bool = False) -> d
         sc.pp.log1p(adata, base=2)
         desc = "TPM -> log2(TPM/10+1) (the scale of the Smart-seq2 releases)"
     else:
-        raise InputError(f"unknown value_type {value_type!r}; expected raw_counts, cpm_like, log2_tpm10_plus1, tpm_like or tpm")
+        raise InputError(
+            f"unknown value_type {value_type!r}; expected raw_counts, cpm_like, log2_tpm10_plus1, tpm_like or tpm"
+        )
     adata.uns.pop("log1p", None)
     return {"value_type": value_type, "method": desc}
 
@@ -121,19 +138,25 @@ def _check_cpm_like(adata: ad.AnnData, integer: bool, vmax: float) -> None:
     """Refuse, by name, values declared ``cpm_like`` that are not linear counts per million."""
     fix = "fix value_type in the registry entry (raw_counts, cpm_like, log2_tpm10_plus1, tpm_like, tpm) or pass the linear values"
     if integer:
-        raise InputError("value_type is cpm_like but every value is an integer: these look like raw counts, not counts "
-                         f"per million; {fix}")
+        raise InputError(
+            "value_type is cpm_like but every value is an integer: these look like raw counts, not counts "
+            f"per million; {fix}"
+        )
     if vmax <= LOG_MAX:
-        raise InputError(f"value_type is cpm_like but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
-                         f"log-transformed (e.g. voom log2-CPM), not linear counts per million; {fix} (un-log them: 2**x)")
+        raise InputError(
+            f"value_type is cpm_like but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
+            f"log-transformed (e.g. voom log2-CPM), not linear counts per million; {fix} (un-log them: 2**x)"
+        )
     sums = np.asarray(adata.X.sum(axis=1)).ravel()
     low, high = CPM_LIKE_SUM_RANGE
     bad = np.flatnonzero((sums < low) | (sums > high))
     if len(bad):
         shown = ", ".join(f"{adata.obs_names[i]} ({sums[i]:,.0f})" for i in bad[:5])
-        raise InputError(f"value_type is cpm_like but {len(bad)} of {adata.n_obs} samples sum outside {low:,.0f}-{high:,.0f} "
-                         f"(counts per million over all genes, of which a subset may be kept): {shown}. They look like "
-                         f"another scale (TPM/FPKM of another total, or corrected values); {fix}")
+        raise InputError(
+            f"value_type is cpm_like but {len(bad)} of {adata.n_obs} samples sum outside {low:,.0f}-{high:,.0f} "
+            f"(counts per million over all genes, of which a subset may be kept): {shown}. They look like "
+            f"another scale (TPM/FPKM of another total, or corrected values); {fix}"
+        )
 
 
 def _check_tpm(adata: ad.AnnData, integer: bool, vmax: float) -> None:
@@ -142,17 +165,23 @@ def _check_tpm(adata: ad.AnnData, integer: bool, vmax: float) -> None:
     if integer:
         raise InputError(f"value_type is tpm but every value is an integer: these look like raw counts; {fix}")
     if vmax <= LOG_MAX:
-        raise InputError(f"value_type is tpm but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
-                         f"log-transformed, not linear TPM; {fix}")
+        raise InputError(
+            f"value_type is tpm but the values reach only {vmax:.4g} (<= {LOG_MAX:g}): they look "
+            f"log-transformed, not linear TPM; {fix}"
+        )
     sums = np.asarray(adata.X.sum(axis=1)).ravel()
     bad = np.flatnonzero(sums > TPM_MAX_SUM)
     if len(bad):
         shown = ", ".join(f"{adata.obs_names[i]} ({sums[i]:,.0f})" for i in bad[:5])
-        raise InputError(f"value_type is tpm but {len(bad)} of {adata.n_obs} cells sum above {TPM_MAX_SUM:,.0f} "
-                         f"(TPM sum to 1e6 over all genes): {shown}; they look like counts or another scale; {fix}")
+        raise InputError(
+            f"value_type is tpm but {len(bad)} of {adata.n_obs} cells sum above {TPM_MAX_SUM:,.0f} "
+            f"(TPM sum to 1e6 over all genes): {shown}; they look like counts or another scale; {fix}"
+        )
     if np.median(sums) <= TPM_MIN_MEDIAN_SUM:
-        raise InputError(f"value_type is tpm but the median cell sums to {np.median(sums):,.0f} (<= "
-                         f"{TPM_MIN_MEDIAN_SUM:,.0f}): the values look like TPM/10 (value_type tpm_like); {fix}")
+        raise InputError(
+            f"value_type is tpm but the median cell sums to {np.median(sums):,.0f} (<= "
+            f"{TPM_MIN_MEDIAN_SUM:,.0f}): the values look like TPM/10 (value_type tpm_like); {fix}"
+        )
 
 
 # --------------------------------------------------------------------------- harmonise + cache
@@ -167,9 +196,14 @@ def _malignant(obs: pd.DataFrame, spec: dict | None) -> np.ndarray | bool:
 def _registry_obs(obs: pd.DataFrame, ds: Dataset) -> pd.DataFrame:
     cols = ds["columns"]
     try:
-        return harmonise_obs(obs, cell_type_key=cols["cell_type_author"], sample_key=cols.get("sample"),
-                             cell_type_fine_key=cols.get("cell_type_fine"), malignant=_malignant(obs, cols.get("malignant")),
-                             pseudo_sample=f"{ds.id}:unrecorded")
+        return harmonise_obs(
+            obs,
+            cell_type_key=cols["cell_type_author"],
+            sample_key=cols.get("sample"),
+            cell_type_fine_key=cols.get("cell_type_fine"),
+            malignant=_malignant(obs, cols.get("malignant")),
+            pseudo_sample=f"{ds.id}:unrecorded",
+        )
     except KeyError as exc:
         raise ValueError(f"dataset {ds.id!r}: {exc.args[0]}") from None
 
@@ -211,15 +245,21 @@ def resolve_var_names(adata: ad.AnnData) -> dict[str, Any]:
     adata.var_names = pd.Index(names, name="gene_symbol")
     ambiguous = [f"{r.input} ({r.candidates})" for r in res[res["status"] == "ambiguous"].itertuples()]
     if ambiguous:
-        log.warning("%d gene symbol(s) are aliases of several approved genes and keep their released name: %s",
-                    len(ambiguous), "; ".join(ambiguous[:20]) + (" ..." if len(ambiguous) > 20 else ""))
+        log.warning(
+            "%d gene symbol(s) are aliases of several approved genes and keep their released name: %s",
+            len(ambiguous),
+            "; ".join(ambiguous[:20]) + (" ..." if len(ambiguous) > 20 else ""),
+        )
     return {
         "source": HGNC_SOURCE,
         "rule": "alias/previous symbol of exactly one approved gene -> approved symbol; approved, ambiguous, "
-                "unknown and colliding symbols keep the released name (var['symbol_original'])",
-        "n_renamed": len(renamed), "n_ambiguous": len(ambiguous),
-        "n_unknown": int((res["status"] == "unknown").sum()), "n_collisions": len(collisions),
-        "ambiguous": "; ".join(ambiguous), "collisions": "; ".join(collisions),
+        "unknown and colliding symbols keep the released name (var['symbol_original'])",
+        "n_renamed": len(renamed),
+        "n_ambiguous": len(ambiguous),
+        "n_unknown": int((res["status"] == "unknown").sum()),
+        "n_collisions": len(collisions),
+        "ambiguous": "; ".join(ambiguous),
+        "collisions": "; ".join(collisions),
     }
 
 
@@ -243,7 +283,9 @@ def _file_provenance(f: dict[str, Any]) -> dict[str, Any]:
 def _cache_key(ds: Dataset) -> str:
     h = hashlib.sha256(LOADER_VERSION.encode())
     for f in ds.files:
-        h.update((f.get("sha256") or f.get("git_blob_sha1") or "not pinned").encode())  # unpinned: fetch refuses  # full-profile files may have a blob id only
+        h.update(
+            (f.get("sha256") or f.get("git_blob_sha1") or "not pinned").encode()
+        )  # unpinned: fetch refuses  # full-profile files may have a blob id only
     h.update(repr(sorted(ds["loader"].items())).encode())
     h.update(repr(sorted(ds["columns"].items())).encode())
     h.update(ds["value_type"].encode())
@@ -303,12 +345,22 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     pub = ds["publication"]
     adata.uns["provenance"] = {
-        "dataset_id": ds.id, "title": ds["title"], "cancer_type": ds["cancer_type"],
+        "dataset_id": ds.id,
+        "title": ds["title"],
+        "cancer_type": ds["cancer_type"],
         "cancer_type_ontology_id": ds["cancer_type_ontology_id"],
-        "cancer_type_short": ds["cancer_type_short"], "tissue": ds["tissue"], "technology": ds["technology"],
-        "citation": pub["citation"], "doi": pub["doi"], "accession": pub["accession"], "license": ds["license"],
-        "value_type": ds["value_type"], "normalisation": norm["method"], "loader": ds["loader"]["name"],
-        "loader_version": LOADER_VERSION, "symbol_resolution": symbol_resolution,
+        "cancer_type_short": ds["cancer_type_short"],
+        "tissue": ds["tissue"],
+        "technology": ds["technology"],
+        "citation": pub["citation"],
+        "doi": pub["doi"],
+        "accession": pub["accession"],
+        "license": ds["license"],
+        "value_type": ds["value_type"],
+        "normalisation": norm["method"],
+        "loader": ds["loader"]["name"],
+        "loader_version": LOADER_VERSION,
+        "symbol_resolution": symbol_resolution,
         "files": {f["name"]: _file_provenance(f) for f in ds.files},
     }
     if reader_provenance:
@@ -318,5 +370,7 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     adata.write_h5ad(tmp)
     tmp.replace(h5ad)  # atomic: a crash never leaves a half-written cache entry
     log.info("converted %s: %d cells x %d genes -> %s", ds.id, adata.n_obs, adata.n_vars, h5ad)
-    harmonise_cell_types(adata, dataset_id=_crosswalk_id(adata, ds))  # after caching: a crosswalk edit needs no reconversion
+    harmonise_cell_types(
+        adata, dataset_id=_crosswalk_id(adata, ds)
+    )  # after caching: a crosswalk edit needs no reconversion
     return adata

@@ -39,6 +39,7 @@ def _reader(name: str):
     def deco(fn: Reader) -> Reader:
         READERS[name] = fn
         return fn
+
     return deco
 
 
@@ -66,7 +67,9 @@ def _with_labels(df: pd.DataFrame, paths: dict[str, Path], options: dict[str, An
         fmt = options.get("sample_format", "{}")
         obs["patient"] = [fmt.format(m.group(1)) if (m := re.match(pattern, c)) else "unknown" for c in obs.index]
         if (obs["patient"] == "unknown").any():
-            raise ValueError(f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}")
+            raise ValueError(
+                f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}"
+            )
     X = sp.csr_matrix(df.to_numpy(dtype=np.float32).T)
     return X, list(df.index), list(df.columns), obs
 
@@ -120,7 +123,9 @@ def read_sce_rdata(paths: dict[str, Path], options: dict[str, Any]):
         (path,) = paths.values()
         sce = _rdata().read_rda(path)[options["object"]]
     c = sce.assays.data.listData[options.get("assay", "counts")]
-    X = sp.csc_matrix((np.asarray(c.x, dtype=np.float32), np.asarray(c.i), np.asarray(c.p)), shape=tuple(c.Dim)).T.tocsr()
+    X = sp.csc_matrix(
+        (np.asarray(c.x, dtype=np.float32), np.asarray(c.i), np.asarray(c.p)), shape=tuple(c.Dim)
+    ).T.tocsr()
     genes = [str(g) for g in sce.rowRanges.partitioning.NAMES]
     cells = [str(c) for c in sce.colData.rownames]
     obs = pd.DataFrame({str(k): np.asarray(v) for k, v in sce.colData.listData.items()}, index=cells)
@@ -270,8 +275,10 @@ def _obs_for_cells(cells: list[str], table: pd.DataFrame | None, options: dict[s
         missing = ~idx.isin(table.index)
         if missing.any():
             if not options.get("drop_unlabelled", False):
-                raise ValueError(f"{int(missing.sum())} cells have no label in {options.get('labels', 'the metadata')} "
-                                 f"(e.g. {list(idx[missing][:3])}); set drop_unlabelled: true to drop them")
+                raise ValueError(
+                    f"{int(missing.sum())} cells have no label in {options.get('labels', 'the metadata')} "
+                    f"(e.g. {list(idx[missing][:3])}); set drop_unlabelled: true to drop them"
+                )
             log.warning("%s: %d of %d cells have no label and are dropped", source, int(missing.sum()), len(idx))
             keep = ~missing
         obs = table.loc[idx[keep]].copy()
@@ -279,7 +286,9 @@ def _obs_for_cells(cells: list[str], table: pd.DataFrame | None, options: dict[s
         fmt = options.get("sample_format", "{}")
         obs["patient"] = [fmt.format(m.group(1)) if (m := re.match(pattern, c)) else "unknown" for c in obs.index]
         if (obs["patient"] == "unknown").any():
-            raise ValueError(f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}")
+            raise ValueError(
+                f"{int((obs['patient'] == 'unknown').sum())} cell ids do not match the sample pattern {pattern!r}"
+            )
     for column, by_id in (options.get("columns_by_id") or {}).items():
         missing = [c for c in obs.index if c not in by_id]
         if missing:
@@ -314,7 +323,9 @@ class _ArchiveText(_io.TextIOWrapper):
         self._archive.close()
 
 
-def _read_text_chunks(path: Path, sep: str = "\t", chunk_rows: int = 2000) -> tuple[sp.csr_matrix, list[str], list[str]]:
+def _read_text_chunks(
+    path: Path, sep: str = "\t", chunk_rows: int = 2000
+) -> tuple[sp.csr_matrix, list[str], list[str]]:
     """A delimited text matrix with a header row and row names, read ``chunk_rows`` rows at a
     time into a sparse matrix (the dense text never sits in memory as a whole).
 
@@ -343,8 +354,9 @@ def read_text_matrix(paths: dict[str, Path], options: dict[str, Any]):
     core ``tsv_matrix`` file, on which it is tested to give identical results) and for GEO-style
     CSV/TSV matrices with separate metadata.
     """
-    M, rows, cols = _read_text_chunks(paths[options["matrix"]], sep=options.get("sep", "\t"),
-                                      chunk_rows=int(options.get("chunk_rows", 2000)))
+    M, rows, cols = _read_text_chunks(
+        paths[options["matrix"]], sep=options.get("sep", "\t"), chunk_rows=int(options.get("chunk_rows", 2000))
+    )
     orientation = options.get("orientation", "genes_x_cells")
     if orientation == "genes_x_cells":
         X, genes, cells = M.T.tocsr(), rows, cols
@@ -375,8 +387,9 @@ def read_text_matrix_samples(paths: dict[str, Path], options: dict[str, Any]):
         raise ValueError("text_matrix_samples: `samples` must map each sample id to {matrix: ..., labels: ...}")
     parts, gene_index, all_cells, obs_parts = [], {}, [], []
     for sample, files in samples.items():
-        M, rows, cols = _read_text_chunks(paths[files["matrix"]], sep=options.get("sep", "\t"),
-                                          chunk_rows=int(options.get("chunk_rows", 2000)))
+        M, rows, cols = _read_text_chunks(
+            paths[files["matrix"]], sep=options.get("sep", "\t"), chunk_rows=int(options.get("chunk_rows", 2000))
+        )
         first = dedupe_genes(rows, f"in {files['matrix']}", [])
         X = M[first].T.tocsr()
         genes = [rows[i] for i in first]
@@ -404,8 +417,11 @@ def read_tenx_mtx(paths: dict[str, Path], options: dict[str, Any]):
     """Cell Ranger MatrixMarket output: ``matrix`` (genes x cells ``.mtx``, gzipped or not),
     ``genes`` (``genes.tsv``/``features.tsv``; ``gene_column``: 0-based column with the symbol,
     default 1), ``barcodes``, plus a label table (``labels`` and the shared label options)."""
-    with (gzip.open(paths[options["matrix"]], "rb") if paths[options["matrix"]].suffix == ".gz"
-          else open(paths[options["matrix"]], "rb")) as fh:
+    with (
+        gzip.open(paths[options["matrix"]], "rb")
+        if paths[options["matrix"]].suffix == ".gz"
+        else open(paths[options["matrix"]], "rb")
+    ) as fh:
         M = lazy_import("scipy.io").mmread(fh)
     with _open_text(paths[options["genes"]]) as fh:
         features = pd.read_csv(fh, sep="\t", header=None, dtype=str)
@@ -413,7 +429,9 @@ def read_tenx_mtx(paths: dict[str, Path], options: dict[str, Any]):
         barcodes = pd.read_csv(fh, sep="\t", header=None, dtype=str)[0].tolist()
     genes = features[int(options.get("gene_column", 1))].tolist()
     if M.shape != (len(genes), len(barcodes)):
-        raise ValueError(f"{options['matrix']}: shape {M.shape} does not match {len(genes)} genes x {len(barcodes)} barcodes")
+        raise ValueError(
+            f"{options['matrix']}: shape {M.shape} does not match {len(genes)} genes x {len(barcodes)} barcodes"
+        )
     X = sp.csr_matrix(M.T, dtype=np.float32)
     table = _label_table(paths[options["labels"]], options) if options.get("labels") else None
     obs, keep = _obs_for_cells(barcodes, table, options, options["matrix"])
@@ -460,7 +478,7 @@ def read_h5ad(paths: dict[str, Path], options: dict[str, Any]):
         if not len(idx):
             raise ValueError(f"{path.name}: no cell passes obs_filter {options.get('obs_filter')}")
         step = int(options.get("chunk_size", 10_000))
-        blocks = [sp.csr_matrix(source[idx[i:i + step]], dtype=np.float32) for i in range(0, len(idx), step)]
+        blocks = [sp.csr_matrix(source[idx[i : i + step]], dtype=np.float32) for i in range(0, len(idx), step)]
     finally:
         a.file.close()
     X = sp.vstack(blocks, format="csr")
@@ -499,8 +517,11 @@ def read_cellxgene(paths: dict[str, Path], options: dict[str, Any]):
         a.file.close()
     if missing:
         raise ValueError(f"{path.name}: not a CELLxGENE-schema file: obs has no {missing}")
-    opts = {"gene_symbols": "feature_name", **{k: v for k, v in options.items() if k != "primary_only"},
-            "matrix": options.get("matrix") or ("raw.X" if has_raw else "X")}
+    opts = {
+        "gene_symbols": "feature_name",
+        **{k: v for k, v in options.items() if k != "primary_only"},
+        "matrix": options.get("matrix") or ("raw.X" if has_raw else "X"),
+    }
     if options.get("primary_only", True) and has_primary:
         opts["obs_filter"] = {**(options.get("obs_filter") or {}), "is_primary_data": ["True", "1"]}
     X, genes, cells, obs = read_h5ad(paths, opts)
@@ -534,8 +555,10 @@ def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
         cls = getattr(obj, "class", None)
         if cls is not None and "dgCMatrix" not in [str(c) for c in np.atleast_1d(cls)]:
             raise ValueError(f"{what}: sparse matrix class {cls} is not dgCMatrix")
-        M = sp.csc_matrix((np.asarray(obj.x, dtype=np.float32), np.asarray(obj.i), np.asarray(obj.p)),
-                          shape=tuple(int(d) for d in obj.Dim))
+        M = sp.csc_matrix(
+            (np.asarray(obj.x, dtype=np.float32), np.asarray(obj.i), np.asarray(obj.p)),
+            shape=tuple(int(d) for d in obj.Dim),
+        )
         rows, cols = obj.Dimnames
         if rows is None or cols is None:
             raise ValueError(f"{what}: the dgCMatrix has no row or column names")
@@ -550,8 +573,11 @@ def _r_matrix(obj, what: str) -> tuple[sp.csr_matrix, list[str], list[str]]:
         bad = [c for c in obj.columns if not pd.api.types.is_numeric_dtype(obj[c])]
         if bad:
             raise ValueError(f"{what}: the data.frame has non-numeric column(s) {bad[:3]}")
-        return (sp.csr_matrix(obj.to_numpy(dtype=np.float32).T), [str(g) for g in obj.index],
-                [str(c) for c in obj.columns])
+        return (
+            sp.csr_matrix(obj.to_numpy(dtype=np.float32).T),
+            [str(g) for g in obj.index],
+            [str(c) for c in obj.columns],
+        )
     if isinstance(obj, np.ndarray) and obj.ndim == 2:  # rdata gives a bare array when dimnames are absent
         raise ValueError(f"{what}: the matrix has no row or column names (dimnames)")
     raise ValueError(f"{what}: expected a dense matrix or a dgCMatrix, got {type(obj).__name__}")
@@ -616,8 +642,9 @@ def read_rda_matrices_refcells(paths: dict[str, Path], options: dict[str, Any]):
             if label_of.setdefault(str(c), label) != label:
                 raise ValueError(f"{options['refcells']}: cell {c!r} is in two lists")
     default = options.get("default_label", "Malignant")
-    table = pd.DataFrame({"annotation": [label_of.get(c, default) for c in cells], "sample": samples},
-                         index=pd.Index(cells, dtype=str))
+    table = pd.DataFrame(
+        {"annotation": [label_of.get(c, default) for c in cells], "sample": samples}, index=pd.Index(cells, dtype=str)
+    )
     if not table.index.is_unique:
         raise ValueError(f"duplicated cell ids across {options['matrices']}")
     obs, _ = _obs_for_cells(cells, table, options, "+".join(options["matrices"]))
@@ -647,10 +674,14 @@ def read_seurat_v5_rds(paths: dict[str, Path], options: dict[str, Any]):
     assay = assays[assay_name]
     cls = [str(c) for c in np.atleast_1d(getattr(assay, "class", []))]
     if "Assay5" not in cls:
-        raise ValueError(f"{path.name}: assay {assay_name!r} is {cls}, not a Seurat v5 Assay5 (a v3/v4 Assay keeps "
-                         "counts in its 'counts' slot: convert it with SeuratObject or save it as v5)")
+        raise ValueError(
+            f"{path.name}: assay {assay_name!r} is {cls}, not a Seurat v5 Assay5 (a v3/v4 Assay keeps "
+            "counts in its 'counts' slot: convert it with SeuratObject or save it as v5)"
+        )
     if layer not in assay.layers:
-        raise ValueError(f"{path.name}: assay {assay_name!r} has no layer {layer!r}; it has {sorted(map(str, assay.layers))}")
+        raise ValueError(
+            f"{path.name}: assay {assay_name!r} has no layer {layer!r}; it has {sorted(map(str, assay.layers))}"
+        )
 
     def names(logmap, what: str) -> list[str]:
         col = logmap.sel({logmap.dims[1]: layer}).values.astype(bool)
@@ -660,7 +691,9 @@ def read_seurat_v5_rds(paths: dict[str, Path], options: dict[str, Any]):
     m = assay.layers[layer]
     shape = tuple(int(d) for d in m.Dim)
     if shape != (len(genes), len(cells)):
-        raise ValueError(f"{path.name}: layer {layer!r} is {shape} but the assay names {len(genes)} features x {len(cells)} cells")
+        raise ValueError(
+            f"{path.name}: layer {layer!r} is {shape} but the assay names {len(genes)} features x {len(cells)} cells"
+        )
     X = sp.csc_matrix((np.asarray(m.x, dtype=np.float32), np.asarray(m.i), np.asarray(m.p)), shape=shape).T.tocsr()
     meta = getattr(obj, "meta.data", None)
     if meta is None:
@@ -686,7 +719,7 @@ def _series_matrix_samples(path: Path) -> pd.DataFrame:
                 continue
             key, *values = line.rstrip("\n").split("\t")
             values = [v.strip().strip('"') for v in values]
-            key = key[len("!Sample_"):]
+            key = key[len("!Sample_") :]
             if key == "characteristics_ch1":
                 n_char += 1
                 key = f"characteristics_{n_char}"
@@ -724,7 +757,9 @@ def read_geo_ncbi_counts(paths: dict[str, Path], options: dict[str, Any]):
 NA_RULES = ("refuse", "drop_genes_na_in_every_cell")
 
 
-def _apply_na_rule(M: np.ndarray, genes: list[str], rule: str, source: str) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+def _apply_na_rule(
+    M: np.ndarray, genes: list[str], rule: str, source: str
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """Apply the loader's ``na`` rule to a dense genes x cells matrix (the kept cells only).
 
     ``refuse`` (default): any NA is an :class:`~sasp_atlas.data.validate.InputError`.
@@ -736,26 +771,35 @@ def _apply_na_rule(M: np.ndarray, genes: list[str], rule: str, source: str) -> t
     if rule not in NA_RULES:
         raise InputError(f"{source}: loader option na is {rule!r}; expected one of {', '.join(NA_RULES)}")
     na = np.isnan(M)
-    summary: dict[str, Any] = {"rule": rule, "n_na_values": int(na.sum()), "n_genes_dropped_all_na": 0,
-                               "genes_dropped_all_na": ""}
+    summary: dict[str, Any] = {
+        "rule": rule,
+        "n_na_values": int(na.sum()),
+        "n_genes_dropped_all_na": 0,
+        "genes_dropped_all_na": "",
+    }
     if not summary["n_na_values"]:
         return M, genes, summary
     all_na = na.all(axis=1)
     if rule == "refuse":
-        raise InputError(f"{source}: {summary['n_na_values']:,} NA values in {int(na.any(axis=1).sum()):,} genes "
-                         f"({int(all_na.sum()):,} of them NA in every cell); the atlas does not impute expression. "
-                         "Fix: release the values without NA, or set the loader option "
-                         "na: drop_genes_na_in_every_cell if the NA are whole unmeasured genes")
+        raise InputError(
+            f"{source}: {summary['n_na_values']:,} NA values in {int(na.any(axis=1).sum()):,} genes "
+            f"({int(all_na.sum()):,} of them NA in every cell); the atlas does not impute expression. "
+            "Fix: release the values without NA, or set the loader option "
+            "na: drop_genes_na_in_every_cell if the NA are whole unmeasured genes"
+        )
     scattered = na[~all_na].any(axis=1)
     if scattered.any():
         rows = np.flatnonzero(~all_na)[scattered]
-        raise InputError(f"{source}: {int(scattered.sum()):,} genes are NA in some cells but measured in others "
-                         f"(e.g. {', '.join(genes[i] for i in rows[:5])}); na: drop_genes_na_in_every_cell drops only "
-                         "genes NA in every cell and never imputes. Fix: release the values without NA, or drop "
-                         "these genes upstream and say so in the registry notes")
+        raise InputError(
+            f"{source}: {int(scattered.sum()):,} genes are NA in some cells but measured in others "
+            f"(e.g. {', '.join(genes[i] for i in rows[:5])}); na: drop_genes_na_in_every_cell drops only "
+            "genes NA in every cell and never imputes. Fix: release the values without NA, or drop "
+            "these genes upstream and say so in the registry notes"
+        )
     dropped = [g for g, a in zip(genes, all_na) if a]
-    log.warning("%s: %d of %d genes are NA in every kept cell and are dropped (na: %s)", source, len(dropped),
-                len(genes), rule)
+    log.warning(
+        "%s: %d of %d genes are NA in every kept cell and are dropped (na: %s)", source, len(dropped), len(genes), rule
+    )
     summary.update(n_genes_dropped_all_na=len(dropped), genes_dropped_all_na=";".join(dropped))
     return M[~all_na], [g for g, a in zip(genes, all_na) if not a], summary
 
@@ -789,8 +833,10 @@ def read_se_rds(paths: dict[str, Path], options: dict[str, Any]):
     source = options.get("genes", "names")
     if source == "names":
         if names is None or isinstance(names, str) or len(names) != M.shape[0]:
-            raise ValueError(f"{path.name}: the object's NAMES do not name the {M.shape[0]} assay rows; "
-                             "set the loader option genes: assay_rownames")
+            raise ValueError(
+                f"{path.name}: the object's NAMES do not name the {M.shape[0]} assay rows; "
+                "set the loader option genes: assay_rownames"
+            )
         genes = [str(g) for g in names]
     elif source == "assay_rownames":
         genes = [str(g) for g in mat.coords[mat.dims[0]].values]
@@ -812,8 +858,10 @@ def read_se_rds(paths: dict[str, Path], options: dict[str, Any]):
     M, cells = M[:, keep], [c for c, k in zip(cells, keep) if k]
     M, genes, na_summary = _apply_na_rule(M, genes, options.get("na", "refuse"), path.name)
     obs.attrs["reader_provenance"] = {
-        "columns_dropped_by_name": ";".join(drop), "n_unlabelled_cells_dropped": n_before - len(cells),
-        "na_rule": na_summary["rule"], "n_na_values": na_summary["n_na_values"],
+        "columns_dropped_by_name": ";".join(drop),
+        "n_unlabelled_cells_dropped": n_before - len(cells),
+        "na_rule": na_summary["rule"],
+        "n_na_values": na_summary["n_na_values"],
         "n_genes_dropped_all_na": na_summary["n_genes_dropped_all_na"],
         "genes_dropped_all_na": na_summary["genes_dropped_all_na"],
     }

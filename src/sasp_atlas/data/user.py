@@ -90,8 +90,9 @@ def _open(path: Path, backed: bool | None) -> ad.AnnData:
 
 def is_cellxgene(adata: ad.AnnData) -> bool:
     """True for a CELLxGENE-schema AnnData: ontology-coded cell types, donors and ``feature_name`` symbols."""
-    return {"cell_type", "cell_type_ontology_term_id", "donor_id"} <= set(adata.obs.columns) and \
-        "feature_name" in adata.var.columns
+    return {"cell_type", "cell_type_ontology_term_id", "donor_id"} <= set(
+        adata.obs.columns
+    ) and "feature_name" in adata.var.columns
 
 
 def _to_human(symbols: list[str], notes: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -101,20 +102,37 @@ def _to_human(symbols: list[str], notes: list[str]) -> tuple[list[str], dict[str
     counts = res["status"].value_counts().to_dict()
     unmapped = [s for s, m in zip(symbols, mapped) if not m]
     if unmapped:
-        warn_input(f"mouse -> human (HCOP): {int(mapped.sum())} of {len(symbols)} genes mapped; {len(unmapped)} have no usable "
-              f"human ortholog and keep their mouse symbol, so no signature uses them (e.g. {examples(unmapped)})", notes)
-    return human, {"source": HCOP_SOURCE, **{f"n_{k}": int(v) for k, v in counts.items()}, "n_mapped": int(mapped.sum())}
+        warn_input(
+            f"mouse -> human (HCOP): {int(mapped.sum())} of {len(symbols)} genes mapped; {len(unmapped)} have no usable "
+            f"human ortholog and keep their mouse symbol, so no signature uses them (e.g. {examples(unmapped)})",
+            notes,
+        )
+    return human, {
+        "source": HCOP_SOURCE,
+        **{f"n_{k}": int(v) for k, v in counts.items()},
+        "n_mapped": int(mapped.sum()),
+    }
 
 
-def _user_obs(obs: pd.DataFrame, *, cell_type_key: str, sample_key: str | None, malignant_key: str | None,
-              notes: list[str]) -> pd.DataFrame:
+def _user_obs(
+    obs: pd.DataFrame, *, cell_type_key: str, sample_key: str | None, malignant_key: str | None, notes: list[str]
+) -> pd.DataFrame:
     """The one harmoniser (:func:`sasp_atlas.data.harmonise_obs`) with a user's keys."""
     malignant = as_bool(obs[malignant_key], malignant_key) if malignant_key else False
-    out = harmonise_obs(obs, cell_type_key=cell_type_key, sample_key=sample_key, malignant=malignant,
-                        pseudo_sample=USER_SAMPLE, notes=notes)
+    out = harmonise_obs(
+        obs,
+        cell_type_key=cell_type_key,
+        sample_key=sample_key,
+        malignant=malignant,
+        pseudo_sample=USER_SAMPLE,
+        notes=notes,
+    )
     if sample_key is None:
-        warn_input(f"no sample_key: all cells form one pseudo-sample {USER_SAMPLE!r}, so intervals are over cells and "
-                   "describe these cells only (pass --sample-key to summarise per sample)", notes)
+        warn_input(
+            f"no sample_key: all cells form one pseudo-sample {USER_SAMPLE!r}, so intervals are over cells and "
+            "describe these cells only (pass --sample-key to summarise per sample)",
+            notes,
+        )
     return out
 
 
@@ -122,9 +140,12 @@ def _small_cell_types(adata: ad.AnnData, min_cells: int, notes: list[str]) -> li
     sizes = adata.obs["cell_type"].value_counts()
     small = sizes[sizes < min_cells]
     if len(small):
-        warn_input(f"{len(small)} cell type(s) have fewer than {min_cells} cells: "
-                   f"{examples([f'{ct!r} ({n})' for ct, n in small.items()], 10)}; they are kept and flagged in the "
-                   f"tables ('fewer than {min_cells} cells'): their summaries are unreliable", notes)
+        warn_input(
+            f"{len(small)} cell type(s) have fewer than {min_cells} cells: "
+            f"{examples([f'{ct!r} ({n})' for ct, n in small.items()], 10)}; they are kept and flagged in the "
+            f"tables ('fewer than {min_cells} cells'): their summaries are unreliable",
+            notes,
+        )
     return [str(c) for c in small.index]
 
 
@@ -138,24 +159,41 @@ def _declared_value_type(value_type: str, stats: dict[str, Any]) -> str:
     if value_type not in USER_VALUE_TYPES:
         raise InputError(f"unknown value type {value_type!r} (--value-type); one of {', '.join(USER_VALUE_TYPES)}")
     if value_type == "raw_counts" and not stats["integer"]:
-        raise InputError("--value-type raw_counts but the values are not integers: they look normalised already; "
-                         "leave --value-type out to detect log-normalised values, or name the linear scale (tpm, ...)")
+        raise InputError(
+            "--value-type raw_counts but the values are not integers: they look normalised already; "
+            "leave --value-type out to detect log-normalised values, or name the linear scale (tpm, ...)"
+        )
     if value_type in ("log_normalised", "log2_tpm10_plus1") and stats["max"] > LOG_MAX:
-        raise InputError(f"--value-type {value_type} but the values reach {stats['max']:.6g} (> {LOG_MAX:g}): they are "
-                         "not log-transformed; name the linear scale instead (--value-type tpm or tpm_like)")
+        raise InputError(
+            f"--value-type {value_type} but the values reach {stats['max']:.6g} (> {LOG_MAX:g}): they are "
+            "not log-transformed; name the linear scale instead (--value-type tpm or tpm_like)"
+        )
     return value_type
 
 
-def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None, sample_key: str | None, species: str,
-                  malignant_key: str | None, min_cells: int, layer: str | None, gene_symbols_key: str | None,
-                  notes: list[str], value_type: str | None = None) -> tuple[ad.AnnData, dict[str, Any]]:
+def _read_checked(
+    src: ad.AnnData,
+    file_name: str,
+    *,
+    cell_type_key: str | None,
+    sample_key: str | None,
+    species: str,
+    malignant_key: str | None,
+    min_cells: int,
+    layer: str | None,
+    gene_symbols_key: str | None,
+    notes: list[str],
+    value_type: str | None = None,
+) -> tuple[ad.AnnData, dict[str, Any]]:
     """Checks 2-5 of the module doc on an opened (possibly backed) file; returns the raw harmonised
     AnnData (float32 CSR, symbols as var_names, not yet normalised) and what was found."""
     obs_cols = list(map(str, src.obs.columns))
     if cell_type_key is None:
         if "cell_type" not in src.obs:
-            raise InputError(f"no cell_type_key given and obs has no 'cell_type' column: pass --cell-type-key "
-                             f"(cell_type_key=...); available obs columns: {obs_cols}")
+            raise InputError(
+                f"no cell_type_key given and obs has no 'cell_type' column: pass --cell-type-key "
+                f"(cell_type_key=...); available obs columns: {obs_cols}"
+            )
         cell_type_key = "cell_type"
     for what, key in (("cell_type_key", cell_type_key), ("sample_key", sample_key), ("malignant_key", malignant_key)):
         if key is not None and key not in src.obs:
@@ -166,11 +204,15 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
     X, var, where = select_matrix(src, layer)
     symbols, symbol_source = gene_symbols(var, species, gene_symbols_key, notes)
     check_species(symbols, species)
-    stats = (scan_matrix_lazy(X, where, layer_hint(src)) if is_lazy(X) else
-             scan_matrix(X, src.obs_names, pd.Index(map(str, var.index)), where, layer_hint(src)))
+    stats = (
+        scan_matrix_lazy(X, where, layer_hint(src))
+        if is_lazy(X)
+        else scan_matrix(X, src.obs_names, pd.Index(map(str, var.index)), where, layer_hint(src))
+    )
     declared = value_type is not None
-    value_type = (_declared_value_type(value_type, stats) if declared else
-                  detect_value_type(stats["integer"], stats["max"]))
+    value_type = (
+        _declared_value_type(value_type, stats) if declared else detect_value_type(stats["integer"], stats["max"])
+    )
 
     orthologs: dict[str, Any] = {}
     if species == "mouse":
@@ -189,17 +231,26 @@ def _read_checked(src: ad.AnnData, file_name: str, *, cell_type_key: str | None,
     else:
         blocks = [sp.csr_matrix(b[:, keep], dtype=np.float32) for _, b in row_blocks(X, src.n_obs, len(var))]
         matrix = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-    obs = _user_obs(src.obs, cell_type_key=cell_type_key, sample_key=sample_key, malignant_key=malignant_key,
-                    notes=notes)
+    obs = _user_obs(
+        src.obs, cell_type_key=cell_type_key, sample_key=sample_key, malignant_key=malignant_key, notes=notes
+    )
     var_out = pd.DataFrame({"feature_id": [str(var.index[i]) for i in keep]}, index=pd.Index(names, name="gene_symbol"))
     if species == "mouse":
         var_out["mouse_symbol"] = [symbols[i] for i in keep]
     adata = ad.AnnData(X=matrix, obs=obs, var=var_out)
     harmonise_cell_types(adata, dataset_id=None)  # no crosswalk for a user's labels: the label is the cell type
     small = _small_cell_types(adata, min_cells, notes)
-    info = {"cell_type_key": cell_type_key, "value_type": value_type, "declared": declared, "max": stats["max"],
-            "integer": stats["integer"], "where": where,
-            "source": symbol_source, "orthologs": orthologs, "small": small}
+    info = {
+        "cell_type_key": cell_type_key,
+        "value_type": value_type,
+        "declared": declared,
+        "max": stats["max"],
+        "integer": stats["integer"],
+        "where": where,
+        "source": symbol_source,
+        "orthologs": orthologs,
+        "small": small,
+    }
     return adata, info
 
 
@@ -209,11 +260,22 @@ def user_dataset_id(path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- the public entry points
-def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample_key: str | None = None,
-                   species: str = "human", malignant_key: str | None = None, cancer_type: str = "unknown",
-                   min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None, gene_symbols_key: str | None = None,
-                   backed: bool | None = None, lazy: bool = False,
-                   chunk_rows: int = DEFAULT_CHUNK_ROWS, value_type: str | None = None) -> tuple[Dataset, ad.AnnData]:
+def load_user_data(
+    path: str | Path,
+    *,
+    cell_type_key: str | None = None,
+    sample_key: str | None = None,
+    species: str = "human",
+    malignant_key: str | None = None,
+    cancer_type: str = "unknown",
+    min_cells: int = DEFAULT_MIN_CELLS,
+    layer: str | None = None,
+    gene_symbols_key: str | None = None,
+    backed: bool | None = None,
+    lazy: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    value_type: str | None = None,
+) -> tuple[Dataset, ad.AnnData]:
     """Read and validate a user's ``.h5ad``; return ``(Dataset record, harmonised AnnData)``.
 
     Parameters
@@ -272,25 +334,49 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     if species not in ("human", "mouse"):
         raise InputError(f"species must be 'human' or 'mouse', not {species!r} (--species)")
     notes: list[str] = []
-    src = (read_lazy(path, chunk_rows=chunk_rows, layers=[layer] if layer not in (None, "raw") else [],
-                     raw=True if layer == "raw" else None)
-           if lazy else _open(path, backed))
+    src = (
+        read_lazy(
+            path,
+            chunk_rows=chunk_rows,
+            layers=[layer] if layer not in (None, "raw") else [],
+            raw=True if layer == "raw" else None,
+        )
+        if lazy
+        else _open(path, backed)
+    )
     if is_cellxgene(src):  # the schema says where things are: no options needed
         if sample_key is None and "donor_id" in src.obs:
             sample_key = "donor_id"
         if layer is None and src.raw is not None:
             layer = "raw"
-        notes.append("CELLxGENE-schema file: donors (obs['donor_id']) are the samples"
-                     + (", raw counts from raw.X" if layer == "raw" else "")
-                     + ", gene symbols from var['feature_name'], Cell Ontology ids from obs['cell_type_ontology_term_id']")
+        notes.append(
+            "CELLxGENE-schema file: donors (obs['donor_id']) are the samples"
+            + (", raw counts from raw.X" if layer == "raw" else "")
+            + ", gene symbols from var['feature_name'], Cell Ontology ids from obs['cell_type_ontology_term_id']"
+        )
     try:
-        adata, info = _read_checked(src, path.name, cell_type_key=cell_type_key, sample_key=sample_key, species=species,
-                                    malignant_key=malignant_key, min_cells=min_cells, layer=layer,
-                                    gene_symbols_key=gene_symbols_key, notes=notes, value_type=value_type)
+        adata, info = _read_checked(
+            src,
+            path.name,
+            cell_type_key=cell_type_key,
+            sample_key=sample_key,
+            species=species,
+            malignant_key=malignant_key,
+            min_cells=min_cells,
+            layer=layer,
+            gene_symbols_key=gene_symbols_key,
+            notes=notes,
+            value_type=value_type,
+        )
     finally:
         if src.isbacked:
             src.file.close()
-    cell_type_key, value_type, where, symbol_source = info["cell_type_key"], info["value_type"], info["where"], info["source"]
+    cell_type_key, value_type, where, symbol_source = (
+        info["cell_type_key"],
+        info["value_type"],
+        info["where"],
+        info["source"],
+    )
     symbol_resolution = resolve_var_names(adata)
     if value_type == "raw_counts" and is_lazy(adata.X):
         adata.X = normalise_lazy(adata.X)
@@ -300,41 +386,77 @@ def load_user_data(path: str | Path, *, cell_type_key: str | None = None, sample
     elif value_type == "log_normalised":
         norm = f"log-normalised values as provided (non-integer, max <= {LOG_MAX:g}); used as they are"
     elif is_lazy(adata.X):
-        raise InputError(f"--value-type {value_type} is normalised in memory: score this file without --dask (or "
-                         "convert it to raw counts or log-normalised values)")
+        raise InputError(
+            f"--value-type {value_type} is normalised in memory: score this file without --dask (or "
+            "convert it to raw counts or log-normalised values)"
+        )
     else:
         norm = normalise(adata, value_type)["method"]
     if not is_lazy(adata.X):
         adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
 
     sha, size = store_sha_size(path) if lazy else (file_sha256(path), path.stat().st_size)
-    detected = (f"{value_type}: declared (--value-type); maximum {info['max']:.4g}" if info["declared"] else
-                f"{value_type}: every value is an integer" if value_type == "raw_counts" else
-                f"{value_type}: non-integer values, maximum {info['max']:.4g} <= {LOG_MAX:g}")
-    keys = {"cell_type_key": cell_type_key, "sample_key": sample_key or "", "malignant_key": malignant_key or "",
-            "layer": layer or "", "gene_symbols": symbol_source, "species": species}
-    summary = (f"{adata.n_obs:,} cells x {adata.n_vars:,} genes from {path.name} ({where}); cell types from "
-               f"obs[{cell_type_key!r}], samples from {f'obs[{sample_key!r}]' if sample_key else 'one pseudo-sample'}; "
-               f"gene symbols from {symbol_source} ({species}); value type{'' if info['declared'] else ' detected'}: "
-               f"{detected}.")
+    detected = (
+        f"{value_type}: declared (--value-type); maximum {info['max']:.4g}"
+        if info["declared"]
+        else f"{value_type}: every value is an integer"
+        if value_type == "raw_counts"
+        else f"{value_type}: non-integer values, maximum {info['max']:.4g} <= {LOG_MAX:g}"
+    )
+    keys = {
+        "cell_type_key": cell_type_key,
+        "sample_key": sample_key or "",
+        "malignant_key": malignant_key or "",
+        "layer": layer or "",
+        "gene_symbols": symbol_source,
+        "species": species,
+    }
+    summary = (
+        f"{adata.n_obs:,} cells x {adata.n_vars:,} genes from {path.name} ({where}); cell types from "
+        f"obs[{cell_type_key!r}], samples from {f'obs[{sample_key!r}]' if sample_key else 'one pseudo-sample'}; "
+        f"gene symbols from {symbol_source} ({species}); value type{'' if info['declared'] else ' detected'}: "
+        f"{detected}."
+    )
     entry = {
-        "id": user_dataset_id(path), "title": f"User data: {path.name}", "species": species,
-        "cancer_type": cancer_type, "cancer_type_short": cancer_type, "cancer_type_ontology_id": "",
-        "tissue": "user data", "technology": "unknown", "value_type": value_type,
+        "id": user_dataset_id(path),
+        "title": f"User data: {path.name}",
+        "species": species,
+        "cancer_type": cancer_type,
+        "cancer_type_short": cancer_type,
+        "cancer_type_ontology_id": "",
+        "tissue": "user data",
+        "technology": "unknown",
+        "value_type": value_type,
         "publication": {"citation": f"User-provided data: {path.name}", "doi": "", "accession": ""},
-        "license": "user data", "trust": USER_TRUST,
+        "license": "user data",
+        "trust": USER_TRUST,
         "files": [{"name": path.name, "url": f"file://{path}", "sha256": sha, "size": size}],
         "notes": " ".join([summary] + notes),
     }
     adata.uns["provenance"] = {
-        "dataset_id": entry["id"], "title": entry["title"], "cancer_type": cancer_type, "cancer_type_short": cancer_type,
-        "cancer_type_ontology_id": "", "tissue": "user data", "technology": "unknown",
-        "citation": entry["publication"]["citation"], "doi": "", "accession": "", "license": "user data",
-        "file": path.name, "sha256": sha, "value_type": value_type, "value_type_detected": detected,
-        "normalisation": norm, "symbol_resolution": symbol_resolution, "orthologs": info["orthologs"], "keys": keys,
-        "min_cells": int(min_cells), "small_cell_types": info["small"], "warnings": notes,
+        "dataset_id": entry["id"],
+        "title": entry["title"],
+        "cancer_type": cancer_type,
+        "cancer_type_short": cancer_type,
+        "cancer_type_ontology_id": "",
+        "tissue": "user data",
+        "technology": "unknown",
+        "citation": entry["publication"]["citation"],
+        "doi": "",
+        "accession": "",
+        "license": "user data",
+        "file": path.name,
+        "sha256": sha,
+        "value_type": value_type,
+        "value_type_detected": detected,
+        "normalisation": norm,
+        "symbol_resolution": symbol_resolution,
+        "orthologs": info["orthologs"],
+        "keys": keys,
+        "min_cells": int(min_cells),
+        "small_cell_types": info["small"],
+        "warnings": notes,
         "files": {path.name: {"url": entry["files"][0]["url"], "sha256": sha, "size": size}},
     }
     log.info("user data %s: %s", path.name, summary)
     return Dataset(entry), adata
-

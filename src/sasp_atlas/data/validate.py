@@ -23,13 +23,38 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["InputError", "InputWarning", "SYMBOL_COLUMNS", "LOG_MAX", "BLOCK_BYTES", "warn_input", "examples",
-           "layer_hint", "select_matrix", "row_blocks", "scan_matrix", "detect_value_type", "gene_symbols",
-           "check_species", "dedupe_genes", "as_bool", "is_ensembl"]
+__all__ = [
+    "InputError",
+    "InputWarning",
+    "SYMBOL_COLUMNS",
+    "LOG_MAX",
+    "BLOCK_BYTES",
+    "warn_input",
+    "examples",
+    "layer_hint",
+    "select_matrix",
+    "row_blocks",
+    "scan_matrix",
+    "detect_value_type",
+    "gene_symbols",
+    "check_species",
+    "dedupe_genes",
+    "as_bool",
+    "is_ensembl",
+]
 
 #: var columns searched (in this order) for gene symbols when ``var_names`` are Ensembl ids
-SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "symbol", "symbols", "gene_name", "gene_names",
-                  "gene", "genes")
+SYMBOL_COLUMNS = (
+    "feature_name",
+    "gene_symbols",
+    "gene_symbol",
+    "symbol",
+    "symbols",
+    "gene_name",
+    "gene_names",
+    "gene",
+    "genes",
+)
 #: non-integer values above this are not log-normalised (log1p of CP10k reaches ~9, log2(TPM+1) ~20)
 LOG_MAX = 30.0
 #: bytes of dense float32 values per block when scanning or reading the matrix in row blocks
@@ -60,7 +85,9 @@ def examples(items, n: int = 5) -> str:
 def layer_hint(adata: ad.AnnData) -> str:
     layers = list(adata.layers.keys())
     raw = adata.raw is not None
-    have = (f"this file has layers {layers}" if layers else "this file has no layers") + (" and adata.raw" if raw else "")
+    have = (f"this file has layers {layers}" if layers else "this file has no layers") + (
+        " and adata.raw" if raw else ""
+    )
     return f"layer=NAME / --layer NAME ('raw' for adata.raw); {have}"
 
 
@@ -86,7 +113,7 @@ def row_blocks(X, n_obs: int, n_vars: int):
         X = X.tocsr()
     step = max(1, BLOCK_BYTES // max(1, 4 * n_vars))
     for r0 in range(0, n_obs, step):
-        block = X[r0:min(r0 + step, n_obs)]
+        block = X[r0 : min(r0 + step, n_obs)]
         yield r0, (sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block))
 
 
@@ -119,8 +146,10 @@ def scan_matrix(X, obs_names: pd.Index, var_names: pd.Index, where: str, hint: s
             rows, cols = _positions(block, flat)
             bad_cells.update((r0 + rows).tolist())
             bad_genes.update(cols.tolist())
-            first_bad += [f"cell {obs_names[r0 + r]!r} x gene {var_names[c]!r} = {values[i]}"
-                          for i, r, c in zip(flat[:5], rows[:5], cols[:5])][:5 - len(first_bad)]
+            first_bad += [
+                f"cell {obs_names[r0 + r]!r} x gene {var_names[c]!r} = {values[i]}"
+                for i, r, c in zip(flat[:5], rows[:5], cols[:5])
+            ][: 5 - len(first_bad)]
             values = values[finite]
             if values.size == 0:
                 continue
@@ -137,12 +166,14 @@ def scan_matrix(X, obs_names: pd.Index, var_names: pd.Index, where: str, hint: s
         raise InputError(
             f"{where} holds {n_nan + n_inf} non-finite value(s) ({n_nan} NaN, {n_inf} infinite) in {len(cells)} cell(s) "
             f"and {len(genes)} gene(s): {'; '.join(first_bad)}. Cells: {examples(cells)}. Genes: {examples(genes)}. "
-            f"Scores need finite values: fix them where the matrix was made, or pass another layer ({hint})")
+            f"Scores need finite values: fix them where the matrix was made, or pass another layer ({hint})"
+        )
     if n_neg:
         raise InputError(
             f"{where} holds {n_neg} negative value(s) (minimum {vmin:.4g}, in {len(neg_cells)} of {n_obs} cells): it looks "
             "scaled (z-scored, e.g. sc.pp.scale) or batch-corrected. Scores need unscaled (not z-scored) expression: pass "
-            f"the log-normalised layer or the raw counts ({hint})")
+            f"the log-normalised layer or the raw counts ({hint})"
+        )
     if n_stored == 0 or vmax <= 0:
         raise InputError(f"{where} holds no non-zero value ({n_obs} cells x {n_vars} genes); nothing to score")
     return {"integer": integer, "max": vmax, "min": vmin}
@@ -160,34 +191,50 @@ def detect_value_type(integer: bool, vmax: float) -> str:
         "look linear-scale normalised (TPM/CPM) or corrected counts. Say what they are with --value-type "
         "(value_type=...): --value-type tpm for full-scale TPM (e.g. Smart-seq2 or Fluidigm C1), tpm_like for "
         "TPM/10; they are then normalised as the registry's loader does (log2(TPM/10 + 1)). Or pass raw counts or "
-        "log-normalised values")
+        "log-normalised values"
+    )
 
 
 # --------------------------------------------------------------------------- genes
-def gene_symbols(var: pd.DataFrame, species: str, gene_symbols_key: str | None, notes: list[str]) -> tuple[list[str], str]:
+def gene_symbols(
+    var: pd.DataFrame, species: str, gene_symbols_key: str | None, notes: list[str]
+) -> tuple[list[str], str]:
     """Gene symbols for the matrix columns, and where they came from."""
     ids = [str(g) for g in var.index]
     ens = [g for g in ids if _ENSEMBL.match(g)]
     if ens:
         mouse_ids = sum(g.startswith("ENSMUSG") for g in ens)
         if species == "human" and mouse_ids > len(ens) / 2:
-            raise InputError(f"var_names are mouse Ensembl ids ({examples(ens, 3)}) but species is 'human': pass "
-                             "--species mouse (species='mouse')")
+            raise InputError(
+                f"var_names are mouse Ensembl ids ({examples(ens, 3)}) but species is 'human': pass "
+                "--species mouse (species='mouse')"
+            )
         if species == "mouse" and mouse_ids < len(ens) / 2:
-            raise InputError(f"var_names are human Ensembl ids ({examples(ens, 3)}) but species is 'mouse': pass "
-                             "--species human (species='human')")
+            raise InputError(
+                f"var_names are human Ensembl ids ({examples(ens, 3)}) but species is 'mouse': pass "
+                "--species human (species='human')"
+            )
     if gene_symbols_key is not None:
         if gene_symbols_key not in var:
-            raise InputError(f"var column {gene_symbols_key!r} (gene_symbols_key) not found; var columns: {list(var.columns)}")
+            raise InputError(
+                f"var column {gene_symbols_key!r} (gene_symbols_key) not found; var columns: {list(var.columns)}"
+            )
         key = gene_symbols_key
     elif len(ens) > len(ids) / 2:
-        key = next((c for c in SYMBOL_COLUMNS if c in var and
-                    var[c].astype(str).map(lambda s: not _ENSEMBL.match(s)).mean() > 0.5), None)
+        key = next(
+            (
+                c
+                for c in SYMBOL_COLUMNS
+                if c in var and var[c].astype(str).map(lambda s: not _ENSEMBL.match(s)).mean() > 0.5
+            ),
+            None,
+        )
         if key is None:
             raise InputError(
                 f"var_names are Ensembl ids ({examples(ens, 3)}) and no gene symbol column was found in var (looked for "
                 f"{', '.join(SYMBOL_COLUMNS)}); var columns: {list(var.columns)}. Signatures are gene symbols: add a "
-                "symbol column (e.g. adata.var['gene_symbols']) or name it with gene_symbols_key / --gene-symbols-key")
+                "symbol column (e.g. adata.var['gene_symbols']) or name it with gene_symbols_key / --gene-symbols-key"
+            )
     else:
         return ids, "var_names"
     col = var[key].astype(object)
@@ -195,7 +242,9 @@ def gene_symbols(var: pd.DataFrame, species: str, gene_symbols_key: str | None, 
     symbols = [str(v) if ok else i for v, ok, i in zip(col, given, ids)]
     if not all(given):
         missing = [i for ok, i in zip(given, ids) if not ok]
-        warn_input(f"{len(missing)} gene(s) have no symbol in var[{key!r}]; they keep their id ({examples(missing)})", notes)
+        warn_input(
+            f"{len(missing)} gene(s) have no symbol in var[{key!r}]; they keep their id ({examples(missing)})", notes
+        )
     return symbols, f"var[{key!r}]"
 
 
@@ -206,11 +255,15 @@ def check_species(symbols: list[str], species: str) -> None:
     mouse_like = [s for s in named if s[0].isupper() and s != s.upper() and not _HUMAN_ORF.match(s)]
     human_like = [s for s in named if s == s.upper()]
     if species == "human" and len(mouse_like) > 0.5 * len(named):
-        raise InputError(f"the gene symbols look like mouse symbols ({len(mouse_like)} of {len(named)} are capitalised like "
-                         f"{examples(mouse_like, 4)}) but species is 'human': pass --species mouse (species='mouse')")
+        raise InputError(
+            f"the gene symbols look like mouse symbols ({len(mouse_like)} of {len(named)} are capitalised like "
+            f"{examples(mouse_like, 4)}) but species is 'human': pass --species mouse (species='mouse')"
+        )
     if species == "mouse" and len(human_like) > 0.5 * len(named):
-        raise InputError(f"the gene symbols look like human symbols ({len(human_like)} of {len(named)} are upper-case like "
-                         f"{examples(human_like, 4)}) but species is 'mouse': pass --species human (species='human')")
+        raise InputError(
+            f"the gene symbols look like human symbols ({len(human_like)} of {len(named)} are upper-case like "
+            f"{examples(human_like, 4)}) but species is 'mouse': pass --species human (species='human')"
+        )
 
 
 def dedupe_genes(names: list[str], what: str, notes: list[str]) -> np.ndarray:
@@ -221,8 +274,11 @@ def dedupe_genes(names: list[str], what: str, notes: list[str]) -> np.ndarray:
     if dup.any():
         counts = s[s.isin(s[dup])].value_counts()
         shown = examples([f"{g} ({n} columns)" for g, n in counts.items()])
-        warn_input(f"{int(dup.sum())} column(s) repeat a gene symbol{' ' + what if what else ''}: the first column of "
-                   f"each symbol is kept, the others dropped ({len(counts)} symbol(s), e.g. {shown})", notes)
+        warn_input(
+            f"{int(dup.sum())} column(s) repeat a gene symbol{' ' + what if what else ''}: the first column of "
+            f"each symbol is kept, the others dropped ({len(counts)} symbol(s), e.g. {shown})",
+            notes,
+        )
     return np.flatnonzero(~dup.to_numpy())
 
 
@@ -231,14 +287,17 @@ def as_bool(col: pd.Series, key: str) -> np.ndarray:
     if col.dtype == bool:
         return col.to_numpy()
     if col.isna().any():
-        raise InputError(f"obs[{key!r}] (malignant_key) has {int(col.isna().sum())} missing value(s); it must be True/False")
+        raise InputError(
+            f"obs[{key!r}] (malignant_key) has {int(col.isna().sum())} missing value(s); it must be True/False"
+        )
     text = col.astype(str).str.strip().str.lower()
     truth = {"true": True, "1": True, "1.0": True, "yes": True, "false": False, "0": False, "0.0": False, "no": False}
     bad = sorted(set(text) - set(truth))
     if bad:
-        raise InputError(f"obs[{key!r}] (malignant_key) must be boolean (True/False, 1/0 or yes/no); found {examples(bad)}")
+        raise InputError(
+            f"obs[{key!r}] (malignant_key) must be boolean (True/False, 1/0 or yes/no); found {examples(bad)}"
+        )
     return text.map(truth).to_numpy(bool)
-
 
 
 def is_ensembl(name: str) -> bool:

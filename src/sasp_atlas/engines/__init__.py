@@ -45,15 +45,41 @@ from ._registry import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, METHODS, 
 from .null import NULL_COLUMNS, celltype_null, draw_null_sets
 
 #: names whose modules import dask, imported when first used (``sasp_atlas.engines.DaskMatrixContext``)
-_DASK_NAMES = {"DaskMatrixContext": "sasp_atlas.engines._dask", "WORKER_ENVIRON": "sasp_atlas.engines._dask",
-               "local_worker_config": "sasp_atlas.engines._dask", "read_lazy": "sasp_atlas.data.lazy",
-               "CorruptChunkError": "sasp_atlas.data.lazy"}
+_DASK_NAMES = {
+    "DaskMatrixContext": "sasp_atlas.engines._dask",
+    "WORKER_ENVIRON": "sasp_atlas.engines._dask",
+    "local_worker_config": "sasp_atlas.engines._dask",
+    "read_lazy": "sasp_atlas.data.lazy",
+    "CorruptChunkError": "sasp_atlas.data.lazy",
+}
 
-__all__ = ["list_methods", "get_method", "score", "method_concordance", "Concordance", "MethodMeta", "Plan",
-           "MatrixContext", "matrix_context", "compute_scores", "group_means", "reduce_statistics", "METHODS",
-           "DEFAULT_METHOD", "DASK_METHODS", "ALL_CELL_METHODS", "celltype_null", "draw_null_sets", "NULL_COLUMNS",
-           "gsva_kernel_terms", "husi_scores", "husi_minmax", "husi_sse_split", "load_husi_model",
-           *_DASK_NAMES]
+__all__ = [
+    "list_methods",
+    "get_method",
+    "score",
+    "method_concordance",
+    "Concordance",
+    "MethodMeta",
+    "Plan",
+    "MatrixContext",
+    "matrix_context",
+    "compute_scores",
+    "group_means",
+    "reduce_statistics",
+    "METHODS",
+    "DEFAULT_METHOD",
+    "DASK_METHODS",
+    "ALL_CELL_METHODS",
+    "celltype_null",
+    "draw_null_sets",
+    "NULL_COLUMNS",
+    "gsva_kernel_terms",
+    "husi_scores",
+    "husi_minmax",
+    "husi_sse_split",
+    "load_husi_model",
+    *_DASK_NAMES,
+]
 
 
 def __getattr__(name: str):

@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 META = MethodMeta(
     name="aucell",
     description="AUCell: area under the recovery curve of the signature genes within the top n_up "
-                "genes of each cell's ranking; equals decoupler.mt.aucell",
+    "genes of each cell's ranking; equals decoupler.mt.aucell",
     value_range=(0.0, 1.0),
     reference="https://doi.org/10.1038/nmeth.4463",
     assumptions="any per-cell monotone scale (counts or log-normalised give the same ranks); ties "
-                "(zeros and shared counts) broken by a seeded random gene order",
+    "(zeros and shared counts) broken by a seeded random gene order",
     kind="rank",
     defaults={"n_up": None},
     gene_statistics=("column_nnz",),
@@ -63,8 +63,24 @@ def _add(out, r, g, lk_ptr, lk_set, c):
 
 
 @numba.njit(parallel=True, cache=True)
-def aucell_sums(indptr, indices, data, bits, start, end, lk_ptr, lk_set, shufpos, n_feat, n_up, sig_genes,
-                max_nnz, log2_table, n_threads, out):
+def aucell_sums(
+    indptr,
+    indices,
+    data,
+    bits,
+    start,
+    end,
+    lk_ptr,
+    lk_set,
+    shufpos,
+    n_feat,
+    n_up,
+    sig_genes,
+    max_nnz,
+    log2_table,
+    n_threads,
+    out,
+):
     """``out[r, s] += sum over genes g of set s with ordinal rank r_g < n_up of (n_up - r_g)``."""
     n = end - start
     if n <= 0:
@@ -92,8 +108,9 @@ def aucell_sums(indptr, indices, data, bits, start, end, lk_ptr, lk_set, shufpos
             i = start + r
             a = indptr[i]
             b = indptr[i + 1]
-            d = row_tie_groups(data, bits, a, b, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask,
-                               ent_slot, dist_slot)
+            d = row_tie_groups(
+                data, bits, a, b, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask, ent_slot, dist_slot
+            )
             sort_groups_descending(dist_slot, d, tab_val)
             n_pos = 0
             n_nonzero = 0
@@ -188,8 +205,11 @@ def tie_break_positions(detected: np.ndarray, random_state: int | None) -> np.nd
     """Position of every gene in the tie-break order (-1 for undetected genes), as decoupler's
     ``_break_ties``: a ``default_rng(seed).choice`` permutation of the detected genes."""
     n_feat = len(detected)
-    perm = (np.random.default_rng(seed=random_state).choice(np.arange(n_feat), n_feat, replace=False)
-            if random_state is not None else np.arange(n_feat))
+    perm = (
+        np.random.default_rng(seed=random_state).choice(np.arange(n_feat), n_feat, replace=False)
+        if random_state is not None
+        else np.arange(n_feat)
+    )
     pos = np.full(detected.max() + 1 if n_feat else 0, -1, dtype=np.int64)
     pos[detected[perm]] = np.arange(n_feat)
     return pos
@@ -205,8 +225,24 @@ class AUCellPlan(Plan):
 
     def compute(self, indptr, indices, data, start, end, out):
         max_nnz, log2_table = table_bits(indptr, start, end)
-        aucell_sums(indptr, indices, data, value_bits(data), start, end, self.lk_ptr, self.lk_set, self.shufpos,
-                    self.n_feat, self.n_up, self.sig_genes, max_nnz, log2_table, numba.get_num_threads(), out)
+        aucell_sums(
+            indptr,
+            indices,
+            data,
+            value_bits(data),
+            start,
+            end,
+            self.lk_ptr,
+            self.lk_set,
+            self.shufpos,
+            self.n_feat,
+            self.n_up,
+            self.sig_genes,
+            max_nnz,
+            log2_table,
+            numba.get_num_threads(),
+            out,
+        )
         out *= self.scale
 
 

@@ -41,9 +41,16 @@ class MethodMeta:
     signed: str | None = "score(up) - score(down)"
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "value_range": self.value_range,
-                "reference": self.reference, "assumptions": self.assumptions, "kind": self.kind,
-                "params": dict(self.defaults), "signed": self.signed}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "value_range": self.value_range,
+            "reference": self.reference,
+            "assumptions": self.assumptions,
+            "kind": self.kind,
+            "params": dict(self.defaults),
+            "signed": self.signed,
+        }
 
 
 class Plan:
@@ -71,8 +78,15 @@ class LinearPlan(Plan):
     """A score that is a weighted sum of a cell's values plus a per-set constant:
     ``X @ diag(gene_scale) @ W + offset`` (``gene_scale``: optional per-gene factor, genes x 1)."""
 
-    def __init__(self, weights: sp.spmatrix, offset: np.ndarray | None = None, *, gene_scale: np.ndarray | None = None,
-                 set_info: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        weights: sp.spmatrix,
+        offset: np.ndarray | None = None,
+        *,
+        gene_scale: np.ndarray | None = None,
+        set_info: list[dict[str, Any]] | None = None,
+        params: dict[str, Any] | None = None,
+    ):
         W = sp.csr_matrix(weights, dtype=np.float64)
         W.sum_duplicates()
         self.n_sets = W.shape[1]
@@ -143,8 +157,11 @@ class SignedPlan(Plan):
 def gene_lookup(gene_sets: list[np.ndarray], n_genes: int) -> tuple[np.ndarray, np.ndarray]:
     """Gene -> sets it belongs to, as CSR arrays ``(ptr, set_ids)`` (the kernels' lookup table)."""
     rows = np.concatenate([np.asarray(g, dtype=np.int64) for g in gene_sets]) if gene_sets else np.empty(0, np.int64)
-    cols = np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(gene_sets)]) if gene_sets \
+    cols = (
+        np.concatenate([np.full(len(g), k, dtype=np.int64) for k, g in enumerate(gene_sets)])
+        if gene_sets
         else np.empty(0, np.int64)
+    )
     M = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_genes, len(gene_sets)))
     M.sum_duplicates()
     return M.indptr.astype(np.int64), M.indices.astype(np.int64)

@@ -27,10 +27,16 @@ class Concordance(NamedTuple):
     concordance: pd.DataFrame
 
 
-def method_concordance(adata: AnnData, signatures: Signatures, *,
-                       methods: Sequence[str] = ("scanpy", "aucell", "ucell", "zmean"), groupby: str = CELL_TYPE_KEY,
-                       random_state: int | None = 0, layer: str | None = None,
-                       params: Mapping[str, Mapping[str, Any]] | None = None) -> Concordance:
+def method_concordance(
+    adata: AnnData,
+    signatures: Signatures,
+    *,
+    methods: Sequence[str] = ("scanpy", "aucell", "ucell", "zmean"),
+    groupby: str = CELL_TYPE_KEY,
+    random_state: int | None = 0,
+    layer: str | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Concordance:
     """Score with each method and compare what they say about which groups are high.
 
     For every method the signatures are scored (same gene matching, same matrix; ``adata`` is not
@@ -80,18 +86,37 @@ def method_concordance(adata: AnnData, signatures: Signatures, *,
         for k, gs in enumerate(gene_sets):
             ranks = pd.Series(means[:, k]).rank(ascending=False, method="min").to_numpy()
             for j, label in enumerate(labels):
-                mean_rows.append({"signature": gs.name, groupby: label, "method": module.META.name,
-                                  "mean": means[j, k], "rank": int(ranks[j]), "n_cells": int(counts[j])})
+                mean_rows.append(
+                    {
+                        "signature": gs.name,
+                        groupby: label,
+                        "method": module.META.name,
+                        "mean": means[j, k],
+                        "rank": int(ranks[j]),
+                        "n_cells": int(counts[j]),
+                    }
+                )
     conc_rows = []
     for a, b in combinations(methods, 2):
         for k, gs in enumerate(gene_sets):
             ca, ma = per_method[a][0][:, k], per_method[a][1][:, k]
             cb, mb = per_method[b][0][:, k], per_method[b][1][:, k]
-            conc_rows.append({"signature": gs.name, "method_a": a, "method_b": b,
-                              "spearman_groups": _spearman(ma, mb), "spearman_cells": _spearman(ca, cb),
-                              "n_groups": len(labels)})
-    return Concordance(pd.DataFrame(mean_rows), pd.DataFrame(conc_rows,
-                       columns=["signature", "method_a", "method_b", "spearman_groups", "spearman_cells", "n_groups"]))
+            conc_rows.append(
+                {
+                    "signature": gs.name,
+                    "method_a": a,
+                    "method_b": b,
+                    "spearman_groups": _spearman(ma, mb),
+                    "spearman_cells": _spearman(ca, cb),
+                    "n_groups": len(labels),
+                }
+            )
+    return Concordance(
+        pd.DataFrame(mean_rows),
+        pd.DataFrame(
+            conc_rows, columns=["signature", "method_a", "method_b", "spearman_groups", "spearman_cells", "n_groups"]
+        ),
+    )
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -82,8 +82,13 @@ log = logging.getLogger(__name__)
 __all__ = ["DaskMatrixContext", "WORKER_ENVIRON", "local_worker_config"]
 
 #: the reduction that gives each gene statistic of :class:`~sasp_atlas.engines.MatrixContext`
-_KIND_OF = {"scanpy_gene_means": "f32", "exact_gene_means": "exact", "seurat_gene_averages": "f64",
-            "column_nnz": "moments", "gene_mean_sd": "moments"}
+_KIND_OF = {
+    "scanpy_gene_means": "f32",
+    "exact_gene_means": "exact",
+    "seurat_gene_averages": "f64",
+    "column_nnz": "moments",
+    "gene_mean_sd": "moments",
+}
 
 
 #: environment of the worker processes a LocalCluster starts (``local_worker_config``), measured on
@@ -96,8 +101,12 @@ _KIND_OF = {"scanpy_gene_means": "f32", "exact_gene_means": "exact", "seurat_gen
 #:   (37,000 minor faults per read; 0.137 s per read in a worker against 0.081 s in a plain
 #:   process); with these, 12 faults and 0.084 s, and a worker's resident memory stays ~0.6 GB;
 #: * one malloc arena per process, so freed buffers of other threads are reused too.
-WORKER_ENVIRON = {"ZARR_THREADING__MAX_WORKERS": "1", "MALLOC_ARENA_MAX": "1",
-                  "MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+WORKER_ENVIRON = {
+    "ZARR_THREADING__MAX_WORKERS": "1",
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+}
 
 
 def local_worker_config() -> dict[str, str]:
@@ -302,15 +311,19 @@ class DaskMatrixContext(MatrixContext):
         self._compute_kwargs = dict(compute_kwargs or {})
 
     def row_blocks(self, start: int = 0, end: int | None = None, max_rows: int | None = None):
-        raise TypeError("a dask-backed matrix is not read on the client, only its gene statistics and scores chunk "
-                        f"by chunk: the method must read the context's statistics (methods {', '.join(DASK_METHODS)})")
+        raise TypeError(
+            "a dask-backed matrix is not read on the client, only its gene statistics and scores chunk "
+            f"by chunk: the method must read the context's statistics (methods {', '.join(DASK_METHODS)})"
+        )
 
     def check_method(self, meta: MethodMeta) -> None:
         """Refuse a method that cannot be computed chunk by chunk (naming it and the alternatives)."""
         if meta.all_cells:
-            raise ValueError(f"method {meta.name!r} depends on all cells at once ({' and '.join(ALL_CELL_METHODS)} "
-                             "rank or estimate densities across the whole matrix), so it cannot score a dask-backed "
-                             f"matrix chunk by chunk; use one of {', '.join(DASK_METHODS)}, or load the data into memory")
+            raise ValueError(
+                f"method {meta.name!r} depends on all cells at once ({' and '.join(ALL_CELL_METHODS)} "
+                "rank or estimate densities across the whole matrix), so it cannot score a dask-backed "
+                f"matrix chunk by chunk; use one of {', '.join(DASK_METHODS)}, or load the data into memory"
+            )
 
     def prefetch(self, statistics: Sequence[str]) -> None:
         """Reduce the gene ``statistics`` in one pass over the chunks (names of the context's properties;
@@ -352,6 +365,7 @@ class DaskMatrixContext(MatrixContext):
                 for b in blocks:
                     acc = step(acc, b, self.n_vars, fold)
             todo["fold"] = acc
+
         # per-chunk statistics: each task reads its own chunk where the chunk is lazily read (a loaded
         # chunk handed from a read task to a statistics task can wait, and spill, in between); only the
         # small results travel
@@ -373,8 +387,11 @@ class DaskMatrixContext(MatrixContext):
                 self._stats["f64"] = done["fold"]["f64"]
             if exact_in_fold:
                 exact = done["fold"]["exact"]
-                self._stats["exact"] = exact if exact is not None else \
-                    (np.zeros(self.n_vars, np.int64), np.zeros(self.n_vars, np.int64), 0)
+                self._stats["exact"] = (
+                    exact
+                    if exact is not None
+                    else (np.zeros(self.n_vars, np.int64), np.zeros(self.n_vars, np.int64), 0)
+                )
         if "exact" in done:
             self._stats["exact"] = done["exact"]
         if "moments" in done:
@@ -418,21 +435,34 @@ class DaskMatrixContext(MatrixContext):
         """The lazy cells x sets float64 dask array of ``plan`` over the chunks of ``X``."""
         inner = getattr(plan, "inner", plan)  # a SignedPlan's parts plan
         if isinstance(inner, LinearPlan):  # build the code table once here, not in every task
-            inner.compute(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0,
-                         np.zeros((0, inner.n_sets)))
+            inner.compute(
+                np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), 0, 0, np.zeros((0, inner.n_sets))
+            )
         recipes = self._recipes
         if recipes is None:  # chunks that carry their data: map over them
-            return self.X.map_blocks(_score_block, plan, self.n_vars, plan.n_sets, threads_per_task,
-                                     dtype=np.float64, chunks=(self.X.chunks[0], (plan.n_sets,)),
-                                     meta=np.empty((0, 0), dtype=np.float64))
+            return self.X.map_blocks(
+                _score_block,
+                plan,
+                self.n_vars,
+                plan.n_sets,
+                threads_per_task,
+                dtype=np.float64,
+                chunks=(self.X.chunks[0], (plan.n_sets,)),
+                meta=np.empty((0, 0), dtype=np.float64),
+            )
         # lazily read chunks: each task reads its own chunk and returns only its scores, so a loaded chunk is
         # never a result the scheduler holds (or spills) between a read task and a score task; the plan is
         # one key of the graph, sent once to each worker
         shared_plan = dask.delayed(plan, pure=False)
         step = dask.delayed(_score_own_block, pure=True)
-        parts = [da.from_delayed(step(r, shared_plan, self.n_vars, plan.n_sets, threads_per_task),
-                                 shape=(rows, plan.n_sets), dtype=np.float64)
-                 for r, rows in zip(recipes, self.X.chunks[0], strict=True)]
+        parts = [
+            da.from_delayed(
+                step(r, shared_plan, self.n_vars, plan.n_sets, threads_per_task),
+                shape=(rows, plan.n_sets),
+                dtype=np.float64,
+            )
+            for r, rows in zip(recipes, self.X.chunks[0], strict=True)
+        ]
         return da.concatenate(parts, axis=0)
 
     def scores(self, plan: Plan) -> np.ndarray:
@@ -450,18 +480,35 @@ class DaskMatrixContext(MatrixContext):
         the chunks' sums added by dask, then times ``weights``."""
         X = self.X
         codes = da.from_array(np.asarray(codes, dtype=np.int64)[:, None], chunks=(X.chunks[0], 1))
-        parts = da.map_blocks(_group_gene_sums_block, X, codes, n_groups, self.n_vars, dtype=np.float64,
-                              chunks=((1,) * X.numblocks[0], (n_groups,), (self.n_vars,)), new_axis=2,
-                              meta=np.empty((0, 0, 0)))
+        parts = da.map_blocks(
+            _group_gene_sums_block,
+            X,
+            codes,
+            n_groups,
+            self.n_vars,
+            dtype=np.float64,
+            chunks=((1,) * X.numblocks[0], (n_groups,), (self.n_vars,)),
+            new_axis=2,
+            meta=np.empty((0, 0, 0)),
+        )
         G = parts.sum(axis=0).compute(**self._compute_kwargs)
         return G if weights is None else np.asarray((weights.T @ G.T).T)
 
     def group_score_sums(self, plan: Plan, codes: np.ndarray, n_groups: int) -> np.ndarray:
         """As :meth:`MatrixContext.group_score_sums`: per-chunk score sums (the scores never leave their task)."""
         c = da.from_array(np.asarray(codes, dtype=np.int64)[:, None], chunks=(self.X.chunks[0], 1))
-        parts = da.map_blocks(_group_score_sums_block, self.X, c, plan, n_groups, self.n_vars, dtype=np.float64,
-                              chunks=((1,) * self.X.numblocks[0], (n_groups,), (plan.n_sets,)), new_axis=2,
-                              meta=np.empty((0, 0, 0)))
+        parts = da.map_blocks(
+            _group_score_sums_block,
+            self.X,
+            c,
+            plan,
+            n_groups,
+            self.n_vars,
+            dtype=np.float64,
+            chunks=((1,) * self.X.numblocks[0], (n_groups,), (plan.n_sets,)),
+            new_axis=2,
+            meta=np.empty((0, 0, 0)),
+        )
         return parts.sum(axis=0).compute(**self._compute_kwargs)
 
     def backend_params(self) -> dict[str, Any]:

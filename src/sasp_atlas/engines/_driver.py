@@ -114,8 +114,15 @@ class MatrixContext:
         two.
         """
         if self.is_csr:
-            sums = exact_column_sums(self.X.indptr, self.X.indices, self.X.data, 0, self.n_obs, self.n_vars,
-                                     n_threads=numba.get_num_threads())
+            sums = exact_column_sums(
+                self.X.indptr,
+                self.X.indices,
+                self.X.data,
+                0,
+                self.n_obs,
+                self.n_vars,
+                n_threads=numba.get_num_threads(),
+            )
         else:
             sums = (np.zeros(self.n_vars, np.int64), np.zeros(self.n_vars, np.int64), 0)
             for _, _, (indptr, indices, data, s, e) in self.row_blocks():
@@ -132,15 +139,17 @@ class MatrixContext:
             for lo in range(int(indptr[s]), int(indptr[e]), step):
                 hi = min(lo + step, int(indptr[e]))
                 # bincount adds its weights in input order, as np.add.at did (the same float64 sums), ~20x faster
-                sums += np.bincount(indices[lo:hi], weights=np.asarray(data[lo:hi], dtype=np.float64),
-                                    minlength=self.n_vars)
+                sums += np.bincount(
+                    indices[lo:hi], weights=np.asarray(data[lo:hi], dtype=np.float64), minlength=self.n_vars
+                )
         return sums / self.n_obs
 
     @cached_property
     def _first_moments(self) -> tuple[np.ndarray, np.ndarray]:
         if self.is_csr:
-            nnz, s, _ = csr_column_moments(self.X.indptr, self.X.indices, self.X.data, self.n_vars,
-                                           np.zeros(self.n_vars), numba.get_num_threads())
+            nnz, s, _ = csr_column_moments(
+                self.X.indptr, self.X.indices, self.X.data, self.n_vars, np.zeros(self.n_vars), numba.get_num_threads()
+            )
             return nnz, s
         nnz = np.zeros(self.n_vars, dtype=np.int64)
         s = np.zeros(self.n_vars)
@@ -164,8 +173,9 @@ class MatrixContext:
         nnz, s = self._first_moments
         mean = s / self.n_obs
         if self.is_csr:
-            _, _, ss = csr_column_moments(self.X.indptr, self.X.indices, self.X.data, self.n_vars, mean,
-                                           numba.get_num_threads())
+            _, _, ss = csr_column_moments(
+                self.X.indptr, self.X.indices, self.X.data, self.n_vars, mean, numba.get_num_threads()
+            )
         else:
             ss = np.zeros(self.n_vars)
             for _, _, (_, indices, data, _, _) in self.row_blocks():
@@ -196,8 +206,17 @@ class MatrixContext:
         group), or with ``weights`` (genes x k) their product ``(n_groups, k)``, taken block by block."""
         out = np.zeros((n_groups, self.n_vars if weights is None else weights.shape[1]))
         for r0, r1, (indptr, indices, data, s, e) in self.row_blocks():
-            G = csr_group_gene_sums(indptr, indices, data, s, e, codes[r0:r1] if not self.is_csr else codes,
-                                    n_groups, self.n_vars, numba.get_num_threads())
+            G = csr_group_gene_sums(
+                indptr,
+                indices,
+                data,
+                s,
+                e,
+                codes[r0:r1] if not self.is_csr else codes,
+                n_groups,
+                self.n_vars,
+                numba.get_num_threads(),
+            )
             out += G if weights is None else np.asarray((weights.T @ G.T).T)
         return out
 
@@ -279,14 +298,21 @@ def resolve_params(meta: MethodMeta, params: Mapping[str, Any]) -> dict[str, Any
     return {**meta.defaults, **params}
 
 
-def build_plan(method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, random_state: int | None,
-               params: Mapping[str, Any]) -> Plan:
+def build_plan(
+    method_module, ctx: MatrixContext, gene_sets: list[GeneSet], *, random_state: int | None, params: Mapping[str, Any]
+) -> Plan:
     resolved = resolve_params(method_module.META, params)
     return method_module.prepare(ctx, gene_sets, random_state=random_state, **resolved)
 
 
-def build_signed_plan(method_module, ctx: MatrixContext, sets: list[GeneSet | SignedGeneSet], *,
-                      random_state: int | None, params: Mapping[str, Any]) -> Plan:
+def build_signed_plan(
+    method_module,
+    ctx: MatrixContext,
+    sets: list[GeneSet | SignedGeneSet],
+    *,
+    random_state: int | None,
+    params: Mapping[str, Any],
+) -> Plan:
     """The plan scoring ``sets`` (one column each), signed ones from their two parts.
 
     Without a signed set this is the method's own plan (unsigned scores are exactly as before). With
@@ -302,8 +328,10 @@ def build_signed_plan(method_module, ctx: MatrixContext, sets: list[GeneSet | Si
     meta = method_module.META
     if meta.signed is None:
         signed = [gs.name for gs in sets if isinstance(gs, SignedGeneSet)]
-        raise InputError(f"method {meta.name!r} does not score signed signatures ({', '.join(signed)}): "
-                         f"{meta.description}. Score them with another method (e.g. 'expected' or 'ucell').")
+        raise InputError(
+            f"method {meta.name!r} does not score signed signatures ({', '.join(signed)}): "
+            f"{meta.description}. Score them with another method (e.g. 'expected' or 'ucell')."
+        )
     inner = build_plan(method_module, ctx, parts, random_state=random_state, params=params)
     columns, info, k = [], [], 0
     for gs in sets:
@@ -318,8 +346,9 @@ def build_signed_plan(method_module, ctx: MatrixContext, sets: list[GeneSet | Si
     return SignedPlan(inner, columns, getattr(method_module, "combine_signed", difference), info)
 
 
-def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = False,
-                      compute_kwargs: Mapping[str, Any] | None = None) -> None:
+def reduce_statistics(
+    X, method: str, *, null: bool = False, progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None
+) -> None:
     """Compute ahead, in one pass over a dask array's chunks, the gene statistics that :func:`score`
     with ``method`` reads (with ``null``, also those :func:`~sasp_atlas.engines.celltype_null` draws
     its random sets from); later contexts of the same dask array reuse them, so a run that scores
@@ -345,9 +374,14 @@ def reduce_statistics(X, method: str, *, null: bool = False, progress: bool = Fa
 
 
 def _coverage_record(gs: GeneSet | SignedGeneSet) -> dict[str, Any]:
-    return {"genes_used": [str(g) for g in gs.used], "genes_missing": [str(g) for g in gs.missing],
-            "n_genes": int(gs.n_genes), "n_control_genes": 0,
-            "coverage": len(gs.used) / gs.n_genes, "low_coverage": is_low_coverage(len(gs.used), gs.n_genes)}
+    return {
+        "genes_used": [str(g) for g in gs.used],
+        "genes_missing": [str(g) for g in gs.missing],
+        "n_genes": int(gs.n_genes),
+        "n_control_genes": 0,
+        "coverage": len(gs.used) / gs.n_genes,
+        "low_coverage": is_low_coverage(len(gs.used), gs.n_genes),
+    }
 
 
 def _signed_record(gs: SignedGeneSet, extra: dict[str, Any], meta: MethodMeta) -> dict[str, Any]:
@@ -358,9 +392,14 @@ def _signed_record(gs: SignedGeneSet, extra: dict[str, Any], meta: MethodMeta) -
     rec = _coverage_record(gs)
     rec.update({"signed": True, "signed_form": meta.signed})
     for part_name, part in (("up", gs.up), ("down", gs.down)):
-        rec.update({f"genes_{part_name}_used": [str(g) for g in part.used],
-                    f"genes_{part_name}_missing": [str(g) for g in part.missing],
-                    f"n_genes_{part_name}": int(part.n_genes), f"coverage_{part_name}": len(part.used) / part.n_genes})
+        rec.update(
+            {
+                f"genes_{part_name}_used": [str(g) for g in part.used],
+                f"genes_{part_name}_missing": [str(g) for g in part.missing],
+                f"n_genes_{part_name}": int(part.n_genes),
+                f"coverage_{part_name}": len(part.used) / part.n_genes,
+            }
+        )
         rec.update({f"{key}_{part_name}": value for key, value in extra[part_name].items()})
     if "n_control_genes" in extra["up"]:
         rec["n_control_genes"] = int(extra["up"]["n_control_genes"] + extra["down"]["n_control_genes"])
@@ -370,26 +409,51 @@ def _signed_record(gs: SignedGeneSet, extra: dict[str, Any], meta: MethodMeta) -
     return rec
 
 
-def _store_scores(adata: AnnData, key_added: str, meta: MethodMeta, gene_sets: list[GeneSet | SignedGeneSet],
-                  plan: Plan, scores: np.ndarray, *, random_state: int | None, layer: str | None,
-                  backend: Mapping[str, Any]) -> None:
+def _store_scores(
+    adata: AnnData,
+    key_added: str,
+    meta: MethodMeta,
+    gene_sets: list[GeneSet | SignedGeneSet],
+    plan: Plan,
+    scores: np.ndarray,
+    *,
+    random_state: int | None,
+    layer: str | None,
+    backend: Mapping[str, Any],
+) -> None:
     """Write ``adata.obsm[key_added]`` and ``adata.uns[key_added]``: the one writer of every method and array type."""
     info: dict[str, Any] = {}
     for gs, extra in zip(gene_sets, plan.set_info, strict=True):
-        info[gs.name] = (_signed_record(gs, extra, meta) if isinstance(gs, SignedGeneSet)
-                         else {**_coverage_record(gs), **extra})
+        info[gs.name] = (
+            _signed_record(gs, extra, meta) if isinstance(gs, SignedGeneSet) else {**_coverage_record(gs), **extra}
+        )
     adata.obsm[key_added] = pd.DataFrame(scores, index=adata.obs_names, columns=[gs.name for gs in gene_sets])
     adata.uns[key_added] = {
         "method": meta.name,
-        "params": {"random_state": random_state, **plan.params, "layer": layer or "X", "reference": meta.reference,
-                   **backend},
+        "params": {
+            "random_state": random_state,
+            **plan.params,
+            "layer": layer or "X",
+            "reference": meta.reference,
+            **backend,
+        },
         "signatures": info,
     }
 
 
-def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
-          random_state: int | None = 0, layer: str | None = None, key_added: str = SCORES_KEY, copy: bool = False,
-          progress: bool = False, compute_kwargs: Mapping[str, Any] | None = None, **params) -> AnnData | None:
+def score(
+    adata: AnnData,
+    signatures: Signatures,
+    *,
+    method: str = "scanpy",
+    random_state: int | None = 0,
+    layer: str | None = None,
+    key_added: str = SCORES_KEY,
+    copy: bool = False,
+    progress: bool = False,
+    compute_kwargs: Mapping[str, Any] | None = None,
+    **params,
+) -> AnnData | None:
     """Score every signature in one pass over the cells and store the results on ``adata``.
 
     Parameters
@@ -474,6 +538,15 @@ def score(adata: AnnData, signatures: Signatures, *, method: str = "scanpy",
     ctx.prefetch(module.META.gene_statistics)
     plan = build_signed_plan(module, ctx, gene_sets, random_state=random_state, params=params)
     scores = ctx.scores(plan)
-    _store_scores(adata, key_added, module.META, gene_sets, plan, scores, random_state=random_state, layer=layer,
-                  backend=ctx.backend_params())
+    _store_scores(
+        adata,
+        key_added,
+        module.META,
+        gene_sets,
+        plan,
+        scores,
+        random_state=random_state,
+        layer=layer,
+        backend=ctx.backend_params(),
+    )
     return adata if copy else None

@@ -32,19 +32,20 @@ from ._scanpy import bin_members, control_gene_plan, expression_bins
 META = MethodMeta(
     name="expected",
     description="Tirosh 2016 control-gene score with the control draw replaced by its expectation: every gene "
-                "of a touched expression bin weighted by its chance of being drawn (seed-free); the atlas default",
+    "of a touched expression bin weighted by its chance of being drawn (seed-free); the atlas default",
     value_range=(-np.inf, np.inf),
     reference="https://doi.org/10.1126/science.aad0501",
     assumptions="log-normalised, unscaled expression; gene means (the bins) are taken over all cells of the "
-                "matrix scored, so scores depend on the dataset's composition",
+    "matrix scored, so scores depend on the dataset's composition",
     kind="linear",
     defaults={"ctrl_size": 50, "n_bins": 25},
     gene_statistics=("exact_gene_means",),
 )
 
 
-def control_weights(sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, np.ndarray], *,
-                    ctrl_size: int) -> tuple[np.ndarray, np.ndarray]:
+def control_weights(
+    sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, np.ndarray], *, ctrl_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(gene positions, weights summing to 1)`` of the expected control of one signature."""
     sig_bins = bins[sig_idx]
     cuts = np.unique(sig_bins[np.isfinite(sig_bins)])
@@ -62,5 +63,9 @@ def control_weights(sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, 
 def prepare(ctx, gene_sets, *, random_state, ctrl_size, n_bins) -> LinearPlan:
     bins = expression_bins(ctx.exact_gene_means, n_bins)
     members = bin_members(bins)
-    return control_gene_plan(ctx, gene_sets, lambda gs: control_weights(gs.idx, bins, members, ctrl_size=ctrl_size),
-                             {"ctrl_size": ctrl_size, "n_bins": n_bins})
+    return control_gene_plan(
+        ctx,
+        gene_sets,
+        lambda gs: control_weights(gs.idx, bins, members, ctrl_size=ctrl_size),
+        {"ctrl_size": ctrl_size, "n_bins": n_bins},
+    )

@@ -60,12 +60,12 @@ log = logging.getLogger(__name__)
 META = MethodMeta(
     name="gsva",
     description="GSVA: Gaussian-kernel CDF of each gene across cells, per-cell symmetric rank scores, "
-                "KS-like random walk (max + min deviation); equals Bioconductor GSVA 1.46 method='gsva'",
+    "KS-like random walk (max + min deviation); equals Bioconductor GSVA 1.46 method='gsva'",
     value_range=(-1.0, 1.0),
     reference="https://doi.org/10.1186/1471-2105-14-7",
     assumptions="log-normalised (continuous) expression; genes constant over the cells scored are dropped; "
-                "the kernel CDF is over all cells scored, so a cell's score depends on the other cells; "
-                "cost quadratic in cells",
+    "the kernel CDF is over all cells scored, so a cell's score depends on the other cells; "
+    "cost quadratic in cells",
     kind="rank",
     defaults={"tau": 1.0, "mx_diff": True, "abs_ranking": False},
     all_cells=True,
@@ -79,18 +79,44 @@ PRECOMPUTE_RESOLUTION = 10000
 SD_CONSTANT = 1e-10
 
 # R's nmath/pnorm.c (R >= 4.0), Cody (1993) ACM TOMS 19:22 rational approximations
-_A = (2.2352520354606839287, 161.02823106855587881, 1067.6894854603709582, 18154.981253343561249,
-      0.065682337918207449113)
+_A = (
+    2.2352520354606839287,
+    161.02823106855587881,
+    1067.6894854603709582,
+    18154.981253343561249,
+    0.065682337918207449113,
+)
 _B = (47.20258190468824187, 976.09855173777669322, 10260.932208618978205, 45507.789335026729956)
-_C = (0.39894151208813466764, 8.8831497943883759412, 93.506656132177855979, 597.27027639480026226,
-      2494.5375852903726711, 6848.1904505362823326, 11602.651437647350124, 9842.7148383839780218,
-      1.0765576773720192317e-8)
-_D = (22.266688044328115691, 235.38790178262499861, 1519.377599407554805, 6485.558298266760755,
-      18615.571640885098091, 34900.952721145977266, 38912.003286093271411, 19685.429676859990727)
-_P = (0.21589853405795699, 0.1274011611602473639, 0.022235277870649807, 0.001421619193227893466,
-      2.9112874951168792e-5, 0.02307344176494017303)
-_Q = (1.28426009614491121, 0.468238212480865118, 0.0659881378689285515, 0.00378239633202758244,
-      7.29751555083966205e-5)
+_C = (
+    0.39894151208813466764,
+    8.8831497943883759412,
+    93.506656132177855979,
+    597.27027639480026226,
+    2494.5375852903726711,
+    6848.1904505362823326,
+    11602.651437647350124,
+    9842.7148383839780218,
+    1.0765576773720192317e-8,
+)
+_D = (
+    22.266688044328115691,
+    235.38790178262499861,
+    1519.377599407554805,
+    6485.558298266760755,
+    18615.571640885098091,
+    34900.952721145977266,
+    38912.003286093271411,
+    19685.429676859990727,
+)
+_P = (
+    0.21589853405795699,
+    0.1274011611602473639,
+    0.022235277870649807,
+    0.001421619193227893466,
+    2.9112874951168792e-5,
+    0.02307344176494017303,
+)
+_Q = (1.28426009614491121, 0.468238212480865118, 0.0659881378689285515, 0.00378239633202758244, 7.29751555083966205e-5)
 _M_SQRT_32 = 5.656854249492380195206754896838
 _M_1_SQRT_2PI = 0.398942280401432677939946059934
 
@@ -136,8 +162,9 @@ def r_pnorm(x: float) -> float:
 
 def cdf_table() -> np.ndarray:
     """GSVA's ``precomputed_cdf``: ``pnorm(MAX * i / RESOLUTION)``, ``i = 0 .. RESOLUTION``."""
-    return np.array([r_pnorm(MAX_PRECOMPUTE * float(i) / float(PRECOMPUTE_RESOLUTION))
-                     for i in range(PRECOMPUTE_RESOLUTION + 1)])
+    return np.array(
+        [r_pnorm(MAX_PRECOMPUTE * float(i) / float(PRECOMPUTE_RESOLUTION)) for i in range(PRECOMPUTE_RESOLUTION + 1)]
+    )
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -218,8 +245,28 @@ def step_down(cum, dec, k, one_by_one):
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def gsva_rows(indptr, indices, data, start, end, new_idx, col_ptr, col_row, col_val, bw, r0, table, n_cells,
-              set_ptr, set_genes, tau, mx_diff, abs_ranking, n_threads, out):
+def gsva_rows(
+    indptr,
+    indices,
+    data,
+    start,
+    end,
+    new_idx,
+    col_ptr,
+    col_row,
+    col_val,
+    bw,
+    r0,
+    table,
+    n_cells,
+    set_ptr,
+    set_genes,
+    tau,
+    mx_diff,
+    abs_ranking,
+    n_threads,
+    out,
+):
     """``out[r, s]`` = GSVA score of set ``s`` in row ``start + r`` (gene ids: ``new_idx`` numbering)."""
     n = end - start
     if n <= 0:
@@ -287,8 +334,9 @@ def kernel_terms(X) -> int:
     genes, sparse or dense): its cost, quadratic in cells (e.g. 1.0e9 on 1,600 MGH53/54 cells, ~15 s on
     2 cores). Callers use it to decide before scoring whether GSVA is affordable."""
     if sp.issparse(X):
-        nnz = np.bincount(X.indices if X.format == "csr" else sp.csr_matrix(X).indices,
-                          minlength=X.shape[1]).astype(np.float64)
+        nnz = np.bincount(X.indices if X.format == "csr" else sp.csr_matrix(X).indices, minlength=X.shape[1]).astype(
+            np.float64
+        )
     else:
         nnz = np.count_nonzero(np.asarray(X), axis=0).astype(np.float64)
     return int(np.sum(nnz * nnz))
@@ -300,8 +348,10 @@ def nonzero_columns(ctx, keep: np.ndarray) -> sp.csc_matrix:
     if ctx.is_csr:
         M = ctx.X[:, keep]
     else:
-        M = sp.vstack([sp.csr_matrix((d, i, p), shape=(e - s, ctx.n_vars))
-                       for _, _, (p, i, d, s, e) in ctx.row_blocks()], format="csr")[:, keep]
+        M = sp.vstack(
+            [sp.csr_matrix((d, i, p), shape=(e - s, ctx.n_vars)) for _, _, (p, i, d, s, e) in ctx.row_blocks()],
+            format="csr",
+        )[:, keep]
     M = sp.csc_matrix(M, dtype=M.dtype if np.issubdtype(M.dtype, np.floating) else np.float64)
     M.eliminate_zeros()
     M.sort_indices()
@@ -318,10 +368,28 @@ class GSVAPlan(Plan):
 
     def compute(self, indptr, indices, data, start, end, out):
         p = self.params
-        gsva_rows(indptr, indices, data, start, end, self.new_idx, self.col_ptr, self.col_row, self.col_val,
-                  self.bw, self.r0, self.table, self.n_cells, self.set_ptr,
-                  self.set_genes, float(p["tau"]), bool(p["mx_diff"]), bool(p["abs_ranking"]),
-                  numba.get_num_threads(), out)
+        gsva_rows(
+            indptr,
+            indices,
+            data,
+            start,
+            end,
+            self.new_idx,
+            self.col_ptr,
+            self.col_row,
+            self.col_val,
+            self.bw,
+            self.r0,
+            self.table,
+            self.n_cells,
+            self.set_ptr,
+            self.set_genes,
+            float(p["tau"]),
+            bool(p["mx_diff"]),
+            bool(p["abs_ranking"]),
+            numba.get_num_threads(),
+            out,
+        )
 
 
 def prepare(ctx, gene_sets, *, random_state, tau, mx_diff, abs_ranking) -> GSVAPlan:
@@ -343,8 +411,7 @@ def prepare(ctx, gene_sets, *, random_state, tau, mx_diff, abs_ranking) -> GSVAP
         sets.append(k[k >= 0])
         info.append({"genes_constant": [str(g) for g in gs.used[k < 0]], "n_genes_ranked": len(keep)})
         if not (k >= 0).any():
-            log.warning("gsva: every gene of signature %r is constant over the cells scored; its score is NaN",
-                        gs.name)
+            log.warning("gsva: every gene of signature %r is constant over the cells scored; its score is NaN", gs.name)
     set_ptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
     set_genes = np.concatenate(sets).astype(np.int64) if sets else np.empty(0, np.int64)
     params = {"tau": float(tau), "mx_diff": bool(mx_diff), "abs_ranking": bool(abs_ranking), "kcdf": "Gaussian"}

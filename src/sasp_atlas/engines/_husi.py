@@ -59,12 +59,12 @@ HUSI_SCALES = ("raw", "minmax")
 META = MethodMeta(
     name="husi",
     description="hUSI senescence index: Spearman correlation of the model genes' expression with the hUSI "
-                "model weights (raw rho; equals the authors' cal_hUSI before its min-max step)",
+    "model weights (raw rho; equals the authors' cal_hUSI before its min-max step)",
     value_range=(-1.0, 1.0),
     reference=REFERENCE,
     assumptions="normalised (log) expression; per-cell ranks, so any per-cell monotone normalisation gives the "
-                "same score; zeros are one tied block; the gene sets scored must hold model genes (the model "
-                "itself: sasp_atlas.engines.husi_scores)",
+    "same score; zeros are one tied block; the gene sets scored must hold model genes (the model "
+    "itself: sasp_atlas.engines.husi_scores)",
     kind="rank",
     defaults={"weights": None},
     # the model weights its genes itself (signs included): a signed signature has no meaning here
@@ -104,8 +104,9 @@ def model_provenance() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- kernel
 @numba.njit(parallel=True, cache=True)
-def husi_rows(indptr, indices, data, start, end, model_pos, centred, s_w, max_nnz, log2_table, n_threads, col,
-              out, has_nan):
+def husi_rows(
+    indptr, indices, data, start, end, model_pos, centred, s_w, max_nnz, log2_table, n_threads, col, out, has_nan
+):
     """``out[r, col]`` = Spearman rho of row ``start + r`` over the ``m = len(centred)`` model genes
     (``model_pos[gene]``: the gene's position among them, -1 if not a model gene; ``centred``: the
     weights' average ranks minus ``(m + 1) / 2``; ``s_w``: their sum of squares). Rows with a NaN
@@ -158,8 +159,9 @@ def husi_rows(indptr, indices, data, start, end, model_pos, centred, s_w, max_nn
             if m < 2:
                 out[r, col] = np.nan
                 continue
-            d = row_tie_groups(vals, bits, 0, k, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask,
-                               ent_slot, dist_slot)
+            d = row_tie_groups(
+                vals, bits, 0, k, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask, ent_slot, dist_slot
+            )
             sort_groups_descending(dist_slot, d, tab_val)
             z = float(m - k)
             ties = z * z * z - z
@@ -219,8 +221,22 @@ class HusiPlan(Plan):
         has_nan = np.zeros(max(end - start, 0), dtype=np.uint8)
         for s in range(self.n_sets):
             has_nan[:] = 0
-            husi_rows(indptr, indices, data, start, end, self.model_pos[s], self.centred[s], self.s_w[s], max_nnz,
-                      log2_table, numba.get_num_threads(), s, out, has_nan)
+            husi_rows(
+                indptr,
+                indices,
+                data,
+                start,
+                end,
+                self.model_pos[s],
+                self.centred[s],
+                self.s_w[s],
+                max_nnz,
+                log2_table,
+                numba.get_num_threads(),
+                s,
+                out,
+                has_nan,
+            )
             for r in np.flatnonzero(has_nan):
                 out[r, s] = spearman_dense(self._dense_row(indptr, indices, data, start + r, s), self.weights[s])
 
@@ -234,12 +250,16 @@ class HusiPlan(Plan):
 
 def _check_weights(weights) -> pd.Series:
     if not isinstance(weights, pd.Series):
-        raise InputError(f"weights must be a pandas Series of weights indexed by gene symbol, not "
-                         f"{type(weights).__name__}; leave it None for the hUSI model")
+        raise InputError(
+            f"weights must be a pandas Series of weights indexed by gene symbol, not "
+            f"{type(weights).__name__}; leave it None for the hUSI model"
+        )
     if not weights.index.is_unique:
         dup = weights.index[weights.index.duplicated()].unique()
-        raise InputError(f"weights name {len(dup)} gene(s) more than once (e.g. {', '.join(map(str, dup[:5]))}): "
-                         "give one weight per gene")
+        raise InputError(
+            f"weights name {len(dup)} gene(s) more than once (e.g. {', '.join(map(str, dup[:5]))}): "
+            "give one weight per gene"
+        )
     values = pd.to_numeric(weights, errors="coerce").astype(np.float64)
     if not np.isfinite(values.to_numpy()).all():
         raise InputError("weights hold NaN, infinite or non-numeric values: give a finite weight per gene")
@@ -258,11 +278,11 @@ def prepare(ctx, gene_sets, *, random_state, weights) -> HusiPlan:
                 f"gene set {gs.name!r}: {len(unweighted)} of its {len(gs.used)} genes present have no weight in the "
                 f"{'hUSI model' if weights is None else 'weights given'} (e.g. {', '.join(unweighted[:5])}); method "
                 "'husi' correlates expression with model weights: score the model with "
-                "sasp_atlas.engines.husi_scores(adata), or give sets of model genes")
+                "sasp_atlas.engines.husi_scores(adata), or give sets of model genes"
+            )
         pos = np.full(ctx.n_vars, -1, dtype=np.int64)
         pos[gs.idx] = np.arange(len(gs.idx))
         positions.append(pos)
         set_weights.append(w.to_numpy(dtype=np.float64))
         info.append({"n_model_genes": int(len(model))})
     return HusiPlan(positions, set_weights, info, params)
-

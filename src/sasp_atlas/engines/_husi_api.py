@@ -60,9 +60,15 @@ def husi_scores(adata, *, layer: str | None = None, husi_scale: str = "raw", mir
     info = shell.uns["husi"]["signatures"]["husi"]
     if husi_scale == "minmax":
         rho = husi_minmax(rho)
-    rho.attrs = {"n_model_genes": int(info["n_genes"]), "genes_used": len(info["genes_used"]),
-                 "coverage": float(info["coverage"]), "low_coverage": bool(info["low_coverage"]),
-                 "husi_scale": husi_scale, "reference": REFERENCE, **model_provenance()}
+    rho.attrs = {
+        "n_model_genes": int(info["n_genes"]),
+        "genes_used": len(info["genes_used"]),
+        "coverage": float(info["coverage"]),
+        "low_coverage": bool(info["low_coverage"]),
+        "husi_scale": husi_scale,
+        "reference": REFERENCE,
+        **model_provenance(),
+    }
     return rho.rename("husi")
 
 

@@ -30,8 +30,24 @@ import scipy.sparse as sp
 
 
 @numba.njit(parallel=True, cache=True)
-def _code_sums(indptr, indices, data, start, end, lk_ptr, lk_code, gene_scale, use_scale, has_codes,
-               t_ptr, t_set, t_w, max_nnz, n_threads, out):
+def _code_sums(
+    indptr,
+    indices,
+    data,
+    start,
+    end,
+    lk_ptr,
+    lk_code,
+    gene_scale,
+    use_scale,
+    has_codes,
+    t_ptr,
+    t_set,
+    t_w,
+    max_nnz,
+    n_threads,
+    out,
+):
     n = end - start
     if n <= 0:
         return
@@ -80,16 +96,22 @@ class CodeTable:
         n_genes, n_sets = Wc.shape
         parts = []  # (genes, set, weight)
         for s in range(n_sets):
-            genes = Wc.indices[Wc.indptr[s]:Wc.indptr[s + 1]]
-            weights = Wc.data[Wc.indptr[s]:Wc.indptr[s + 1]]
+            genes = Wc.indices[Wc.indptr[s] : Wc.indptr[s + 1]]
+            weights = Wc.data[Wc.indptr[s] : Wc.indptr[s + 1]]
             for w in np.unique(weights[weights != 0]):
                 parts.append((np.sort(genes[weights == w]), s, float(w)))
         codes: list[tuple[np.ndarray, list[tuple[int, float]]]] = []
         if 0 < len(parts) <= self.MAX_PARTS_TO_DECOMPOSE:
-            P = sp.csc_matrix((np.ones(sum(len(g) for g, _, _ in parts)),
-                               (np.concatenate([g for g, _, _ in parts]),
-                                np.concatenate([np.full(len(g), k) for k, (g, _, _) in enumerate(parts)]))),
-                              shape=(n_genes, len(parts)))
+            P = sp.csc_matrix(
+                (
+                    np.ones(sum(len(g) for g, _, _ in parts)),
+                    (
+                        np.concatenate([g for g, _, _ in parts]),
+                        np.concatenate([np.full(len(g), k) for k, (g, _, _) in enumerate(parts)]),
+                    ),
+                ),
+                shape=(n_genes, len(parts)),
+            )
             overlap = (P.T @ P).toarray()
             size = np.diag(overlap)
             bases: list[tuple[int, int]] = []  # (part index, code index)
@@ -116,7 +138,9 @@ class CodeTable:
         else:
             codes = [(genes, [(s, w)]) for genes, s, w in parts]
         rows = np.concatenate([g for g, _ in codes]) if codes else np.empty(0, np.int64)
-        cols = np.concatenate([np.full(len(g), c) for c, (g, _) in enumerate(codes)]) if codes else np.empty(0, np.int64)
+        cols = (
+            np.concatenate([np.full(len(g), c) for c, (g, _) in enumerate(codes)]) if codes else np.empty(0, np.int64)
+        )
         lookup = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_genes, max(len(codes), 1)))
         lookup.sum_duplicates()
         self.n_codes = len(codes)
@@ -127,14 +151,31 @@ class CodeTable:
         self.t_set = np.array([s for _, t in codes for s, _ in t], dtype=np.int64)
         self.t_w = np.array([w for _, t in codes for _, w in t], dtype=np.float64)
         self.use_scale = gene_scale is not None
-        self.gene_scale = (np.asarray(gene_scale, dtype=np.float64) if gene_scale is not None
-                           else np.ones(1, dtype=np.float64))
+        self.gene_scale = (
+            np.asarray(gene_scale, dtype=np.float64) if gene_scale is not None else np.ones(1, dtype=np.float64)
+        )
 
     def add_into(self, indptr, indices, data, start: int, end: int, out: np.ndarray) -> None:
         """``out[r] += X[start + r] @ W`` for ``r < end - start``."""
-        max_nnz = int(np.diff(indptr[start:end + 1]).max()) if end > start else 0
-        _code_sums(indptr, indices, data, start, end, self.lk_ptr, self.lk_code, self.gene_scale, self.use_scale,
-                   self.has_codes, self.t_ptr, self.t_set, self.t_w, max_nnz, numba.get_num_threads(), out)
+        max_nnz = int(np.diff(indptr[start : end + 1]).max()) if end > start else 0
+        _code_sums(
+            indptr,
+            indices,
+            data,
+            start,
+            end,
+            self.lk_ptr,
+            self.lk_code,
+            self.gene_scale,
+            self.use_scale,
+            self.has_codes,
+            self.t_ptr,
+            self.t_set,
+            self.t_w,
+            max_nnz,
+            numba.get_num_threads(),
+            out,
+        )
 
 
 @numba.njit(parallel=True, cache=True)
@@ -193,8 +234,9 @@ class DenseRowTable:
     def add_into(self, indptr, indices, data, start: int, end: int, out: np.ndarray) -> None:
         """``out[r] += X[start + r] @ W`` for ``r < end - start``."""
         if end > start:
-            _dense_row_sums(indptr, indices, data, start, end, self.Wd, self.row_of, self.TILE_GENES,
-                            self.ROWS_PER_BLOCK, out)
+            _dense_row_sums(
+                indptr, indices, data, start, end, self.Wd, self.row_of, self.TILE_GENES, self.ROWS_PER_BLOCK, out
+            )
 
 
 @numba.njit(parallel=True, cache=True)
@@ -245,14 +287,26 @@ class ClassTable:
         self.rows_per_block = int(np.clip(2**18 // len(self.T), 64, 1024))
         self.class_of = rank[class_of].astype(np.int64)
         self.use_scale = gene_scale is not None
-        self.gene_scale = (np.asarray(gene_scale, dtype=np.float64) if gene_scale is not None
-                           else np.ones(1, dtype=np.float64))
+        self.gene_scale = (
+            np.asarray(gene_scale, dtype=np.float64) if gene_scale is not None else np.ones(1, dtype=np.float64)
+        )
 
     def add_into(self, indptr, indices, data, start: int, end: int, out: np.ndarray) -> None:
         """``out[r] += X[start + r] @ W`` for ``r < end - start``."""
         if end > start:
-            _class_sums(indptr, indices, data, start, end, self.class_of, self.gene_scale, self.use_scale, self.T,
-                        self.rows_per_block, out)
+            _class_sums(
+                indptr,
+                indices,
+                data,
+                start,
+                end,
+                self.class_of,
+                self.gene_scale,
+                self.use_scale,
+                self.T,
+                self.rows_per_block,
+                out,
+            )
 
 
 def gene_classes(W: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
@@ -440,13 +494,15 @@ def _exact_sums_parallel(indptr, indices, data, start, end, n_genes, n_threads):
     lo = np.zeros((n_blocks, n_genes), dtype=np.int64)
     bad = np.zeros(n_blocks, dtype=np.int64)
     for b in numba.prange(n_blocks):
-        bad[b] = _exact_sums_rows(indptr, indices, data, start + n * b // n_blocks, start + n * (b + 1) // n_blocks,
-                                  hi[b], lo[b])
+        bad[b] = _exact_sums_rows(
+            indptr, indices, data, start + n * b // n_blocks, start + n * (b + 1) // n_blocks, hi[b], lo[b]
+        )
     return hi.sum(axis=0), lo.sum(axis=0), bad.sum()
 
 
-def exact_column_sums(indptr, indices, data, start: int, end: int, n_genes: int, *,
-                      n_threads: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+def exact_column_sums(
+    indptr, indices, data, start: int, end: int, n_genes: int, *, n_threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-gene sums of rows ``start:end`` of a CSR matrix that do not depend on the order of the
     values: ``(hi, lo, n_bad)``, int64.
 
@@ -479,10 +535,12 @@ def exact_means(sums: tuple[np.ndarray, np.ndarray, int], n_rows: int, *, where:
     of the exact integer totals. Raises ``ValueError`` if any value could not be summed exactly."""
     hi, lo, bad = sums
     if bad:
-        raise ValueError(f"{where} holds {bad} values that are not finite or of magnitude >= {EXACT_MAX:.0f}: gene "
-                         "means for expression bins need finite, log-normalised expression; normalise the data "
-                         "(sc.pp.normalize_total, sc.pp.log1p) or remove the non-finite values")
+        raise ValueError(
+            f"{where} holds {bad} values that are not finite or of magnitude >= {EXACT_MAX:.0f}: gene "
+            "means for expression bins need finite, log-normalised expression; normalise the data "
+            "(sc.pp.normalize_total, sc.pp.log1p) or remove the non-finite values"
+        )
     hi = hi + (lo >> 32)
     lo = lo & _LOW
-    total = hi * 2.0**(32 - EXACT_BITS) + lo * 2.0**-EXACT_BITS
+    total = hi * 2.0 ** (32 - EXACT_BITS) + lo * 2.0**-EXACT_BITS
     return total / max(int(n_rows), 1)

@@ -25,7 +25,7 @@ _ONE = np.uint64(1)
 
 def table_bits(indptr, start: int, end: int) -> tuple[int, int]:
     """``(max row nnz, log2 of the hash table size)`` for rows ``start:end``."""
-    lengths = np.diff(indptr[start:end + 1]) if end > start else np.zeros(1, dtype=np.int64)
+    lengths = np.diff(indptr[start : end + 1]) if end > start else np.zeros(1, dtype=np.int64)
     max_nnz = int(lengths.max()) if len(lengths) else 0
     return max_nnz, max(4, int(np.ceil(np.log2(2 * max_nnz + 2))))
 

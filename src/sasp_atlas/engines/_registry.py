@@ -13,8 +13,9 @@ __all__ = ["METHODS", "DEFAULT_METHOD", "DASK_METHODS", "ALL_CELL_METHODS", "get
 #: the atlas's score: seed-free (every table and verdict is the same for any random_state)
 DEFAULT_METHOD = "expected"
 
-_REGISTRY: dict[str, ModuleType] = {m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean,
-                                                               _seurat, _ssgsea, _gsva, _husi)}
+_REGISTRY: dict[str, ModuleType] = {
+    m.META.name: m for m in (_expected, _scanpy, _aucell, _ucell, _mean, _zmean, _seurat, _ssgsea, _gsva, _husi)
+}
 METHODS = tuple(_REGISTRY)
 #: methods that score each cell on its own values plus gene statistics, so chunk by chunk on a dask array
 DASK_METHODS = tuple(name for name, m in _REGISTRY.items() if not m.META.all_cells)

@@ -31,11 +31,11 @@ from ._base import LinearPlan, MethodMeta
 META = MethodMeta(
     name="scanpy",
     description="Tirosh 2016 control-gene score: mean of the signature genes minus the mean of "
-                "expression-bin-matched control genes; equals scanpy.tl.score_genes",
+    "expression-bin-matched control genes; equals scanpy.tl.score_genes",
     value_range=(-np.inf, np.inf),
     reference="https://doi.org/10.1126/science.aad0501",
     assumptions="log-normalised, unscaled expression; gene means (the bins) are taken over all cells "
-                "of the matrix scored, so scores depend on the dataset's composition",
+    "of the matrix scored, so scores depend on the dataset's composition",
     kind="linear",
     defaults={"ctrl_size": 50, "n_bins": 25},
     gene_statistics=("scanpy_gene_means",),
@@ -64,8 +64,14 @@ def bin_members(bins: np.ndarray) -> dict[float, np.ndarray]:
     return dict(zip(keys.tolist(), np.split(order, starts[1:]), strict=True))
 
 
-def control_indices(sig_idx: np.ndarray, bins: np.ndarray, members: dict[float, np.ndarray], *,
-                    ctrl_size: int, rng: np.random.RandomState) -> np.ndarray:
+def control_indices(
+    sig_idx: np.ndarray,
+    bins: np.ndarray,
+    members: dict[float, np.ndarray],
+    *,
+    ctrl_size: int,
+    rng: np.random.RandomState,
+) -> np.ndarray:
     """Control gene positions for one signature (positions ``sig_idx``), drawing from ``rng``."""
     picked = []
     for cut in np.unique(bins[sig_idx]):
@@ -97,8 +103,9 @@ def control_gene_plan(ctx, gene_sets, controls, params: dict) -> LinearPlan:
         cols += [np.full(len(gs.idx), k), np.full(len(ctrl), k)]
         vals += [np.full(len(gs.idx), 1.0 / len(gs.idx)), -np.asarray(weights, dtype=np.float64)]
         info.append({"n_control_genes": int(len(ctrl))})
-    W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(ctx.n_vars, len(gene_sets)))
+    W = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(ctx.n_vars, len(gene_sets))
+    )
     return LinearPlan(W, set_info=info, params=params)
 
 

@@ -50,12 +50,12 @@ log = logging.getLogger(__name__)
 META = MethodMeta(
     name="seurat",
     description="Seurat AddModuleScore (4.3): mean of the signature genes minus the mean of 100 control "
-                "genes drawn per signature gene from its expression bin (24 bins); R's random draws reproduced",
+    "genes drawn per signature gene from its expression bin (24 bins); R's random draws reproduced",
     value_range=(-np.inf, np.inf),
     reference="https://doi.org/10.1016/j.cell.2021.04.048",
     assumptions="log-normalised, unscaled expression (Seurat's data slot); gene averages (the bins) are taken "
-                "over all cells of the matrix scored, so scores depend on the dataset's composition; "
-                "random_state is Seurat's seed (Seurat's default is 1)",
+    "over all cells of the matrix scored, so scores depend on the dataset's composition; "
+    "random_state is Seurat's seed (Seurat's default is 1)",
     kind="linear",
     defaults={"ctrl": 100, "nbin": 24},
     gene_statistics=("seurat_gene_averages",),
@@ -98,7 +98,7 @@ class RRandom:
 
     def runif(self, n: int) -> np.ndarray:
         """``runif(n)``: ``n`` uniforms in (0, 1)."""
-        held = self._buffer[self._next:self._next + n]
+        held = self._buffer[self._next : self._next + n]
         self._next += len(held)
         rest = n - len(held)
         return np.concatenate([np.asarray(held, dtype=np.float64), self._draw(rest)]) if rest else np.asarray(held)
@@ -146,7 +146,7 @@ class RRandom:
             if k == size:
                 break
             # the buffer ran out inside a draw: keep its unused uniforms and append a new block
-            buf, self._next = np.concatenate([buf[self._next:], self._draw(self._BLOCK)]), 0
+            buf, self._next = np.concatenate([buf[self._next :], self._draw(self._BLOCK)]), 0
         self._buffer = buf
         return out
 
@@ -194,18 +194,72 @@ def _horner(r: np.ndarray, coefficients: Sequence[float]) -> np.ndarray:
 
 
 # Wichura's AS 241 (Applied Statistics 37:477, 1988) as R 4.2's qnorm() evaluates it
-_Q_CENTRAL = ((2509.0809287301226727, 33430.575583588128105, 67265.770927008700853, 45921.953931549871457,
-               13731.693765509461125, 1971.5909503065514427, 133.14166789178437745, 3.387132872796366608),
-              (5226.495278852854561, 28729.085735721942674, 39307.89580009271061, 21213.794301586595867,
-               5394.1960214247511077, 687.1870074920579083, 42.313330701600911252, 1.0))
-_Q_TAIL = ((7.7454501427834140764e-4, .0227238449892691845833, .24178072517745061177, 1.27045825245236838258,
-            3.64784832476320460504, 5.7694972214606914055, 4.6303378461565452959, 1.42343711074968357734),
-           (1.05075007164441684324e-9, 5.475938084995344946e-4, .0151986665636164571966, .14810397642748007459,
-            .68976733498510000455, 1.6763848301838038494, 2.05319162663775882187, 1.0))
-_Q_FAR = ((2.01033439929228813265e-7, 2.71155556874348757815e-5, .0012426609473880784386, .026532189526576123093,
-           .29656057182850489123, 1.7848265399172913358, 5.4637849111641143699, 6.6579046435011037772),
-          (2.04426310338993978564e-15, 1.4215117583164458887e-7, 1.8463183175100546818e-5, 7.868691311456132591e-4,
-           .0148753612908506148525, .13692988092273580531, .59983220655588793769, 1.0))
+_Q_CENTRAL = (
+    (
+        2509.0809287301226727,
+        33430.575583588128105,
+        67265.770927008700853,
+        45921.953931549871457,
+        13731.693765509461125,
+        1971.5909503065514427,
+        133.14166789178437745,
+        3.387132872796366608,
+    ),
+    (
+        5226.495278852854561,
+        28729.085735721942674,
+        39307.89580009271061,
+        21213.794301586595867,
+        5394.1960214247511077,
+        687.1870074920579083,
+        42.313330701600911252,
+        1.0,
+    ),
+)
+_Q_TAIL = (
+    (
+        7.7454501427834140764e-4,
+        0.0227238449892691845833,
+        0.24178072517745061177,
+        1.27045825245236838258,
+        3.64784832476320460504,
+        5.7694972214606914055,
+        4.6303378461565452959,
+        1.42343711074968357734,
+    ),
+    (
+        1.05075007164441684324e-9,
+        5.475938084995344946e-4,
+        0.0151986665636164571966,
+        0.14810397642748007459,
+        0.68976733498510000455,
+        1.6763848301838038494,
+        2.05319162663775882187,
+        1.0,
+    ),
+)
+_Q_FAR = (
+    (
+        2.01033439929228813265e-7,
+        2.71155556874348757815e-5,
+        0.0012426609473880784386,
+        0.026532189526576123093,
+        0.29656057182850489123,
+        1.7848265399172913358,
+        5.4637849111641143699,
+        6.6579046435011037772,
+    ),
+    (
+        2.04426310338993978564e-15,
+        1.4215117583164458887e-7,
+        1.8463183175100546818e-5,
+        7.868691311456132591e-4,
+        0.0148753612908506148525,
+        0.13692988092273580531,
+        0.59983220655588793769,
+        1.0,
+    ),
+)
 
 
 def r_qnorm(p: np.ndarray) -> np.ndarray:
@@ -265,13 +319,17 @@ def seurat_bins(gene_means: np.ndarray, rng: RRandom, nbin: int = 24) -> tuple[n
     jittered = means[order] + rng.rnorm(len(means)) / 1e30
     codes, unique_breaks = cut_number(jittered, nbin)
     if not unique_breaks:
-        log.warning("seurat: too few distinct gene averages for %d bins (Seurat stops here: 'Insufficient data "
-                    "values'); repeated quantile breaks leave some bins empty", nbin)
+        log.warning(
+            "seurat: too few distinct gene averages for %d bins (Seurat stops here: 'Insufficient data "
+            "values'); repeated quantile breaks leave some bins empty",
+            nbin,
+        )
     return order, codes
 
 
-def seurat_control_genes(gene_means: np.ndarray, feature_sets: Sequence[np.ndarray], *, ctrl: int = 100,
-                         nbin: int = 24, seed: int = 1) -> list[np.ndarray]:
+def seurat_control_genes(
+    gene_means: np.ndarray, feature_sets: Sequence[np.ndarray], *, ctrl: int = 100, nbin: int = 24, seed: int = 1
+) -> list[np.ndarray]:
     """The control genes of one ``AddModuleScore(object, features = feature_sets, seed = seed)`` call.
 
     ``gene_means``: every gene's average over all cells (``Matrix::rowMeans`` of ``data``);
@@ -298,8 +356,11 @@ def seurat_control_genes(gene_means: np.ndarray, feature_sets: Sequence[np.ndarr
         ctrl_genes = np.concatenate(drawn) if drawn else np.empty(0, np.int64)
         out.append(ctrl_genes[np.sort(np.unique(ctrl_genes, return_index=True)[1])])
     if too_small:
-        log.warning("seurat: an expression bin holds fewer than ctrl=%d genes (Seurat stops here: 'cannot take a "
-                    "sample larger than the population'); all genes of such a bin are controls", ctrl)
+        log.warning(
+            "seurat: an expression bin holds fewer than ctrl=%d genes (Seurat stops here: 'cannot take a "
+            "sample larger than the population'); all genes of such a bin are controls",
+            ctrl,
+        )
     return out
 
 

@@ -46,11 +46,11 @@ log = logging.getLogger(__name__)
 META = MethodMeta(
     name="ssgsea",
     description="ssGSEA: sum of the random walk over within-cell gene ranks weighted by rank^tau, divided by "
-                "the range of all scores; equals Bioconductor GSVA 1.46 method='ssgsea'",
+    "the range of all scores; equals Bioconductor GSVA 1.46 method='ssgsea'",
     value_range=(-1.0, 1.0),
     reference="https://doi.org/10.1038/nature08460",
     assumptions="any per-cell monotone scale (within-cell ranks only); zeros tie at the bottom of each cell's "
-                "ranking; normalised scores depend on every cell and set scored together (the common range)",
+    "ranking; normalised scores depend on every cell and set scored together (the common range)",
     kind="rank",
     defaults={"tau": 0.25, "ssgsea_norm": True},
     all_cells=True,
@@ -58,8 +58,9 @@ META = MethodMeta(
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def ssgsea_rows(indptr, indices, data, start, end, n_genes, set_ptr, set_genes, sig_genes, sig_slot, tau,
-                n_threads, out):
+def ssgsea_rows(
+    indptr, indices, data, start, end, n_genes, set_ptr, set_genes, sig_genes, sig_slot, tau, n_threads, out
+):
     """``out[r, s]`` = unnormalised ssGSEA score of set ``s`` in row ``start + r``.
 
     ``sig_genes``: the distinct genes of all sets, increasing; ``sig_slot[g]`` its slot (-1: none).
@@ -154,8 +155,21 @@ class SsgseaPlan(Plan):
         self.params, self.set_info = params, set_info
 
     def raw(self, indptr, indices, data, start, end, out):
-        ssgsea_rows(indptr, indices, data, start, end, self.n_genes, self.set_ptr, self.set_genes, self.sig_genes,
-                    self.sig_slot, self.tau, numba.get_num_threads(), out)
+        ssgsea_rows(
+            indptr,
+            indices,
+            data,
+            start,
+            end,
+            self.n_genes,
+            self.set_ptr,
+            self.set_genes,
+            self.sig_genes,
+            self.sig_slot,
+            self.tau,
+            numba.get_num_threads(),
+            out,
+        )
 
     def compute(self, indptr, indices, data, start, end, out):
         self.raw(indptr, indices, data, start, end, out)

@@ -32,11 +32,11 @@ from ._ranks import row_tie_groups, sort_groups_descending, table_bits, value_bi
 META = MethodMeta(
     name="ucell",
     description="UCell: normalised Mann-Whitney U of the signature genes' within-cell ranks "
-                "(non-zero genes ranked, truncated at max_rank); equals pyucell.compute_ucell_scores",
+    "(non-zero genes ranked, truncated at max_rank); equals pyucell.compute_ucell_scores",
     value_range=(0.0, 1.0),
     reference="https://doi.org/10.1016/j.csbj.2021.06.043",
     assumptions="any per-cell monotone scale (counts or log-normalised give the same ranks); zeros "
-                "are unranked (rank max_rank), so scores fall with sparsity",
+    "are unranked (rank max_rank), so scores fall with sparsity",
     kind="rank",
     defaults={"max_rank": 1500, "missing_genes": "impute", "w_neg": 1.0},
     signed="max(0, U(up) - w_neg * U(down)) (pyucell's signed UCell)",
@@ -65,8 +65,9 @@ def ucell_sums(indptr, indices, data, bits, start, end, lk_ptr, lk_set, max_rank
             i = start + r
             a = indptr[i]
             b = indptr[i + 1]
-            d = row_tie_groups(data, bits, a, b, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask,
-                               ent_slot, dist_slot)
+            d = row_tie_groups(
+                data, bits, a, b, tab_key, tab_stamp, tab_cnt, tab_val, i, shift, mask, ent_slot, dist_slot
+            )
             sort_groups_descending(dist_slot, d, tab_val)
             cum = 0
             for k in range(d):
@@ -95,8 +96,21 @@ class UCellPlan(Plan):
 
     def compute(self, indptr, indices, data, start, end, out):
         max_nnz, log2_table = table_bits(indptr, start, end)
-        ucell_sums(indptr, indices, data, value_bits(data), start, end, self.lk_ptr, self.lk_set,
-                   float(self.max_rank), max_nnz, log2_table, numba.get_num_threads(), out)
+        ucell_sums(
+            indptr,
+            indices,
+            data,
+            value_bits(data),
+            start,
+            end,
+            self.lk_ptr,
+            self.lk_set,
+            float(self.max_rank),
+            max_nnz,
+            log2_table,
+            numba.get_num_threads(),
+            out,
+        )
         out *= self.scale
         np.maximum(out, 0.0, out=out)
 
@@ -119,5 +133,11 @@ def prepare(ctx, gene_sets, *, random_state, max_rank, missing_genes, w_neg) -> 
         denom = lgt * max_rank - lgt * (lgt + 1) / 2.0
         scale[k] = 1.0 / denom if denom != 0 else 0.0
         info.append({"n_genes_ranked": int(lgt)})
-    return UCellPlan(lk_ptr, lk_set, scale, max_rank, info,
-                     {"max_rank": max_rank, "missing_genes": missing_genes, "w_neg": float(w_neg)})
+    return UCellPlan(
+        lk_ptr,
+        lk_set,
+        scale,
+        max_rank,
+        info,
+        {"max_rank": max_rank, "missing_genes": missing_genes, "w_neg": float(w_neg)},
+    )

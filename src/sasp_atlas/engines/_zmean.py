@@ -26,7 +26,7 @@ META = MethodMeta(
     value_range=(-np.inf, np.inf),
     reference="https://doi.org/10.1371/journal.pcbi.1000217",
     assumptions="log-normalised expression; z is relative to the cells of this matrix, so scores "
-                "depend on the dataset's cell-type composition",
+    "depend on the dataset's cell-type composition",
     kind="linear",
     defaults={},
     gene_statistics=("gene_mean_sd",),
@@ -43,8 +43,9 @@ def prepare(ctx, gene_sets, *, random_state) -> LinearPlan:
         cols.append(np.full(len(gs.idx), k))
         vals.append(np.full(len(gs.idx), 1.0 / len(gs.idx)))
         offset[k] = -np.dot(inv_sd[gs.idx], mean[gs.idx]) / len(gs.idx)
-    W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(ctx.n_vars, len(gene_sets)))
+    W = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(ctx.n_vars, len(gene_sets))
+    )
     # z_ig / |S| = x_ig * inv_sd_g / |S| - ...: the per-gene factor goes to the kernel, so each
     # signature keeps a single weight 1/|S|
     return LinearPlan(W, offset, gene_scale=inv_sd, set_info=[{} for _ in gene_sets])

@@ -76,8 +76,9 @@ __all__ = ["celltype_null", "draw_null_sets", "NULL_COLUMNS"]
 NULL_COLUMNS = ["signature", "observed_mean", "null_mean", "null_sd", "z", "empirical_p", "n_cells"]
 
 
-def draw_null_sets(gene_means: np.ndarray, signature_idx: np.ndarray, *, n_null: int = 100, n_bins: int = 25,
-                   rng: np.random.Generator) -> list[np.ndarray]:
+def draw_null_sets(
+    gene_means: np.ndarray, signature_idx: np.ndarray, *, n_null: int = 100, n_bins: int = 25, rng: np.random.Generator
+) -> list[np.ndarray]:
     """``n_null`` random gene sets (positions) with the expression-bin composition of ``signature_idx``.
 
     Genes whose mean is not finite have no bin and are left out of the composition.
@@ -91,12 +92,21 @@ def draw_null_sets(gene_means: np.ndarray, signature_idx: np.ndarray, *, n_null:
     for cut, k in zip(cuts, counts, strict=True):
         pool = np.setdiff1d(members[float(cut)], sig, assume_unique=True)
         pools.append((pool if len(pool) >= k else members[float(cut)], int(k)))
-    return [np.concatenate([rng.choice(pool, k, replace=False) for pool, k in pools]).astype(np.int64)
-            for _ in range(n_null)]
+    return [
+        np.concatenate([rng.choice(pool, k, replace=False) for pool, k in pools]).astype(np.int64)
+        for _ in range(n_null)
+    ]
 
 
-def _expected_group_means(gene_sums: np.ndarray, counts: np.ndarray, gene_means: np.ndarray,
-                          sets: list[np.ndarray], *, ctrl_size: int, n_bins: int) -> np.ndarray:
+def _expected_group_means(
+    gene_sums: np.ndarray,
+    counts: np.ndarray,
+    gene_means: np.ndarray,
+    sets: list[np.ndarray],
+    *,
+    ctrl_size: int,
+    n_bins: int,
+) -> np.ndarray:
     """Group means of the ``expected`` score of every gene set (positions), ``(n_groups, n_sets)``, from
     the per-group gene sums ``gene_sums`` of ``counts`` cells each and the gene means of the bins."""
     n_groups, n_vars = gene_sums.shape
@@ -134,7 +144,7 @@ def null_table(means, counts, observed, labels, *, n_null: int, groupby: str, at
     n_sig = len(observed)
     rows = []
     for k, gs in enumerate(observed):
-        null = means[:, n_sig + k * n_null: n_sig + (k + 1) * n_null]
+        null = means[:, n_sig + k * n_null : n_sig + (k + 1) * n_null]
         obs = means[:, k]
         null_mean = null.mean(axis=1)
         null_sd = null.std(axis=1, ddof=1) if n_null > 1 else np.full(len(labels), np.nan)
@@ -142,8 +152,18 @@ def null_table(means, counts, observed, labels, *, n_null: int, groupby: str, at
             z = (obs - null_mean) / null_sd
         p = (1 + (null >= obs[:, None]).sum(axis=1)) / (1 + n_null)
         for c, label in enumerate(labels):
-            rows.append({"signature": gs.name, groupby: label, "observed_mean": obs[c], "null_mean": null_mean[c],
-                         "null_sd": null_sd[c], "z": z[c], "empirical_p": p[c], "n_cells": int(counts[c])})
+            rows.append(
+                {
+                    "signature": gs.name,
+                    groupby: label,
+                    "observed_mean": obs[c],
+                    "null_mean": null_mean[c],
+                    "null_sd": null_sd[c],
+                    "z": z[c],
+                    "empirical_p": p[c],
+                    "n_cells": int(counts[c]),
+                }
+            )
     out = pd.DataFrame(rows, columns=["signature", groupby] + NULL_COLUMNS[1:])
     out.attrs = attrs
     return out
@@ -171,10 +191,20 @@ def _parts(sets: list[GeneSet | SignedGeneSet]) -> tuple[list[GeneSet], list[tup
     return parts, columns
 
 
-def celltype_null(adata: AnnData, signatures: Signatures, *,
-                  method: str = "scanpy", groupby: str = CELL_TYPE_KEY, n_null: int = 100, seed: int = 0,
-                  n_bins: int = 25, random_state: int | None = 0, layer: str | None = None,
-                  compute_kwargs: Mapping[str, Any] | None = None, **params) -> pd.DataFrame:
+def celltype_null(
+    adata: AnnData,
+    signatures: Signatures,
+    *,
+    method: str = "scanpy",
+    groupby: str = CELL_TYPE_KEY,
+    n_null: int = 100,
+    seed: int = 0,
+    n_bins: int = 25,
+    random_state: int | None = 0,
+    layer: str | None = None,
+    compute_kwargs: Mapping[str, Any] | None = None,
+    **params,
+) -> pd.DataFrame:
     """Per (signature, cell type): observed mean score against ``n_null`` expression-matched random sets.
 
     Parameters
@@ -214,38 +244,73 @@ def celltype_null(adata: AnnData, signatures: Signatures, *,
     var_names = pd.Index(adata.var_names.astype(str))
     observed: list[GeneSet | SignedGeneSet] = []
     for gs in match_signatures(signatures, var_names):
-        observed.append(SignedGeneSet(gs.name, _present_only(gs.up), _present_only(gs.down))
-                        if isinstance(gs, SignedGeneSet) else _present_only(gs))
+        observed.append(
+            SignedGeneSet(gs.name, _present_only(gs.up), _present_only(gs.down))
+            if isinstance(gs, SignedGeneSet)
+            else _present_only(gs)
+        )
     null_sets: list[GeneSet | SignedGeneSet] = []
     for gs in observed:
         rng = _signature_rng(seed, gs.name)
         if isinstance(gs, SignedGeneSet):
-            ups, downs = (draw_null_sets(ctx.scanpy_gene_means, part.idx, n_null=n_null, n_bins=n_bins, rng=rng)
-                          for part in gs.parts)
-            null_sets.extend(SignedGeneSet(f"{gs.name}[null {j}]",
-                                           _random_set(f"{gs.name}[null {j}][up]", up, var_names),
-                                           _random_set(f"{gs.name}[null {j}][down]", down, var_names))
-                             for j, (up, down) in enumerate(zip(ups, downs, strict=True)))
+            ups, downs = (
+                draw_null_sets(ctx.scanpy_gene_means, part.idx, n_null=n_null, n_bins=n_bins, rng=rng)
+                for part in gs.parts
+            )
+            null_sets.extend(
+                SignedGeneSet(
+                    f"{gs.name}[null {j}]",
+                    _random_set(f"{gs.name}[null {j}][up]", up, var_names),
+                    _random_set(f"{gs.name}[null {j}][down]", down, var_names),
+                )
+                for j, (up, down) in enumerate(zip(ups, downs, strict=True))
+            )
         else:
-            null_sets.extend(_random_set(f"{gs.name}[null {j}]", idx, var_names) for j, idx in
-                             enumerate(draw_null_sets(ctx.scanpy_gene_means, gs.idx, n_null=n_null, n_bins=n_bins,
-                                                      rng=rng)))
+            null_sets.extend(
+                _random_set(f"{gs.name}[null {j}]", idx, var_names)
+                for j, idx in enumerate(
+                    draw_null_sets(ctx.scanpy_gene_means, gs.idx, n_null=n_null, n_bins=n_bins, rng=rng)
+                )
+            )
     codes, labels = group_codes(adata, groupby)
     if module.META.name == "expected":  # linear and seed-free: every set from the per-type gene means
         resolved = resolve_params(module.META, params)
         counts = np.bincount(codes[codes >= 0], minlength=len(labels)).astype(np.float64)
         parts, columns = _parts(observed + null_sets)
-        part_means = _expected_group_means(ctx.group_gene_sums(codes, len(labels)), counts, ctx.exact_gene_means,
-                                           [gs.idx for gs in parts], ctrl_size=resolved["ctrl_size"],
-                                           n_bins=resolved["n_bins"])
+        part_means = _expected_group_means(
+            ctx.group_gene_sums(codes, len(labels)),
+            counts,
+            ctx.exact_gene_means,
+            [gs.idx for gs in parts],
+            ctrl_size=resolved["ctrl_size"],
+            n_bins=resolved["n_bins"],
+        )
         # the expected score is linear: a cell type's mean of up minus down is the difference of the means
-        means = part_means if len(parts) == len(columns) else np.column_stack(
-            [part_means[:, up] if down is None else part_means[:, up] - part_means[:, down] for up, down in columns])
+        means = (
+            part_means
+            if len(parts) == len(columns)
+            else np.column_stack(
+                [part_means[:, up] if down is None else part_means[:, up] - part_means[:, down] for up, down in columns]
+            )
+        )
         plan_params = dict(resolved)
     else:
         plan = build_signed_plan(module, ctx, observed + null_sets, random_state=random_state, params=params)
         means, counts = group_means(ctx, plan, codes, len(labels))
         plan_params = dict(plan.params)
-    return null_table(means, counts, observed, labels, n_null=n_null, groupby=groupby,
-                      attrs={"method": module.META.name, "n_null": n_null, "seed": seed, "n_bins": n_bins,
-                             "random_state": random_state, "params": plan_params})
+    return null_table(
+        means,
+        counts,
+        observed,
+        labels,
+        n_null=n_null,
+        groupby=groupby,
+        attrs={
+            "method": module.META.name,
+            "n_null": n_null,
+            "seed": seed,
+            "n_bins": n_bins,
+            "random_state": random_state,
+            "params": plan_params,
+        },
+    )

@@ -21,8 +21,20 @@ MIN_COVERAGE = 0.5
 MIN_GENES = 5
 LOW_COVERAGE_FLAG = "low coverage: score not comparable"
 
-COVERAGE_COLUMNS = ["dataset", "signature", "n_genes", "n_present", "coverage", "n_rescued", "rescued", "missing",
-                    "flag", "low_coverage", "n_published", "unmapped"]
+COVERAGE_COLUMNS = [
+    "dataset",
+    "signature",
+    "n_genes",
+    "n_present",
+    "coverage",
+    "n_rescued",
+    "rescued",
+    "missing",
+    "flag",
+    "low_coverage",
+    "n_published",
+    "unmapped",
+]
 
 
 def is_low_coverage(n_present: int, n_genes: int) -> bool:
@@ -61,8 +73,9 @@ def _match(adata: AnnData, signatures: list[str]) -> dict[str, dict]:
     return out
 
 
-def coverage_table(adata: AnnData, *, key: str = SCORES_KEY, signatures: list[str] | None = None,
-                   dataset_id: str | None = None) -> pd.DataFrame:
+def coverage_table(
+    adata: AnnData, *, key: str = SCORES_KEY, signatures: list[str] | None = None, dataset_id: str | None = None
+) -> pd.DataFrame:
     """Signature gene coverage after symbol resolution: columns :data:`COVERAGE_COLUMNS`.
 
     Per scored signature (``adata.uns[key]``): ``n_genes`` genes scored (human symbols
@@ -107,12 +120,21 @@ def coverage_table(adata: AnnData, *, key: str = SCORES_KEY, signatures: list[st
             rescued.append(f"{old_data}->{g}" if p == g else f"{p}->{g}" if old_data == g else f"{p}->{g}<-{old_data}")
         n_genes, n_present = int(info["n_genes"]), len(info["genes_used"])
         low = is_low_coverage(n_present, n_genes)
-        rows.append({"signature": sig, "n_genes": n_genes, "n_present": n_present,
-                     "coverage": n_present / n_genes if n_genes else float("nan"),
-                     "n_rescued": len(rescued), "rescued": " ".join(rescued),
-                     "missing": " ".join(sorted(map(str, info["genes_missing"]))),
-                     "flag": LOW_COVERAGE_FLAG if low else "", "low_coverage": low,
-                     "n_published": n_published if n_published is not None else n_genes, "unmapped": " ".join(unmapped)})
+        rows.append(
+            {
+                "signature": sig,
+                "n_genes": n_genes,
+                "n_present": n_present,
+                "coverage": n_present / n_genes if n_genes else float("nan"),
+                "n_rescued": len(rescued),
+                "rescued": " ".join(rescued),
+                "missing": " ".join(sorted(map(str, info["genes_missing"]))),
+                "flag": LOW_COVERAGE_FLAG if low else "",
+                "low_coverage": low,
+                "n_published": n_published if n_published is not None else n_genes,
+                "unmapped": " ".join(unmapped),
+            }
+        )
     out = pd.DataFrame(rows, columns=COVERAGE_COLUMNS[1:])
     if dataset_id is not None:
         out.insert(0, "dataset", dataset_id)

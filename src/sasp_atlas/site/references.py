@@ -17,8 +17,17 @@ from pathlib import Path
 from ..genes import catalogue
 from ..sources import Dataset, list_datasets, list_ground_truth
 
-__all__ = ["bib_key", "dataset_key", "signature_key", "cite", "cite_sources", "references_section", "bibliography_text",
-           "write_bibliography", "GENERATED_BIB"]
+__all__ = [
+    "bib_key",
+    "dataset_key",
+    "signature_key",
+    "cite",
+    "cite_sources",
+    "references_section",
+    "bibliography_text",
+    "write_bibliography",
+    "GENERATED_BIB",
+]
 
 #: where the build writes the generated bibliography (relative to the project root)
 GENERATED_BIB = Path("book") / "generated" / "references.bib"

@@ -23,30 +23,65 @@ from .notebooks import NotebookFailed, execute_page
 __all__ = ["score_and_report", "render_report", "render_page", "notebook_html"]
 
 
-def score_and_report(path: str | Path, out_dir: str | Path, *, cell_type_key: str | None = None,
-                     sample_key: str | None = None, signatures: list[str] | None = None, method: str = DEFAULT_METHOD,
-                     species: str = "human", random_state: int = 0, report: bool = True,
-                     malignant_key: str | None = None, cancer_type: str = "unknown",
-                     min_cells: int = DEFAULT_MIN_CELLS, layer: str | None = None,
-                     gene_symbols_key: str | None = None, value_type: str | None = None) -> dict[str, Path]:
+def score_and_report(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    cell_type_key: str | None = None,
+    sample_key: str | None = None,
+    signatures: list[str] | None = None,
+    method: str = DEFAULT_METHOD,
+    species: str = "human",
+    random_state: int = 0,
+    report: bool = True,
+    malignant_key: str | None = None,
+    cancer_type: str = "unknown",
+    min_cells: int = DEFAULT_MIN_CELLS,
+    layer: str | None = None,
+    gene_symbols_key: str | None = None,
+    value_type: str | None = None,
+) -> dict[str, Path]:
     """``sasp-atlas score``: :func:`sasp_atlas.atlas.score_user_file` (``celltype_scores.csv``,
     ``coverage.csv``, ``scored.h5ad``) and, with ``report``, :func:`render_report` (``report.html``
     and its figures in ``report_files/``). Returns ``{name: path}`` of the files written."""
-    options = {"cell_type_key": cell_type_key, "sample_key": sample_key, "species": species,
-               "malignant_key": malignant_key, "cancer_type": cancer_type, "min_cells": min_cells, "layer": layer,
-               "gene_symbols_key": gene_symbols_key, "value_type": value_type}
+    options = {
+        "cell_type_key": cell_type_key,
+        "sample_key": sample_key,
+        "species": species,
+        "malignant_key": malignant_key,
+        "cancer_type": cancer_type,
+        "min_cells": min_cells,
+        "layer": layer,
+        "gene_symbols_key": gene_symbols_key,
+        "value_type": value_type,
+    }
     sigs = list(signatures or DEFAULT_SIGNATURES)
     written = score_user_file(path, out_dir, signatures=sigs, method=method, random_state=random_state, **options)
     if report:
-        written["report"] = render_report(Path(path), Path(out_dir), user_options=options, signatures=sigs,
-                                          method=method, random_state=random_state,
-                                          title=f"SASP signature scores: {Path(path).name}")
+        written["report"] = render_report(
+            Path(path),
+            Path(out_dir),
+            user_options=options,
+            signatures=sigs,
+            method=method,
+            random_state=random_state,
+            title=f"SASP signature scores: {Path(path).name}",
+        )
     return written
 
 
-def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], signatures: list[str], method: str,
-                  random_state: int, title: str, template: str | Path = "dataset",
-                  report_cells: Path | None = None) -> Path:
+def render_report(
+    input_h5ad: Path,
+    out: Path,
+    *,
+    user_options: dict[str, Any],
+    signatures: list[str],
+    method: str,
+    random_state: int,
+    title: str,
+    template: str | Path = "dataset",
+    report_cells: Path | None = None,
+) -> Path:
     """Execute the dataset page template on the user's file and write ``out/report.html``.
 
     The one papermill runner (:func:`sasp_atlas.site.notebooks.execute_page`) runs the dataset page
@@ -61,12 +96,20 @@ def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], 
     results = out / "report_files"
     report.unlink(missing_ok=True)  # never leave an older report next to new tables
     shutil.rmtree(results, ignore_errors=True)
-    params = {"dataset_id": user_dataset_id(input_h5ad), "input_h5ad": str(Path(input_h5ad).resolve()),
-              "user_options": user_options, "signatures": signatures, "method": method, "random_state": random_state,
-              "results": str(results.resolve())}
+    params = {
+        "dataset_id": user_dataset_id(input_h5ad),
+        "input_h5ad": str(Path(input_h5ad).resolve()),
+        "user_options": user_options,
+        "signatures": signatures,
+        "method": method,
+        "random_state": random_state,
+        "results": str(results.resolve()),
+    }
     if report_cells is not None:
-        params |= {"report_cells": str(Path(report_cells).resolve()),
-                   "all_cells_table": str((out / "celltype_scores.csv").resolve())}
+        params |= {
+            "report_cells": str(Path(report_cells).resolve()),
+            "all_cells_table": str((out / "celltype_scores.csv").resolve()),
+        }
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "report.ipynb"
         try:
@@ -78,8 +121,14 @@ def render_report(input_h5ad: Path, out: Path, *, user_options: dict[str, Any], 
     return report
 
 
-def render_page(dataset_id: str, out_dir: str | Path, *, signatures: list[str] | None = None,
-                method: str = DEFAULT_METHOD, random_state: int = 0) -> dict[str, Path]:
+def render_page(
+    dataset_id: str,
+    out_dir: str | Path,
+    *,
+    signatures: list[str] | None = None,
+    method: str = DEFAULT_METHOD,
+    random_state: int = 0,
+) -> dict[str, Path]:
     """``sasp-atlas page``: one registry dataset's page, executed locally as the build executes it.
 
     The dataset page template (``notebooks/dataset.py``) runs through the one papermill runner
@@ -94,14 +143,21 @@ def render_page(dataset_id: str, out_dir: str | Path, *, signatures: list[str] |
     out.mkdir(parents=True, exist_ok=True)
     notebook, page, results = out / f"{ds.id}.ipynb", out / f"{ds.id}.html", out / f"{ds.id}_files"
     page.unlink(missing_ok=True)
-    params = {"dataset_id": ds.id, "signatures": list(signatures or DEFAULT_SIGNATURES), "method": method,
-              "random_state": random_state, "results": str(results.resolve())}
+    params = {
+        "dataset_id": ds.id,
+        "signatures": list(signatures or DEFAULT_SIGNATURES),
+        "method": method,
+        "random_state": random_state,
+        "results": str(results.resolve()),
+    }
     try:
         execute_page("dataset", notebook, params, cwd=out.resolve(), title=ds["title"])
     except NotebookFailed as exc:
         raise NotebookFailed(f"dataset page {ds.id!r}: {exc} (the executed notebook is {notebook})") from None
     html_text = notebook_html(notebook, ds["title"])
-    page.write_text(html_text.replace('href="../../_static/figures/', f'href="{results.name}/figures/'), encoding="utf-8")
+    page.write_text(
+        html_text.replace('href="../../_static/figures/', f'href="{results.name}/figures/'), encoding="utf-8"
+    )
     return {"notebook": notebook, "html": page, "files": results}
 
 
@@ -156,6 +212,7 @@ def notebook_html(notebook: str | Path, title: str) -> str:
                     body.append(f"<pre>{html.escape(output.get('text', ''))}</pre>")
                 continue
             data = output.get("data", {})
+
             def text(v):
                 return "".join(v) if isinstance(v, list) else v
 
@@ -169,8 +226,11 @@ def notebook_html(notebook: str | Path, title: str) -> str:
                 body.append(f'<img alt="" src="data:image/png;base64,{text(data["image/png"]).strip()}">')
             elif "text/plain" in data:
                 body.append(f"<pre>{html.escape(text(data['text/plain']))}</pre>")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
-            f'{_icon_link()}\n'
-            f"<style>{_CSS}{project_file('_static/sasp.css').read_text(encoding='utf-8')}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
-            + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(title)}</title>\n'
+        f"{_icon_link()}\n"
+        f"<style>{_CSS}{project_file('_static/sasp.css').read_text(encoding='utf-8')}</style>\n<script>{_vega_bundle()}</script>\n</head>\n<body>\n<main>\n"
+        + "\n".join(body)
+        + "\n</main>\n</body>\n</html>\n"
+    )

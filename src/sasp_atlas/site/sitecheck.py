@@ -57,10 +57,19 @@ except ImportError:  # pragma: no cover - check_site says how to install it
     class PlaywrightError(Exception):  # type: ignore[no-redef]
         pass
 
+
 __all__ = ["check_site", "chromium_path", "axe_path", "axe_version", "WIDTHS", "AXE_ENV"]
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDTHS = {1400: 900, 390: 844}  # viewport width -> height (desktop, phone)
 AXE_IMPACTS = ("serious", "critical")
 CONTRAST_PER_STYLE = 5
@@ -69,8 +78,10 @@ INSTALL_HINT = 'pip install -e ".[test]"  (Playwright for Python)'
 #: environment variable naming the axe-core script to inject (``--axe PATH`` on the command line)
 AXE_ENV = "SASP_ATLAS_AXE"
 AXE_FILE = Path("node_modules", "axe-core", "axe.min.js")
-AXE_INSTALL_HINT = ("run `npm ci` in the project folder (it installs the axe-core that package-lock.json pins into "
-                    f"{AXE_FILE.as_posix()}), or name the file with --axe PATH or ${AXE_ENV}")
+AXE_INSTALL_HINT = (
+    "run `npm ci` in the project folder (it installs the axe-core that package-lock.json pins into "
+    f"{AXE_FILE.as_posix()}), or name the file with --axe PATH or ${AXE_ENV}"
+)
 
 _LOCAL_URL = re.compile(r"^(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)")
 _NETWORK_URL = re.compile(r"^(?:https?|wss?)://", re.I)
@@ -193,8 +204,9 @@ def axe_path(axe: str | Path | None = None) -> Path:
     for path in tried:
         if path.is_file():
             return path.resolve()
-    raise FileNotFoundError(f"axe-core is not installed (looked for {', '.join(map(str, dict.fromkeys(tried)))}): "
-                            f"{AXE_INSTALL_HINT}")
+    raise FileNotFoundError(
+        f"axe-core is not installed (looked for {', '.join(map(str, dict.fromkeys(tried)))}): {AXE_INSTALL_HINT}"
+    )
 
 
 @functools.cache
@@ -248,7 +260,7 @@ def _is_external(url: str) -> bool:
 def _site_path(url: str, base: str) -> str:
     """A local URL as the reader sees it: relative to the site root, or its absolute path outside it."""
     if url.startswith(base):
-        return url[len(base):] or "./"
+        return url[len(base) :] or "./"
     parts = urllib.parse.urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
@@ -265,8 +277,16 @@ async def _axe_violations(page, width: int, *, axe_js: Path, contrast: bool) -> 
         if v.get("impact") in AXE_IMPACTS:
             nodes = v.get("nodes") or [{}]
             target = nodes[0].get("target") or ["?"]
-            out.append({"rule": v["id"], "impact": v["impact"], "nodes": len(v.get("nodes") or []),
-                        "target": " ".join(str(t) for t in target), "help": v.get("help", ""), "widths": [width]})
+            out.append(
+                {
+                    "rule": v["id"],
+                    "impact": v["impact"],
+                    "nodes": len(v.get("nodes") or []),
+                    "target": " ".join(str(t) for t in target),
+                    "help": v.get("help", ""),
+                    "widths": [width],
+                }
+            )
     return out
 
 
@@ -289,8 +309,12 @@ class _Listen:
         page.on("request", lambda req: self._request(req.url))
         page.on("websocket", lambda ws: self._request(ws.url))
         page.on("console", self._console)
-        page.on("pageerror", lambda err: self.console.append(f"uncaught {getattr(err, 'name', '') or 'error'}: "
-                                                             f"{getattr(err, 'message', '') or err}"))
+        page.on(
+            "pageerror",
+            lambda err: self.console.append(
+                f"uncaught {getattr(err, 'name', '') or 'error'}: {getattr(err, 'message', '') or err}"
+            ),
+        )
 
     def _request(self, url: str) -> None:
         if _is_external(url):
@@ -310,11 +334,13 @@ class _Listen:
         self.console.append(text)
 
 
-async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: int, first: bool, axe: Path | None,
-                 shots: list[Path]) -> dict:
+async def _visit(
+    browser, url: str, *, width: int, redirect: bool, budget_ms: int, first: bool, axe: Path | None, shots: list[Path]
+) -> dict:
     started = time.monotonic()
-    context = await browser.new_context(viewport={"width": width, "height": WIDTHS.get(width, 900)},
-                                        service_workers="block")
+    context = await browser.new_context(
+        viewport={"width": width, "height": WIDTHS.get(width, 900)}, service_workers="block"
+    )
     page = await context.new_page()
     listen = _Listen(page)
     await context.route(_is_external, listen.abort)  # nothing leaves 127.0.0.1: record and abort
@@ -343,7 +369,9 @@ async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: in
             if first:  # the links are the same at every width
                 out["links"] = await page.evaluate(_JS_LINKS)
             if axe is not None:
-                out["axe"] = await _axe_violations(page, width, axe_js=axe, contrast=first)  # colours: at the first width
+                out["axe"] = await _axe_violations(
+                    page, width, axe_js=axe, contrast=first
+                )  # colours: at the first width
         for shot in shots:
             shot.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(shot), full_page=True)
@@ -360,8 +388,9 @@ async def _visit(browser, url: str, *, width: int, redirect: bool, budget_ms: in
 async def _visit_all(exe: str, jobs: list[dict], workers: int) -> list[dict]:
     """Run every (page, width) visit in one browser, ``workers`` at a time; results in job order."""
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=exe, headless=True,
-                                           args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
+        browser = await pw.chromium.launch(
+            executable_path=exe, headless=True, args=[f for f in CHROMIUM_FLAGS if f != "--headless"]
+        )
         gate = asyncio.Semaphore(max(1, workers))
 
         async def one(job):
@@ -375,13 +404,23 @@ async def _visit_all(exe: str, jobs: list[dict], workers: int) -> list[dict]:
 
 
 def _pages(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.html")
-                  if "_static" not in p.parts and p.name not in ("search.html", "genindex.html"))
+    return sorted(
+        p for p in root.rglob("*.html") if "_static" not in p.parts and p.name not in ("search.html", "genindex.html")
+    )
 
 
-def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, screenshots_dir: str | Path | None = None,
-               budget_ms: int = 15000, subpath: str = "sasp-atlas", widths: tuple[int, ...] = tuple(WIDTHS),
-               axe: bool = True, axe_js: str | Path | None = None, workers: int = 2) -> dict:
+def check_site(
+    html_dir: str | Path,
+    *,
+    screenshot: str | Path | None = None,
+    screenshots_dir: str | Path | None = None,
+    budget_ms: int = 15000,
+    subpath: str = "sasp-atlas",
+    widths: tuple[int, ...] = tuple(WIDTHS),
+    axe: bool = True,
+    axe_js: str | Path | None = None,
+    workers: int = 2,
+) -> dict:
     """Check every page of a built site in headless Chromium at each width (1400 px and 390 px).
 
     Returns ``{"ok", "n_pages", "n_charts", "n_downloads", "n_internal_links", "n_external_links",
@@ -440,25 +479,56 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
             refresh = _REFRESH.search(text)
             target = urllib.parse.urljoin(url, refresh.group(1).strip()) if refresh else None
             downloads = [urllib.parse.urljoin(url, href) for href in _downloads(text)]
-            entries.append({"page": rel, "charts": len(re.findall(r'class="sasp-chart"', text)), "drawn": None,
-                            "drawn_by_width": {}, "downloads": len(downloads), "broken_downloads": [],
-                            "external": set(), "errors": 0, "overflow": {}, "overflow_px": {}, "column": {},
-                            "hscroll": {}, "hscroll_by": {}, "console_errors": [], "internal_links": 0, "external_links": 0,
-                            "broken_links": [], "axe": {}, "redirect": _site_path(target, base) if target else None,
-                            "icon": None if refresh else bool(_ICON.search(text)),
-                            "seconds": 0.0, "_urls": downloads, "_hrefs": [target] if target else [],
-                            "_size": len(text)})
+            entries.append(
+                {
+                    "page": rel,
+                    "charts": len(re.findall(r'class="sasp-chart"', text)),
+                    "drawn": None,
+                    "drawn_by_width": {},
+                    "downloads": len(downloads),
+                    "broken_downloads": [],
+                    "external": set(),
+                    "errors": 0,
+                    "overflow": {},
+                    "overflow_px": {},
+                    "column": {},
+                    "hscroll": {},
+                    "hscroll_by": {},
+                    "console_errors": [],
+                    "internal_links": 0,
+                    "external_links": 0,
+                    "broken_links": [],
+                    "axe": {},
+                    "redirect": _site_path(target, base) if target else None,
+                    "icon": None if refresh else bool(_ICON.search(text)),
+                    "seconds": 0.0,
+                    "_urls": downloads,
+                    "_hrefs": [target] if target else [],
+                    "_size": len(text),
+                }
+            )
             for i, width in enumerate(widths):
                 shots = []
                 if shots_dir and page_path == root / "index.html":
                     shots.append(shots_dir / f"landing-{width}.png")
                 if screenshot and page_path == atlas and width == max(widths):
                     shots.append(Path(screenshot).resolve())
-                jobs.append({"url": url, "width": width, "redirect": bool(refresh), "budget_ms": budget_ms,
-                             "first": i == 0, "axe": axe_file, "shots": shots, "_entry": len(entries) - 1})
+                jobs.append(
+                    {
+                        "url": url,
+                        "width": width,
+                        "redirect": bool(refresh),
+                        "budget_ms": budget_ms,
+                        "first": i == 0,
+                        "axe": axe_file,
+                        "shots": shots,
+                        "_entry": len(entries) - 1,
+                    }
+                )
         order = sorted(range(len(jobs)), key=lambda j: -entries[jobs[j]["_entry"]]["_size"])  # biggest pages first
-        results = asyncio.run(_visit_all(exe, [{k: v for k, v in jobs[j].items() if k != "_entry"} for j in order],
-                                         workers))
+        results = asyncio.run(
+            _visit_all(exe, [{k: v for k, v in jobs[j].items() if k != "_entry"} for j in order], workers)
+        )
         by_job = dict(zip(order, results))
         for j, job in enumerate(jobs):
             entry, res, key = entries[job["_entry"]], by_job[j], str(job["width"])
@@ -499,29 +569,47 @@ def check_site(html_dir: str | Path, *, screenshot: str | Path | None = None, sc
             entry["external"] = sorted(entry["external"])
             entry["axe"] = sorted(entry["axe"].values(), key=lambda v: (v["impact"] != "critical", v["rule"]))
             entry["seconds"] = round(entry["seconds"], 1)
-            entry["ok"] = (entry["drawn"] >= entry["charts"] and entry["errors"] == 0 and not entry["external"]
-                           and entry["icon"] is not False
-                           and not entry["broken_downloads"] and not entry["broken_links"]
-                           and not any(entry["overflow"].values())
-                           and all(px <= 1 for px in entry["hscroll"].values())
-                           and not entry["console_errors"] and not entry["axe"])
-            log.debug("check-site %s: %s (%.1f s in the browser)", entry["page"], "ok" if entry["ok"] else "FAIL",
-                      entry["seconds"])
+            entry["ok"] = (
+                entry["drawn"] >= entry["charts"]
+                and entry["errors"] == 0
+                and not entry["external"]
+                and entry["icon"] is not False
+                and not entry["broken_downloads"]
+                and not entry["broken_links"]
+                and not any(entry["overflow"].values())
+                and all(px <= 1 for px in entry["hscroll"].values())
+                and not entry["console_errors"]
+                and not entry["axe"]
+            )
+            log.debug(
+                "check-site %s: %s (%.1f s in the browser)",
+                entry["page"],
+                "ok" if entry["ok"] else "FAIL",
+                entry["seconds"],
+            )
             report.append(entry)
     finally:
         httpd.shutdown()
         httpd.server_close()
         serve_dir.cleanup()
     written = sorted(str(s) for job in jobs for s in job["shots"] if s.exists())
-    return {"ok": all(r["ok"] for r in report) and bool(report), "n_pages": len(report),
-            "n_charts": sum(r["charts"] for r in report), "n_downloads": sum(r["downloads"] for r in report),
-            "n_internal_links": len(link_ok), "n_external_links": sum(r["external_links"] for r in report),
-            "n_broken_links": sum(len(r["broken_links"]) for r in report),
-            "n_overflowing": sum(len(ids) for r in report for ids in r["overflow"].values()),
-            "n_console_errors": sum(len(r["console_errors"]) for r in report),
-            "n_axe": sum(len(r["axe"]) for r in report), "axe": axe_info,
-            "widths": list(widths), "seconds": round(time.monotonic() - started, 1),
-            "screenshots": written, "pages": report}
+    return {
+        "ok": all(r["ok"] for r in report) and bool(report),
+        "n_pages": len(report),
+        "n_charts": sum(r["charts"] for r in report),
+        "n_downloads": sum(r["downloads"] for r in report),
+        "n_internal_links": len(link_ok),
+        "n_external_links": sum(r["external_links"] for r in report),
+        "n_broken_links": sum(len(r["broken_links"]) for r in report),
+        "n_overflowing": sum(len(ids) for r in report for ids in r["overflow"].values()),
+        "n_console_errors": sum(len(r["console_errors"]) for r in report),
+        "n_axe": sum(len(r["axe"]) for r in report),
+        "axe": axe_info,
+        "widths": list(widths),
+        "seconds": round(time.monotonic() - started, 1),
+        "screenshots": written,
+        "pages": report,
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover

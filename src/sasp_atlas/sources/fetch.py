@@ -55,9 +55,25 @@ from .registry import (
     validate_registry,
 )
 
-__all__ = ["NotPinnedError", "HashMismatchError", "DataUnavailableError", "cache_dir", "mirror_dir", "resource_mirror_dir", "fetch_dataset",
-           "fetch_resource", "file_sha256", "git_blob_sha1", "file_hashes", "verify_file", "pin_dataset", "pin_all",
-           "pin_candidates", "pin_registry_entries", "pin_registry_text"]
+__all__ = [
+    "NotPinnedError",
+    "HashMismatchError",
+    "DataUnavailableError",
+    "cache_dir",
+    "mirror_dir",
+    "resource_mirror_dir",
+    "fetch_dataset",
+    "fetch_resource",
+    "file_sha256",
+    "git_blob_sha1",
+    "file_hashes",
+    "verify_file",
+    "pin_dataset",
+    "pin_all",
+    "pin_candidates",
+    "pin_registry_entries",
+    "pin_registry_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +177,15 @@ def resource_mirror_dir(mirror: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike | None = None,
-               progress: bool = False, mirror_candidate: Path | None = None, first_download: bool = False) -> Path:
+def fetch_file(
+    dataset: Dataset,
+    file_entry: dict,
+    *,
+    mirror: str | os.PathLike | None = None,
+    progress: bool = False,
+    mirror_candidate: Path | None = None,
+    first_download: bool = False,
+) -> Path:
     """Return a local, hash-verified path for one registry file (see the module doc).
 
     ``mirror_candidate`` overrides the mirror location (used for reference resources). A file with
@@ -177,7 +200,8 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
             raise NotPinnedError(
                 f"file {name!r} of dataset {dataset.id!r} has no hash yet (trust level: pinned on first download): "
                 f"run `sasp-atlas registry pin {dataset.id}` once (it downloads the file and records its sha256 and "
-                "size); until then it is never read")
+                "size); until then it is never read"
+            )
         return _first_download(url, cache_dir() / dataset.id, name, progress)
     kinds = " + ".join(k for k, v in (("sha256", expected), ("git blob id", blob)) if v)
     cached = cache_dir() / dataset.id / name
@@ -186,8 +210,11 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
         if not bad:
             log.info("cached  %s/%s (%s)", dataset.id, name, cached)
             return cached
-        log.warning("cached %s is not the registry's file (%s); deleting it and fetching again", cached,
-                    "; ".join(f"{kind} expected {want}, actual {got}" for kind, want, got in bad))
+        log.warning(
+            "cached %s is not the registry's file (%s); deleting it and fetching again",
+            cached,
+            "; ".join(f"{kind} expected {want}, actual {got}" for kind, want, got in bad),
+        )
         cached.unlink()
 
     mdir = mirror_dir(mirror)
@@ -204,8 +231,14 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
     try:
         if expected:
             extra = {"downloader": _BlobCheckingDownloader(blob, progress)} if blob else {}
-            path = pooch.retrieve(url, known_hash=f"sha256:{expected}", fname=name,
-                                  path=cache_dir() / dataset.id, progressbar=progress, **extra)
+            path = pooch.retrieve(
+                url,
+                known_hash=f"sha256:{expected}",
+                fname=name,
+                path=cache_dir() / dataset.id,
+                progressbar=progress,
+                **extra,
+            )
         else:
             path = _download_blob_verified(url, cache_dir() / dataset.id, name, blob, progress)
     except HashMismatchError as exc:
@@ -213,9 +246,11 @@ def fetch_file(dataset: Dataset, file_entry: dict, *, mirror: str | os.PathLike 
     except ValueError as exc:  # pooch: hash mismatch (the temporary download is deleted)
         raise HashMismatchError(f"download of {url} for dataset {dataset.id!r}: {exc}") from exc
     except Exception as exc:  # network errors of every kind
-        hint = ("set SASP_ATLAS_MIRROR (or pass --mirror DIR) to a folder holding "
-                f"{dataset.id}/{name}" if mdir is None else
-                f"the mirror {mdir} has no {dataset.id}/{name}; add it there")
+        hint = (
+            f"set SASP_ATLAS_MIRROR (or pass --mirror DIR) to a folder holding {dataset.id}/{name}"
+            if mdir is None
+            else f"the mirror {mdir} has no {dataset.id}/{name}; add it there"
+        )
         raise DataUnavailableError(
             f"cannot fetch {name!r} of dataset {dataset.id!r}: download from {url} failed "
             f"({type(exc).__name__}: {exc}). No network? Then {hint}."
@@ -235,7 +270,9 @@ class _BlobCheckingDownloader:
         if not check_only:
             actual = git_blob_sha1(output_file)
             if actual != self.blob:
-                raise HashMismatchError(f"git blob sha1 of the download is {actual}, but the registry expects {self.blob}")
+                raise HashMismatchError(
+                    f"git blob sha1 of the download is {actual}, but the registry expects {self.blob}"
+                )
         return result
 
 
@@ -246,10 +283,15 @@ def _first_download(url: str, folder: Path, name: str, progress: bool = False) -
     final = folder / name
     final.unlink(missing_ok=True)  # never keep an earlier, unpinned copy
     try:
-        tmp = Path(pooch.retrieve(url, known_hash=None, fname=f".{name}.{uuid.uuid4().hex}.part", path=folder,
-                                  progressbar=progress))
+        tmp = Path(
+            pooch.retrieve(
+                url, known_hash=None, fname=f".{name}.{uuid.uuid4().hex}.part", path=folder, progressbar=progress
+            )
+        )
     except Exception as exc:  # network errors of every kind
-        raise DataUnavailableError(f"first download of {name!r} from {url} failed ({type(exc).__name__}: {exc})") from exc
+        raise DataUnavailableError(
+            f"first download of {name!r} from {url} failed ({type(exc).__name__}: {exc})"
+        ) from exc
     os.replace(tmp, final)  # same folder: atomic
     return final
 
@@ -257,13 +299,17 @@ def _first_download(url: str, folder: Path, name: str, progress: bool = False) -
 def _download_blob_verified(url: str, folder: Path, name: str, blob: str, progress: bool = False) -> Path:
     """Download with ``known_hash=None`` to a temporary name, verify the git blob id, move atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(pooch.retrieve(url, known_hash=None, fname=f".{name}.{uuid.uuid4().hex}.part", path=folder,
-                              progressbar=progress))
+    tmp = Path(
+        pooch.retrieve(
+            url, known_hash=None, fname=f".{name}.{uuid.uuid4().hex}.part", path=folder, progressbar=progress
+        )
+    )
     try:
         actual = git_blob_sha1(tmp)
         if actual != blob:
-            raise HashMismatchError(f"git blob sha1 of the download is {actual}, but the registry expects {blob}; "
-                                    "the download was deleted")
+            raise HashMismatchError(
+                f"git blob sha1 of the download is {actual}, but the registry expects {blob}; the download was deleted"
+            )
         final = folder / name
         os.replace(tmp, final)  # same folder: atomic
     finally:
@@ -282,8 +328,9 @@ def _entry(entry_id: str, path) -> Dataset:
             raise exc from None
 
 
-def fetch_dataset(dataset_id: str | Dataset, *, mirror: str | os.PathLike | None = None,
-                  progress: bool = False) -> dict[str, Path]:
+def fetch_dataset(
+    dataset_id: str | Dataset, *, mirror: str | os.PathLike | None = None, progress: bool = False
+) -> dict[str, Path]:
     """Fetch every file of a dataset (or a ground-truth entry); returns ``{file name: verified local path}``."""
     if isinstance(dataset_id, Dataset):
         ds = dataset_id
@@ -372,8 +419,11 @@ def _pin_file_item(item: CommentedMap, pin: dict) -> None:
         if key in item:
             item[key] = value
         else:
-            before = "size" if key == "note" else max(("url", "sha256", "size"),
-                                                      key=lambda k: list(item).index(k) if k in item else -1)
+            before = (
+                "size"
+                if key == "note"
+                else max(("url", "sha256", "size"), key=lambda k: list(item).index(k) if k in item else -1)
+            )
             _insert_after(item, before, key, value)
 
 
@@ -391,8 +441,10 @@ class _RegistryEdit:
         entries = {e["id"]: e for section in PIN_SECTIONS for e in (self.doc.get(section) or [])}
         for entry_id, file_pins in pins.items():
             if entry_id not in entries:
-                raise KeyError(f"entry {entry_id!r} not found under {', '.join(s + ':' for s in PIN_SECTIONS)} in the "
-                               "registry text")
+                raise KeyError(
+                    f"entry {entry_id!r} not found under {', '.join(s + ':' for s in PIN_SECTIONS)} in the "
+                    "registry text"
+                )
             items = {f["name"]: f for f in entries[entry_id].get("files") or []}
             if unknown := sorted(set(file_pins) - set(items)):
                 raise KeyError(f"entry {entry_id!r} has no file(s) {unknown} in the registry text")
@@ -413,10 +465,13 @@ class _RegistryEdit:
         entries = {e["id"]: e for section in PIN_SECTIONS for e in (doc.get(section) or [])}
         for entry_id, file_pins in pins.items():
             for f in entries[entry_id]["files"]:
-                if f["name"] in file_pins and (f.get("sha256"), f.get("size")) != \
-                        (file_pins[f["name"]]["sha256"], file_pins[f["name"]]["size"]):
-                    raise RegistryError(f"registry pin {entry_id}: the edited text does not hold the new hash of "
-                                        f"{f['name']}")
+                if f["name"] in file_pins and (f.get("sha256"), f.get("size")) != (
+                    file_pins[f["name"]]["sha256"],
+                    file_pins[f["name"]]["size"],
+                ):
+                    raise RegistryError(
+                        f"registry pin {entry_id}: the edited text does not hold the new hash of {f['name']}"
+                    )
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -470,24 +525,35 @@ def _pin_one(ds: Dataset, f: dict, *, mirror, progress: bool) -> tuple[dict, dic
     if f.get("size") and int(f["size"]) != size:
         if local.is_relative_to(cache_dir()):
             local.unlink()
-        raise HashMismatchError(f"{f['name']} of {ds.id!r} has {size} bytes, but the registry records {f['size']}; "
-                                "it was not used")
+        raise HashMismatchError(
+            f"{f['name']} of {ds.id!r} has {size} bytes, but the registry records {f['size']}; it was not used"
+        )
     today = date.today().isoformat()
     if first:
         status = "pinned on first download"
-        note = (f"pinned on first download: sha256 and size recorded by `sasp-atlas registry pin` on {today} from "
-                f"{f['url']} (the host publishes no hash)")
+        note = (
+            f"pinned on first download: sha256 and size recorded by `sasp-atlas registry pin` on {today} from "
+            f"{f['url']} (the host publishes no hash)"
+        )
     else:
         verified = "the published sha256" if f.get("sha256") else "the published git blob id"
         status = f"pinned (verified by {verified})"
-        note = (f"sha256 and size recorded by `sasp-atlas registry pin` on {today} from {f['url']}, verified by "
-                f"{verified}")
-    return ({"name": f["name"], "status": status, "sha256": sha, "size": size},
-            {"sha256": sha, "size": size, "note": note, "path": local})
+        note = (
+            f"sha256 and size recorded by `sasp-atlas registry pin` on {today} from {f['url']}, verified by {verified}"
+        )
+    return (
+        {"name": f["name"], "status": status, "sha256": sha, "size": size},
+        {"sha256": sha, "size": size, "note": note, "path": local},
+    )
 
 
-def pin_dataset(dataset_id: str, *, registry: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
-                progress: bool = False) -> list[dict]:
+def pin_dataset(
+    dataset_id: str,
+    *,
+    registry: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> list[dict]:
     """Download each file of a registry entry once, verify it, and write its sha256 and size into the registry.
 
     Maintainer command behind ``sasp-atlas registry pin ID`` (datasets, ground-truth entries and
@@ -531,13 +597,20 @@ def pin_candidates(registry: str | os.PathLike | None = None) -> list[tuple[str,
     """What ``registry pin --all`` goes through: ``(kind, entry)`` for every dataset and ground-truth entry of
     the full profile (the core included) and every resource, in registry order."""
     path = Path(registry) if registry else registry_path()
-    return ([("dataset", d) for d in list_datasets("full", path)]
-            + [("ground truth", g) for g in list_ground_truth("full", path)]
-            + [("resource", r) for r in load_resources(path)])
+    return (
+        [("dataset", d) for d in list_datasets("full", path)]
+        + [("ground truth", g) for g in list_ground_truth("full", path)]
+        + [("resource", r) for r in load_resources(path)]
+    )
 
 
-def pin_all(*, registry: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None,
-            progress: bool = False, on_file=None) -> list[dict]:
+def pin_all(
+    *,
+    registry: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    progress: bool = False,
+    on_file=None,
+) -> list[dict]:
     """Pin every unpinned file of the full profile: ``sasp-atlas registry pin --all`` (maintainers).
 
     Goes through :func:`pin_candidates` and pins each file without ``sha256`` and ``size`` as
@@ -563,8 +636,15 @@ def pin_all(*, registry: str | os.PathLike | None = None, mirror: str | os.PathL
         for f in entry.files:
             base = {"entry": entry.id, "kind": kind, "name": f["name"], "url": f["url"], "retry": None}
             if _is_pinned(f):
-                records.append({**base, "status": "already pinned", "how": "sha256 and size in the registry",
-                                "sha256": f["sha256"], "size": f["size"]})
+                records.append(
+                    {
+                        **base,
+                        "status": "already pinned",
+                        "how": "sha256 and size in the registry",
+                        "sha256": f["sha256"],
+                        "size": f["size"],
+                    }
+                )
                 continue
             index += 1
             if on_file is not None:
@@ -578,12 +658,21 @@ def pin_all(*, registry: str | os.PathLike | None = None, mirror: str | os.PathL
             except (DataUnavailableError, HashMismatchError, OSError) as exc:
                 why = {HashMismatchError: "refused", DataUnavailableError: "unreachable"}
                 reason = f"{why.get(type(exc), type(exc).__name__)}: {exc}"
-                records.append({**base, "status": "failed", "how": reason, "sha256": None, "size": None,
-                                "retry": f"sasp-atlas registry pin {entry.id}"})
+                records.append(
+                    {
+                        **base,
+                        "status": "failed",
+                        "how": reason,
+                        "sha256": None,
+                        "size": None,
+                        "retry": f"sasp-atlas registry pin {entry.id}",
+                    }
+                )
                 continue
             pins[f["name"]] = {k: pin[k] for k in ("sha256", "size", "note")}
-            records.append({**base, "status": "pinned", "how": record["status"], "sha256": pin["sha256"],
-                            "size": pin["size"]})
+            records.append(
+                {**base, "status": "pinned", "how": record["status"], "sha256": pin["sha256"], "size": pin["size"]}
+            )
         if pins:  # written after each entry: an interrupted run keeps what it pinned
             edit = edit or _RegistryEdit(path.read_text())
             edit.pin({entry.id: pins})

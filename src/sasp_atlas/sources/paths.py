@@ -14,8 +14,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["PACKAGE_DIR", "BUNDLED_DIR", "CHECKOUT_DIR", "project_file", "atlas_package_version",
-           "PROJECT_SKELETON"]
+__all__ = ["PACKAGE_DIR", "BUNDLED_DIR", "CHECKOUT_DIR", "project_file", "atlas_package_version", "PROJECT_SKELETON"]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: files copied into the wheel (see ``[tool.hatch.build.targets.wheel.force-include]``)
@@ -24,9 +23,19 @@ BUNDLED_DIR = PACKAGE_DIR / "_project"
 CHECKOUT_DIR = PACKAGE_DIR.parents[1] if PACKAGE_DIR.parent.name == "src" else None
 
 #: the hand-written files a book project needs (copied into an empty ``--project`` folder)
-PROJECT_SKELETON = ("_config.yml", "_toc.yml", "_static/sasp.css", "book/intro.md", "book/methods.md",
-                    "book/bad_inputs.md", "book/cite.md", "book/unverified_sources.md", "book/api.md",
-                    "book/references.bib", "book/scale.md")
+PROJECT_SKELETON = (
+    "_config.yml",
+    "_toc.yml",
+    "_static/sasp.css",
+    "book/intro.md",
+    "book/methods.md",
+    "book/bad_inputs.md",
+    "book/cite.md",
+    "book/unverified_sources.md",
+    "book/api.md",
+    "book/references.bib",
+    "book/scale.md",
+)
 
 
 def project_file(relative: str) -> Path:
@@ -43,8 +52,10 @@ def project_file(relative: str) -> Path:
         if path.exists():
             return path
         tried.append(str(path))
-    raise FileNotFoundError(f"{relative} is not in the installed package nor in a source checkout (looked at "
-                            f"{', '.join(tried)}); reinstall sasp-atlas (`pip install .`)")
+    raise FileNotFoundError(
+        f"{relative} is not in the installed package nor in a source checkout (looked at "
+        f"{', '.join(tried)}); reinstall sasp-atlas (`pip install .`)"
+    )
 
 
 def atlas_package_version() -> str:

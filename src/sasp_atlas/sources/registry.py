@@ -19,9 +19,25 @@ import yaml
 from .._lazy import lazy_import
 from .paths import project_file
 
-__all__ = ["TRUST_LEVELS", "USER_TRUST", "trust_level", "RegistryError", "Dataset", "registry_path", "load_registry", "get_dataset", "list_datasets", "get_resource",
-           "list_unverified", "get_unverified", "unverified_markdown", "list_ground_truth", "get_ground_truth",
-           "cohort_of", "list_unverified_signatures"]
+__all__ = [
+    "TRUST_LEVELS",
+    "USER_TRUST",
+    "trust_level",
+    "RegistryError",
+    "Dataset",
+    "registry_path",
+    "load_registry",
+    "get_dataset",
+    "list_datasets",
+    "get_resource",
+    "list_unverified",
+    "get_unverified",
+    "unverified_markdown",
+    "list_ground_truth",
+    "get_ground_truth",
+    "cohort_of",
+    "list_unverified_signatures",
+]
 
 
 def cohort_of(publication: dict | None, fallback: str) -> str:
@@ -30,6 +46,7 @@ def cohort_of(publication: dict | None, fallback: str) -> str:
     they count as one cohort in every evidence count (tables, findings, Table 2)."""
     pub = publication or {}
     return str(pub.get("accession") or (f"doi:{pub['doi']}" if pub.get("doi") else "") or fallback)
+
 
 class RegistryError(ValueError):
     """The registry file is malformed; the message names the entry and the field."""
@@ -59,11 +76,11 @@ class Dataset:
 #: what each trust level means (shown by ``sasp-atlas list`` and on the dataset pages)
 TRUST_LEVELS = {
     "published": "the host publishes each file's hash (sha256, or the git blob id GitHub publishes for every "
-                 "file of a commit); every download is verified against it",
+    "file of a commit); every download is verified against it",
     "pinned on first download": "the host publishes no hash: `sasp-atlas registry pin ID` downloaded each file "
-                                "once and recorded its sha256 and size; later downloads must match them",
+    "once and recorded its sha256 and size; later downloads must match them",
     "your file": "read from your disk (sasp-atlas score); no host vouches for it: its sha256, computed when it "
-                 "was read, names exactly the file that was scored",
+    "was read, names exactly the file that was scored",
 }
 #: the trust level of a user's own file (:func:`sasp_atlas.data.load_user_data`), never of a registry entry
 USER_TRUST = "your file"
@@ -89,8 +106,12 @@ def _schema() -> dict[str, Any]:
 def _describe(error, doc: dict[str, Any]) -> str:
     path = list(error.absolute_path)
     where = "registry"
-    kinds = {"datasets": "dataset entry", "resources": "resource entry", "unverified": "unverified entry",
-             "ground_truth": "ground-truth entry"}
+    kinds = {
+        "datasets": "dataset entry",
+        "resources": "resource entry",
+        "unverified": "unverified entry",
+        "ground_truth": "ground-truth entry",
+    }
     if len(path) >= 2 and path[0] in kinds and isinstance(path[1], int):
         entries = doc.get(path[0]) or []
         entry_id = entries[path[1]].get("id", f"#{path[1]}") if isinstance(entries[path[1]], dict) else f"#{path[1]}"
@@ -115,9 +136,15 @@ def validate_registry(doc: Any) -> None:
     if errors:
         # the deepest error is the most specific one (oneOf/anyOf report on the parent first)
         best = jsonschema.exceptions.best_match(errors)
-        raise RegistryError(_describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""))
-    ids = ([d["id"] for d in doc["datasets"]] + [r["id"] for r in doc.get("resources", [])]
-           + [u["id"] for u in doc.get("unverified", [])] + [g["id"] for g in doc.get("ground_truth", [])])
+        raise RegistryError(
+            _describe(best, doc) + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "")
+        )
+    ids = (
+        [d["id"] for d in doc["datasets"]]
+        + [r["id"] for r in doc.get("resources", [])]
+        + [u["id"] for u in doc.get("unverified", [])]
+        + [g["id"] for g in doc.get("ground_truth", [])]
+    )
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise RegistryError(f"registry: duplicated dataset id(s) {dupes}")
@@ -127,24 +154,39 @@ def validate_registry(doc: Any) -> None:
             raise RegistryError(f"dataset entry {d['id']!r}: field 'files': duplicated file names {names}")
     for g in doc.get("ground_truth", []):
         lab = g["labels"]
-        classes = [v for key in ("senescent", "proliferating", "quiescent", "control", "exclude") for v in lab.get(key, [])]
+        classes = [
+            v for key in ("senescent", "proliferating", "quiescent", "control", "exclude") for v in lab.get(key, [])
+        ]
         shared = sorted({v for v in classes if classes.count(v) > 1})
         if shared:
-            raise RegistryError(f"ground-truth entry {g['id']!r}: field 'labels': label value(s) {shared} are in more than "
-                                "one class (quiescent is never pooled with proliferating; each value has one class)")
+            raise RegistryError(
+                f"ground-truth entry {g['id']!r}: field 'labels': label value(s) {shared} are in more than "
+                "one class (quiescent is never pooled with proliferating; each value has one class)"
+            )
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> tuple[tuple[Dataset, ...], tuple[Dataset, ...], tuple[dict[str, Any], ...],
-                                            tuple[Dataset, ...], tuple[dict[str, Any], ...]]:
+def _load(
+    path: str, mtime: float
+) -> tuple[
+    tuple[Dataset, ...],
+    tuple[Dataset, ...],
+    tuple[dict[str, Any], ...],
+    tuple[Dataset, ...],
+    tuple[dict[str, Any], ...],
+]:
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise RegistryError(f"registry {path}: not valid YAML: {exc}") from exc
     validate_registry(doc)
-    return (tuple(Dataset(d) for d in doc["datasets"]), tuple(Dataset(r) for r in doc.get("resources", [])),
-            tuple(doc.get("unverified", [])), tuple(Dataset(g) for g in doc.get("ground_truth", [])),
-            tuple(doc.get("unverified_signatures", [])))
+    return (
+        tuple(Dataset(d) for d in doc["datasets"]),
+        tuple(Dataset(r) for r in doc.get("resources", [])),
+        tuple(doc.get("unverified", [])),
+        tuple(Dataset(g) for g in doc.get("ground_truth", [])),
+        tuple(doc.get("unverified_signatures", [])),
+    )
 
 
 def list_unverified_signatures(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -242,7 +284,9 @@ def get_ground_truth(ground_truth_id: str, path: str | Path | None = None) -> Da
     known = ", ".join(g.id for g in _read(path)[3])
     tumour = any(d.id == ground_truth_id for d in _read(path)[0])
     hint = " (it is a tumour dataset: use load_dataset)" if tumour else ""
-    raise KeyError(f"unknown ground-truth id {ground_truth_id!r}{hint}; the registry's ground_truth section has: {known}")
+    raise KeyError(
+        f"unknown ground-truth id {ground_truth_id!r}{hint}; the registry's ground_truth section has: {known}"
+    )
 
 
 # --------------------------------------------------------------------------- unverified candidates
@@ -260,8 +304,10 @@ def get_unverified(source_id: str, path: str | Path | None = None) -> dict[str, 
     for u in list_unverified(path):
         if u["id"] == source_id:
             return u
-    raise KeyError(f"unknown unverified source {source_id!r}; the registry lists: "
-                   f"{', '.join(u['id'] for u in list_unverified(path))}")
+    raise KeyError(
+        f"unknown unverified source {source_id!r}; the registry lists: "
+        f"{', '.join(u['id'] for u in list_unverified(path))}"
+    )
 
 
 def unverified_markdown(path: str | Path | None = None) -> str:
@@ -285,26 +331,45 @@ def unverified_markdown(path: str | Path | None = None) -> str:
     ]
     for u in entries:
         cells = f"{u['n_cells']:,}" if isinstance(u.get("n_cells"), int) else "unknown"
-        pub = "; ".join(x for x in ((f"doi:{u['doi']}" if u.get("doi") else ""), u.get("accession") or "") if x) or "none given"
+        pub = (
+            "; ".join(x for x in ((f"doi:{u['doi']}" if u.get("doi") else ""), u.get("accession") or "") if x)
+            or "none given"
+        )
         urls = [u["url"], *u.get("other_urls", [])]
         url_md = "<br>".join(f"<{x}>" for x in urls)
-        cells_md = " | ".join(str(x).replace("|", "\\|") for x in (
-            f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"]))
+        cells_md = " | ".join(
+            str(x).replace("|", "\\|")
+            for x in (f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"])
+        )
         lines.append(f"| {cells_md} |")
     signatures = list_unverified_signatures(path)
     if signatures:
-        lines += ["", "## Signatures not catalogued", "",
-                  f"These {len(signatures)} published gene sets are not in the signature catalogue and are never "
-                  "scored: no machine-readable copy whose table and licence could be traced to the publication was "
-                  "found (the reason is in the last column).", "",
-                  "| id | signature | publication | why not catalogued |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Signatures not catalogued",
+            "",
+            f"These {len(signatures)} published gene sets are not in the signature catalogue and are never "
+            "scored: no machine-readable copy whose table and licence could be traced to the publication was "
+            "found (the reason is in the last column).",
+            "",
+            "| id | signature | publication | why not catalogued |",
+            "|---|---|---|---|",
+        ]
         for u in signatures:
-            pub = u["citation"] + (f" doi:{u['doi']}" if u.get("doi") else "") + (f" <{u['url']}>" if u.get("url") else "")
+            pub = (
+                u["citation"]
+                + (f" doi:{u['doi']}" if u.get("doi") else "")
+                + (f" <{u['url']}>" if u.get("url") else "")
+            )
             cells = " | ".join(str(x).replace("|", "\\|") for x in (f"`{u['id']}`", u["name"], pub, u["reason"]))
             lines.append(f"| {cells} |")
-    lines += ["", "## Key takeaways", "",
-              "- Nothing on this page is fetched, listed or built: a file without a published checksum could change "
-              "without anyone noticing.",
-              "- A source moves into the atlas once its publisher's checksum is found, or once it is pinned on first "
-              "download (`sasp-atlas registry pin ID`) with that trust level shown on its page."]
+    lines += [
+        "",
+        "## Key takeaways",
+        "",
+        "- Nothing on this page is fetched, listed or built: a file without a published checksum could change "
+        "without anyone noticing.",
+        "- A source moves into the atlas once its publisher's checksum is found, or once it is pinned on first "
+        "download (`sasp-atlas registry pin ID`) with that trust level shown on its page.",
+    ]
     return "\n".join(lines) + "\n"

@@ -18,14 +18,25 @@ from scipy.stats import rankdata
 
 from .effects import UNRECORDED_SUFFIX, evidence_label, pool
 
-__all__ = ["ASSOCIATION_COLUMNS", "SAMPLE_ASSOCIATION_COLUMNS", "MIN_CELLS", "sample_associations",
-           "score_association"]
+__all__ = ["ASSOCIATION_COLUMNS", "SAMPLE_ASSOCIATION_COLUMNS", "MIN_CELLS", "sample_associations", "score_association"]
 
 #: a tumour's cell type enters with at least this many cells (Fisher's variance needs n > 3)
 MIN_CELLS = 10
 SAMPLE_ASSOCIATION_COLUMNS = ["sample", "cell_type", "signature", "reference", "n_cells", "rho"]
-ASSOCIATION_COLUMNS = ["cell_type", "signature", "reference", "rho", "ci_low", "ci_high", "ci_method", "tau2",
-                       "n_samples", "n_cells", "evidence", "flag"]
+ASSOCIATION_COLUMNS = [
+    "cell_type",
+    "signature",
+    "reference",
+    "rho",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "tau2",
+    "n_samples",
+    "n_cells",
+    "evidence",
+    "flag",
+]
 _SPEARMAN_VAR = 1.06
 
 
@@ -36,8 +47,15 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float((rx * ry).sum() / den) if den > 0 else float("nan")
 
 
-def sample_associations(scores: pd.DataFrame, reference: np.ndarray, groups, samples, *,
-                        reference_name: str = "husi", min_cells: int = MIN_CELLS) -> pd.DataFrame:
+def sample_associations(
+    scores: pd.DataFrame,
+    reference: np.ndarray,
+    groups,
+    samples,
+    *,
+    reference_name: str = "husi",
+    min_cells: int = MIN_CELLS,
+) -> pd.DataFrame:
     """Per sample x cell type (>= ``min_cells`` cells) x signature: Spearman's rho between the
     signature's score and ``reference`` (NaN when either is constant). Columns
     :data:`SAMPLE_ASSOCIATION_COLUMNS`."""
@@ -67,9 +85,20 @@ def score_association(per_sample: pd.DataFrame) -> pd.DataFrame:
         res = pool(z, var)
         unrecorded = len(g) == 1 and str(g["sample"].iloc[0]).endswith(UNRECORDED_SUFFIX)
         flags = [] if res["k"] > 1 else ["one tumour: the interval is over its cells"]
-        rows.append({"cell_type": ct, "signature": sig, "reference": ref, "rho": float(np.tanh(res["estimate"])),
-                     "ci_low": float(np.tanh(res["ci_low"])), "ci_high": float(np.tanh(res["ci_high"])),
-                     "ci_method": res["ci_method"], "tau2": res["tau2"], "n_samples": int(res["k"]),
-                     "n_cells": int(g["n_cells"].sum()), "evidence": evidence_label(int(res["k"]), unrecorded=unrecorded),
-                     "flag": "; ".join(flags)})
+        rows.append(
+            {
+                "cell_type": ct,
+                "signature": sig,
+                "reference": ref,
+                "rho": float(np.tanh(res["estimate"])),
+                "ci_low": float(np.tanh(res["ci_low"])),
+                "ci_high": float(np.tanh(res["ci_high"])),
+                "ci_method": res["ci_method"],
+                "tau2": res["tau2"],
+                "n_samples": int(res["k"]),
+                "n_cells": int(g["n_cells"].sum()),
+                "evidence": evidence_label(int(res["k"]), unrecorded=unrecorded),
+                "flag": "; ".join(flags),
+            }
+        )
     return pd.DataFrame(rows, columns=ASSOCIATION_COLUMNS)

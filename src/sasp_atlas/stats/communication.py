@@ -89,10 +89,25 @@ from ..engines import DEFAULT_METHOD, score
 from ..genes import get_signature
 from .effects import UNRECORDED_SUFFIX, evidence_label
 
-__all__ = ["DEFAULT_LIGAND_SETS", "EXPR_PROP", "MIN_CELLS", "N_PERMS", "SEED", "FOUND_RANK", "SPLIT_SIGNATURE",
-           "COMMUNICATION_COLUMNS", "SPLIT_COLUMNS", "resource_provenance", "consensus_resource", "sasp_resource",
-           "resource_pair_counts", "communication_by_sample", "sasp_communication", "sasp_tertiles",
-           "sasp_sender_split"]
+__all__ = [
+    "DEFAULT_LIGAND_SETS",
+    "EXPR_PROP",
+    "MIN_CELLS",
+    "N_PERMS",
+    "SEED",
+    "FOUND_RANK",
+    "SPLIT_SIGNATURE",
+    "COMMUNICATION_COLUMNS",
+    "SPLIT_COLUMNS",
+    "resource_provenance",
+    "consensus_resource",
+    "sasp_resource",
+    "resource_pair_counts",
+    "communication_by_sample",
+    "sasp_communication",
+    "sasp_tertiles",
+    "sasp_sender_split",
+]
 
 #: the SASP gene sets whose genes may be ligands: SenMayo secreted subset and the SASP Atlas core fibroblast SASP
 DEFAULT_LIGAND_SETS = ("senmayo_secreted", "basisty2020_core_sasp_fibroblast")
@@ -111,12 +126,40 @@ SPLIT_SIGNATURE = "senmayo"
 RESOURCE_NAME = "consensus"
 COMPLEX_SEP = "_"
 
-COMMUNICATION_COLUMNS = ["dataset", "source", "target", "ligand", "receptor", "ligand_sets", "magnitude_rank",
-                         "specificity_rank", "magnitude_rank_best", "specificity_rank_best", "lr_means",
-                         "n_samples_found", "n_samples_expressed", "n_samples_tested", "evidence", "samples_found"]
-SPLIT_COLUMNS = ["dataset", "sender_type", "target", "ligand", "receptor", "ligand_sets", "magnitude_rank_high",
-                 "magnitude_rank_low", "lr_means_high", "lr_means_low", "delta_lr_means", "n_samples_high_gt_low",
-                 "n_samples_tested", "evidence"]
+COMMUNICATION_COLUMNS = [
+    "dataset",
+    "source",
+    "target",
+    "ligand",
+    "receptor",
+    "ligand_sets",
+    "magnitude_rank",
+    "specificity_rank",
+    "magnitude_rank_best",
+    "specificity_rank_best",
+    "lr_means",
+    "n_samples_found",
+    "n_samples_expressed",
+    "n_samples_tested",
+    "evidence",
+    "samples_found",
+]
+SPLIT_COLUMNS = [
+    "dataset",
+    "sender_type",
+    "target",
+    "ligand",
+    "receptor",
+    "ligand_sets",
+    "magnitude_rank_high",
+    "magnitude_rank_low",
+    "lr_means_high",
+    "lr_means_low",
+    "delta_lr_means",
+    "n_samples_high_gt_low",
+    "n_samples_tested",
+    "evidence",
+]
 _KEY = ["source", "target", "ligand_complex", "receptor_complex"]
 _HIGH, _MID, _LOW = "SASP-high", "SASP-mid", "SASP-low"
 
@@ -155,10 +198,12 @@ def _liana():
 
 def _shared_doc(*names: str):
     """Fill ``{params}`` in a docstring with the shared text of ``names`` (4-space indented, as numpydoc)."""
+
     def fill(fn):
         text = "\n".join("    " + _SHARED_PARAMS[n] for n in names)
         fn.__doc__ = fn.__doc__.replace("    {params}", text)
         return fn
+
     return fill
 
 
@@ -178,8 +223,13 @@ def resource_provenance() -> dict[str, str | int]:
 @lru_cache(maxsize=1)
 def _provenance() -> tuple[tuple[str, str | int], ...]:
     path = _resource_path()
-    return (("liana_version", _liana().__version__), ("resource", RESOURCE_NAME), ("path", str(path)),
-            ("sha256", hashlib.sha256(path.read_bytes()).hexdigest()), ("n_pairs", len(_consensus())))
+    return (
+        ("liana_version", _liana().__version__),
+        ("resource", RESOURCE_NAME),
+        ("path", str(path)),
+        ("sha256", hashlib.sha256(path.read_bytes()).hexdigest()),
+        ("n_pairs", len(_consensus())),
+    )
 
 
 def consensus_resource() -> pd.DataFrame:
@@ -196,8 +246,10 @@ def _ligand_genes(ligand_sets: Sequence[str] | str) -> dict[str, set[str]]:
     if isinstance(ligand_sets, str):
         ligand_sets = [ligand_sets]
     if not ligand_sets:
-        raise InputError("ligand_sets is empty: pass catalogue signature ids, e.g. "
-                         f"{list(DEFAULT_LIGAND_SETS)} (see sasp_atlas.list_signatures())")
+        raise InputError(
+            "ligand_sets is empty: pass catalogue signature ids, e.g. "
+            f"{list(DEFAULT_LIGAND_SETS)} (see sasp_atlas.list_signatures())"
+        )
     return {sid: set(get_signature(sid)) for sid in ligand_sets}
 
 
@@ -208,12 +260,16 @@ def _is_sasp(ligand: str, genes: set[str], complex_policy: str) -> bool:
 
 def _check_policy(complex_policy: str) -> None:
     if complex_policy not in ("any", "all"):
-        raise InputError(f"complex_policy={complex_policy!r}: use 'any' (a complex ligand counts when any subunit "
-                         "is a SASP gene) or 'all' (every subunit must be)")
+        raise InputError(
+            f"complex_policy={complex_policy!r}: use 'any' (a complex ligand counts when any subunit "
+            "is a SASP gene) or 'all' (every subunit must be)"
+        )
 
 
 @_shared_doc("ligand_sets", "complex_policy")
-def sasp_resource(ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *, complex_policy: str = "any") -> pd.DataFrame:
+def sasp_resource(
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *, complex_policy: str = "any"
+) -> pd.DataFrame:
     """The consensus resource restricted to pairs whose ligand is a SASP gene.
 
     Parameters
@@ -233,8 +289,9 @@ def sasp_resource(ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *, com
 
 
 @_shared_doc("ligand_sets", "complex_policy")
-def resource_pair_counts(ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *,
-                         complex_policy: str = "any") -> pd.DataFrame:
+def resource_pair_counts(
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *, complex_policy: str = "any"
+) -> pd.DataFrame:
     """How many consensus pairs each ligand set yields.
 
     Parameters
@@ -254,16 +311,24 @@ def resource_pair_counts(ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS,
     rows = []
     for sid, genes in {**sets, **sets_union}.items():
         sub = res[res["ligand"].map(lambda lig, g=genes: _is_sasp(lig, g, complex_policy)).to_numpy(dtype=bool)]
-        rows.append({"ligand_set": sid, "n_genes": len(genes), "n_pairs": len(sub), "n_ligands": sub["ligand"].nunique(),
-                     "n_receptors": sub["receptor"].nunique(),
-                     "n_complex_ligands": int(sub["ligand"].drop_duplicates().str.contains(COMPLEX_SEP).sum())})
+        rows.append(
+            {
+                "ligand_set": sid,
+                "n_genes": len(genes),
+                "n_pairs": len(sub),
+                "n_ligands": sub["ligand"].nunique(),
+                "n_receptors": sub["receptor"].nunique(),
+                "n_complex_ligands": int(sub["ligand"].drop_duplicates().str.contains(COMPLEX_SEP).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _ligand_set_labels(ligands: pd.Series, ligand_sets: Sequence[str] | str, complex_policy: str) -> pd.Series:
     sets = _ligand_genes(ligand_sets)
-    cache = {lig: ";".join(sid for sid, g in sets.items() if _is_sasp(lig, g, complex_policy))
-             for lig in pd.unique(ligands)}
+    cache = {
+        lig: ";".join(sid for sid, g in sets.items() if _is_sasp(lig, g, complex_policy)) for lig in pd.unique(ligands)
+    }
     return ligands.map(cache)
 
 
@@ -283,8 +348,10 @@ def _columns(columns: list[str], dataset_id: str | None) -> list[str]:
 def _check_keys(adata: AnnData, sample_key: str, groupby: str) -> None:
     for key in (sample_key, groupby):
         if key not in adata.obs:
-            raise InputError(f"obs[{key!r}] not found (columns: {list(adata.obs.columns)}): pass the column holding "
-                             f"the {'samples' if key == sample_key else 'cell types'}")
+            raise InputError(
+                f"obs[{key!r}] not found (columns: {list(adata.obs.columns)}): pass the column holding "
+                f"the {'samples' if key == sample_key else 'cell types'}"
+            )
 
 
 def _eligible_types(samples: np.ndarray, groups: np.ndarray, min_cells: int) -> dict[str, list[str]]:
@@ -308,18 +375,38 @@ def _light(adata: AnnData, obs: pd.DataFrame, rows: np.ndarray | None = None) ->
 def _params(adata, *, ligand_sets, complex_policy, expr_prop, min_cells, n_perms, seed, base, sample_key, groupby):
     sets = [ligand_sets] if isinstance(ligand_sets, str) else list(ligand_sets)
     prov = resource_provenance()
-    return {"method": "liana.mt.rank_aggregate (by_sample)", "liana_version": prov["liana_version"],
-            "resource": prov["resource"], "resource_sha256": prov["sha256"], "ligand_sets": sets,
-            "complex_policy": complex_policy, "expr_prop": float(expr_prop), "min_cells": int(min_cells),
-            "n_perms": n_perms, "seed": int(seed), "base": _log_base(adata, base), "use_raw": False,
-            "sample_key": sample_key, "groupby": groupby}
+    return {
+        "method": "liana.mt.rank_aggregate (by_sample)",
+        "liana_version": prov["liana_version"],
+        "resource": prov["resource"],
+        "resource_sha256": prov["sha256"],
+        "ligand_sets": sets,
+        "complex_policy": complex_policy,
+        "expr_prop": float(expr_prop),
+        "min_cells": int(min_cells),
+        "n_perms": n_perms,
+        "seed": int(seed),
+        "base": _log_base(adata, base),
+        "use_raw": False,
+        "sample_key": sample_key,
+        "groupby": groupby,
+    }
 
 
 @_shared_doc("adata", "sample_key", "groupby", "ligand_sets", "complex_policy", "expr_prop", "min_cells", "base")
-def communication_by_sample(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
-                            ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
-                            expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, n_perms: int = N_PERMS,
-                            seed: int = SEED, base: float | None = None) -> pd.DataFrame:
+def communication_by_sample(
+    adata: AnnData,
+    *,
+    sample_key: str = SAMPLE_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS,
+    complex_policy: str = "any",
+    expr_prop: float = EXPR_PROP,
+    min_cells: int = MIN_CELLS,
+    n_perms: int = N_PERMS,
+    seed: int = SEED,
+    base: float | None = None,
+) -> pd.DataFrame:
     """LIANA's consensus ranks of the SASP ligand -> receptor pairs in every sample.
 
     ``li.mt.rank_aggregate.by_sample`` on the samples with at least two cell types of >=
@@ -346,13 +433,26 @@ def communication_by_sample(adata: AnnData, *, sample_key: str = SAMPLE_KEY, gro
     """
     _check_keys(adata, sample_key, groupby)
     if n_perms is None or int(n_perms) < 1:
-        raise InputError(f"n_perms={n_perms!r}: the specificity rank needs CellPhoneDB's permutations; pass n_perms >= 1")
-    params = _params(adata, ligand_sets=ligand_sets, complex_policy=complex_policy, expr_prop=expr_prop,
-                     min_cells=min_cells, n_perms=int(n_perms), seed=seed, base=base, sample_key=sample_key,
-                     groupby=groupby)
+        raise InputError(
+            f"n_perms={n_perms!r}: the specificity rank needs CellPhoneDB's permutations; pass n_perms >= 1"
+        )
+    params = _params(
+        adata,
+        ligand_sets=ligand_sets,
+        complex_policy=complex_policy,
+        expr_prop=expr_prop,
+        min_cells=min_cells,
+        n_perms=int(n_perms),
+        seed=seed,
+        base=base,
+        sample_key=sample_key,
+        groupby=groupby,
+    )
     resource = sasp_resource(ligand_sets, complex_policy=complex_policy)
-    obs = pd.DataFrame({"sample": adata.obs[sample_key].astype(str).to_numpy(),
-                        "group": adata.obs[groupby].astype(str).to_numpy()}, index=adata.obs_names.copy())
+    obs = pd.DataFrame(
+        {"sample": adata.obs[sample_key].astype(str).to_numpy(), "group": adata.obs[groupby].astype(str).to_numpy()},
+        index=adata.obs_names.copy(),
+    )
     tested = _eligible_types(obs["sample"].to_numpy(), obs["group"].to_numpy(), min_cells)
     skipped = sorted(set(obs["sample"]) - set(tested))
     columns = ["sample", *_KEY]
@@ -365,10 +465,20 @@ def communication_by_sample(adata: AnnData, *, sample_key: str = SAMPLE_KEY, gro
         light = _light(adata, obs.loc[mask], mask)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LIANA's and anndata's notes on views, densified scaling, deprecations
-            out = _liana().mt.rank_aggregate.by_sample(light, sample_key="sample", groupby="group", resource=resource,
-                                                 use_raw=False, expr_prop=expr_prop, min_cells=min_cells,
-                                                 n_perms=int(n_perms), seed=seed, base=params["base"],
-                                                 inplace=False, verbose=False)
+            out = _liana().mt.rank_aggregate.by_sample(
+                light,
+                sample_key="sample",
+                groupby="group",
+                resource=resource,
+                use_raw=False,
+                expr_prop=expr_prop,
+                min_cells=min_cells,
+                n_perms=int(n_perms),
+                seed=seed,
+                base=params["base"],
+                inplace=False,
+                verbose=False,
+            )
         out["sample"] = out["sample"].astype(str)
         out = out.reset_index(drop=True)
     out.attrs = {"params": params, "tested": tested, "samples_skipped": skipped}
@@ -386,13 +496,24 @@ def _tested_counts(tested: dict[str, list[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sample", "source", "target"])
 
 
-@_shared_doc("adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
-             "base")
-def sasp_communication(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
-                       dataset_id: str | None = None,
-                       ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
-                       expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, n_perms: int = N_PERMS,
-                       seed: int = SEED, found_rank: float = FOUND_RANK, base: float | None = None) -> pd.DataFrame:
+@_shared_doc(
+    "adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells", "base"
+)
+def sasp_communication(
+    adata: AnnData,
+    *,
+    sample_key: str = SAMPLE_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    dataset_id: str | None = None,
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS,
+    complex_policy: str = "any",
+    expr_prop: float = EXPR_PROP,
+    min_cells: int = MIN_CELLS,
+    n_perms: int = N_PERMS,
+    seed: int = SEED,
+    found_rank: float = FOUND_RANK,
+    base: float | None = None,
+) -> pd.DataFrame:
     """Sender -> receiver SASP interactions of a dataset, summarised over its samples (module doc).
 
     Runs :func:`communication_by_sample` and, per (sender, receiver, ligand, receptor) kept by LIANA
@@ -425,9 +546,18 @@ def sasp_communication(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby:
     """
     if not 0 < found_rank <= 1:
         raise InputError(f"found_rank={found_rank!r}: a rank threshold in (0, 1], e.g. {FOUND_RANK}")
-    per = communication_by_sample(adata, sample_key=sample_key, groupby=groupby, ligand_sets=ligand_sets,
-                                  complex_policy=complex_policy, expr_prop=expr_prop, min_cells=min_cells,
-                                  n_perms=n_perms, seed=seed, base=base)
+    per = communication_by_sample(
+        adata,
+        sample_key=sample_key,
+        groupby=groupby,
+        ligand_sets=ligand_sets,
+        complex_policy=complex_policy,
+        expr_prop=expr_prop,
+        min_cells=min_cells,
+        n_perms=n_perms,
+        seed=seed,
+        base=base,
+    )
     attrs = {**per.attrs, "params": {**per.attrs["params"], "found_rank": float(found_rank)}}
     samples = sorted(adata.obs[sample_key].astype(str).unique())
     unrecorded = len(samples) == 1 and samples[0].endswith(UNRECORDED_SUFFIX)
@@ -438,25 +568,39 @@ def sasp_communication(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby:
     tested = _tested_counts(per.attrs["tested"])
     keys = per[_KEY].drop_duplicates()
     grid = keys.merge(tested, on=["source", "target"])  # every tested sample of every kept pair
-    grid = grid.merge(per[["sample", *_KEY, "magnitude_rank", "specificity_rank", "lr_means"]], on=["sample", *_KEY],
-                      how="left")
+    grid = grid.merge(
+        per[["sample", *_KEY, "magnitude_rank", "specificity_rank", "lr_means"]], on=["sample", *_KEY], how="left"
+    )
     grid["expressed"] = grid["magnitude_rank"].notna()
     grid["found"] = grid["expressed"] & (grid["specificity_rank"] <= found_rank)
     grid[["magnitude_rank", "specificity_rank"]] = grid[["magnitude_rank", "specificity_rank"]].fillna(1.0)
     grid["found_sample"] = grid["sample"].where(grid["found"])
     g = grid.groupby(_KEY, sort=False)
-    out = pd.DataFrame({
-        "magnitude_rank": g["magnitude_rank"].median(), "specificity_rank": g["specificity_rank"].median(),
-        "magnitude_rank_best": g["magnitude_rank"].min(), "specificity_rank_best": g["specificity_rank"].min(),
-        "lr_means": g["lr_means"].median(), "n_samples_found": g["found"].sum().astype(int),
-        "n_samples_expressed": g["expressed"].sum().astype(int), "n_samples_tested": g.size().astype(int),
-        "samples_found": g["found_sample"].agg(lambda s: ";".join(sorted(s.dropna()))),
-    }).reset_index().rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    out = (
+        pd.DataFrame(
+            {
+                "magnitude_rank": g["magnitude_rank"].median(),
+                "specificity_rank": g["specificity_rank"].median(),
+                "magnitude_rank_best": g["magnitude_rank"].min(),
+                "specificity_rank_best": g["specificity_rank"].min(),
+                "lr_means": g["lr_means"].median(),
+                "n_samples_found": g["found"].sum().astype(int),
+                "n_samples_expressed": g["expressed"].sum().astype(int),
+                "n_samples_tested": g.size().astype(int),
+                "samples_found": g["found_sample"].agg(lambda s: ";".join(sorted(s.dropna()))),
+            }
+        )
+        .reset_index()
+        .rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    )
     out["dataset"] = dataset_id
     out["ligand_sets"] = _ligand_set_labels(out["ligand"], ligand_sets, complex_policy)
     out["evidence"] = [_evidence(int(k), unrecorded, "not found") for k in out["n_samples_found"]]
-    out = out.sort_values(["n_samples_found", "magnitude_rank", "specificity_rank", "source", "target", "ligand",
-                           "receptor"], ascending=[False, True, True, True, True, True, True], kind="mergesort")
+    out = out.sort_values(
+        ["n_samples_found", "magnitude_rank", "specificity_rank", "source", "target", "ligand", "receptor"],
+        ascending=[False, True, True, True, True, True, True],
+        kind="mergesort",
+    )
     out = out[_columns(COMMUNICATION_COLUMNS, dataset_id)].reset_index(drop=True)
     out.attrs = attrs
     return out
@@ -503,8 +647,13 @@ def sasp_tertiles(scores: np.ndarray, groups: np.ndarray, samples: np.ndarray) -
 MIN_RESOURCE_GENES_PRESENT = 0.05
 
 
-def communication_skip_reason(adata: AnnData, ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, *,
-                              complex_policy: str = "any", signature: str = SPLIT_SIGNATURE) -> str | None:
+def communication_skip_reason(
+    adata: AnnData,
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS,
+    *,
+    complex_policy: str = "any",
+    signature: str = SPLIT_SIGNATURE,
+) -> str | None:
     """Why the SASP communication cannot be computed on ``adata`` (``None`` when it can): too few of the
     SASP resource's genes in ``var_names`` (below :data:`MIN_RESOURCE_GENES_PRESENT`; LIANA itself stops
     below 2%, e.g. a gene panel or Ensembl ids), no pair with every subunit of its ligand and receptor
@@ -512,16 +661,22 @@ def communication_skip_reason(adata: AnnData, ligand_sets: Sequence[str] | str =
     empty tables and the page says why, instead of failing."""
     resource = sasp_resource(ligand_sets, complex_policy=complex_policy)
     genes = set(adata.var_names.astype(str))
+
     def parts(names: pd.Series) -> pd.Series:
         return names.astype(str).str.split(COMPLEX_SEP)
+
     elements = set().union(*parts(resource["ligand"]), *parts(resource["receptor"]))
     present = len(elements & genes)
     if present < MIN_RESOURCE_GENES_PRESENT * len(elements):
-        return (f"only {present} of the {len(elements)} genes of the SASP ligand-receptor resource are in the data "
-                f"(at least {MIN_RESOURCE_GENES_PRESENT:.0%} needed): a gene panel, another species or non-symbol gene "
-                f"ids; pass HGNC symbols of a whole transcriptome")
-    complete = [set(lig.split(COMPLEX_SEP)) | set(rec.split(COMPLEX_SEP)) <= genes
-                for lig, rec in zip(resource["ligand"].astype(str), resource["receptor"].astype(str))]
+        return (
+            f"only {present} of the {len(elements)} genes of the SASP ligand-receptor resource are in the data "
+            f"(at least {MIN_RESOURCE_GENES_PRESENT:.0%} needed): a gene panel, another species or non-symbol gene "
+            f"ids; pass HGNC symbols of a whole transcriptome"
+        )
+    complete = [
+        set(lig.split(COMPLEX_SEP)) | set(rec.split(COMPLEX_SEP)) <= genes
+        for lig, rec in zip(resource["ligand"].astype(str), resource["receptor"].astype(str))
+    ]
     if not any(complete):
         return "no SASP ligand-receptor pair has its ligand and receptor (every subunit) in the data"
     if not set(get_signature(signature)) & genes:
@@ -530,19 +685,30 @@ def communication_skip_reason(adata: AnnData, ligand_sets: Sequence[str] | str =
 
 
 def _split_scores(adata: AnnData, signature: str, method: str) -> np.ndarray:
-    light = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names.copy()),
-                    var=pd.DataFrame(index=adata.var_names.copy()))
+    light = AnnData(
+        X=adata.X, obs=pd.DataFrame(index=adata.obs_names.copy()), var=pd.DataFrame(index=adata.var_names.copy())
+    )
     score(light, [signature], method=method, key_added=SCORES_KEY)
     return light.obsm[SCORES_KEY][signature].to_numpy(dtype=np.float64)
 
 
-@_shared_doc("adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells",
-             "base")
-def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: str = CELL_TYPE_KEY,
-                      dataset_id: str | None = None,
-                      ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS, complex_policy: str = "any",
-                      expr_prop: float = EXPR_PROP, min_cells: int = MIN_CELLS, signature: str = SPLIT_SIGNATURE,
-                      score_method: str = DEFAULT_METHOD, base: float | None = None) -> pd.DataFrame:
+@_shared_doc(
+    "adata", "sample_key", "groupby", "dataset_id", "ligand_sets", "complex_policy", "expr_prop", "min_cells", "base"
+)
+def sasp_sender_split(
+    adata: AnnData,
+    *,
+    sample_key: str = SAMPLE_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    dataset_id: str | None = None,
+    ligand_sets: Sequence[str] | str = DEFAULT_LIGAND_SETS,
+    complex_policy: str = "any",
+    expr_prop: float = EXPR_PROP,
+    min_cells: int = MIN_CELLS,
+    signature: str = SPLIT_SIGNATURE,
+    score_method: str = DEFAULT_METHOD,
+    base: float | None = None,
+) -> pd.DataFrame:
     """Do the SASP-high cells of a type, not just the type, send its SASP signal? (module doc)
 
     Per sample: the cell types whose SASP-high and SASP-low arms (:func:`sasp_tertiles` of
@@ -575,11 +741,25 @@ def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: 
     """
     _check_keys(adata, sample_key, groupby)
     _check_policy(complex_policy)
-    params = _params(adata, ligand_sets=ligand_sets, complex_policy=complex_policy, expr_prop=expr_prop,
-                     min_cells=min_cells, n_perms=None, seed=SEED, base=base, sample_key=sample_key, groupby=groupby)
-    params.update(method="liana.mt.rank_aggregate per sample, magnitude only (n_perms=None), SASP-high/low arms "
-                         "added as sender groups", split_signature=signature, split_method=score_method,
-                  split="top vs bottom tertile within sample and cell type")
+    params = _params(
+        adata,
+        ligand_sets=ligand_sets,
+        complex_policy=complex_policy,
+        expr_prop=expr_prop,
+        min_cells=min_cells,
+        n_perms=None,
+        seed=SEED,
+        base=base,
+        sample_key=sample_key,
+        groupby=groupby,
+    )
+    params.update(
+        method="liana.mt.rank_aggregate per sample, magnitude only (n_perms=None), SASP-high/low arms "
+        "added as sender groups",
+        split_signature=signature,
+        split_method=score_method,
+        split="top vs bottom tertile within sample and cell type",
+    )
     resource = sasp_resource(ligand_sets, complex_policy=complex_policy)
     samples = adata.obs[sample_key].astype(str).to_numpy()
     groups = adata.obs[groupby].astype(str).to_numpy()
@@ -605,21 +785,39 @@ def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: 
         senders_by_sample[sample] = senders
         extra = np.concatenate(arm_rows)
         labels = np.concatenate([groups[in_s].astype(object), *arm_labels])
-        arm_names = [f"{n}|{lab}" for n, lab in zip(names[extra], labels[len(in_s):], strict=True)]
+        arm_names = [f"{n}|{lab}" for n, lab in zip(names[extra], labels[len(in_s) :], strict=True)]
         index = pd.Index([*names[in_s], *arm_names])
         obs = pd.DataFrame({"label": pd.Categorical(labels)}, index=index)
-        light = AnnData(X=adata.X[np.concatenate([in_s, extra])], obs=obs,
-                        var=pd.DataFrame(index=adata.var_names.copy()))
-        pairs = pd.DataFrame([(f"{t} {arm}", r) for t in senders for arm in (_HIGH, _LOW) for r in receivers],
-                             columns=["source", "target"])
+        light = AnnData(
+            X=adata.X[np.concatenate([in_s, extra])], obs=obs, var=pd.DataFrame(index=adata.var_names.copy())
+        )
+        pairs = pd.DataFrame(
+            [(f"{t} {arm}", r) for t in senders for arm in (_HIGH, _LOW) for r in receivers],
+            columns=["source", "target"],
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as in communication_by_sample
-            res = _liana().mt.rank_aggregate(light, groupby="label", resource=resource, groupby_pairs=pairs,
-                                       use_raw=False, expr_prop=expr_prop, min_cells=min_cells, n_perms=None,
-                                       base=params["base"], inplace=False, verbose=False)
+            res = _liana().mt.rank_aggregate(
+                light,
+                groupby="label",
+                resource=resource,
+                groupby_pairs=pairs,
+                use_raw=False,
+                expr_prop=expr_prop,
+                min_cells=min_cells,
+                n_perms=None,
+                base=params["base"],
+                inplace=False,
+                verbose=False,
+            )
         arm = res["source"].astype(str).str.rsplit(" ", n=1).str[1]
-        results.append(res.assign(sample=sample, sender_type=res["source"].astype(str).str.rsplit(" ", n=1).str[0],
-                                  arm=np.where(arm == _HIGH, "high", "low")))
+        results.append(
+            res.assign(
+                sample=sample,
+                sender_type=res["source"].astype(str).str.rsplit(" ", n=1).str[0],
+                arm=np.where(arm == _HIGH, "high", "low"),
+            )
+        )
         tested_rows += [(sample, t, r) for t in senders for r in receivers]
     params["n_runs"] = len(results)
     attrs = {"params": params, "senders": senders_by_sample}
@@ -630,8 +828,9 @@ def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: 
     res = pd.concat(results, ignore_index=True)
     tested = pd.DataFrame(tested_rows, columns=["sample", "sender_type", "target"])
     key = ["sender_type", "target", "ligand_complex", "receptor_complex"]
-    wide = res.pivot_table(index=["sample", *key], columns="arm", values=["magnitude_rank", "lr_means"],
-                           aggfunc="first", observed=True)
+    wide = res.pivot_table(
+        index=["sample", *key], columns="arm", values=["magnitude_rank", "lr_means"], aggfunc="first", observed=True
+    )
     wide.columns = [f"{v}_{arm}" for v, arm in wide.columns]
     wide = wide.reset_index()
     for col in ("magnitude_rank_high", "magnitude_rank_low", "lr_means_high", "lr_means_low"):
@@ -639,23 +838,37 @@ def sasp_sender_split(adata: AnnData, *, sample_key: str = SAMPLE_KEY, groupby: 
             wide[col] = np.nan
     grid = wide[key].drop_duplicates().merge(tested, on=["sender_type", "target"])
     grid = grid.merge(wide, on=["sample", *key], how="left")
-    grid[["magnitude_rank_high", "magnitude_rank_low"]] = grid[["magnitude_rank_high", "magnitude_rank_low"]].fillna(1.0)
+    grid[["magnitude_rank_high", "magnitude_rank_low"]] = grid[["magnitude_rank_high", "magnitude_rank_low"]].fillna(
+        1.0
+    )
     grid["high_gt_low"] = grid["magnitude_rank_high"] < grid["magnitude_rank_low"]
     grid["delta"] = grid["lr_means_high"] - grid["lr_means_low"]
     g = grid.groupby(key, sort=False)
-    out = pd.DataFrame({
-        "magnitude_rank_high": g["magnitude_rank_high"].median(), "magnitude_rank_low": g["magnitude_rank_low"].median(),
-        "lr_means_high": g["lr_means_high"].median(), "lr_means_low": g["lr_means_low"].median(),
-        "delta_lr_means": g["delta"].median(), "n_samples_high_gt_low": g["high_gt_low"].sum().astype(int),
-        "n_samples_tested": g.size().astype(int),
-    }).reset_index().rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    out = (
+        pd.DataFrame(
+            {
+                "magnitude_rank_high": g["magnitude_rank_high"].median(),
+                "magnitude_rank_low": g["magnitude_rank_low"].median(),
+                "lr_means_high": g["lr_means_high"].median(),
+                "lr_means_low": g["lr_means_low"].median(),
+                "delta_lr_means": g["delta"].median(),
+                "n_samples_high_gt_low": g["high_gt_low"].sum().astype(int),
+                "n_samples_tested": g.size().astype(int),
+            }
+        )
+        .reset_index()
+        .rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    )
     all_samples = sorted(pd.unique(samples))
     unrecorded = len(all_samples) == 1 and all_samples[0].endswith(UNRECORDED_SUFFIX)
     out["dataset"] = dataset_id
     out["ligand_sets"] = _ligand_set_labels(out["ligand"], ligand_sets, complex_policy)
     out["evidence"] = [_evidence(int(k), unrecorded, "high not above low") for k in out["n_samples_high_gt_low"]]
-    out = out.sort_values(["n_samples_high_gt_low", "magnitude_rank_high", "sender_type", "target", "ligand", "receptor"],
-                          ascending=[False, True, True, True, True, True], kind="mergesort")
+    out = out.sort_values(
+        ["n_samples_high_gt_low", "magnitude_rank_high", "sender_type", "target", "ligand", "receptor"],
+        ascending=[False, True, True, True, True, True],
+        kind="mergesort",
+    )
     out = out[_columns(SPLIT_COLUMNS, dataset_id)].reset_index(drop=True)
     out.attrs = attrs
     return out

@@ -52,23 +52,83 @@ from .._constants import CELL_TYPE_KEY, PROVENANCE_KEY, SAMPLE_KEY
 from ..genes import LOW_COVERAGE_FLAG, SASP_SET_COLUMNS, UNCLASSIFIED, is_low_coverage, sasp_classes
 from .effects import MIN_BALANCE_CELLS, UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
-__all__ = ["sample_class_composition", "sasp_class_scores", "VALUE_TYPES", "SAMPLE_COMPOSITION_COLUMNS", "CLASS_SCORE_COLUMNS",
-           "CLASS_EFFECT_MEASURE"]
+__all__ = [
+    "sample_class_composition",
+    "sasp_class_scores",
+    "VALUE_TYPES",
+    "SAMPLE_COMPOSITION_COLUMNS",
+    "CLASS_SCORE_COLUMNS",
+    "CLASS_EFFECT_MEASURE",
+]
 
-SAMPLE_COMPOSITION_COLUMNS = ["dataset", "sample", "cell_type", "sasp_class", "class_label", "class_order", "n_cells",
-                              "class_score", "class_score_sd", "class_expression", "share", "share_var", "auroc",
-                              "auroc_var", "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var",
-                              "n_genes_class", "n_genes_present"]
-CLASS_SCORE_COLUMNS = ["dataset", "cancer_type", "cell_type", "cell_type_ontology_id", "lineage", "sasp_class",
-                       "class_label", "class_order", "class_score", "class_score_ci_low", "class_score_ci_high",
-                       "score_unit", "class_expression", "expression_unit", "share", "share_ci_low", "share_ci_high",
-                       "ci_unit", "balanced_effect", "balanced_ci_low", "balanced_ci_high", "effect_size",
-                       "effect_ci_low", "effect_ci_high", "effect_measure", "effect_n_samples", "tau2", "i2",
-                       "n_cells", "n_samples", "evidence", "n_genes_class", "n_genes_present", "coverage",
-                       "genes_present", "low_coverage", "flag", "gene_sets", "unclassified_in_shares",
-                       "table_version"]
-CLASS_EFFECT_MEASURE = ("composition-balanced AUROC of the per-cell class score against each other cell type of the "
-                        "same tumour (per sample, pooled across samples)")
+SAMPLE_COMPOSITION_COLUMNS = [
+    "dataset",
+    "sample",
+    "cell_type",
+    "sasp_class",
+    "class_label",
+    "class_order",
+    "n_cells",
+    "class_score",
+    "class_score_sd",
+    "class_expression",
+    "share",
+    "share_var",
+    "auroc",
+    "auroc_var",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "balanced_auroc",
+    "balanced_var",
+    "n_genes_class",
+    "n_genes_present",
+]
+CLASS_SCORE_COLUMNS = [
+    "dataset",
+    "cancer_type",
+    "cell_type",
+    "cell_type_ontology_id",
+    "lineage",
+    "sasp_class",
+    "class_label",
+    "class_order",
+    "class_score",
+    "class_score_ci_low",
+    "class_score_ci_high",
+    "score_unit",
+    "class_expression",
+    "expression_unit",
+    "share",
+    "share_ci_low",
+    "share_ci_high",
+    "ci_unit",
+    "balanced_effect",
+    "balanced_ci_low",
+    "balanced_ci_high",
+    "effect_size",
+    "effect_ci_low",
+    "effect_ci_high",
+    "effect_measure",
+    "effect_n_samples",
+    "tau2",
+    "i2",
+    "n_cells",
+    "n_samples",
+    "evidence",
+    "n_genes_class",
+    "n_genes_present",
+    "coverage",
+    "genes_present",
+    "low_coverage",
+    "flag",
+    "gene_sets",
+    "unclassified_in_shares",
+    "table_version",
+]
+CLASS_EFFECT_MEASURE = (
+    "composition-balanced AUROC of the per-cell class score against each other cell type of the "
+    "same tumour (per sample, pooled across samples)"
+)
 NO_GENES_FLAG = "no gene of the class in the data"
 NO_SASP_FLAG = "no SASP expression: shares undefined"
 
@@ -78,8 +138,11 @@ _VALUE_TYPES = {
     "log2_tpm10_plus1": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
     "tpm_like": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
     "tpm": (2.0, "mean log2(TPM/10 + 1)", "TPM/10 (2**X - 1)"),
-    "log_normalised": (math.e, "mean log-normalised value (natural log1p assumed)",
-                       "normalised values (expm1 of .X, natural log assumed)"),
+    "log_normalised": (
+        math.e,
+        "mean log-normalised value (natural log1p assumed)",
+        "normalised values (expm1 of .X, natural log assumed)",
+    ),
 }
 #: the value types whose log base is known (``uns["provenance"]["value_type"]``; the ``value_type`` of
 #: :func:`sasp_atlas.atlas.run_dataset`)
@@ -94,8 +157,10 @@ def _scale(adata: AnnData, log_base: float | str) -> tuple[float, str, str]:
         return base, f"mean log-normalised value (log base {base:.4g})", f"linear values ({base:.4g}**X - 1)"
     value_type = (adata.uns.get(PROVENANCE_KEY) or {}).get("value_type")
     if value_type not in _VALUE_TYPES:
-        raise ValueError(f"cannot tell the log base of .X: uns['provenance']['value_type'] is {value_type!r} (known: "
-                         f"{', '.join(_VALUE_TYPES)}); pass log_base=np.e for natural log1p or log_base=2 for log2(x + 1)")
+        raise ValueError(
+            f"cannot tell the log base of .X: uns['provenance']['value_type'] is {value_type!r} (known: "
+            f"{', '.join(_VALUE_TYPES)}); pass log_base=np.e for natural log1p or log_base=2 for log2(x + 1)"
+        )
     return _VALUE_TYPES[value_type]
 
 
@@ -103,17 +168,26 @@ def _class_genes(classes: pd.DataFrame, gene_sets: Sequence[str] | None, include
     cols = list(gene_sets) if gene_sets is not None else list(SASP_SET_COLUMNS)
     bad = [c for c in cols if c not in SASP_SET_COLUMNS]
     if bad or not cols:
-        raise ValueError(f"gene_sets must name SASP set columns of the class table ({', '.join(SASP_SET_COLUMNS)}); "
-                         f"got {list(cols)}")
+        raise ValueError(
+            f"gene_sets must name SASP set columns of the class table ({', '.join(SASP_SET_COLUMNS)}); got {list(cols)}"
+        )
     missing = [c for c in ("gene", "sasp_class", "class_label", "class_order", *cols) if c not in classes]
     if missing:
-        raise ValueError(f"classes lacks column(s) {missing}: pass sasp_atlas.genes.sasp_classes() (or a filtered copy)")
+        raise ValueError(
+            f"classes lacks column(s) {missing}: pass sasp_atlas.genes.sasp_classes() (or a filtered copy)"
+        )
     table = classes[classes[cols].any(axis=1)]
     if not include_unclassified:
         table = table[table["sasp_class"] != UNCLASSIFIED]
-    order = (table[["sasp_class", "class_label", "class_order"]].drop_duplicates("sasp_class")
-             .sort_values("class_order").itertuples(index=False))
-    return [(c, lab, int(o), table.loc[table["sasp_class"] == c, "gene"].astype(str).tolist()) for c, lab, o in order], cols
+    order = (
+        table[["sasp_class", "class_label", "class_order"]]
+        .drop_duplicates("sasp_class")
+        .sort_values("class_order")
+        .itertuples(index=False)
+    )
+    return [
+        (c, lab, int(o), table.loc[table["sasp_class"] == c, "gene"].astype(str).tolist()) for c, lab, o in order
+    ], cols
 
 
 def _per_cell(adata: AnnData, present: list[list[str]], layer: str | None, base: float):
@@ -125,7 +199,11 @@ def _per_cell(adata: AnnData, present: list[list[str]], layer: str | None, base:
         return np.full((n, len(present)), np.nan), np.zeros((n, len(present)))
     X = adata.layers[layer] if layer is not None else adata.X
     cols = pd.Index(adata.var_names.astype(str)).get_indexer(union)
-    sub = sp.csr_matrix(X[:, cols], dtype=np.float64) if sp.issparse(X) else sp.csr_matrix(np.asarray(X[:, cols], dtype=np.float64))
+    sub = (
+        sp.csr_matrix(X[:, cols], dtype=np.float64)
+        if sp.issparse(X)
+        else sp.csr_matrix(np.asarray(X[:, cols], dtype=np.float64))
+    )
     indicator = np.zeros((len(union), len(present)))
     pos = {g: i for i, g in enumerate(union)}
     for k, genes in enumerate(present):
@@ -146,8 +224,13 @@ def _ratio_var(num: np.ndarray, den: np.ndarray, ratio: float) -> float:
     return float((resid @ resid) / (n * (n - 1)) / den.mean() ** 2)
 
 
-def _plan(adata: AnnData, classes: pd.DataFrame | None, gene_sets: Sequence[str] | None, include_unclassified: bool,
-          log_base: float | str) -> dict:
+def _plan(
+    adata: AnnData,
+    classes: pd.DataFrame | None,
+    gene_sets: Sequence[str] | None,
+    include_unclassified: bool,
+    log_base: float | str,
+) -> dict:
     """Classes, their genes (all / present in ``adata``), units and the log base: everything but the matrix."""
     base, score_unit, linear_unit = _scale(adata, log_base)
     table = sasp_classes() if classes is None else classes
@@ -157,8 +240,15 @@ def _plan(adata: AnnData, classes: pd.DataFrame | None, gene_sets: Sequence[str]
     var_index = pd.Index(adata.var_names.astype(str))
     present = {cid: [g for g in genes if g in var_index] for cid, _, _, genes in groups}
     version = str(table["table_version"].iloc[0]) if "table_version" in table and len(table) else ""
-    return {"groups": groups, "gene_sets": ";".join(cols), "base": base, "score_unit": score_unit,
-            "expression_unit": linear_unit, "present": present, "table_version": version}
+    return {
+        "groups": groups,
+        "gene_sets": ";".join(cols),
+        "base": base,
+        "score_unit": score_unit,
+        "expression_unit": linear_unit,
+        "present": present,
+        "table_version": version,
+    }
 
 
 def _compute(adata: AnnData, plan: dict, groupby: str, sample_key: str, layer: str | None) -> pd.DataFrame:
@@ -169,8 +259,11 @@ def _compute(adata: AnnData, plan: dict, groupby: str, sample_key: str, layer: s
     samples = adata.obs[sample_key].astype(str).to_numpy()
     ids = [c for c, _, _, _ in groups]
     scored = [k for k, genes in enumerate(present) if genes]
-    eff = sample_effects(pd.DataFrame(log_mean[:, scored], columns=[ids[k] for k in scored]), cell_types, samples) \
-        if scored else pd.DataFrame(columns=["sample", "cell_type", "signature"])
+    eff = (
+        sample_effects(pd.DataFrame(log_mean[:, scored], columns=[ids[k] for k in scored]), cell_types, samples)
+        if scored
+        else pd.DataFrame(columns=["sample", "cell_type", "signature"])
+    )
     eff = eff.set_index(["sample", "cell_type", "signature"])
     rows = []
     for sample in sorted(pd.unique(samples)):
@@ -187,21 +280,29 @@ def _compute(adata: AnnData, plan: dict, groupby: str, sample_key: str, layer: s
                 share = float(lin[:, k].sum() / total) if has_genes and total > 0 else float("nan")
                 key = (sample, ct, cid)
                 e = eff.loc[key] if key in eff.index else None
-                rows.append({
-                    "sample": sample, "cell_type": ct, "sasp_class": cid, "class_label": label,
-                    "class_order": order, "n_cells": n,
-                    "class_score": float(scores.mean()) if has_genes else float("nan"),
-                    "class_score_sd": float(scores.std(ddof=1)) if has_genes and n > 1 else float("nan"),
-                    "class_expression": float(lin[:, k].mean()) if has_genes else float("nan"),
-                    "share": share, "share_var": _ratio_var(lin[:, k], total_per_cell, share),
-                    "auroc": float(e["auroc"]) if e is not None else float("nan"),
-                    "auroc_var": float(e["auroc_var"]) if e is not None else float("nan"),
-                    "auroc_ci_low": float(e["auroc_ci_low"]) if e is not None else float("nan"),
-                    "auroc_ci_high": float(e["auroc_ci_high"]) if e is not None else float("nan"),
-                    "balanced_auroc": float(e["balanced_auroc"]) if e is not None else float("nan"),
-                    "balanced_var": float(e["balanced_var"]) if e is not None else float("nan"),
-                    "n_genes_class": len(genes), "n_genes_present": len(present[k]),
-                })
+                rows.append(
+                    {
+                        "sample": sample,
+                        "cell_type": ct,
+                        "sasp_class": cid,
+                        "class_label": label,
+                        "class_order": order,
+                        "n_cells": n,
+                        "class_score": float(scores.mean()) if has_genes else float("nan"),
+                        "class_score_sd": float(scores.std(ddof=1)) if has_genes and n > 1 else float("nan"),
+                        "class_expression": float(lin[:, k].mean()) if has_genes else float("nan"),
+                        "share": share,
+                        "share_var": _ratio_var(lin[:, k], total_per_cell, share),
+                        "auroc": float(e["auroc"]) if e is not None else float("nan"),
+                        "auroc_var": float(e["auroc_var"]) if e is not None else float("nan"),
+                        "auroc_ci_low": float(e["auroc_ci_low"]) if e is not None else float("nan"),
+                        "auroc_ci_high": float(e["auroc_ci_high"]) if e is not None else float("nan"),
+                        "balanced_auroc": float(e["balanced_auroc"]) if e is not None else float("nan"),
+                        "balanced_var": float(e["balanced_var"]) if e is not None else float("nan"),
+                        "n_genes_class": len(genes),
+                        "n_genes_present": len(present[k]),
+                    }
+                )
     return pd.DataFrame(rows, columns=SAMPLE_COMPOSITION_COLUMNS[1:])
 
 
@@ -233,14 +334,24 @@ def _missing_interval_reasons(e: pd.DataFrame, score: dict, balanced: dict, effe
 def _check_obs(adata: AnnData, groupby: str, sample_key: str) -> None:
     for key in (groupby, sample_key):
         if key not in adata.obs:
-            raise ValueError(f"adata.obs has no column {key!r}: pass groupby= / sample_key= naming the cell types and "
-                             f"the samples (tumours); a dataset without samples gets one pseudo-sample on loading")
+            raise ValueError(
+                f"adata.obs has no column {key!r}: pass groupby= / sample_key= naming the cell types and "
+                f"the samples (tumours); a dataset without samples gets one pseudo-sample on loading"
+            )
 
 
-def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = None, groupby: str = CELL_TYPE_KEY,
-                             sample_key: str = SAMPLE_KEY, dataset_id: str | None = None,
-                             gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
-                             log_base: float | str = "auto", layer: str | None = None) -> pd.DataFrame:
+def sample_class_composition(
+    adata: AnnData,
+    *,
+    classes: pd.DataFrame | None = None,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+    dataset_id: str | None = None,
+    gene_sets: Sequence[str] | None = None,
+    include_unclassified: bool = False,
+    log_base: float | str = "auto",
+    layer: str | None = None,
+) -> pd.DataFrame:
     """Per sample x cell type x SASP class: class score, share of the SASP expression and within-tumour AUROCs.
 
     Method, units and references: module docstring of :mod:`sasp_atlas.stats.composition`. Seed-free.
@@ -282,11 +393,21 @@ def sample_class_composition(adata: AnnData, *, classes: pd.DataFrame | None = N
     return _with_dataset(_compute(adata, plan, groupby, sample_key, layer), dataset_id)
 
 
-def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, groupby: str = CELL_TYPE_KEY,
-                      sample_key: str = SAMPLE_KEY, dataset_id: str | None = None, cancer_type: str | None = None,
-                      gene_sets: Sequence[str] | None = None, include_unclassified: bool = False,
-                      log_base: float | str = "auto", layer: str | None = None, min_cells: int = 10,
-                      per_sample: pd.DataFrame | None = None) -> pd.DataFrame:
+def sasp_class_scores(
+    adata: AnnData,
+    *,
+    classes: pd.DataFrame | None = None,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+    dataset_id: str | None = None,
+    cancer_type: str | None = None,
+    gene_sets: Sequence[str] | None = None,
+    include_unclassified: bool = False,
+    log_base: float | str = "auto",
+    layer: str | None = None,
+    min_cells: int = 10,
+    per_sample: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per dataset x cell type x SASP class: class score, share of the cell type's SASP expression and a
     scale-free effect, the patient as the unit (``sasp_class_scores.csv``).
 
@@ -370,8 +491,11 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, gr
         if np.isfinite(share_lo):
             share_lo, share_hi = max(share_lo, 0.0), min(share_hi, 1.0)
         score = pool(e["class_score"], e["class_score_sd"] ** 2 / e["n_cells"])
-        score_est = score["estimate"] if np.isfinite(score["estimate"]) else (
-            float(np.average(e["class_score"], weights=e["n_cells"])) if n_present else float("nan"))
+        score_est = (
+            score["estimate"]
+            if np.isfinite(score["estimate"])
+            else (float(np.average(e["class_score"], weights=e["n_cells"])) if n_present else float("nan"))
+        )
         expression = float(e["class_expression"].mean()) if n_present else float("nan")
         balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1))
         effect = pool(e["auroc"], e["auroc_var"], bounds=(0, 1), intervals=(e["auroc_ci_low"], e["auroc_ci_high"]))
@@ -388,25 +512,51 @@ def sasp_class_scores(adata: AnnData, *, classes: pd.DataFrame | None = None, gr
         if n_present:
             flags.extend(_missing_interval_reasons(e, score, balanced, effect, n_cells))
         n_samples = len(e)
-        rows.append({
-            "cancer_type": cancer_type, "cell_type": ct,
-            "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
-            if "cell_type_ontology_id" in obs and in_ct.any() else "",
-            "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs and in_ct.any() else "",
-            "sasp_class": cid, "class_label": first["class_label"], "class_order": int(first["class_order"]),
-            "class_score": score_est, "class_score_ci_low": score["ci_low"], "class_score_ci_high": score["ci_high"],
-            "score_unit": meta["score_unit"], "class_expression": expression,
-            "expression_unit": meta["expression_unit"], "share": share, "share_ci_low": share_lo,
-            "share_ci_high": share_hi, "ci_unit": ci_unit,
-            "balanced_effect": balanced["estimate"], "balanced_ci_low": balanced["ci_low"],
-            "balanced_ci_high": balanced["ci_high"], "effect_size": effect["estimate"],
-            "effect_ci_low": effect["ci_low"], "effect_ci_high": effect["ci_high"],
-            "effect_measure": CLASS_EFFECT_MEASURE, "effect_n_samples": int(balanced["k"]),
-            "tau2": balanced["tau2"], "i2": balanced["i2"], "n_cells": n_cells, "n_samples": n_samples,
-            "evidence": evidence_label(int(balanced["k"]), unrecorded=unrecorded), "n_genes_class": n_class,
-            "n_genes_present": n_present, "coverage": n_present / n_class if n_class else float("nan"),
-            "genes_present": ";".join(meta["present"].get(cid, [])), "low_coverage": low, "flag": "; ".join(flags),
-            "gene_sets": meta["gene_sets"], "unclassified_in_shares": include_unclassified,
-            "table_version": meta["table_version"],
-        })
+        rows.append(
+            {
+                "cancer_type": cancer_type,
+                "cell_type": ct,
+                "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
+                if "cell_type_ontology_id" in obs and in_ct.any()
+                else "",
+                "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0])
+                if "lineage" in obs and in_ct.any()
+                else "",
+                "sasp_class": cid,
+                "class_label": first["class_label"],
+                "class_order": int(first["class_order"]),
+                "class_score": score_est,
+                "class_score_ci_low": score["ci_low"],
+                "class_score_ci_high": score["ci_high"],
+                "score_unit": meta["score_unit"],
+                "class_expression": expression,
+                "expression_unit": meta["expression_unit"],
+                "share": share,
+                "share_ci_low": share_lo,
+                "share_ci_high": share_hi,
+                "ci_unit": ci_unit,
+                "balanced_effect": balanced["estimate"],
+                "balanced_ci_low": balanced["ci_low"],
+                "balanced_ci_high": balanced["ci_high"],
+                "effect_size": effect["estimate"],
+                "effect_ci_low": effect["ci_low"],
+                "effect_ci_high": effect["ci_high"],
+                "effect_measure": CLASS_EFFECT_MEASURE,
+                "effect_n_samples": int(balanced["k"]),
+                "tau2": balanced["tau2"],
+                "i2": balanced["i2"],
+                "n_cells": n_cells,
+                "n_samples": n_samples,
+                "evidence": evidence_label(int(balanced["k"]), unrecorded=unrecorded),
+                "n_genes_class": n_class,
+                "n_genes_present": n_present,
+                "coverage": n_present / n_class if n_class else float("nan"),
+                "genes_present": ";".join(meta["present"].get(cid, [])),
+                "low_coverage": low,
+                "flag": "; ".join(flags),
+                "gene_sets": meta["gene_sets"],
+                "unclassified_in_shares": include_unclassified,
+                "table_version": meta["table_version"],
+            }
+        )
     return _with_dataset(pd.DataFrame(rows, columns=CLASS_SCORE_COLUMNS[1:]), dataset_id)

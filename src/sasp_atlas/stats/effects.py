@@ -41,8 +41,20 @@ from scipy.stats import false_discovery_control, norm, rankdata
 from scipy.stats import t as student_t
 from statsmodels.stats.meta_analysis import combine_effects
 
-__all__ = ["MIN_BALANCE_CELLS", "Z95", "SMALL_K", "auroc_interval", "auroc_variance", "sample_effects", "pool",
-           "evidence_label", "stratified_permutation_p", "bh_q", "UNRECORDED_SUFFIX", "REPLICATED_MIN"]
+__all__ = [
+    "MIN_BALANCE_CELLS",
+    "Z95",
+    "SMALL_K",
+    "auroc_interval",
+    "auroc_variance",
+    "sample_effects",
+    "pool",
+    "evidence_label",
+    "stratified_permutation_p",
+    "bh_q",
+    "UNRECORDED_SUFFIX",
+    "REPLICATED_MIN",
+]
 
 #: a cell type enters another type's balanced comparison only with at least this many cells in the sample
 MIN_BALANCE_CELLS = 3
@@ -164,8 +176,22 @@ def sample_effects(scores: pd.DataFrame, groups: np.ndarray, samples: np.ndarray
                     pair_n0.append(int(n_types[u]))
                 perm_var = n1 * (n - n1) / (n - 1) * pop_var if n > 1 else 0.0
                 rows.append((sample, ct, sig, n1, n0, mean, sd, auc, len(others), sums[t] - n1 * mu, perm_var))
-    out = pd.DataFrame(rows, columns=["sample", "cell_type", "signature", "n_cells", "n_rest", "mean", "sd", "auroc",
-                                      "n_balance_types", "dev_sum", "perm_var"])
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "sample",
+            "cell_type",
+            "signature",
+            "n_cells",
+            "n_rest",
+            "mean",
+            "sd",
+            "auroc",
+            "n_balance_types",
+            "dev_sum",
+            "perm_var",
+        ],
+    )
     lo, hi = auroc_interval(out["auroc"].to_numpy(), out["n_cells"].to_numpy(), out["n_rest"].to_numpy())
     out["auroc_var"] = ((hi - lo) / (2 * Z95)) ** 2
     out["auroc_ci_low"], out["auroc_ci_high"] = lo, hi
@@ -186,14 +212,40 @@ def sample_effects(scores: pd.DataFrame, groups: np.ndarray, samples: np.ndarray
         bal_var[has] = ((bal_hi[has] - bal_lo[has]) / (2 * Z95)) ** 2
     out["balanced_auroc"], out["balanced_var"] = bal, bal_var
     out["balanced_ci_low"], out["balanced_ci_high"] = bal_lo, bal_hi
-    return out[["sample", "cell_type", "signature", "n_cells", "n_rest", "mean", "sd", "auroc", "auroc_var",
-                "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var", "balanced_ci_low",
-                "balanced_ci_high", "n_balance_types", "dev_sum", "perm_var"]]
+    return out[
+        [
+            "sample",
+            "cell_type",
+            "signature",
+            "n_cells",
+            "n_rest",
+            "mean",
+            "sd",
+            "auroc",
+            "auroc_var",
+            "auroc_ci_low",
+            "auroc_ci_high",
+            "balanced_auroc",
+            "balanced_var",
+            "balanced_ci_low",
+            "balanced_ci_high",
+            "n_balance_types",
+            "dev_sum",
+            "perm_var",
+        ]
+    ]
 
 
-def pool(effects: np.ndarray, variances: np.ndarray, *, bounds: tuple[float, float] | None = None,
-         intervals: tuple[np.ndarray, np.ndarray] | None = None, small_k: int = SMALL_K,
-         small_k_test: str = "adhoc", unit: str = "tumour") -> dict:
+def pool(
+    effects: np.ndarray,
+    variances: np.ndarray,
+    *,
+    bounds: tuple[float, float] | None = None,
+    intervals: tuple[np.ndarray, np.ndarray] | None = None,
+    small_k: int = SMALL_K,
+    small_k_test: str = "adhoc",
+    unit: str = "tumour",
+) -> dict:
     """Random-effects pooling of per-sample ``effects`` with their sampling ``variances``.
 
     Returns ``estimate, se, ci_low, ci_high, tau2, i2, pi_low, pi_high, k`` (``k`` the number of
@@ -225,8 +277,9 @@ def _pool(effects, variances, intervals, small_k: int, small_k_test: str, unit: 
     k = len(e)
     nan = float("nan")
     if k == 0:
-        return dict(estimate=nan, se=nan, ci_low=nan, ci_high=nan, tau2=nan, i2=nan, pi_low=nan, pi_high=nan, k=0,
-                    ci_method="")
+        return dict(
+            estimate=nan, se=nan, ci_low=nan, ci_high=nan, tau2=nan, i2=nan, pi_low=nan, pi_high=nan, k=0, ci_method=""
+        )
     if k == 1:
         se = float(np.sqrt(v[0]))
         if intervals is not None:
@@ -235,8 +288,18 @@ def _pool(effects, variances, intervals, small_k: int, small_k_test: str, unit: 
         else:
             lo, hi = float(e[0] - Z95 * se), float(e[0] + Z95 * se)
             method = f"one {unit}: Wald interval"
-        return dict(estimate=float(e[0]), se=se, ci_low=lo, ci_high=hi, tau2=nan, i2=nan, pi_low=nan, pi_high=nan,
-                    k=1, ci_method=method)
+        return dict(
+            estimate=float(e[0]),
+            se=se,
+            ci_low=lo,
+            ci_high=hi,
+            tau2=nan,
+            i2=nan,
+            pi_low=nan,
+            pi_high=nan,
+            k=1,
+            ci_method=method,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         # statsmodels stops Paule-Mandel when |Q(tau2) - (k - 1)| < atol; at 1e-8 tau2 is exact to ~1e-12
@@ -256,14 +319,26 @@ def _pool(effects, variances, intervals, small_k: int, small_k_test: str, unit: 
         scale = max(q, 1.0) if small_k_test == "adhoc" else q
         se = se * float(np.sqrt(scale))
         crit = float(student_t.ppf(0.975, k - 1))
-        method = (f"Paule-Mandel random effects, Knapp-Hartung{' (ad hoc)' if small_k_test == 'adhoc' else ''} "
-                  f"with t({k - 1}) quantiles")
+        method = (
+            f"Paule-Mandel random effects, Knapp-Hartung{' (ad hoc)' if small_k_test == 'adhoc' else ''} "
+            f"with t({k - 1}) quantiles"
+        )
     w = 1 / v
     typical = (k - 1) * w.sum() / (w.sum() ** 2 - (w * w).sum())  # metafor's "typical" within-sample variance
     i2 = 100 * tau2 / (tau2 + typical)
     half_pi = crit * np.sqrt(tau2 + se * se)
-    return dict(estimate=est, se=se, ci_low=est - crit * se, ci_high=est + crit * se, tau2=tau2, i2=float(i2),
-                pi_low=est - half_pi, pi_high=est + half_pi, k=k, ci_method=method)
+    return dict(
+        estimate=est,
+        se=se,
+        ci_low=est - crit * se,
+        ci_high=est + crit * se,
+        tau2=tau2,
+        i2=float(i2),
+        pi_low=est - half_pi,
+        pi_high=est + half_pi,
+        k=k,
+        ci_method=method,
+    )
 
 
 def evidence_label(k: int, *, unrecorded: bool = False) -> str:

@@ -31,10 +31,37 @@ from .effects import REPLICATED_MIN, UNRECORDED_SUFFIX, Z95, pool
 
 __all__ = ["META_COLUMNS", "meta_analysis", "dedupe_overlapping_samples", "MALIGNANT_ONTOLOGY_ID"]
 
-META_COLUMNS = ["cancer_type", "cell_type", "cell_type_ontology_id", "signature", "measure", "k_samples", "k_tumours",
-                "k_unrecorded", "k_datasets", "datasets", "k_cohorts", "cohorts", "estimate", "se", "ci_low", "ci_high",
-                "ci_method", "pi_low", "pi_high", "tau2", "i2", "k_perfect", "min_unit_ci_low", "max_unit_ci_high",
-                "coverage", "low_coverage", "no_malignant_datasets", "evidence", "flag"]
+META_COLUMNS = [
+    "cancer_type",
+    "cell_type",
+    "cell_type_ontology_id",
+    "signature",
+    "measure",
+    "k_samples",
+    "k_tumours",
+    "k_unrecorded",
+    "k_datasets",
+    "datasets",
+    "k_cohorts",
+    "cohorts",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "pi_low",
+    "pi_high",
+    "tau2",
+    "i2",
+    "k_perfect",
+    "min_unit_ci_low",
+    "max_unit_ci_high",
+    "coverage",
+    "low_coverage",
+    "no_malignant_datasets",
+    "evidence",
+    "flag",
+]
 MEASURE = "composition-balanced AUROC (per sample), Paule-Mandel random effects"
 #: Cell Ontology "malignant cell": a dataset without it has no malignant cells in its comparison group
 MALIGNANT_ONTOLOGY_ID = "CL:0001064"
@@ -52,7 +79,9 @@ def dedupe_overlapping_samples(samples: pd.DataFrame, overlaps: dict[str, list[s
     drop: set[tuple[str, str]] = set()
     for sample, per in totals.groupby(level="sample"):
         dsets = sorted(per.index.get_level_values("dataset"))
-        linked = [d for d in dsets if any(o in overlaps.get(d, []) or d in overlaps.get(o, []) for o in dsets if o != d)]
+        linked = [
+            d for d in dsets if any(o in overlaps.get(d, []) or d in overlaps.get(o, []) for o in dsets if o != d)
+        ]
         if len(linked) < 2:
             continue
         keep = min(linked, key=lambda d: (-int(per.loc[(d, sample)]), d))
@@ -81,18 +110,27 @@ def _celltype_info(celltype: pd.DataFrame | None):
         return {}, {}, set()
     cov = celltype.groupby(["dataset", "signature"])[["n_genes_used", "n_genes"]].first()
     coverage = {key: (int(r.n_genes_used), int(r.n_genes)) for key, r in cov.iterrows()}
-    onto = celltype.groupby(["dataset", "cell_type"])["cell_type_ontology_id"].first().astype(str).to_dict() \
-        if "cell_type_ontology_id" in celltype else {}
+    onto = (
+        celltype.groupby(["dataset", "cell_type"])["cell_type_ontology_id"].first().astype(str).to_dict()
+        if "cell_type_ontology_id" in celltype
+        else {}
+    )
     ids = celltype.get("cell_type_ontology_id", pd.Series("", index=celltype.index)).astype(str)
-    has_malignant = set(celltype.loc[(ids == MALIGNANT_ONTOLOGY_ID) | (celltype["cell_type"] == "Malignant cell"),
-                                     "dataset"])
+    has_malignant = set(
+        celltype.loc[(ids == MALIGNANT_ONTOLOGY_ID) | (celltype["cell_type"] == "Malignant cell"), "dataset"]
+    )
     no_malignant = set(celltype["dataset"]) - has_malignant
     return coverage, onto, no_malignant
 
 
-def meta_analysis(samples: pd.DataFrame, cancer_types: dict[str, str],
-                  overlaps: dict[str, list[str]] | None = None, *, cohorts: dict[str, str] | None = None,
-                  celltype: pd.DataFrame | None = None) -> pd.DataFrame:
+def meta_analysis(
+    samples: pd.DataFrame,
+    cancer_types: dict[str, str],
+    overlaps: dict[str, list[str]] | None = None,
+    *,
+    cohorts: dict[str, str] | None = None,
+    celltype: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Pool per-sample composition-balanced AUROCs across the samples of every dataset of a cancer type.
 
     ``samples``: the atlas's ``sample_celltype_scores`` (``dataset, sample, cell_type, signature,
@@ -136,22 +174,44 @@ def meta_analysis(samples: pd.DataFrame, cancer_types: dict[str, str],
         if low:
             flags.append(LOW_COVERAGE_FLAG)
         if k_perfect:
-            flags.append(f"perfect separation in {k_perfect} of {res['k']} tumour{'s' * (res['k'] != 1)} "
-                         f"(lowest per-tumour bound {unit_lo.min():.2f})")
+            flags.append(
+                f"perfect separation in {k_perfect} of {res['k']} tumour{'s' * (res['k'] != 1)} "
+                f"(lowest per-tumour bound {unit_lo.min():.2f})"
+            )
         if no_mal:
             flags.append(f"comparison group has no malignant cells ({'; '.join(no_mal)})")
         if k_unrec:
-            flags.append(f"samples not recorded ({'; '.join(sorted(g.loc[unrecorded, 'dataset'].unique()))}): "
-                         "pooled as one unit, not counted as a tumour")
+            flags.append(
+                f"samples not recorded ({'; '.join(sorted(g.loc[unrecorded, 'dataset'].unique()))}): "
+                "pooled as one unit, not counted as a tumour"
+            )
         onto_ids = sorted({onto.get((d, ct), "") for d in dsets} - {""})
-        rows.append({"cancer_type": cancer, "cell_type": ct, "cell_type_ontology_id": ";".join(onto_ids),
-                     "signature": sig, "measure": MEASURE, "k_samples": int(res["k"]), "k_tumours": k_tumours,
-                     "k_unrecorded": k_unrec, "k_datasets": len(dsets), "datasets": "; ".join(dsets),
-                     "k_cohorts": len(study), "cohorts": "; ".join(study),
-                     **{k: res[k] for k in ("estimate", "se", "ci_low", "ci_high", "ci_method", "pi_low", "pi_high",
-                                            "tau2", "i2")},
-                     "k_perfect": k_perfect, "min_unit_ci_low": float(unit_lo.min()),
-                     "max_unit_ci_high": float(unit_hi.max()), "coverage": cov, "low_coverage": bool(low),
-                     "no_malignant_datasets": "; ".join(no_mal),
-                     "evidence": _evidence(k_tumours, len(study), k_unrec), "flag": "; ".join(flags)})
+        rows.append(
+            {
+                "cancer_type": cancer,
+                "cell_type": ct,
+                "cell_type_ontology_id": ";".join(onto_ids),
+                "signature": sig,
+                "measure": MEASURE,
+                "k_samples": int(res["k"]),
+                "k_tumours": k_tumours,
+                "k_unrecorded": k_unrec,
+                "k_datasets": len(dsets),
+                "datasets": "; ".join(dsets),
+                "k_cohorts": len(study),
+                "cohorts": "; ".join(study),
+                **{
+                    k: res[k]
+                    for k in ("estimate", "se", "ci_low", "ci_high", "ci_method", "pi_low", "pi_high", "tau2", "i2")
+                },
+                "k_perfect": k_perfect,
+                "min_unit_ci_low": float(unit_lo.min()),
+                "max_unit_ci_high": float(unit_hi.max()),
+                "coverage": cov,
+                "low_coverage": bool(low),
+                "no_malignant_datasets": "; ".join(no_mal),
+                "evidence": _evidence(k_tumours, len(study), k_unrec),
+                "flag": "; ".join(flags),
+            }
+        )
     return pd.DataFrame(rows, columns=META_COLUMNS)

@@ -27,14 +27,56 @@ from .effects import (
     stratified_permutation_p,
 )
 
-__all__ = ["celltype_scores", "add_q_values", "auroc", "sample_celltype_summary", "gene_decomposition",
-           "CELLTYPE_COLUMNS", "NULL_JOIN_COLUMNS", "EFFECT_MEASURE"]
+__all__ = [
+    "celltype_scores",
+    "add_q_values",
+    "auroc",
+    "sample_celltype_summary",
+    "gene_decomposition",
+    "CELLTYPE_COLUMNS",
+    "NULL_JOIN_COLUMNS",
+    "EFFECT_MEASURE",
+]
 
-CELLTYPE_COLUMNS = ["dataset", "cancer_type", "cancer_type_ontology_id", "cell_type", "cell_type_ontology_id", "lineage",
-                    "cell_type_author", "signature", "method", "mean", "ci_low", "ci_high", "ci_unit", "effect_size",
-                    "effect_ci_low", "effect_ci_high", "effect_measure", "balanced_effect", "balanced_ci_low",
-                    "balanced_ci_high", "tau2", "i2", "median", "sd", "q25", "q75", "n_cells", "n_samples", "evidence",
-                    "p_perm", "n_genes", "n_genes_used", "coverage", "low_coverage", "caveat", "flag", "random_state"]
+CELLTYPE_COLUMNS = [
+    "dataset",
+    "cancer_type",
+    "cancer_type_ontology_id",
+    "cell_type",
+    "cell_type_ontology_id",
+    "lineage",
+    "cell_type_author",
+    "signature",
+    "method",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "ci_unit",
+    "effect_size",
+    "effect_ci_low",
+    "effect_ci_high",
+    "effect_measure",
+    "balanced_effect",
+    "balanced_ci_low",
+    "balanced_ci_high",
+    "tau2",
+    "i2",
+    "median",
+    "sd",
+    "q25",
+    "q75",
+    "n_cells",
+    "n_samples",
+    "evidence",
+    "p_perm",
+    "n_genes",
+    "n_genes_used",
+    "coverage",
+    "low_coverage",
+    "caveat",
+    "flag",
+    "random_state",
+]
 #: added by :func:`sasp_atlas.atlas.run_dataset` from :func:`sasp_atlas.engines.celltype_null` and
 #: :func:`add_q_values`
 NULL_JOIN_COLUMNS = ["null_mean", "null_sd", "null_z", "p_null", "n_null", "q_null", "q_perm"]
@@ -67,9 +109,15 @@ def _unrecorded(samples: list[str]) -> bool:
     return len(samples) == 1 and str(samples[0]).endswith(UNRECORDED_SUFFIX)
 
 
-def sample_celltype_summary(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
-                            sample_key: str = SAMPLE_KEY, dataset_id: str | None = None,
-                            effects: pd.DataFrame | None = None) -> pd.DataFrame:
+def sample_celltype_summary(
+    adata: AnnData,
+    *,
+    key: str = SCORES_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+    dataset_id: str | None = None,
+    effects: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per (sample, cell type, signature): ``n_cells``, ``mean``, ``median`` of per-cell scores, the
     within-sample AUROC against all other cells of the same sample (``auroc_vs_rest``, with its
     score interval ``auroc_ci_low``/``auroc_ci_high`` and the variance it implies, ``auroc_var``) and the
@@ -99,9 +147,24 @@ def sample_celltype_summary(adata: AnnData, *, key: str = SCORES_KEY, groupby: s
     medians = long.groupby(["_s", "_g", "signature"], observed=True)["value"].median()
     out = eff.rename(columns={"auroc": "auroc_vs_rest"})
     out["median"] = [medians[(s, g, sig)] for s, g, sig in zip(out["sample"], out["cell_type"], out["signature"])]
-    out = out[["sample", "cell_type", "signature", "n_cells", "mean", "median", "auroc_vs_rest",
-                "auroc_var", "auroc_ci_low", "auroc_ci_high", "balanced_auroc", "balanced_var", "balanced_ci_low",
-                "balanced_ci_high"]]
+    out = out[
+        [
+            "sample",
+            "cell_type",
+            "signature",
+            "n_cells",
+            "mean",
+            "median",
+            "auroc_vs_rest",
+            "auroc_var",
+            "auroc_ci_low",
+            "auroc_ci_high",
+            "balanced_auroc",
+            "balanced_var",
+            "balanced_ci_low",
+            "balanced_ci_high",
+        ]
+    ]
     return _with_dataset(out, dataset_id)
 
 
@@ -112,10 +175,19 @@ def _with_dataset(table: pd.DataFrame, dataset_id: str | None) -> pd.DataFrame:
     return table
 
 
-def celltype_scores(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CELL_TYPE_KEY,
-                    sample_key: str = SAMPLE_KEY, dataset_id: str | None = None, cancer_type: str | None = None,
-                    cancer_type_ontology_id: str | None = None, random_state: int = 0, min_cells: int = 10,
-                    effects: pd.DataFrame | None = None) -> pd.DataFrame:
+def celltype_scores(
+    adata: AnnData,
+    *,
+    key: str = SCORES_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+    dataset_id: str | None = None,
+    cancer_type: str | None = None,
+    cancer_type_ontology_id: str | None = None,
+    random_state: int = 0,
+    min_cells: int = 10,
+    effects: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per (cell type, signature): the cell type's mean score and effect sizes, the patient as the unit.
 
     Method (seed-free; :mod:`sasp_atlas.stats.effects`): per sample, the cell type's mean score,
@@ -159,8 +231,9 @@ def celltype_scores(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CEL
     meta = adata.uns[key]
     prov = adata.uns.get(PROVENANCE_KEY) or {}
     cancer_type = str(prov.get("cancer_type", "")) if cancer_type is None else cancer_type
-    cancer_type_ontology_id = (str(prov.get("cancer_type_ontology_id", "")) if cancer_type_ontology_id is None
-                               else cancer_type_ontology_id)
+    cancer_type_ontology_id = (
+        str(prov.get("cancer_type_ontology_id", "")) if cancer_type_ontology_id is None else cancer_type_ontology_id
+    )
     obs = adata.obs
     groups = obs[groupby].astype(str).to_numpy()
     samples = obs[sample_key].astype(str).to_numpy()
@@ -175,10 +248,18 @@ def celltype_scores(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CEL
         defined = e[np.isfinite(e["auroc"])]
         unrecorded = _unrecorded(list(e["sample"]))
         means = pool(e["mean"], e["sd"] ** 2 / e["n_cells"])
-        effect = pool(defined["auroc"], defined["auroc_var"], bounds=(0, 1),
-                      intervals=(defined["auroc_ci_low"], defined["auroc_ci_high"]))
-        balanced = pool(e["balanced_auroc"], e["balanced_var"], bounds=(0, 1),
-                        intervals=(e["balanced_ci_low"], e["balanced_ci_high"]))
+        effect = pool(
+            defined["auroc"],
+            defined["auroc_var"],
+            bounds=(0, 1),
+            intervals=(defined["auroc_ci_low"], defined["auroc_ci_high"]),
+        )
+        balanced = pool(
+            e["balanced_auroc"],
+            e["balanced_var"],
+            bounds=(0, 1),
+            intervals=(e["balanced_ci_low"], e["balanced_ci_high"]),
+        )
         k = int(effect["k"])
         n_cells = int(in_ct.sum())
         flags = []
@@ -195,32 +276,55 @@ def celltype_scores(adata: AnnData, *, key: str = SCORES_KEY, groupby: str = CEL
             flags.append(f"no balanced AUROC: no other cell type with >= {MIN_BALANCE_CELLS} cells in its tumours")
         perfect = int(np.isin(defined["auroc"].to_numpy(), (0.0, 1.0)).sum())
         if perfect:
-            flags.append(f"perfect separation in {perfect} of {k} tumour{'s' * (k != 1)} (lowest per-tumour bound "
-                         f"{defined['auroc_ci_low'].min():.2f})")
-        rows.append({
-            "dataset": dataset_id, "cancer_type": cancer_type, "cancer_type_ontology_id": cancer_type_ontology_id,
-            "cell_type": ct,
-            "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
-            if "cell_type_ontology_id" in obs else "",
-            "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs else "",
-            "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique()))
-            if "cell_type_author" in obs else "",
-            "signature": sig, "method": info.get("method", meta["method"]),
-            "mean": means["estimate"] if len(e) > 1 else float(v.mean()),
-            "ci_low": means["ci_low"], "ci_high": means["ci_high"],
-            "ci_unit": "samples (random effects)" if len(e) > 1 else "cells (single sample)",
-            "effect_size": effect["estimate"], "effect_ci_low": effect["ci_low"], "effect_ci_high": effect["ci_high"],
-            "effect_measure": EFFECT_MEASURE,
-            "balanced_effect": balanced["estimate"], "balanced_ci_low": balanced["ci_low"],
-            "balanced_ci_high": balanced["ci_high"], "tau2": effect["tau2"], "i2": effect["i2"],
-            "median": float(np.median(v)), "sd": float(v.std(ddof=1)) if n_cells > 1 else float("nan"),
-            "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75)),
-            "n_cells": n_cells, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
-            "p_perm": stratified_permutation_p(e["dev_sum"].to_numpy(), e["perm_var"].to_numpy()),
-            "n_genes": info["n_genes"], "n_genes_used": n_used, "coverage": n_used / info["n_genes"],
-            "low_coverage": low, "caveat": " ".join(str(cat.get(sig, {}).get("scoring_note", "") or "").split()),
-            "flag": "; ".join(flags), "random_state": random_state,
-        })
+            flags.append(
+                f"perfect separation in {perfect} of {k} tumour{'s' * (k != 1)} (lowest per-tumour bound "
+                f"{defined['auroc_ci_low'].min():.2f})"
+            )
+        rows.append(
+            {
+                "dataset": dataset_id,
+                "cancer_type": cancer_type,
+                "cancer_type_ontology_id": cancer_type_ontology_id,
+                "cell_type": ct,
+                "cell_type_ontology_id": str(obs.loc[in_ct, "cell_type_ontology_id"].astype(str).iloc[0])
+                if "cell_type_ontology_id" in obs
+                else "",
+                "lineage": str(obs.loc[in_ct, "lineage"].astype(str).iloc[0]) if "lineage" in obs else "",
+                "cell_type_author": "; ".join(sorted(obs.loc[in_ct, "cell_type_author"].astype(str).unique()))
+                if "cell_type_author" in obs
+                else "",
+                "signature": sig,
+                "method": info.get("method", meta["method"]),
+                "mean": means["estimate"] if len(e) > 1 else float(v.mean()),
+                "ci_low": means["ci_low"],
+                "ci_high": means["ci_high"],
+                "ci_unit": "samples (random effects)" if len(e) > 1 else "cells (single sample)",
+                "effect_size": effect["estimate"],
+                "effect_ci_low": effect["ci_low"],
+                "effect_ci_high": effect["ci_high"],
+                "effect_measure": EFFECT_MEASURE,
+                "balanced_effect": balanced["estimate"],
+                "balanced_ci_low": balanced["ci_low"],
+                "balanced_ci_high": balanced["ci_high"],
+                "tau2": effect["tau2"],
+                "i2": effect["i2"],
+                "median": float(np.median(v)),
+                "sd": float(v.std(ddof=1)) if n_cells > 1 else float("nan"),
+                "q25": float(np.quantile(v, 0.25)),
+                "q75": float(np.quantile(v, 0.75)),
+                "n_cells": n_cells,
+                "n_samples": k,
+                "evidence": evidence_label(k, unrecorded=unrecorded),
+                "p_perm": stratified_permutation_p(e["dev_sum"].to_numpy(), e["perm_var"].to_numpy()),
+                "n_genes": info["n_genes"],
+                "n_genes_used": n_used,
+                "coverage": n_used / info["n_genes"],
+                "low_coverage": low,
+                "caveat": " ".join(str(cat.get(sig, {}).get("scoring_note", "") or "").split()),
+                "flag": "; ".join(flags),
+                "random_state": random_state,
+            }
+        )
     return _with_dataset(pd.DataFrame(rows, columns=CELLTYPE_COLUMNS[1:]), dataset_id)
 
 
@@ -234,8 +338,9 @@ def add_q_values(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- genes behind a score
-def gene_decomposition(adata: AnnData, genes: list[str], *, signature: str, groupby: str = CELL_TYPE_KEY,
-                       dataset_id: str | None = None) -> pd.DataFrame:
+def gene_decomposition(
+    adata: AnnData, genes: list[str], *, signature: str, groupby: str = CELL_TYPE_KEY, dataset_id: str | None = None
+) -> pd.DataFrame:
     """Which genes drive a signature in each cell type: mean expression and fraction expressing.
 
     Per (cell type, gene present in the data): ``mean_expression`` (mean of ``X``, log-normalised),
@@ -279,7 +384,15 @@ def gene_decomposition(adata: AnnData, genes: list[str], *, signature: str, grou
         k = int(mask.sum())
         rest = (total_sum - s) / (n - k) if n > k else np.full(len(present), np.nan)
         for j, g in enumerate(present):
-            rows.append({"signature": signature, "cell_type": ct, "gene": g,
-                         "mean_expression": float(s[j] / k), "frac_expressing": float(nz[j] / k),
-                         "delta": float(s[j] / k - rest[j]), "n_cells": k})
+            rows.append(
+                {
+                    "signature": signature,
+                    "cell_type": ct,
+                    "gene": g,
+                    "mean_expression": float(s[j] / k),
+                    "frac_expressing": float(nz[j] / k),
+                    "delta": float(s[j] / k - rest[j]),
+                    "n_cells": k,
+                }
+            )
     return _with_dataset(pd.DataFrame(rows, columns=columns), dataset_id)

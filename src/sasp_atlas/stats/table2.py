@@ -17,12 +17,40 @@ from .effects import UNRECORDED_SUFFIX, evidence_label, pool, sample_effects
 
 __all__ = ["table2_checks", "TABLE2_COLUMNS", "VERDICTS", "SUPPORT_EFFECT", "MIN_DETECTION", "BARELY_DETECTED"]
 
-TABLE2_COLUMNS = ["row", "table2_cell_type", "table2_cancer_types", "signature", "dataset", "cancer_type",
-                  "cancer_type_matches", "cell_type", "ontology_match", "n_cells", "n_samples", "evidence", "n_genes",
-                  "n_present", "coverage", "effect_size", "ci_low", "ci_high", "ci_unit", "auroc_vs_rest",
-                  "auroc_vs_rest_ci_low", "auroc_vs_rest_ci_high", "identity_genes_removed",
-                  "identity_adjusted_effect", "identity_adjusted_ci_low", "identity_adjusted_ci_high",
-                  "detection", "max_detection", "overlaps", "cohort", "n_cells_dataset", "verdict"]
+TABLE2_COLUMNS = [
+    "row",
+    "table2_cell_type",
+    "table2_cancer_types",
+    "signature",
+    "dataset",
+    "cancer_type",
+    "cancer_type_matches",
+    "cell_type",
+    "ontology_match",
+    "n_cells",
+    "n_samples",
+    "evidence",
+    "n_genes",
+    "n_present",
+    "coverage",
+    "effect_size",
+    "ci_low",
+    "ci_high",
+    "ci_unit",
+    "auroc_vs_rest",
+    "auroc_vs_rest_ci_low",
+    "auroc_vs_rest_ci_high",
+    "identity_genes_removed",
+    "identity_adjusted_effect",
+    "identity_adjusted_ci_low",
+    "identity_adjusted_ci_high",
+    "detection",
+    "max_detection",
+    "overlaps",
+    "cohort",
+    "n_cells_dataset",
+    "verdict",
+]
 #: a row is supported when its composition-balanced AUROC is at least this and its interval is above 0.5
 SUPPORT_EFFECT = 0.6
 #: a row's genes must be detected (non-zero) in at least this share of the tested cells for a verdict:
@@ -30,8 +58,15 @@ SUPPORT_EFFECT = 0.6
 #: control-gene background, and the effect says little about the row's genes
 MIN_DETECTION = 0.10
 BARELY_DETECTED = "inconclusive: genes barely detected"
-VERDICTS = ("supported", "supported in another cancer type", "contradicted", "inconclusive", BARELY_DETECTED,
-            "not testable: cell type absent", "not testable: genes missing")
+VERDICTS = (
+    "supported",
+    "supported in another cancer type",
+    "contradicted",
+    "inconclusive",
+    BARELY_DETECTED,
+    "not testable: cell type absent",
+    "not testable: genes missing",
+)
 
 
 def _verdict(effect: float, lo: float, hi: float, matches: bool, max_detection: float) -> str:
@@ -44,16 +79,21 @@ def _verdict(effect: float, lo: float, hi: float, matches: bool, max_detection: 
     return "inconclusive"
 
 
-def _balanced(adata: AnnData, genes: list[str], target: np.ndarray, name: str, groupby: str,
-              sample_key: str) -> tuple[dict, dict, int, bool]:
+def _balanced(
+    adata: AnnData, genes: list[str], target: np.ndarray, name: str, groupby: str, sample_key: str
+) -> tuple[dict, dict, int, bool]:
     """Pooled composition-balanced AUROC and AUROC vs rest of ``target`` cells for one gene set."""
     work = AnnData(X=adata.X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
     score(work, {name: genes}, method=DEFAULT_METHOD, key_added=SCORES_KEY)
     groups = np.where(target, "__target__", adata.obs[groupby].astype(str).to_numpy())
     eff = sample_effects(work.obsm[SCORES_KEY], groups, adata.obs[sample_key].astype(str).to_numpy())
     eff = eff[eff["cell_type"] == "__target__"]
-    balanced = pool(eff["balanced_auroc"], eff["balanced_var"], bounds=(0, 1),
-                    intervals=(eff["balanced_ci_low"], eff["balanced_ci_high"]))
+    balanced = pool(
+        eff["balanced_auroc"],
+        eff["balanced_var"],
+        bounds=(0, 1),
+        intervals=(eff["balanced_ci_low"], eff["balanced_ci_high"]),
+    )
     rest = pool(eff["auroc"], eff["auroc_var"], bounds=(0, 1), intervals=(eff["auroc_ci_low"], eff["auroc_ci_high"]))
     unrecorded = len(eff) == 1 and str(eff["sample"].iloc[0]).endswith(UNRECORDED_SUFFIX)
     return balanced, rest, int(balanced["k"]), unrecorded
@@ -63,8 +103,11 @@ def _detection(adata: AnnData, genes: list[str], target: np.ndarray) -> tuple[st
     """``GENE pct%`` of the row's present genes (the share of the target cells with a non-zero value),
     and the largest of those shares."""
     X = adata[target, genes].X
-    frac = np.asarray((X != 0).sum(axis=0)).ravel() / max(int(target.sum()), 1) if sp.issparse(X) else \
-        (np.asarray(X) != 0).mean(axis=0)
+    frac = (
+        np.asarray((X != 0).sum(axis=0)).ravel() / max(int(target.sum()), 1)
+        if sp.issparse(X)
+        else (np.asarray(X) != 0).mean(axis=0)
+    )
     text = ", ".join(f"{g} {100 * f:.0f}%" for g, f in sorted(zip(genes, frac), key=lambda x: -x[1]))
     return text, float(np.max(frac)) if len(frac) else 0.0
 
@@ -89,8 +132,13 @@ def _ontology_match(entry: dict, cell_types: pd.Series) -> str:
     return "; ".join(f"{match.get(t, '')} ({t}){': ' + notes[t] if t in notes else ''}" for t in present)
 
 
-def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] | None = None,
-                  groupby: str = CELL_TYPE_KEY, sample_key: str = SAMPLE_KEY) -> pd.DataFrame:
+def table2_checks(
+    adatas: dict[str, AnnData],
+    *,
+    overlaps: dict[str, list[str]] | None = None,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+) -> pd.DataFrame:
     """Test each row of the review's Table 2 on every dataset.
 
     For each row (``table2_*`` signatures; the review's cell type mapped to harmonised types by
@@ -154,22 +202,46 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
             # the listed harmonised types, or cells coded with the review's own Cell Ontology term
             # (CELLxGENE data keep their ontology ids: hepatocytes are CL:0000182 there)
             by_name = adata.obs[groupby].astype(str).isin(targets).to_numpy()
-            by_term = (adata.obs["cell_type_ontology_id"].astype(str).to_numpy() == entry.get("ontology_id", "-")) \
-                & ~by_name if "cell_type_ontology_id" in adata.obs else np.zeros(adata.n_obs, bool)
+            by_term = (
+                (adata.obs["cell_type_ontology_id"].astype(str).to_numpy() == entry.get("ontology_id", "-")) & ~by_name
+                if "cell_type_ontology_id" in adata.obs
+                else np.zeros(adata.n_obs, bool)
+            )
             target = by_name | by_term
             tested = targets + ([f"{entry['ontology_label']} ({entry['ontology_id']})"] if by_term.any() else [])
-            base = {"row": t2["row"], "table2_cell_type": t2["cell_type"],
-                    "table2_cancer_types": "; ".join(t2.get("cancer_types", [])), "signature": rec["id"],
-                    "dataset": dataset_id, "cancer_type": cancer, "cancer_type_matches": matches,
-                    "cell_type": " + ".join(tested),
-                    "ontology_match": "; ".join(x for x in (_ontology_match(entry, adata.obs[groupby].astype(str)),
-                                                           "exact (Cell Ontology id)" if by_term.any() else "") if x),
-                    "n_cells": int(target.sum()), "n_genes": len(genes), "n_present": len(present),
-                    "coverage": len(present) / len(genes) if genes else 0.0,
-                    "overlaps": "; ".join(overlaps.get(dataset_id, [])), "cohort": _cohort(adata, dataset_id),
-                    "n_cells_dataset": int(adata.n_obs)}
-            empty = {"n_samples": int(adata.obs[sample_key][target].nunique()), "evidence": "",
-                     "effect_size": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci_unit": ""}
+            base = {
+                "row": t2["row"],
+                "table2_cell_type": t2["cell_type"],
+                "table2_cancer_types": "; ".join(t2.get("cancer_types", [])),
+                "signature": rec["id"],
+                "dataset": dataset_id,
+                "cancer_type": cancer,
+                "cancer_type_matches": matches,
+                "cell_type": " + ".join(tested),
+                "ontology_match": "; ".join(
+                    x
+                    for x in (
+                        _ontology_match(entry, adata.obs[groupby].astype(str)),
+                        "exact (Cell Ontology id)" if by_term.any() else "",
+                    )
+                    if x
+                ),
+                "n_cells": int(target.sum()),
+                "n_genes": len(genes),
+                "n_present": len(present),
+                "coverage": len(present) / len(genes) if genes else 0.0,
+                "overlaps": "; ".join(overlaps.get(dataset_id, [])),
+                "cohort": _cohort(adata, dataset_id),
+                "n_cells_dataset": int(adata.n_obs),
+            }
+            empty = {
+                "n_samples": int(adata.obs[sample_key][target].nunique()),
+                "evidence": "",
+                "effect_size": np.nan,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "ci_unit": "",
+            }
             if not targets or target.sum() == 0 or target.all():
                 rows.append({**base, **empty, "verdict": "not testable: cell type absent"})
                 continue
@@ -179,17 +251,31 @@ def table2_checks(adatas: dict[str, AnnData], *, overlaps: dict[str, list[str]] 
             balanced, rest, k, unrecorded = _balanced(adata, present, target, rec["id"], groupby, sample_key)
             removed = [g for g in present if g in markers]
             kept = [g for g in present if g not in markers]
-            adjusted = _balanced(adata, kept, target, rec["id"], groupby, sample_key)[0] if removed and kept else balanced
+            adjusted = (
+                _balanced(adata, kept, target, rec["id"], groupby, sample_key)[0] if removed and kept else balanced
+            )
             detection, max_detection = _detection(adata, present, target)
-            rows.append({**base, "n_samples": k, "evidence": evidence_label(k, unrecorded=unrecorded),
-                         "effect_size": balanced["estimate"], "ci_low": balanced["ci_low"],
-                         "ci_high": balanced["ci_high"],
-                         "ci_unit": "samples (random effects)" if k > 1 else "cells (single sample)",
-                         "auroc_vs_rest": rest["estimate"], "auroc_vs_rest_ci_low": rest["ci_low"],
-                         "auroc_vs_rest_ci_high": rest["ci_high"], "identity_genes_removed": " ".join(removed),
-                         "identity_adjusted_effect": adjusted["estimate"],
-                         "identity_adjusted_ci_low": adjusted["ci_low"], "identity_adjusted_ci_high": adjusted["ci_high"],
-                         "detection": detection, "max_detection": max_detection,
-                         "verdict": _verdict(balanced["estimate"], balanced["ci_low"], balanced["ci_high"], matches,
-                                             max_detection)})
+            rows.append(
+                {
+                    **base,
+                    "n_samples": k,
+                    "evidence": evidence_label(k, unrecorded=unrecorded),
+                    "effect_size": balanced["estimate"],
+                    "ci_low": balanced["ci_low"],
+                    "ci_high": balanced["ci_high"],
+                    "ci_unit": "samples (random effects)" if k > 1 else "cells (single sample)",
+                    "auroc_vs_rest": rest["estimate"],
+                    "auroc_vs_rest_ci_low": rest["ci_low"],
+                    "auroc_vs_rest_ci_high": rest["ci_high"],
+                    "identity_genes_removed": " ".join(removed),
+                    "identity_adjusted_effect": adjusted["estimate"],
+                    "identity_adjusted_ci_low": adjusted["ci_low"],
+                    "identity_adjusted_ci_high": adjusted["ci_high"],
+                    "detection": detection,
+                    "max_detection": max_detection,
+                    "verdict": _verdict(
+                        balanced["estimate"], balanced["ci_low"], balanced["ci_high"], matches, max_detection
+                    ),
+                }
+            )
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)

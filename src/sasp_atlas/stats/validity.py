@@ -35,8 +35,19 @@ from scipy.stats import rankdata
 from ..engines import DEFAULT_METHOD
 from .effects import auroc_interval, pool
 
-__all__ = ["VALIDITY_COLUMNS", "POOLED_VALIDITY_COLUMNS", "DETECTS_AUROC", "VALIDITY_LABELS", "CONTROL_GROUPS",
-           "unit_aurocs", "signature_validity", "pool_validity", "validity_label", "validity_labels", "NOT_ASSESSED"]
+__all__ = [
+    "VALIDITY_COLUMNS",
+    "POOLED_VALIDITY_COLUMNS",
+    "DETECTS_AUROC",
+    "VALIDITY_LABELS",
+    "CONTROL_GROUPS",
+    "unit_aurocs",
+    "signature_validity",
+    "pool_validity",
+    "validity_label",
+    "validity_labels",
+    "NOT_ASSESSED",
+]
 
 #: the label of a signature the build has no validity table for
 NOT_ASSESSED = "not assessed"
@@ -46,13 +57,52 @@ VALIDITY_LABELS = ("detects", "weak", "no signal", "inverse", "untested")
 #: control classes pooled across data sets: proliferating cells (in vitro) and untreated controls (in vivo)
 #: are both non-senescent cycling-competent references; quiescent cells are never pooled with them
 CONTROL_GROUPS = {"proliferating": "non-senescent", "control": "non-senescent", "quiescent": "quiescent"}
-VALIDITY_COLUMNS = ["signature", "method", "benchmark", "control", "design", "n_units", "n_senescent", "n_control",
-                    "auroc", "ci_low", "ci_high", "se", "tau2", "ci_method", "k_perfect", "min_unit_ci_low", "coverage",
-                    "n_genes", "n_genes_used", "training_overlap", "informative", "label", "flag"]
-POOLED_VALIDITY_COLUMNS = ["signature", "method", "control", "n_benchmarks", "benchmarks", "n_units", "auroc", "ci_low",
-                           "ci_high", "tau2", "ci_method", "training_overlap", "overlapping_benchmarks",
-                           "n_benchmarks_out_of_sample", "auroc_out_of_sample", "ci_low_out_of_sample",
-                           "ci_high_out_of_sample", "label", "label_basis"]
+VALIDITY_COLUMNS = [
+    "signature",
+    "method",
+    "benchmark",
+    "control",
+    "design",
+    "n_units",
+    "n_senescent",
+    "n_control",
+    "auroc",
+    "ci_low",
+    "ci_high",
+    "se",
+    "tau2",
+    "ci_method",
+    "k_perfect",
+    "min_unit_ci_low",
+    "coverage",
+    "n_genes",
+    "n_genes_used",
+    "training_overlap",
+    "informative",
+    "label",
+    "flag",
+]
+POOLED_VALIDITY_COLUMNS = [
+    "signature",
+    "method",
+    "control",
+    "n_benchmarks",
+    "benchmarks",
+    "n_units",
+    "auroc",
+    "ci_low",
+    "ci_high",
+    "tau2",
+    "ci_method",
+    "training_overlap",
+    "overlapping_benchmarks",
+    "n_benchmarks_out_of_sample",
+    "auroc_out_of_sample",
+    "ci_low_out_of_sample",
+    "ci_high_out_of_sample",
+    "label",
+    "label_basis",
+]
 
 
 def validity_label(auroc: float, ci_low: float, ci_high: float) -> str:
@@ -72,7 +122,9 @@ def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def unit_aurocs(scores, condition, unit, *, positive: str = "senescent", control: str = "proliferating") -> pd.DataFrame:
+def unit_aurocs(
+    scores, condition, unit, *, positive: str = "senescent", control: str = "proliferating"
+) -> pd.DataFrame:
     """Per unit: AUROC of ``scores`` in ``positive`` vs ``control`` observations, with its score interval.
 
     Columns ``unit, n_senescent, n_control, auroc, ci_low, ci_high, var, design``. ``design`` is
@@ -112,16 +164,30 @@ def _can_conclude(units: pd.DataFrame, unit_word: str) -> bool:
     replicates cannot (best case [0.39, 1]): such a data set is shown but does not enter a label."""
     n1, n0 = units["n_senescent"].to_numpy(), units["n_control"].to_numpy()
     lo, hi = auroc_interval(np.ones(len(units)), n1, n0)
-    best = pool(np.ones(len(units)), ((hi - lo) / (2 * 1.959963984540054)) ** 2, bounds=(0, 1), intervals=(lo, hi),
-                unit=unit_word)
+    best = pool(
+        np.ones(len(units)),
+        ((hi - lo) / (2 * 1.959963984540054)) ** 2,
+        bounds=(0, 1),
+        intervals=(lo, hi),
+        unit=unit_word,
+    )
     return bool(best["ci_low"] > 0.5)
 
 
-def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: str, method: str,
-                       positive: str = "senescent", controls: tuple[str, ...] = ("proliferating",),
-                       condition_key: str = "condition", unit_key: str = "unit",
-                       coverage: dict[str, tuple[int, int]] | None = None,
-                       training_overlap: dict[str, bool] | None = None, min_coverage_ok=None) -> pd.DataFrame:
+def signature_validity(
+    scores: pd.DataFrame,
+    obs: pd.DataFrame,
+    *,
+    benchmark: str,
+    method: str,
+    positive: str = "senescent",
+    controls: tuple[str, ...] = ("proliferating",),
+    condition_key: str = "condition",
+    unit_key: str = "unit",
+    coverage: dict[str, tuple[int, int]] | None = None,
+    training_overlap: dict[str, bool] | None = None,
+    min_coverage_ok=None,
+) -> pd.DataFrame:
     """One ground-truth data set: per signature (column of ``scores``) and control class, the per-unit
     AUROCs (:func:`unit_aurocs`) pooled over units. Columns :data:`VALIDITY_COLUMNS`.
 
@@ -138,11 +204,19 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
         cov = used / total if total else np.nan
         enough = min_coverage_ok(used, total) if (min_coverage_ok is not None and np.isfinite(total)) else True
         for control in controls:
-            units = unit_aurocs(scores[sig].to_numpy(), obs[condition_key], obs[unit_key], positive=positive,
-                                control=control)
-            base = {"signature": sig, "method": method, "benchmark": benchmark, "control": control,
-                    "coverage": cov, "n_genes": total, "n_genes_used": used,
-                    "training_overlap": training_overlap.get(sig, False) is True}
+            units = unit_aurocs(
+                scores[sig].to_numpy(), obs[condition_key], obs[unit_key], positive=positive, control=control
+            )
+            base = {
+                "signature": sig,
+                "method": method,
+                "benchmark": benchmark,
+                "control": control,
+                "coverage": cov,
+                "n_genes": total,
+                "n_genes_used": used,
+                "training_overlap": training_overlap.get(sig, False) is True,
+            }
             if units.empty:
                 continue
             flags = []
@@ -150,34 +224,60 @@ def signature_validity(scores: pd.DataFrame, obs: pd.DataFrame, *, benchmark: st
                 flags.append("too few of its genes measured here")
             design = units["design"].iloc[0]
             unit_word = "unit" if design == "within units" else "comparison of units"
-            res = pool(units["auroc"], units["var"], bounds=(0, 1), intervals=(units["ci_low"], units["ci_high"]),
-                       unit=unit_word)
+            res = pool(
+                units["auroc"],
+                units["var"],
+                bounds=(0, 1),
+                intervals=(units["ci_low"], units["ci_high"]),
+                unit=unit_word,
+            )
             informative = _can_conclude(units, unit_word)
             if not informative:
-                flags.append("too few units to conclude: even perfect separation "
-                             f"({int(units['n_senescent'].sum())} vs {int(units['n_control'].sum())}) would leave the "
-                             "interval covering 0.5, so this data set does not enter the label")
+                flags.append(
+                    "too few units to conclude: even perfect separation "
+                    f"({int(units['n_senescent'].sum())} vs {int(units['n_control'].sum())}) would leave the "
+                    "interval covering 0.5, so this data set does not enter the label"
+                )
             k_perfect = int(units["auroc"].isin([0.0, 1.0]).sum())
             if k_perfect and design == "within units":
-                flags.append(f"perfect separation in {k_perfect} of {len(units)} units (lowest per-unit bound "
-                             f"{units['ci_low'].min():.2f})")
+                flags.append(
+                    f"perfect separation in {k_perfect} of {len(units)} units (lowest per-unit bound "
+                    f"{units['ci_low'].min():.2f})"
+                )
             elif k_perfect:
-                flags.append(f"perfect separation of the units ({int(units['n_senescent'].iloc[0])} senescent vs "
-                             f"{int(units['n_control'].iloc[0])} control; lower bound {units['ci_low'].min():.2f})")
+                flags.append(
+                    f"perfect separation of the units ({int(units['n_senescent'].iloc[0])} senescent vs "
+                    f"{int(units['n_control'].iloc[0])} control; lower bound {units['ci_low'].min():.2f})"
+                )
             if base["training_overlap"]:
                 flags.append("data set used to derive or train it: not out of sample")
             elif training_overlap.get(sig, False) is None:
                 flags.append("training overlap unknown: its source does not list every data set it used")
-            label = validity_label(res["estimate"], res["ci_low"], res["ci_high"]) if enough and informative \
-                else "untested"
-            rows.append({**base, "design": design,
-                         "n_units": int(units["n_senescent"].sum() + units["n_control"].sum())
-                         if design == "units compared" else len(units),
-                         "n_senescent": int(units["n_senescent"].sum()), "n_control": int(units["n_control"].sum()),
-                         "auroc": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"], "se": res["se"],
-                         "tau2": res["tau2"], "ci_method": res["ci_method"], "k_perfect": k_perfect,
-                         "min_unit_ci_low": float(units["ci_low"].min()), "informative": informative, "label": label,
-                         "flag": "; ".join(flags)})
+            label = (
+                validity_label(res["estimate"], res["ci_low"], res["ci_high"]) if enough and informative else "untested"
+            )
+            rows.append(
+                {
+                    **base,
+                    "design": design,
+                    "n_units": int(units["n_senescent"].sum() + units["n_control"].sum())
+                    if design == "units compared"
+                    else len(units),
+                    "n_senescent": int(units["n_senescent"].sum()),
+                    "n_control": int(units["n_control"].sum()),
+                    "auroc": res["estimate"],
+                    "ci_low": res["ci_low"],
+                    "ci_high": res["ci_high"],
+                    "se": res["se"],
+                    "tau2": res["tau2"],
+                    "ci_method": res["ci_method"],
+                    "k_perfect": k_perfect,
+                    "min_unit_ci_low": float(units["ci_low"].min()),
+                    "informative": informative,
+                    "label": label,
+                    "flag": "; ".join(flags),
+                }
+            )
     return pd.DataFrame(rows, columns=VALIDITY_COLUMNS)
 
 
@@ -207,21 +307,41 @@ def pool_validity(table: pd.DataFrame) -> pd.DataFrame:
         if len(oos):
             label, basis = validity_label(res_oos["estimate"], res_oos["ci_low"], res_oos["ci_high"]), "out of sample"
         elif len(t):
-            label, basis = validity_label(res["estimate"], res["ci_low"], res["ci_high"]), \
-                "training data only (not out of sample)"
+            label, basis = (
+                validity_label(res["estimate"], res["ci_low"], res["ci_high"]),
+                "training data only (not out of sample)",
+            )
         else:
             label, basis = "untested", "no ground truth with enough of its genes"
-        rows.append({"signature": sig, "method": method, "control": control, "n_benchmarks": len(t),
-                     "benchmarks": "; ".join(sorted(t["benchmark"])), "n_units": int(t["n_units"].sum()),
-                     "auroc": res["estimate"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
-                     "tau2": res["tau2"], "ci_method": res["ci_method"], "training_overlap": bool(overlapping),
-                     "overlapping_benchmarks": "; ".join(overlapping), "n_benchmarks_out_of_sample": len(oos),
-                     "auroc_out_of_sample": res_oos["estimate"], "ci_low_out_of_sample": res_oos["ci_low"],
-                     "ci_high_out_of_sample": res_oos["ci_high"], "label": label, "label_basis": basis})
+        rows.append(
+            {
+                "signature": sig,
+                "method": method,
+                "control": control,
+                "n_benchmarks": len(t),
+                "benchmarks": "; ".join(sorted(t["benchmark"])),
+                "n_units": int(t["n_units"].sum()),
+                "auroc": res["estimate"],
+                "ci_low": res["ci_low"],
+                "ci_high": res["ci_high"],
+                "tau2": res["tau2"],
+                "ci_method": res["ci_method"],
+                "training_overlap": bool(overlapping),
+                "overlapping_benchmarks": "; ".join(overlapping),
+                "n_benchmarks_out_of_sample": len(oos),
+                "auroc_out_of_sample": res_oos["estimate"],
+                "ci_low_out_of_sample": res_oos["ci_low"],
+                "ci_high_out_of_sample": res_oos["ci_high"],
+                "label": label,
+                "label_basis": basis,
+            }
+        )
     return pd.DataFrame(rows, columns=POOLED_VALIDITY_COLUMNS)
 
 
-def validity_labels(pooled: pd.DataFrame, method: str = DEFAULT_METHOD, control: str = "non-senescent") -> dict[str, str]:
+def validity_labels(
+    pooled: pd.DataFrame, method: str = DEFAULT_METHOD, control: str = "non-senescent"
+) -> dict[str, str]:
     """``{signature: label}`` from ``signature_validity_pooled.csv`` for one method and control class
     (what tables and tooltips show next to a signature; ``untested`` where there is no row)."""
     if pooled is None or pooled.empty:
@@ -232,4 +352,3 @@ def validity_labels(pooled: pd.DataFrame, method: str = DEFAULT_METHOD, control:
     if len(hus):
         labels.setdefault("husi", str(hus.sort_values("control").iloc[0]["label"]))
     return {k: (v if isinstance(v, str) else "untested") for k, v in labels.items()}
-
