@@ -62,6 +62,7 @@ import pandas as pd
 
 from .._lazy import lazy_import
 from ..sources import cache_dir, fetch_resource, get_resource
+from ._rdx import UnsupportedRData, data_frame_columns, read_rda_objects
 
 __all__ = [
     "hgnc_table",
@@ -101,6 +102,23 @@ def _short(items: list[str], limit: int = 60) -> str:
 
 
 # --------------------------------------------------------------------------- human: HGNC
+#: our column -> the HGNChelper ``hgnc.table`` column
+_HGNC_COLUMNS = {"symbol": "Symbol", "approved": "Approved.Symbol", "chromosome": "chromosome"}
+
+
+def _hgnc_rda_columns(path) -> dict[str, list]:
+    """The ``hgnc.table`` columns of HGNChelper's ``.rda``: read by the small XDR reader (0.2 s), or by
+    ``rdata`` (about 5-10 s) if a future file holds something that reader does not handle."""
+    try:
+        return data_frame_columns(read_rda_objects(path)["hgnc.table"])
+    except (UnsupportedRData, KeyError) as exc:
+        log.info("HGNC table: %s; reading it with rdata", exc)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Missing constructor")
+        raw = lazy_import("rdata").read_rda(path)["hgnc.table"]  # loaded only for this fallback
+    return {c: [None if pd.isna(v) else str(v) for v in raw[c]] for c in _HGNC_COLUMNS.values()}
+
+
 @lru_cache(maxsize=1)
 def hgnc_table() -> pd.DataFrame:
     """The HGNChelper symbol table as a tidy frame: ``symbol, approved, chromosome`` (all strings).
@@ -110,9 +128,9 @@ def hgnc_table() -> pd.DataFrame:
     ``fetch_resource("hgnc_symbols")``, cached for the process and, as a TSV keyed by the
     resource's sha256, in the data cache.
     """
-    # parsing the .rda takes ~5 s; the tidy table is cached as TSV keyed by the .rda's sha256
+    # the tidy table is cached as TSV keyed by the .rda's sha256 (v2: a missing chromosome is "")
     (entry,) = get_resource("hgnc_symbols").files
-    tsv = cache_dir() / "hgnc_symbols" / f"hgnc_table-{entry['sha256'][:16]}.tsv"
+    tsv = cache_dir() / "hgnc_symbols" / f"hgnc_table-v2-{entry['sha256'][:16]}.tsv"
     if tsv.is_file():
         try:
             df = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
@@ -122,16 +140,8 @@ def hgnc_table() -> pd.DataFrame:
             pass
         log.warning("cached HGNC table %s is damaged; rebuilding it", tsv)
     (path,) = fetch_resource("hgnc_symbols").values()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Missing constructor")
-        raw = lazy_import("rdata").read_rda(path)["hgnc.table"]  # loaded when the HGNC table is first read
-    df = pd.DataFrame(
-        {
-            "symbol": raw["Symbol"].astype(str).to_numpy(),
-            "approved": raw["Approved.Symbol"].astype(str).to_numpy(),
-            "chromosome": raw["chromosome"].astype(str).to_numpy(),
-        }
-    )
+    columns = _hgnc_rda_columns(path)
+    df = pd.DataFrame({k: columns[c] for k, c in _HGNC_COLUMNS.items()}, dtype=object).fillna("")
     df = df.drop_duplicates(["symbol", "approved"], ignore_index=True)
     try:
         tsv.parent.mkdir(parents=True, exist_ok=True)
