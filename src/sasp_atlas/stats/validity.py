@@ -28,6 +28,8 @@ Nothing here is random.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
@@ -162,10 +164,17 @@ def _can_conclude(units: pd.DataFrame, unit_word: str) -> bool:
     """Could this design reach a conclusion at all? True when perfect separation in every unit (AUROC 1
     with the units' own group sizes, pooled the same way) would give an interval above 0.5. Two vs two
     replicates cannot (best case [0.39, 1]): such a data set is shown but does not enter a label."""
-    n1, n0 = units["n_senescent"].to_numpy(), units["n_control"].to_numpy()
-    lo, hi = auroc_interval(np.ones(len(units)), n1, n0)
+    return _can_conclude_sizes(
+        tuple(units["n_senescent"].astype(int)), tuple(units["n_control"].astype(int)), unit_word
+    )
+
+
+@lru_cache(maxsize=4096)
+def _can_conclude_sizes(n1: tuple[int, ...], n0: tuple[int, ...], unit_word: str) -> bool:
+    """:func:`_can_conclude` by group sizes alone (every signature of a data set shares them: computed once)."""
+    lo, hi = auroc_interval(np.ones(len(n1)), np.asarray(n1), np.asarray(n0))
     best = pool(
-        np.ones(len(units)),
+        np.ones(len(n1)),
         ((hi - lo) / (2 * 1.959963984540054)) ** 2,
         bounds=(0, 1),
         intervals=(lo, hi),
