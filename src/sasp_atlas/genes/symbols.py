@@ -58,6 +58,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._lazy import lazy_import
@@ -161,8 +162,13 @@ def _hgnc_lookup() -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
     """(approved symbols, symbol -> approved genes it is an alias/previous symbol of, itself excluded)."""
     df = hgnc_table()
     approved = frozenset(df.loc[df["symbol"] == df["approved"], "symbol"])
-    others = df[df["symbol"] != df["approved"]]
-    targets = {s: tuple(sorted(set(g))) for s, g in others.groupby("symbol", sort=False)["approved"]}
+    # symbol -> its sorted, distinct approved genes: one sort and slices (a groupby loop took ~1.5 s per process)
+    others = df.loc[df["symbol"] != df["approved"], ["symbol", "approved"]].drop_duplicates()
+    others = others.sort_values(["symbol", "approved"], kind="stable")
+    sym, app = others["symbol"].to_numpy(), others["approved"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, sym[1:] != sym[:-1]]) if len(sym) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(sym)]
+    targets = {sym[a]: tuple(app[a:b]) for a, b in zip(starts, ends, strict=True)}
     return approved, targets
 
 
