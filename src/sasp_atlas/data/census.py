@@ -31,6 +31,7 @@ import hashlib
 import logging
 import os
 import uuid
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,10 @@ def _query(options: dict[str, Any], mirror) -> tuple[ad.AnnData, str]:
     with handle:
         dataset_id = _dataset_id(handle, version_id, version, how)
         value_filter = f"dataset_id == '{dataset_id}' and is_primary_data == True and ({options['obs_value_filter']})"
-        adata = census.get_anndata(
-            handle,
+        with warnings.catch_warnings():  # the query builds AnnData on integer row labels; ours are set below
+            warnings.filterwarnings("ignore", category=ad.ImplicitModificationWarning)
+            adata = census.get_anndata(
+                handle,
             organism=CENSUS_ORGANISM,
             measurement_name="RNA",
             X_name="raw",
@@ -320,7 +323,8 @@ def _census_obs(adata: ad.AnnData, version_id: str) -> pd.DataFrame:
     need = [*OBS_COLUMNS, "is_primary_data"]
     if missing := [c for c in need if c not in adata.obs]:
         raise ValueError(f"dataset version {version_id}: obs has no {missing} (CELLxGENE schema columns)")
-    obs = pd.DataFrame(index=pd.Index([f"{version_id}:{c}" for c in adata.obs_names], name="obs_id"))
+    # unnamed indexes: the ids become the columns obs_id / feature_id and, as in the Census, no index is recorded
+    obs = pd.DataFrame(index=pd.Index([f"{version_id}:{c}" for c in adata.obs_names]))
     ids = adata.obs["dataset_id"].astype(str).unique() if "dataset_id" in adata.obs else []
     if len(ids) > 1:
         raise ValueError(f"dataset version {version_id}: obs['dataset_id'] holds several ids {list(ids)}")
@@ -374,7 +378,7 @@ def write_local_census(adatas: dict[str, ad.AnnData], uri: str | os.PathLike, ce
         obs = _census_obs(adata, version_id)
         var = pd.DataFrame(
             {"feature_name": adata.var["feature_name"].astype(str).to_numpy()},
-            index=pd.Index(adata.var_names.astype(str), name="feature_id"),
+            index=pd.Index(adata.var_names.astype(str)),
         )
         shaped.append((version_id, obs, var))
         dataset_id = obs["dataset_id"].iloc[0] if len(obs) else str(uuid.uuid5(uuid.NAMESPACE_URL, version_id))
