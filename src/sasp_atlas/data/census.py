@@ -78,7 +78,7 @@ CENSUS_ORGANISM = "Homo sapiens"
 _SUBSET_HASH_TAG = b"sasp-atlas census subset v1\n"
 
 
-class CensusDatasetError(LookupError):
+class CensusDatasetError(ValueError):
     """The pinned Census release does not hold the entry's dataset version (or its filter keeps no cell)."""
 
 
@@ -87,9 +87,20 @@ class CensusPinMismatchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- opening the Census
+def _census_api():
+    """``cellxgene_census``, or a :class:`DataUnavailableError` saying which extra installs it."""
+    try:
+        return lazy_import("cellxgene_census")
+    except ModuleNotFoundError as exc:
+        raise DataUnavailableError(
+            f"reading a CELLxGENE Census entry needs cellxgene-census and tiledbsoma ({exc}): "
+            'pip install "sasp-atlas[census]" (or install from requirements-lock.txt)'
+        ) from exc
+
+
 def _open_census(census_version: str, mirror: str | os.PathLike | None = None):
     """The Census collection of ``census_version`` (a context manager) and where it is, logged."""
-    census = lazy_import("cellxgene_census")
+    census = _census_api()
     uri, how = census_location(census_version, mirror)
     try:
         handle = census.open_soma(uri=uri) if uri else census.open_soma(census_version=census_version)
@@ -120,7 +131,7 @@ def _dataset_id(census_handle, dataset_version_id: str, census_version: str, how
 
 def _query(options: dict[str, Any], mirror) -> tuple[ad.AnnData, str]:
     """The entry's subset as returned by the Census (rows and columns sorted by soma_joinid), and where it was read."""
-    census = lazy_import("cellxgene_census")
+    census = _census_api()
     version, version_id = options["census_version"], options["dataset_version_id"]
     handle, how = _open_census(version, mirror)
     with handle:
