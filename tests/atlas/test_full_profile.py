@@ -108,7 +108,9 @@ def test_full_entries_agree_with_remote_candidates(candidates):
             # read through the CELLxGENE Census, no file: the dataset version is the uuid of the candidate's h5ad URL
             (url,) = by_url
             assert d.files == [] and registry.trust_level(d) == "pinned census subset", d.id
-            assert url == f"https://datasets.cellxgene.cziscience.com/{d['loader']['options']['dataset_version_id']}.h5ad"
+            assert (
+                url == f"https://datasets.cellxgene.cziscience.com/{d['loader']['options']['dataset_version_id']}.h5ad"
+            )
             disease = d["loader"]["options"]["obs_value_filter"].split("'")[1]
             assert disease in cand["cancer_types"], d.id  # the label the candidate lists
             assert "Route: the CELLxGENE Census LTS release" in d["notes"] and "does not fit" in d["notes"], d.id

@@ -141,13 +141,13 @@ def _query(options: dict[str, Any], mirror) -> tuple[ad.AnnData, str]:
             warnings.filterwarnings("ignore", category=ad.ImplicitModificationWarning)
             adata = census.get_anndata(
                 handle,
-            organism=CENSUS_ORGANISM,
-            measurement_name="RNA",
-            X_name="raw",
-            obs_value_filter=value_filter,
-            obs_column_names=["soma_joinid", *OBS_COLUMNS],
-            var_column_names=["soma_joinid", "feature_id", "feature_name"],
-        )
+                organism=CENSUS_ORGANISM,
+                measurement_name="RNA",
+                X_name="raw",
+                obs_value_filter=value_filter,
+                obs_column_names=["soma_joinid", *OBS_COLUMNS],
+                var_column_names=["soma_joinid", "feature_id", "feature_name"],
+            )
     if adata.n_obs == 0:
         raise CensusDatasetError(
             f"no primary cell of dataset version {version_id} in the CELLxGENE Census release {version} ({how}) "

@@ -35,16 +35,16 @@ from ..data import load_dataset
 from ..engines import DEFAULT_METHOD
 from ..genes import list_signatures
 from ..sources import (
-    census_pin,
-    is_census_entry,
     PROJECT_SKELETON,
     Dataset,
     DataUnavailableError,
     HashMismatchError,
     NotPinnedError,
+    census_pin,
     fetch_file,
     file_hashes,
     get_dataset,
+    is_census_entry,
     list_datasets,
     load_registry,
     load_resources,
