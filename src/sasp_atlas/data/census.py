@@ -351,7 +351,7 @@ def write_local_census(adatas: dict[str, ad.AnnData], uri: str | os.PathLike, ce
     """Write a Census-shaped SOMA collection at ``uri`` from CELLxGENE-schema AnnData objects.
 
     Serves the offline tests, the full-size rehearsal (``benchmarks/full_rehearsal.py``) and local mirrors
-    (``<mirror>/cellxgene-census/<census_version>/soma``): :func:`read_cellxgene_census` reads it exactly as it
+    (``<mirror>/cellxgene-census/<census_version>/soma``): ``read_cellxgene_census`` reads it exactly as it
     reads the public Census.
 
     Parameters
@@ -369,10 +369,12 @@ def write_local_census(adatas: dict[str, ad.AnnData], uri: str | os.PathLike, ce
 
     Returns
     -------
-    The path written: a SOMA collection with ``census_info/datasets`` and ``census_info/summary``
-    (SOMADataFrames) and ``census_data/homo_sapiens`` (a SOMA Experiment: ``obs``, measurement ``RNA`` with
-    ``var`` (``feature_id``, ``feature_name``) and ``X["raw"]``). The datasets are appended one at a time
-    (TileDB-SOMA's registration mapping): beyond the inputs, memory holds one dataset's float32 copy at a time.
+    Path
+        The folder written: a SOMA collection with ``census_info/datasets`` and ``census_info/summary``
+        (SOMADataFrames) and ``census_data/homo_sapiens`` (a SOMA Experiment: ``obs``, measurement ``RNA`` with
+        ``var`` (``feature_id``, ``feature_name``) and ``X["raw"]``). The datasets are appended one at a time
+        (TileDB-SOMA's registration mapping): beyond the inputs, memory holds one dataset's float32 copy at a
+        time.
     """
     soma = lazy_import("tiledbsoma")
     soma_io = lazy_import("tiledbsoma.io")
