@@ -151,8 +151,10 @@ def _query(options: dict[str, Any], mirror) -> tuple[ad.AnnData, str]:
     if adata.n_obs == 0:
         raise CensusDatasetError(
             f"no primary cell of dataset version {version_id} in the CELLxGENE Census release {version} ({how}) "
-            f"passes obs_value_filter {options['obs_value_filter']!r}: check the label (CELLxGENE's disease or tissue "
-            "term) on the collection page and fix the entry's obs_value_filter"
+            f"passes obs_value_filter {options['obs_value_filter']!r}: either the label differs (check CELLxGENE's "
+            "disease or tissue term on the collection page and fix obs_value_filter), or the dataset, an integrated "
+            "atlas, marks these cells non-primary because their primary copies are in the source datasets (then read "
+            "a source dataset's version instead)"
         )
     rows = np.argsort(adata.obs["soma_joinid"].to_numpy(), kind="stable")
     cols = np.argsort(adata.var["soma_joinid"].to_numpy(), kind="stable")
