@@ -76,6 +76,8 @@ OBS_COLUMNS = ("cell_type", "cell_type_ontology_term_id", "donor_id", "disease",
 CENSUS_ORGANISM = "Homo sapiens"
 #: version tag of the subset checksum below; bump if its definition changes (old pins then fail by name)
 _SUBSET_HASH_TAG = b"sasp-atlas census subset v1\n"
+#: values converted and hashed at a time (16 Mi, 128 MiB as int64)
+_HASH_CHUNK = 1 << 24
 
 
 class CensusDatasetError(ValueError):
@@ -156,9 +158,10 @@ def _query(options: dict[str, Any], mirror) -> tuple[ad.AnnData, str]:
             "atlas, marks these cells non-primary because their primary copies are in the source datasets (then read "
             "a source dataset's version instead)"
         )
-    rows = np.argsort(adata.obs["soma_joinid"].to_numpy(), kind="stable")
-    cols = np.argsort(adata.var["soma_joinid"].to_numpy(), kind="stable")
-    return adata[rows, cols].copy(), how
+    obs_ids, var_ids = adata.obs["soma_joinid"].to_numpy(), adata.var["soma_joinid"].to_numpy()
+    if np.all(np.diff(obs_ids) > 0) and np.all(np.diff(var_ids) > 0):
+        return adata, how  # already in soma_joinid order: no copy of the matrix
+    return adata[np.argsort(obs_ids, kind="stable"), np.argsort(var_ids, kind="stable")].copy(), how
 
 
 # --------------------------------------------------------------------------- the pin
@@ -177,7 +180,8 @@ def _subset_sha256(adata: ad.AnnData) -> str:
     h.update(np.ascontiguousarray(adata.obs["soma_joinid"].to_numpy(), dtype="<i8").tobytes())
     h.update("\n".join(map(str, adata.var["feature_id"])).encode())
     for part, dtype in ((X.indptr, "<i8"), (X.indices, "<i8"), (X.data, "<f4")):
-        h.update(np.ascontiguousarray(part, dtype=dtype).tobytes())
+        for start in range(0, len(part), _HASH_CHUNK):  # converted piecewise: no second copy of a large subset
+            h.update(np.ascontiguousarray(part[start : start + _HASH_CHUNK], dtype=dtype).tobytes())
     for col in OBS_COLUMNS:
         h.update(f"\n{col}\n".encode() + "\n".join(adata.obs[col].astype(str)).encode())
     return h.hexdigest()

@@ -102,14 +102,14 @@ CENSUS_TRUST = "pinned census subset"
 def is_census_entry(dataset: Dataset | dict) -> bool:
     """Whether the entry is read through the CELLxGENE Census (loader ``cellxgene_census``) rather than from files."""
     entry = dataset.entry if isinstance(dataset, Dataset) else dataset
-    return entry["loader"]["name"] == CENSUS_LOADER
+    return (entry.get("loader") or {}).get("name") == CENSUS_LOADER  # resources have no loader
 
 
 def census_pin(dataset: Dataset | dict) -> dict[str, Any] | None:
     """The pin ``registry pin`` recorded for a census entry (``n_cells``, ``n_donors``, ``sha256``, ``note``), or
     ``None`` when it has none yet."""
     entry = dataset.entry if isinstance(dataset, Dataset) else dataset
-    return (entry["loader"].get("options") or {}).get("pin")
+    return ((entry.get("loader") or {}).get("options") or {}).get("pin")
 
 
 def trust_level(dataset: Dataset | dict) -> str:
