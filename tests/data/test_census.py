@@ -19,7 +19,7 @@ pytest.importorskip("cellxgene_census")
 pytest.importorskip("tiledbsoma")
 
 from sasp_atlas.data import census as cz  # noqa: E402
-from sasp_atlas.sources import NotPinnedError, fetch, registry  # noqa: E402
+from sasp_atlas.sources import DataUnavailableError, NotPinnedError, fetch, registry  # noqa: E402
 
 VERSION = "2025-01-30"
 LUAD = "sikkema2023_hlca_luad_cxg"  # a real registry entry: its dataset version and filter are used as they are
@@ -243,3 +243,32 @@ def test_load_dataset_end_to_end(census_registry, inputs):
     # the converted cache is keyed by the pin: a second load reads it without the Census
     again = load_dataset(LUAD)
     assert again.n_obs == adata.n_obs
+
+
+def test_cli_registry_pin_of_a_census_entry(census_registry, capsys, monkeypatch):
+    from sasp_atlas.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["registry", "pin", LUAD, "--registry", str(census_registry)]) == 0
+    out = capsys.readouterr()
+    assert "census subset" in out.out and "pinned" in out.out and "Traceback" not in out.err
+    assert registry.census_pin(registry.get_dataset(LUAD, census_registry))["n_cells"] > 0
+
+
+def test_preflight_reports_unpinned_and_unreachable_census_entries(census_registry, monkeypatch):
+    from sasp_atlas.site.book import preflight
+
+    # nothing else to build: preflight raises with its report (the build's end-of-run table has the same rows)
+    ds = registry.get_dataset(LUAD, census_registry)
+    with pytest.raises(DataUnavailableError, match=f"not pinned.*run `sasp-atlas registry pin {LUAD}`"):
+        preflight([ds], profile="full")
+
+    cz.pin_census_dataset(LUAD, registry=census_registry)
+    pinned = registry.get_dataset(LUAD, census_registry)
+    monkeypatch.setenv(fetch.CENSUS_URI_ENV, str(census_registry.parent / "no_census_here"))
+    with pytest.raises(DataUnavailableError, match=f"not reachable.*cellxgene-census/{VERSION}/soma"):
+        preflight([pinned], profile="full")
+
+    monkeypatch.delenv(fetch.CENSUS_URI_ENV)  # the mirror's copy again: the entry is read and kept
+    available, problems = preflight([pinned], profile="full")
+    assert [d.id for d in available] == [LUAD] and problems == []
