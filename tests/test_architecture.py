@@ -86,7 +86,7 @@ def test_lazy_imports_go_through_the_one_helper():
 
 
 #: imported at module top nowhere in the package: loaded where used, through lazy_import
-HEAVY_OPTIONAL = ("dask", "distributed", "liana", "papermill", "jsonschema")
+HEAVY_OPTIONAL = ("dask", "distributed", "liana", "papermill", "jsonschema", "cellxgene_census", "tiledbsoma")
 #: the dask-only engine module (loaded through lazy_import when a dask array is scored) may import dask
 HEAVY_HOMES = {"engines/_dask.py": {"dask", "distributed"}}
 

@@ -65,6 +65,8 @@ def _donors(d) -> str:
     ("2 patients"), else "not recorded" for an entry without a sample column, else "unknown"."""
     if n := (d.get("expected") or {}).get("n_donors"):
         return str(n)
+    if n := ((d["loader"].get("options") or {}).get("pin") or {}).get("n_donors"):  # a census entry's pin
+        return str(n)
     for text in (d.get("title") or "", d.get("tissue") or ""):
         if m := re.search(r"\b(\d[\d,]*) (?:patients|donors|tumours|individuals)\b", str(text)):
             return m.group(1)
@@ -74,17 +76,21 @@ def _donors(d) -> str:
 
 
 def _list_rows(profile: str) -> list[dict]:
-    list_datasets, trust_level = _api("sources", "list_datasets", "trust_level")
+    list_datasets, trust_level, census_pin, is_census_entry = _api(
+        "sources", "list_datasets", "trust_level", "census_pin", "is_census_entry"
+    )
     review_cancer_types = _api("data.harmonise", "review_cancer_types")
     rows = []
     for d in list_datasets(profile):
         known = [f["size"] for f in d.files if "size" in f]  # full-profile files may wait for `registry pin`
         size = (
-            f"{sum(known) / 2**20:.1f}"
+            "none: read from the CELLxGENE Census"
+            if is_census_entry(d)
+            else f"{sum(known) / 2**20:.1f}"
             if len(known) == len(d.files)
             else f">= {sum(known) / 2**20:.1f} ({len(d.files) - len(known)} file(s) unpinned)"
         )
-        cells = (d.get("expected") or {}).get("n_cells")
+        cells = (d.get("expected") or {}).get("n_cells") or (census_pin(d) or {}).get("n_cells")
         review = review_cancer_types(d.get("cancer_type_ontology_id"), include_any=False)
         rows.append(
             dict(
@@ -157,6 +163,22 @@ def cmd_registry_pin(args) -> int:
         return 2
     if args.all:
         return _registry_pin_all(args)
+    get_dataset, is_census_entry, pin_dataset, registry_path = _api(
+        "sources", "get_dataset", "is_census_entry", "pin_dataset", "registry_path"
+    )
+    try:
+        census_entry = is_census_entry(get_dataset(args.dataset_id, args.registry))
+    except KeyError:
+        census_entry = False  # a ground-truth entry or a resource: pin_dataset finds it (or names the known ids)
+    if census_entry:  # no file: the subset read from the pinned Census release is pinned
+        r = _api("data", "pin_census_dataset")(args.dataset_id, registry=args.registry, mirror=args.mirror)
+        table = Table(title=f"registry pin {args.dataset_id}")
+        for col in ("census subset", "status", "cells, donors", "sha256"):
+            table.add_column(col)
+        table.add_row(r["name"], r["status"], escape(r["how"]), r["sha256"])
+        Console().print(table)
+        console.print(f"[green]pinned[/green] {args.dataset_id} in {args.registry or registry_path()}")
+        return 0
     pin_dataset, registry_path = _api("sources", "pin_dataset", "registry_path")
     records = pin_dataset(args.dataset_id, registry=args.registry, mirror=args.mirror, progress=True)
     table = Table(title=f"registry pin {args.dataset_id}")
@@ -178,6 +200,12 @@ def _registry_pin_all(args) -> int:
         console.print(escape(f"[{i}/{n}] {entry_id}/{name}"), soft_wrap=True)
 
     records = pin_all(registry=registry, mirror=args.mirror, progress=True, on_file=announce)
+
+    def announce_census(i, n, entry_id):
+        console.print(escape(f"[census {i}/{n}] {entry_id}"), soft_wrap=True)
+
+    # entries read through the CELLxGENE Census have no file: their subset is read and pinned (data layer)
+    records += _api("data", "pin_census_all")(registry=registry, mirror=args.mirror, on_entry=announce_census)
     table = Table(title=f"registry pin --all ({registry})", show_lines=True)
     for col in ("entry", "kind", "file", "status", "verified by / why it failed", "sha256", "bytes", "to retry"):
         table.add_column(col, overflow="fold")
@@ -200,7 +228,8 @@ def _registry_pin_all(args) -> int:
         console.print(
             f"[red]{summary}[/red]: pinned files are written into {registry}; retry each failed entry with "
             "the command in its row once its host is reachable (or its files are in the mirror, --mirror DIR "
-            "with <entry id>/<file name>). A refused file differs from its published hash or pin: it was not "
+            "with <entry id>/<file name>; a Census copy: <mirror>/cellxgene-census/<version>/soma or "
+            "SASP_ATLAS_CENSUS_URI). A refused file differs from its published hash or pin: it was not "
             "used and its registry line was not changed.",
             soft_wrap=True,
         )
@@ -664,13 +693,15 @@ def build_parser() -> argparse.ArgumentParser:
         "pin",
         help="download each unpinned file of an entry (or, with --all, of the full profile) "
         "once, verify its published hash, write its sha256, size, date and URL into the "
-        "registry (needs internet or --mirror)",
+        "registry; for an entry read through the CELLxGENE Census, read its subset and record its cells, "
+        "donors and sha256 (needs internet or --mirror)",
     )
     q.add_argument("dataset_id", nargs="?", help="a dataset, ground-truth or resource id")
     q.add_argument(
         "--all",
         action="store_true",
-        help="every unpinned file of the full profile (datasets, ground truth, resources); ends with a table "
+        help="every unpinned file of the full profile (datasets, ground truth, resources) and every census "
+        "subset; ends with a table "
         "of what was pinned, already pinned and failed (exit 1 if anything failed)",
     )
     q.add_argument("--mirror", help="local mirror folder (<mirror>/<dataset id>/<file>); default $SASP_ATLAS_MIRROR")

@@ -104,6 +104,18 @@ def test_full_entries_agree_with_remote_candidates(candidates):
             continue
         cand = candidates[d.get("candidate", d.id)]
         by_url = {f["url"]: f for f in cand["files"]}
+        if registry.is_census_entry(d):
+            # read through the CELLxGENE Census, no file: the dataset version is the uuid of the candidate's h5ad URL
+            (url,) = by_url
+            assert d.files == [] and registry.trust_level(d) == "pinned census subset", d.id
+            assert (
+                url == f"https://datasets.cellxgene.cziscience.com/{d['loader']['options']['dataset_version_id']}.h5ad"
+            )
+            disease = d["loader"]["options"]["obs_value_filter"].split("'")[1]
+            assert disease in cand["cancer_types"], d.id  # the label the candidate lists
+            assert "Route: the CELLxGENE Census LTS release" in d["notes"] and "does not fit" in d["notes"], d.id
+            assert d["publication"]["doi"] == cand["citation_doi"] or "DOI from" in d["notes"], d.id
+            continue
         assert {f["url"] for f in d.files} == set(by_url), d.id
         for f in d.files:
             c = by_url[f["url"]]
@@ -380,7 +392,9 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
     available, problems = preflight(registry.list_datasets("full"), profile="full")
     assert [d.id for d in available] == list(ALL_DATASETS)
     assert {p["dataset"].id for p in problems} == {d.id for d in full_entries()}
-    unpinned = {d.id for d in full_entries() if registry.trust_level(d) == "pinned on first download"}
+    unpinned = {d.id for d in full_entries() if registry.trust_level(d) == "pinned on first download"} | {
+        d.id for d in full_entries() if registry.is_census_entry(d) and registry.census_pin(d) is None
+    }
     assert unpinned and all(
         p["status"] == ("not pinned" if p["dataset"].id in unpinned else "not reachable") for p in problems
     )

@@ -9,6 +9,7 @@ never overwritten); some files are not served at all (unreachable, reported with
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import re
@@ -175,13 +176,29 @@ def _as_never_pinned(text: str) -> str:
     return edit.text()
 
 
+def _with_a_shared_file(text: str) -> str:
+    """The registry with one unpinned file that two entries share (same URL), if it has none: the CELLxGENE h5ad that two
+    entries shared moved to the Census route (no file), so a copy of one never-pinned ground-truth file goes into a
+    second entry of that trust level, keeping the "downloaded once" path under test."""
+    edit = fetch._RegistryEdit(text)
+    files = [f for s in fetch.PIN_SECTIONS for e in edit.doc.get(s) or [] for f in e["files"]]
+    files = [f for f in files if not (f.get("sha256") and f.get("size"))]
+    if any(sum(g["url"] == f["url"] for g in files) > 1 for f in files):
+        return text
+    source = next(g for g in edit.doc["ground_truth"] if g["id"] == "teo2019_imr90_ois_10x")
+    item = next(f for f in source["files"] if not (f.get("sha256") or f.get("git_blob_sha1")))
+    target = next(d for d in edit.doc["datasets"] if d["id"] == "vangalen2019_aml_geo")
+    target["files"].append(copy.deepcopy(item))
+    return edit.text()
+
+
 @pytest.fixture
 def served(https_server, tmp_path, empty_cache, monkeypatch):
     """The project registry with every unpinned file at the local server (see the module doc); returns the
     registry path, the original text, the served payloads and the planned outcome per (entry, file)."""
     monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
     monkeypatch.delenv("SASP_ATLAS_RESOURCE_MIRROR", raising=False)
-    text = _as_never_pinned(REGISTRY_YAML.read_text())
+    text = _with_a_shared_file(_as_never_pinned(REGISTRY_YAML.read_text()))
     doc = yaml.safe_load(text)
     unpinned = _unpinned(doc)
     urls = sorted({f["url"] for _, f in unpinned})
@@ -251,7 +268,7 @@ def test_pin_all_pins_refuses_and_reports(served):
     records = fetch.pin_all(registry=reg, on_file=lambda i, n, e, name: announced.append((i, n, e, name)))
 
     # one record per file of the full profile, the core's and the resources' files "already pinned"
-    candidates = fetch.pin_candidates(REGISTRY_YAML)
+    candidates = fetch.pin_candidates(reg)  # the served copy: REGISTRY_YAML plus a shared file
     assert [(r["entry"], r["name"]) for r in records] == [(e.id, f["name"]) for _, e in candidates for f in e.files]
     by_file = {(r["entry"], r["name"]): r for r in records}
     assert {k for k, r in by_file.items() if r["status"] != "already pinned"} == set(plan)
@@ -321,10 +338,16 @@ def test_cli_registry_pin_all_ends_with_the_table_and_fails(served, capsys, monk
     from sasp_atlas.cli import main
 
     monkeypatch.setenv("COLUMNS", "400")
+    # the census entries (no file) are read from the CELLxGENE Census: here from a copy that is not there
+    monkeypatch.setenv("SASP_ATLAS_CENSUS_URI", str(served["registry"].parent / "no_census_here"))
     assert main(["registry", "pin", "--all", "--registry", str(served["registry"])]) == 1
     out = capsys.readouterr()
+    census = [d.id for d in registry.list_datasets("full", served["registry"]) if registry.is_census_entry(d)]
     n_failed = sum(o != "pinned" for o in served["plan"].values())
-    assert f"{len(served['plan']) - n_failed} file(s) pinned" in out.err and f"{n_failed} failed" in out.err
+    pinned = len(served["plan"]) - n_failed
+    assert f"{pinned} file(s) pinned" in out.err and f"{n_failed + len(census)} failed" in out.err
+    for entry in census:  # reported with the command to retry, never a traceback
+        assert f"sasp-atlas registry pin {entry}" in out.out
     assert "registry pin --all" in out.out and "already pinned" in out.out and "Traceback" not in out.out + out.err
     for (entry, _), outcome in served["plan"].items():
         if outcome != "pinned":
@@ -337,7 +360,12 @@ def test_cli_registry_pin_all_with_nothing_to_do(tmp_path, capsys, monkeypatch):
     from sasp_atlas.cli import main
 
     doc = yaml.safe_load(REGISTRY_YAML.read_text())
-    doc["datasets"] = [d for d in doc["datasets"] if all(f.get("sha256") and f.get("size") for f in d["files"])]
+    doc["datasets"] = [
+        d
+        for d in doc["datasets"]
+        if all(f.get("sha256") and f.get("size") for f in d["files"])
+        and not (registry.is_census_entry(d) and registry.census_pin(d) is None)  # an unpinned census subset
+    ]
     doc["ground_truth"] = [g for g in doc["ground_truth"] if all(f.get("sha256") and f.get("size") for f in g["files"])]
     reg = tmp_path / "pinned.yaml"
     reg.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -20,7 +20,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from ..genes import HGNC_SOURCE, resolve_symbols
-from ..sources import Dataset, cache_dir, fetch_dataset, get_dataset
+from ..sources import Dataset, cache_dir, fetch_dataset, get_dataset, is_census_entry
 from .harmonise import ONTOLOGY_COLUMN, crosswalk, harmonise_cell_types, harmonise_obs
 from .readers import READERS
 from .validate import LOG_MAX, InputError, dedupe_genes, scan_matrix
@@ -330,7 +330,10 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
 
     paths = fetch_dataset(ds, mirror=mirror)
     reader = READERS[ds["loader"]["name"]]
-    X, genes, cells, obs = reader(paths, ds["loader"].get("options") or {})
+    options = ds["loader"].get("options") or {}
+    if mirror is not None and is_census_entry(ds):  # no file to fetch: the census copy may sit in the mirror
+        options = {**options, "mirror": mirror}
+    X, genes, cells, obs = reader(paths, options)
     reader_provenance = dict(obs.attrs.get("reader_provenance") or {})  # what the reader dropped, by its rules
     var = pd.DataFrame(index=pd.Index(genes, name="gene_symbol"))
     adata = ad.AnnData(X=X, obs=_registry_obs(obs, ds), var=var)
@@ -365,6 +368,12 @@ def load_dataset(dataset_id: str, *, mirror: str | None = None, use_cache: bool 
     }
     if reader_provenance:
         adata.uns["provenance"]["reader"] = reader_provenance
+    if is_census_entry(ds):  # no file: the pinned census subset is the provenance
+        opts = ds["loader"]["options"]
+        adata.uns["provenance"]["census"] = {
+            **{k: opts[k] for k in ("census_version", "dataset_version_id", "obs_value_filter")},
+            **{k: opts["pin"][k] for k in ("n_cells", "n_donors", "sha256")},
+        }
     h5ad.parent.mkdir(parents=True, exist_ok=True)
     tmp = h5ad.with_suffix(".h5ad.tmp")
     adata.write_h5ad(tmp)

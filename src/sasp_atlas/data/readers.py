@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from .._lazy import lazy_import
 from .validate import InputError, dedupe_genes
 
-__all__ = ["READERS", "Reader", "NA_RULES"]
+__all__ = ["READERS", "Reader", "NA_RULES", "CXG_MALIGNANT_TERM", "cxg_malignant"]
 
 log = logging.getLogger(__name__)
 
@@ -494,6 +494,15 @@ def read_h5ad(paths: dict[str, Path], options: dict[str, Any]):
 CXG_MALIGNANT_TERM = "CL:0001064"
 
 
+def cxg_malignant(obs: pd.DataFrame) -> np.ndarray:
+    """The CELLxGENE malignant rule, one place for the h5ad and the Census readers: ``"True"`` for cells whose
+    ``cell_type_ontology_term_id`` is :data:`CXG_MALIGNANT_TERM` or whose ``cell_type`` label names a malignant
+    cell, else ``"False"`` (strings, like every obs column a reader returns)."""
+    term = obs["cell_type_ontology_term_id"].astype(str)
+    label = obs["cell_type"].astype(str).str.lower()
+    return np.where((term == CXG_MALIGNANT_TERM) | label.str.contains("malignant"), "True", "False")
+
+
 @_reader("cellxgene")
 def read_cellxgene(paths: dict[str, Path], options: dict[str, Any]):
     """A CELLxGENE-schema (5.x) ``.h5ad``, read backed and in chunks like :func:`read_h5ad`.
@@ -525,9 +534,7 @@ def read_cellxgene(paths: dict[str, Path], options: dict[str, Any]):
     if options.get("primary_only", True) and has_primary:
         opts["obs_filter"] = {**(options.get("obs_filter") or {}), "is_primary_data": ["True", "1"]}
     X, genes, cells, obs = read_h5ad(paths, opts)
-    term = obs["cell_type_ontology_term_id"].astype(str)
-    label = obs["cell_type"].astype(str).str.lower()
-    obs["cxg_malignant"] = np.where((term == CXG_MALIGNANT_TERM) | label.str.contains("malignant"), "True", "False")
+    obs["cxg_malignant"] = cxg_malignant(obs)
     return X, genes, cells, obs
 
 

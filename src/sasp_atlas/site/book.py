@@ -40,9 +40,11 @@ from ..sources import (
     DataUnavailableError,
     HashMismatchError,
     NotPinnedError,
+    census_pin,
     fetch_file,
     file_hashes,
     get_dataset,
+    is_census_entry,
     list_datasets,
     load_registry,
     load_resources,
@@ -207,6 +209,18 @@ def preflight(
     fetched, available, problems, paths = [], [], [], {}
     for d in datasets:
         missing, refused, unpinned = [], [], []
+        if is_census_entry(d) and census_pin(d) is None:  # no file: its census subset is pinned, or never read
+            problems.append(
+                {
+                    "dataset": d,
+                    "status": "not pinned",
+                    "missing": [],
+                    "detail": "no census pin yet (trust level: pinned census subset)",
+                }
+            )
+            if advance:
+                advance()
+            continue
         for f in d.files:
             try:
                 paths[(d.id, f["name"])] = fetch_file(d, f, mirror=mirror)
@@ -248,7 +262,8 @@ def preflight(
         fetched = _resolve_unpinned(fetched, paths, Path(resolve_dir))
     for d in fetched:
         if d["profile"] == "full" and not strict and (err := _read_check(d, mirror)):
-            problems.append({"dataset": d, "status": "unreadable", "missing": [], "detail": err})
+            status = "not reachable" if is_census_entry(d) and err.startswith("DataUnavailableError") else "unreadable"
+            problems.append({"dataset": d, "status": status, "missing": [], "detail": err})
         else:
             available.append(d)
     if problems and not available:
@@ -274,6 +289,19 @@ def _read_check(d: Dataset, mirror: str | None) -> str | None:
 
 def _how_to_provide(problem: dict, mdir: Path | None) -> str:
     d = problem["dataset"]
+    if is_census_entry(d) and problem["status"] == "not pinned":
+        return (
+            f"run `sasp-atlas registry pin {d.id}` once (reads its subset from the CELLxGENE Census release "
+            f"{d['loader']['options']['census_version']} and records its cells, donors and sha256 in data_registry.yaml; "
+            "needs internet or a Census copy in the mirror), then build again"
+        )
+    if is_census_entry(d) and problem["status"] == "not reachable":
+        version = d["loader"]["options"]["census_version"]
+        return (
+            f"build with internet access, or put a copy of the Census release {version} at "
+            f"{mdir or '<mirror>'}/cellxgene-census/{version}/soma (or set SASP_ATLAS_CENSUS_URI to one); the read is "
+            "checked against the registry pin either way"
+        )
     if problem["status"] == "not pinned":
         return (
             f"run `sasp-atlas registry pin {d.id}` once (downloads each file, records its sha256 and size in "

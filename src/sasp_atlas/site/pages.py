@@ -13,7 +13,17 @@ from ..data import crosswalk, in_review_cancer_type
 from ..data.harmonise import MALIGNANT_CELL
 from ..engines import DEFAULT_METHOD
 from ..genes import LOW_COVERAGE_FLAG, catalogue, signature_record
-from ..sources import TRUST_LEVELS, USER_TRUST, Dataset, atlas_package_version, cohort_of, list_datasets, trust_level
+from ..sources import (
+    TRUST_LEVELS,
+    USER_TRUST,
+    Dataset,
+    atlas_package_version,
+    census_pin,
+    cohort_of,
+    is_census_entry,
+    list_datasets,
+    trust_level,
+)
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
 from ..stats.table2 import BARELY_DETECTED, MIN_DETECTION
 from . import references
@@ -100,6 +110,17 @@ def provenance_markdown(ds: Dataset, normalisation: str) -> str:
     ]
     if ds.get("notes"):
         lines.append(f"- Notes: {ds['notes']}")
+    if is_census_entry(ds):  # no file: the subset read from a pinned Census release, and its pin
+        opts, pin = ds["loader"]["options"], census_pin(ds) or {}
+        lines += [
+            "",
+            "| CELLxGENE Census release | dataset version | cells kept | cells | donors | subset sha256 |",
+            "|---|---|---|---|---|---|",
+            f"| {opts['census_version']} | `{opts['dataset_version_id']}` | primary cells, "
+            f"`{opts['obs_value_filter']}` | {pin.get('n_cells', 'not pinned')} | {pin.get('n_donors', 'not pinned')} "
+            f"| `{pin.get('sha256', 'not pinned')}` |",
+        ]
+        return "\n".join(lines)
     lines += ["", "| file | sha256 | bytes |", "|---|---|---|"]
     for f in ds.files:  # a user's local file (file:// URL) is named, not linked: Markdown renderers refuse file links
         name = f"[{f['name']}]({f['url']})" if f["url"].startswith("https://") else f"{f['name']} (`{f['url']}`)"
@@ -583,6 +604,13 @@ def reproduce_page_markdown(datasets: list, resources: list, *, commit: str, ver
     for d in list(datasets) + list(resources):
         for f in d.files:
             lines.append(f"| {d.id} | [{f['name']}]({f['url']}) | `{f.get('sha256', '')}` | {f.get('size', '')} |")
+        if is_census_entry(d):  # no file: the pinned subset of a Census release (bytes: its number of cells)
+            opts, pin = d["loader"]["options"], census_pin(d) or {}
+            lines.append(
+                f"| {d.id} | CELLxGENE Census {opts['census_version']}, dataset version "
+                f"`{opts['dataset_version_id']}`, `{opts['obs_value_filter']}` | `{pin.get('sha256', 'not pinned')}` "
+                f"| {pin.get('n_cells', '')} cells |"
+            )
     lines += [
         "",
         "## Key takeaways",

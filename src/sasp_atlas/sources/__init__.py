@@ -2,10 +2,12 @@
 where the package's run-time files live. Imports nothing else of the package."""
 
 from .fetch import (
+    CENSUS_URI_ENV,
     DataUnavailableError,
     HashMismatchError,
     NotPinnedError,
     cache_dir,
+    census_location,
     fetch_dataset,
     fetch_file,
     fetch_resource,
@@ -14,20 +16,25 @@ from .fetch import (
     mirror_dir,
     pin_all,
     pin_candidates,
+    pin_census_entry,
     pin_dataset,
     pin_registry_entries,
     pin_registry_text,
 )
 from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
 from .registry import (
+    CENSUS_LOADER,
+    CENSUS_TRUST,
     TRUST_LEVELS,
     USER_TRUST,
     Dataset,
     RegistryError,
+    census_pin,
     cohort_of,
     get_dataset,
     get_ground_truth,
     get_resource,
+    is_census_entry,
     list_datasets,
     list_ground_truth,
     list_unverified,
@@ -39,6 +46,13 @@ from .registry import (
 )
 
 __all__ = [
+    "CENSUS_LOADER",
+    "CENSUS_TRUST",
+    "CENSUS_URI_ENV",
+    "census_location",
+    "census_pin",
+    "is_census_entry",
+    "pin_census_entry",
     "TRUST_LEVELS",
     "USER_TRUST",
     "trust_level",

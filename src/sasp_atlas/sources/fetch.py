@@ -43,6 +43,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from .registry import (
+    CENSUS_LOADER,
     Dataset,
     RegistryError,
     get_dataset,
@@ -73,6 +74,9 @@ __all__ = [
     "pin_candidates",
     "pin_registry_entries",
     "pin_registry_text",
+    "census_location",
+    "pin_census_entry",
+    "CENSUS_URI_ENV",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,34 @@ def mirror_dir(mirror: str | os.PathLike | None = None) -> Path | None:
     """The local mirror: the explicit argument, else ``$SASP_ATLAS_MIRROR``, else ``None``."""
     m = mirror if mirror is not None else os.environ.get("SASP_ATLAS_MIRROR")
     return Path(m).expanduser() if m else None
+
+
+#: environment variable naming a CELLxGENE Census copy (a SOMA collection URI) that overrides every other location
+CENSUS_URI_ENV = "SASP_ATLAS_CENSUS_URI"
+
+
+def census_location(census_version: str, mirror: str | os.PathLike | None = None) -> tuple[str | None, str]:
+    """Where the CELLxGENE Census of ``census_version`` is read from: ``(uri or None, how)``.
+
+    The same order as the files (a local copy before the network):
+
+    1. ``$SASP_ATLAS_CENSUS_URI`` (any SOMA collection URI, local or ``s3://``), whatever the version;
+    2. the mirror (``--mirror DIR`` or ``$SASP_ATLAS_MIRROR``) laid out as
+       ``DIR/cellxgene-census/<census_version>/soma`` (written e.g. by
+       :func:`sasp_atlas.data.census.write_local_census`), when that folder exists;
+    3. ``None``: the public release, ``cellxgene_census.open_soma(census_version=...)`` (needs internet).
+
+    ``how`` says which, for the log and error messages.
+    """
+    env = os.environ.get(CENSUS_URI_ENV)
+    if env:
+        return env, f"${CENSUS_URI_ENV} ({env})"
+    mdir = mirror_dir(mirror)
+    if mdir is not None:
+        local = mdir / "cellxgene-census" / census_version / "soma"
+        if local.is_dir():
+            return str(local), f"mirror {local}"
+    return None, f"the public CELLxGENE Census, release {census_version}"
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -451,6 +483,27 @@ class _RegistryEdit:
             for name, pin in file_pins.items():
                 _pin_file_item(items[name], pin)
 
+    def pin_census(self, entry_id: str, pin: dict) -> None:
+        """Write a census subset pin (``n_cells``, ``n_donors``, ``sha256``, ``note``) as ``loader.options.pin``
+        of the census entry ``entry_id`` (replacing an earlier pin in place)."""
+        entries = {e["id"]: e for e in self.doc.get("datasets") or []}
+        if entry_id not in entries:
+            raise KeyError(f"dataset entry {entry_id!r} not found under datasets: in the registry text")
+        loader = entries[entry_id]["loader"]
+        if loader.get("name") != CENSUS_LOADER:
+            raise ValueError(f"entry {entry_id!r} is not read through the CELLxGENE Census (loader {CENSUS_LOADER})")
+        value = CommentedMap()
+        for key in ("n_cells", "n_donors"):
+            value[key] = int(pin[key])
+        value["sha256"] = pin["sha256"]
+        if pin.get("note"):
+            value["note"] = DoubleQuotedScalarString(pin["note"])
+        options = loader["options"]
+        if "pin" in options:
+            options["pin"] = value
+        else:
+            options.insert(len(options), "pin", value)
+
     def text(self) -> str:
         out = io.StringIO()
         self.yaml.dump(self.doc, out)
@@ -475,6 +528,28 @@ class _RegistryEdit:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
+
+
+def pin_census_entry(entry_id: str, pin: dict, *, registry: str | os.PathLike | None = None) -> None:
+    """Write the pin of a CELLxGENE Census entry (``{"n_cells", "n_donors", "sha256"[, "note"]}``, computed by
+    :func:`sasp_atlas.data.census.census_subset_pin`) into ``loader.options.pin`` of the registry file.
+
+    The same round-trip edit as file pins (comments, order and quoting kept); the edited text is validated
+    against the schema and checked to hold the new pin before it atomically replaces the registry.
+    """
+    path = Path(registry) if registry else registry_path()
+    edit = _RegistryEdit(path.read_text())
+    edit.pin_census(entry_id, pin)
+    text = edit.text()
+    doc = yaml.safe_load(text)
+    validate_registry(doc)
+    written = next(e for e in doc["datasets"] if e["id"] == entry_id)["loader"]["options"]["pin"]
+    if any(written[k] != pin[k] for k in ("n_cells", "n_donors", "sha256")):
+        raise RegistryError(f"registry pin {entry_id}: the edited text does not hold the new census pin")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    log.info("pinned the census subset of %s in %s", entry_id, path)
 
 
 def pin_registry_entries(text: str, pins: dict[str, dict[str, dict]]) -> str:

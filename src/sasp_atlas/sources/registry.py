@@ -37,6 +37,10 @@ __all__ = [
     "get_ground_truth",
     "cohort_of",
     "list_unverified_signatures",
+    "CENSUS_LOADER",
+    "CENSUS_TRUST",
+    "is_census_entry",
+    "census_pin",
 ]
 
 
@@ -79,11 +83,33 @@ TRUST_LEVELS = {
     "file of a commit); every download is verified against it",
     "pinned on first download": "the host publishes no hash: `sasp-atlas registry pin ID` downloaded each file "
     "once and recorded its sha256 and size; later downloads must match them",
+    "pinned census subset": "read from an immutable CELLxGENE Census release (census version pinned in the "
+    "entry), only the cells the entry keeps: `sasp-atlas registry pin ID` recorded their number, their donors and "
+    "a sha256 of the cells and counts read; every later read must match them",
     "your file": "read from your disk (sasp-atlas score); no host vouches for it: its sha256, computed when it "
     "was read, names exactly the file that was scored",
 }
 #: the trust level of a user's own file (:func:`sasp_atlas.data.load_user_data`), never of a registry entry
 USER_TRUST = "your file"
+
+
+#: the loader of entries read through the CELLxGENE Census (``sasp_atlas.data.census``), not from files
+CENSUS_LOADER = "cellxgene_census"
+#: the trust level of those entries (no file to hash: the read subset itself is pinned)
+CENSUS_TRUST = "pinned census subset"
+
+
+def is_census_entry(dataset: Dataset | dict) -> bool:
+    """Whether the entry is read through the CELLxGENE Census (loader ``cellxgene_census``) rather than from files."""
+    entry = dataset.entry if isinstance(dataset, Dataset) else dataset
+    return (entry.get("loader") or {}).get("name") == CENSUS_LOADER  # resources have no loader
+
+
+def census_pin(dataset: Dataset | dict) -> dict[str, Any] | None:
+    """The pin ``registry pin`` recorded for a census entry (``n_cells``, ``n_donors``, ``sha256``, ``note``), or
+    ``None`` when it has none yet."""
+    entry = dataset.entry if isinstance(dataset, Dataset) else dataset
+    return ((entry.get("loader") or {}).get("options") or {}).get("pin")
 
 
 def trust_level(dataset: Dataset | dict) -> str:
