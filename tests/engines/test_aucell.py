@@ -37,6 +37,7 @@ def aucell_reference(adata, signatures: dict[str, list[str]], **kw) -> pd.DataFr
     return (b if res is None else res).obsm["score_aucell"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["wu", "mgh"])
 @pytest.mark.parametrize("n_up", [None, 60])
 def test_aucell_equals_decoupler_on_real_data(request, fixture, n_up):

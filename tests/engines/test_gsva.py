@@ -237,7 +237,7 @@ def small():
     return adata, {k: v for k, v in sets.items() if k != "constant_only"}
 
 
-@pytest.mark.parametrize("method", ["ssgsea", "gsva"])
+@pytest.mark.parametrize("method", ["ssgsea", pytest.param("gsva", marks=pytest.mark.slow)])
 def test_dense_and_chunked_input_equal_csr(method, small, monkeypatch):
     """The ssGSEA range is over all cells even when the driver reads a dense matrix in blocks of rows."""
     adata, sets = small
