@@ -57,7 +57,8 @@ def test_aucell_default_n_up_is_decoupler_s(wu):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("n_up", [None, 3, 90, 390])
+# the fast lane compares every corner case at decoupler's default n_up; the other cut-offs run with the slow tests
+@pytest.mark.parametrize("n_up", [None, *(pytest.param(n, marks=pytest.mark.slow) for n in (3, 90, 390))])
 def test_aucell_equals_decoupler_constructed(case, n_up):
     adata = constructed(**CASES[case])
     sigs = constructed_signatures(adata)
