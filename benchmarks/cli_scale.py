@@ -115,13 +115,20 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-limit", default="2GiB")
     ap.add_argument("--chunk-rows", type=int, default=5_000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--runs",
+        nargs="+",
+        choices=("tables_only", "with_report"),
+        default=["tables_only", "with_report"],
+        help="which runs of the command (smoke runs: tables_only, the report's papermill run apart)",
+    )
     args = ap.parse_args(argv)
     if not os.environ.get("SASP_ATLAS_MIRROR"):
         ap.error("set SASP_ATLAS_MIRROR to the data mirror (the core dataset and the HGNC table are read from it)")
     store = symbol_store(scale_bench.ensure_zarr(args.cells, args.cache_dir, unique_cells=args.unique_cells))
     runs = {}
-    for report in (False, True):
-        key = "with_report" if report else "tables_only"
+    for key in args.runs:
+        report = key == "with_report"
         runs[key] = run_cli(
             store,
             args.cache_dir / f"cli_out_{key}",

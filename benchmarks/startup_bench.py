@@ -82,10 +82,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "startup.json"))
+    parser.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one untimed start of each case first, to warm the file cache (--no-warmup: smoke runs)",
+    )
     args = parser.parse_args(argv)
-    _run("pass")  # warm the file cache
-    for code in CASES.values():
-        _run(code)
+    if args.warmup:
+        _run("pass")  # warm the file cache
+        for code in CASES.values():
+            _run(code)
     results = {}
     for _ in range(args.runs):  # interleaved, so load from other processes hits every case alike
         for name, code in CASES.items():

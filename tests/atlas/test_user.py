@@ -372,6 +372,7 @@ def test_malignant_key(tmp_path):
     assert "must be boolean" in refused(path, malignant_key="bad") and "maybe" in refused(path, malignant_key="bad")
 
 
+@pytest.mark.slow
 def test_small_cell_types_are_warned_and_flagged_not_refused(tmp_path):
     path = write(user_adata(), tmp_path)
     with pytest.warns(InputWarning, match=r"1 cell type\(s\) have fewer than 10 cells: 'Rare' \(4\)"):
@@ -400,6 +401,7 @@ def test_missing_and_foreign_files(tmp_path):
 
 
 # --------------------------------------------------------------------------- scoring
+@pytest.mark.slow
 def test_score_user_file_writes_exactly_the_tables_and_the_scored_object(tmp_path):
     path = write(user_adata(), tmp_path)
     out = tmp_path / "out"

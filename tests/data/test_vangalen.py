@@ -82,6 +82,7 @@ def _registry(tmp_path, https_url: str, samples: dict):
     return reg
 
 
+@pytest.mark.slow
 def test_reader_joins_patients_on_the_gene_union(aml_files):
     root, samples, truth = aml_files
     paths = {p.name: p for p in root.iterdir()}
@@ -120,6 +121,7 @@ def test_reader_needs_samples():
         READERS["text_matrix_samples"]({}, {})
 
 
+@pytest.mark.slow
 def test_entry_pin_fetch_load(aml_files, https_server, empty_cache, tmp_path, monkeypatch):
     root, samples, truth = aml_files
     for p in root.iterdir():
@@ -152,6 +154,7 @@ def test_entry_pin_fetch_load(aml_files, https_server, empty_cache, tmp_path, mo
     np.testing.assert_array_equal(adata.layers["original"][:5].toarray(), truth[next(iter(samples))][0][3:8])
 
 
+@pytest.mark.slow
 def test_non_integer_counts_are_refused_by_name(aml_files, https_server, empty_cache, tmp_path, monkeypatch):
     """A file declared as raw counts that holds normalised values is refused, naming the value type."""
     root, samples, truth = aml_files
@@ -233,6 +236,7 @@ def test_review_cancer_type_ids_are_mondo_descendants():
         assert parser.get_term_label(d["cancer_type_ontology_id"]), d.id
 
 
+@pytest.mark.slow
 def test_sparse_counts_stay_integers(aml_files):
     root, samples, _ = aml_files
     X, *_ = READERS["text_matrix_samples"](

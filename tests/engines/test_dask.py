@@ -240,6 +240,7 @@ def test_pseudobulk_gene_sums_equal_in_memory_and_scanpy_aggregate(client, mgh):
     np.testing.assert_allclose(got, want_sum[order], rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_new_method_module_runs_in_memory_and_on_dask(monkeypatch):
     """A method is a ``MethodMeta``, a ``prepare(ctx, gene_sets, *, random_state, ...)`` returning a
     ``Plan`` and a registry line: the one driver then scores it, and its null, in memory and on a

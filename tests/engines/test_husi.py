@@ -87,6 +87,7 @@ def marthandan(mirror) -> ad.AnnData:
 
 
 # --------------------------------------------------------------------------- real data
+@pytest.mark.slow
 def test_equals_cal_husi_on_every_wu_cell(wu, model_table):
     got = husi_scores(wu)
     want = cal_hUSI_rho(wu, model_table)
@@ -100,6 +101,7 @@ def test_equals_cal_husi_on_every_wu_cell(wu, model_table):
     np.testing.assert_allclose(husi_scores(wu, husi_scale="minmax").to_numpy(), authors_minmax(want), rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dense", [True, False])
 def test_equals_cal_husi_on_the_marthandan_bulk_samples(marthandan, model_table, dense):
     adata = marthandan if dense else ad.AnnData(sp.csr_matrix(marthandan.X), obs=marthandan.obs, var=marthandan.var)

@@ -50,6 +50,7 @@ def test_resource_paragraph_names_the_file_hash_and_pair_counts():
     assert f"{int(counts.set_index('ligand_set').loc['union', 'n_pairs']):,} pairs in all" in text
 
 
+@pytest.mark.slow
 def test_top_pairs_table_and_figure_on_wu(wu_tables, tmp_path):
     table, _ = wu_tables
     text = pages.communication_markdown(table)
@@ -73,6 +74,7 @@ def test_top_pairs_table_and_figure_on_wu(wu_tables, tmp_path):
     assert "<svg" in drawn and "receiver" in drawn and "sender" in drawn
 
 
+@pytest.mark.slow
 def test_sender_split_summary_counts_pairs_where_high_ranks_better(wu_tables):
     _, split = wu_tables
     text = pages.sender_split_markdown(split)

@@ -105,6 +105,7 @@ def toy():
 
 
 # --------------------------------------------------------------------------- (a) equals LIANA called directly
+@pytest.mark.slow
 def test_per_sample_table_equals_liana_called_directly(mgh, mgh_per_sample):
     per = mgh_per_sample
     assert per.attrs["params"]["base"] == 2.0  # log2(TPM/10+1) release: LIANA's log2FC de-logs with base 2
@@ -137,6 +138,7 @@ def test_per_sample_table_equals_liana_called_directly(mgh, mgh_per_sample):
             np.testing.assert_array_equal(ours[column].to_numpy(), direct[column].to_numpy())
 
 
+@pytest.mark.slow
 def test_parameters_are_recorded(mgh_per_sample):
     params = mgh_per_sample.attrs["params"]
     assert (params["expr_prop"], params["min_cells"], params["n_perms"], params["seed"]) == (
@@ -193,6 +195,7 @@ def test_resource_provenance_is_the_file_liana_reads():
 
 
 # --------------------------------------------------------------------------- (c) Wu
+@pytest.mark.slow
 def test_wu_table_is_coherent(wu, wu_run):
     table, _, untouched = wu_run
     assert untouched  # nothing written on adata
@@ -290,6 +293,7 @@ def test_split_uses_the_top_and_bottom_tertile_of_each_type(toy):
     assert row["delta_lr_means"] > 0
 
 
+@pytest.mark.slow
 def test_added_arm_groups_leave_liana_magnitude_scores_unchanged(wu, wu_run):
     """The split adds each type's arms as extra groups (copies of the cells); a run in which only one
     type is relabelled into its tertiles, with no copies, gives the same lr_means for every pair."""
@@ -339,6 +343,7 @@ def test_added_arm_groups_leave_liana_magnitude_scores_unchanged(wu, wu_run):
         np.testing.assert_array_equal(merged[arm].to_numpy(), merged[f"{arm}_clean"].to_numpy())
 
 
+@pytest.mark.slow
 def test_wu_split_is_coherent(wu_run):
     _, split, _ = wu_run
     assert list(split.columns) == SPLIT_COLUMNS and len(split) > 0

@@ -1,6 +1,6 @@
 """Effect sizes and their pooling: Hanley-McNeil variances, the random-effects estimator against R
-metafor, the permutation p against real permutations, BH q-values, evidence labels, overlapping
-datasets counted once, and every verdict and q-value the same for any seed."""
+metafor, the permutation p against real permutations, BH q-values, evidence labels, and every
+table the same for any seed (the meta-analysis: test_meta.py; Table 2: test_table2.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sasp_atlas.stats import bh_q, evidence_label, meta_analysis, pool, sample_effects, stratified_permutation_p
+from sasp_atlas.stats import bh_q, evidence_label, pool, sample_effects, stratified_permutation_p
 from sasp_atlas.stats.effects import Z95, _newcombe_v, auroc_interval, auroc_variance
-from sasp_atlas.stats.meta import dedupe_overlapping_samples
 
 R_SCRIPT = Path(__file__).parent / "_r" / "metafor_pm.R"
 
@@ -158,133 +157,6 @@ def test_evidence_labels():
     )
 
 
-def test_meta_analysis_counts_shared_tumours_once():
-    rows = []
-    for dataset, samples in (("a", ["S1", "S2"]), ("b", ["S2", "S3", "S4"]), ("c", ["T1"])):
-        for s in samples:
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "sample": s,
-                    "cell_type": "Macrophage",
-                    "signature": "senmayo",
-                    "n_cells": 100 if dataset == "b" else 10,
-                    "balanced_auroc": 0.8,
-                    "balanced_var": 0.001,
-                }
-            )
-    samples = pd.DataFrame(rows)
-    cancers = {"a": "glioma", "b": "glioma", "c": "breast"}
-    one_study = {"a": "GEO GSE1", "b": "GEO GSE1", "c": "GEO GSE2"}
-    meta = meta_analysis(samples, cancers, {"a": ["b"], "b": ["a"]}, cohorts=one_study).set_index("cancer_type")
-    glioma = meta.loc["glioma"]
-    assert glioma["k_samples"] == 4 and glioma["k_tumours"] == 4 and glioma["k_datasets"] == 2  # S2 once (from b)
-    # two subsets of one study are one cohort: replicated, never "across" anything
-    assert glioma["k_cohorts"] == 1 and glioma["evidence"] == "replicated (4 tumours, 1 cohort)"
-    assert "Knapp-Hartung (ad hoc) with t(3)" in glioma["ci_method"] and glioma["ci_high"] > glioma["ci_low"]
-    assert meta.loc["breast", "evidence"] == "single tumour"
-    two_studies = meta_analysis(samples, cancers, {"a": ["b"], "b": ["a"]}).set_index("cancer_type")
-    assert two_studies.loc["glioma", "evidence"] == "replicated across cohorts (4 tumours, 2 cohorts)"
-    # without a declared overlap the same sample id in two datasets counts twice
-    assert meta_analysis(samples, cancers).set_index("cancer_type").loc["glioma", "k_samples"] == 5
-
-
-def test_one_copy_per_tumour_never_depends_on_the_cell_type():
-    """The issue's MGH54 case: the 11-cell copy has 6 oligodendrocytes, the 800-cell copy 6 too (a tie
-    for that type) but many more macrophages: every row of MGH54 comes from the fuller file."""
-    rows = []
-    for dataset, counts, auc in (
-        ("small", {"Oligodendrocyte": 6, "Macrophage": 5}, 0.0),
-        ("full", {"Oligodendrocyte": 6, "Macrophage": 300, "Malignant cell": 494}, 0.4),
-    ):
-        for ct, n in counts.items():
-            for sig in ("senmayo", "tang"):
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "sample": "MGH54",
-                        "cell_type": ct,
-                        "signature": sig,
-                        "n_cells": n,
-                        "balanced_auroc": auc,
-                        "balanced_var": 0.01,
-                    }
-                )
-    samples = pd.DataFrame(rows)
-    kept = dedupe_overlapping_samples(samples, {"small": ["full"], "full": ["small"]})
-    assert set(kept["dataset"]) == {"full"} and len(kept) == 6
-    # a tie over all cell types goes to the dataset id that sorts first, for every row alike
-    tie = samples.assign(n_cells=5)
-    assert set(dedupe_overlapping_samples(tie, {"small": ["full"], "full": ["small"]})["dataset"]) == {"full"}
-
-
-def test_meta_analysis_flags_perfect_separation_coverage_and_unrecorded_samples():
-    var = auroc_variance([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
-    lo, hi = auroc_interval([1.0, 1.0, 1.0], [8, 40, 30], [33, 760, 500])
-    rows = [
-        {
-            "dataset": d,
-            "sample": s,
-            "cell_type": "Macrophage",
-            "signature": "senmayo",
-            "n_cells": 30,
-            "balanced_auroc": 1.0,
-            "balanced_var": var[i],
-            "balanced_ci_low": lo[i],
-            "balanced_ci_high": hi[i],
-        }
-        for i, (d, s) in enumerate((("x", "MGH36"), ("x", "MGH53"), ("y", "MGH60")))
-    ]
-    rows.append(
-        {
-            "dataset": "ref",
-            "sample": "ref:unrecorded",
-            "cell_type": "Macrophage",
-            "signature": "senmayo",
-            "n_cells": 20,
-            "balanced_auroc": 0.9,
-            "balanced_var": 0.003,
-            "balanced_ci_low": 0.8,
-            "balanced_ci_high": 0.97,
-        }
-    )
-    celltype = pd.DataFrame(
-        [
-            {
-                "dataset": d,
-                "cell_type": ct,
-                "cell_type_ontology_id": cl,
-                "signature": "senmayo",
-                "n_genes_used": used,
-                "n_genes": 118,
-            }
-            for d, ct, cl, used in (
-                ("x", "Macrophage", "CL:0000235", 55),
-                ("x", "Malignant cell", "CL:0001064", 55),
-                ("y", "Macrophage", "CL:0000235", 100),
-                ("y", "Malignant cell", "CL:0001064", 100),
-                ("ref", "Macrophage", "CL:0000235", 100),
-            )
-        ]
-    )
-    meta = meta_analysis(
-        pd.DataFrame(rows),
-        {"x": "ODG", "y": "ODG", "ref": "HNSCC"},
-        celltype=celltype,
-        cohorts={"x": "GSE1", "y": "GSE1", "ref": "GSE9"},
-    ).set_index("cancer_type")
-    odg = meta.loc["ODG"]
-    assert odg["estimate"] == 1.0 and odg["ci_high"] == 1.0 and odg["ci_low"] < 1.0  # never zero width
-    assert odg["k_perfect"] == 3 and 0.8 < odg["min_unit_ci_low"] < 0.9
-    assert f"perfect separation in 3 of 3 tumours (lowest per-tumour bound {odg['min_unit_ci_low']:.2f})" in odg["flag"]
-    assert odg["low_coverage"] and odg["coverage"] == pytest.approx(55 / 118) and "low coverage" in odg["flag"]
-    assert odg["cell_type_ontology_id"] == "CL:0000235" and odg["no_malignant_datasets"] == ""
-    ref = meta.loc["HNSCC"]
-    assert ref["k_tumours"] == 0 and ref["k_unrecorded"] == 1 and ref["evidence"] == "samples not recorded"
-    assert "comparison group has no malignant cells (ref)" in ref["flag"] and ref["no_malignant_datasets"] == "ref"
-    assert ref["ci_high"] > ref["ci_low"]
-
-
 @pytest.mark.slow
 def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
     """Done-when of the statistics issue: evidence, p and q columns (and every interval) are identical
@@ -312,37 +184,6 @@ def test_tables_do_not_move_with_the_seed(mgh, tmp_path):
     assert set(a.loc[~nulled, "signature"]) <= {"husi"} and nulled.any()
     assert (a.loc[nulled, "q_null"] >= a.loc[nulled, "p_null"]).all() and (a["q_perm"] >= a["p_perm"]).all()
     assert not a.loc[a["n_samples"] < 3, "evidence"].str.startswith("replicated").any()
-
-
-@pytest.mark.slow
-def test_table2_command_verdicts_do_not_move_with_the_seed(mirror, tmp_path, capsys):
-    """Done-when of the statistics issue: `sasp-atlas table2 --random-state 0` and `--random-state 7` give
-    identical tables (verdicts, effects, intervals, evidence) apart from the recorded seed."""
-    from sasp_atlas.cli import main
-    from sasp_atlas.stats import VERDICTS
-
-    for seed in (0, 7):
-        assert main(["table2", "--random-state", str(seed), "--out", str(tmp_path / f"t{seed}.csv")]) == 0
-    a, b = (pd.read_csv(tmp_path / f"t{s}.csv") for s in (0, 7))
-    assert (a["random_state"] == 0).all() and (b["random_state"] == 7).all()
-    pd.testing.assert_frame_equal(a.drop(columns="random_state"), b.drop(columns="random_state"))
-    for col in (
-        "row",
-        "dataset",
-        "cancer_type",
-        "cancer_type_matches",
-        "cell_type",
-        "effect_size",
-        "ci_low",
-        "ci_high",
-        "ci_unit",
-        "n_samples",
-        "evidence",
-        "verdict",
-    ):
-        assert col in a.columns
-    assert set(a["verdict"]) <= set(VERDICTS)
-    assert "Table 2" in capsys.readouterr().err
 
 
 def test_sample_effects_intervals_at_perfect_separation():

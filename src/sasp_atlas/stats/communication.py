@@ -491,6 +491,41 @@ def _evidence(k: int, unrecorded: bool, none: str) -> str:
     return none if k == 0 else evidence_label(k, unrecorded=unrecorded)
 
 
+def _empty_summary(columns: list[str], dataset_id: str | None, attrs: dict) -> pd.DataFrame:
+    out = pd.DataFrame(columns=_columns(columns, dataset_id))
+    out.attrs = attrs
+    return out
+
+
+def _summary_table(
+    per_pair: pd.DataFrame,
+    *,
+    count: str,
+    none: str,
+    rank_order: list[str],
+    samples: Sequence[str],
+    dataset_id: str | None,
+    ligand_sets: Sequence[str] | str,
+    complex_policy: str,
+    columns: list[str],
+    attrs: dict,
+) -> pd.DataFrame:
+    """The table both summaries over samples return, from ``per_pair`` (one row per pair, indexed by LIANA's
+    key): ligands and receptors named, ``dataset`` and ``ligand_sets`` added, ``evidence`` the label of the
+    ``count`` column's tumours (``none`` at 0; a dataset whose one sample is unrecorded says so), sorted by
+    ``count`` (descending) then ``rank_order``, then the columns and ``attrs`` of the summary."""
+    distinct = sorted(pd.unique(np.asarray(samples, dtype=str)))
+    unrecorded = len(distinct) == 1 and distinct[0].endswith(UNRECORDED_SUFFIX)
+    out = per_pair.reset_index().rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    out["dataset"] = dataset_id
+    out["ligand_sets"] = _ligand_set_labels(out["ligand"], ligand_sets, complex_policy)
+    out["evidence"] = [_evidence(int(k), unrecorded, none) for k in out[count]]
+    out = out.sort_values([count, *rank_order], ascending=[False] + [True] * len(rank_order), kind="mergesort")
+    out = out[_columns(columns, dataset_id)].reset_index(drop=True)
+    out.attrs = attrs
+    return out
+
+
 def _tested_counts(tested: dict[str, list[str]]) -> pd.DataFrame:
     rows = [(s, a, b) for s, types in tested.items() for a in types for b in types]
     return pd.DataFrame(rows, columns=["sample", "source", "target"])
@@ -559,12 +594,8 @@ def sasp_communication(
         base=base,
     )
     attrs = {**per.attrs, "params": {**per.attrs["params"], "found_rank": float(found_rank)}}
-    samples = sorted(adata.obs[sample_key].astype(str).unique())
-    unrecorded = len(samples) == 1 and samples[0].endswith(UNRECORDED_SUFFIX)
     if per.empty:
-        out = pd.DataFrame(columns=_columns(COMMUNICATION_COLUMNS, dataset_id))
-        out.attrs = attrs
-        return out
+        return _empty_summary(COMMUNICATION_COLUMNS, dataset_id, attrs)
     tested = _tested_counts(per.attrs["tested"])
     keys = per[_KEY].drop_duplicates()
     grid = keys.merge(tested, on=["source", "target"])  # every tested sample of every kept pair
@@ -576,34 +607,31 @@ def sasp_communication(
     grid[["magnitude_rank", "specificity_rank"]] = grid[["magnitude_rank", "specificity_rank"]].fillna(1.0)
     grid["found_sample"] = grid["sample"].where(grid["found"])
     g = grid.groupby(_KEY, sort=False)
-    out = (
-        pd.DataFrame(
-            {
-                "magnitude_rank": g["magnitude_rank"].median(),
-                "specificity_rank": g["specificity_rank"].median(),
-                "magnitude_rank_best": g["magnitude_rank"].min(),
-                "specificity_rank_best": g["specificity_rank"].min(),
-                "lr_means": g["lr_means"].median(),
-                "n_samples_found": g["found"].sum().astype(int),
-                "n_samples_expressed": g["expressed"].sum().astype(int),
-                "n_samples_tested": g.size().astype(int),
-                "samples_found": g["found_sample"].agg(lambda s: ";".join(sorted(s.dropna()))),
-            }
-        )
-        .reset_index()
-        .rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    per_pair = pd.DataFrame(
+        {
+            "magnitude_rank": g["magnitude_rank"].median(),
+            "specificity_rank": g["specificity_rank"].median(),
+            "magnitude_rank_best": g["magnitude_rank"].min(),
+            "specificity_rank_best": g["specificity_rank"].min(),
+            "lr_means": g["lr_means"].median(),
+            "n_samples_found": g["found"].sum().astype(int),
+            "n_samples_expressed": g["expressed"].sum().astype(int),
+            "n_samples_tested": g.size().astype(int),
+            "samples_found": g["found_sample"].agg(lambda s: ";".join(sorted(s.dropna()))),
+        }
     )
-    out["dataset"] = dataset_id
-    out["ligand_sets"] = _ligand_set_labels(out["ligand"], ligand_sets, complex_policy)
-    out["evidence"] = [_evidence(int(k), unrecorded, "not found") for k in out["n_samples_found"]]
-    out = out.sort_values(
-        ["n_samples_found", "magnitude_rank", "specificity_rank", "source", "target", "ligand", "receptor"],
-        ascending=[False, True, True, True, True, True, True],
-        kind="mergesort",
+    return _summary_table(
+        per_pair,
+        count="n_samples_found",
+        none="not found",
+        rank_order=["magnitude_rank", "specificity_rank", "source", "target", "ligand", "receptor"],
+        samples=adata.obs[sample_key].astype(str).to_numpy(),
+        dataset_id=dataset_id,
+        ligand_sets=ligand_sets,
+        complex_policy=complex_policy,
+        columns=COMMUNICATION_COLUMNS,
+        attrs=attrs,
     )
-    out = out[_columns(COMMUNICATION_COLUMNS, dataset_id)].reset_index(drop=True)
-    out.attrs = attrs
-    return out
 
 
 # --------------------------------------------------------------------------- SASP-high vs SASP-low senders
@@ -822,9 +850,7 @@ def sasp_sender_split(
     params["n_runs"] = len(results)
     attrs = {"params": params, "senders": senders_by_sample}
     if not results:
-        out = pd.DataFrame(columns=_columns(SPLIT_COLUMNS, dataset_id))
-        out.attrs = attrs
-        return out
+        return _empty_summary(SPLIT_COLUMNS, dataset_id, attrs)
     res = pd.concat(results, ignore_index=True)
     tested = pd.DataFrame(tested_rows, columns=["sample", "sender_type", "target"])
     key = ["sender_type", "target", "ligand_complex", "receptor_complex"]
@@ -844,31 +870,26 @@ def sasp_sender_split(
     grid["high_gt_low"] = grid["magnitude_rank_high"] < grid["magnitude_rank_low"]
     grid["delta"] = grid["lr_means_high"] - grid["lr_means_low"]
     g = grid.groupby(key, sort=False)
-    out = (
-        pd.DataFrame(
-            {
-                "magnitude_rank_high": g["magnitude_rank_high"].median(),
-                "magnitude_rank_low": g["magnitude_rank_low"].median(),
-                "lr_means_high": g["lr_means_high"].median(),
-                "lr_means_low": g["lr_means_low"].median(),
-                "delta_lr_means": g["delta"].median(),
-                "n_samples_high_gt_low": g["high_gt_low"].sum().astype(int),
-                "n_samples_tested": g.size().astype(int),
-            }
-        )
-        .reset_index()
-        .rename(columns={"ligand_complex": "ligand", "receptor_complex": "receptor"})
+    per_pair = pd.DataFrame(
+        {
+            "magnitude_rank_high": g["magnitude_rank_high"].median(),
+            "magnitude_rank_low": g["magnitude_rank_low"].median(),
+            "lr_means_high": g["lr_means_high"].median(),
+            "lr_means_low": g["lr_means_low"].median(),
+            "delta_lr_means": g["delta"].median(),
+            "n_samples_high_gt_low": g["high_gt_low"].sum().astype(int),
+            "n_samples_tested": g.size().astype(int),
+        }
     )
-    all_samples = sorted(pd.unique(samples))
-    unrecorded = len(all_samples) == 1 and all_samples[0].endswith(UNRECORDED_SUFFIX)
-    out["dataset"] = dataset_id
-    out["ligand_sets"] = _ligand_set_labels(out["ligand"], ligand_sets, complex_policy)
-    out["evidence"] = [_evidence(int(k), unrecorded, "high not above low") for k in out["n_samples_high_gt_low"]]
-    out = out.sort_values(
-        ["n_samples_high_gt_low", "magnitude_rank_high", "sender_type", "target", "ligand", "receptor"],
-        ascending=[False, True, True, True, True, True],
-        kind="mergesort",
+    return _summary_table(
+        per_pair,
+        count="n_samples_high_gt_low",
+        none="high not above low",
+        rank_order=["magnitude_rank_high", "sender_type", "target", "ligand", "receptor"],
+        samples=samples,
+        dataset_id=dataset_id,
+        ligand_sets=ligand_sets,
+        complex_policy=complex_policy,
+        columns=SPLIT_COLUMNS,
+        attrs=attrs,
     )
-    out = out[_columns(SPLIT_COLUMNS, dataset_id)].reset_index(drop=True)
-    out.attrs = attrs
-    return out

@@ -371,11 +371,13 @@ def r_scores(request, tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_gene_averages_equal_r_rowmeans(r_scores):
     """Bit for bit: the bins (and so the control draws) hang on these averages."""
     np.testing.assert_array_equal(MatrixContext(r_scores["adata"].X).seurat_gene_averages, r_scores["means"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_equals_addmodulescore_on_wu(r_scores, seed):
     """Each signature alone, through the public API: ``AddModuleScore(obj, list(genes), seed = seed)``."""
@@ -393,6 +395,7 @@ def test_equals_addmodulescore_on_wu(r_scores, seed):
         assert a.uns["sasp_scores"]["signatures"][name]["n_control_genes"] > 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_joint_call_equals_addmodulescore_on_wu(r_scores, seed):
     """One call with all three lists (one random stream through them): :func:`seurat_control_genes`."""
