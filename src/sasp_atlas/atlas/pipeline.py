@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +70,13 @@ __all__ = [
     "run_table2",
     "catalogue_coverage",
     "collect_tables",
+    "compute_dataset",
+    "write_tables",
+    "write_class_table",
+    "read_tables",
+    "read_collected_tables",
+    "dataset_tables_dir",
+    "TABLE_FILES",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,8 +101,12 @@ def results_dir(base: str | Path | None = None) -> Path:
     return Path(base) if base else Path("results")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetResult:
+    """Every table of one dataset (:func:`compute_dataset`), and the scored ``adata``; written by
+    :func:`write_tables`, read back by :func:`read_tables`. Each table attribute is named by
+    :data:`TABLE_FILES`, which gives its file."""
+
     dataset_id: str
     adata: AnnData
     celltype_scores: pd.DataFrame
@@ -113,6 +123,94 @@ class DatasetResult:
     sasp_sender_split: pd.DataFrame | None = None
     husi_association: pd.DataFrame | None = None
     husi_association_samples: pd.DataFrame | None = None
+
+
+#: every table of a :class:`DatasetResult` and its file in the dataset's folder (``tables/datasets/<id>/``)
+TABLE_FILES = {
+    "celltype_scores": "celltype_scores.csv",
+    "coverage": "coverage.csv",
+    "sample_scores": "sample_celltype_scores.csv",
+    "gene_decomposition": "gene_decomposition.csv",
+    "null": "null.csv",
+    "method_means": "method_means.csv",
+    "method_concordance": "method_concordance.csv",
+    "sasp_class_scores": "sasp_class_scores.csv",
+    "sasp_class_samples": "sample_sasp_class_scores.csv",
+    "sasp_communication": "sasp_communication.csv",
+    "sasp_sender_split": "sasp_sender_split.csv",
+    "husi_association": "sasp_husi_association.csv",
+    "husi_association_samples": "sample_sasp_husi_association.csv",
+    "cell_scores": "cell_scores.csv.gz",
+}
+#: the tables whose rows are counts and names only (written without rounding)
+_UNROUNDED = ("coverage",)
+#: ``adata.uns`` key recording why a table was not computed (``{table: reason}``; the pages say it)
+SKIPPED_KEY = "tables_skipped"
+
+
+def dataset_tables_dir(out_dir: str | Path | None, dataset_id: str) -> Path:
+    """``<out_dir>/tables/datasets/<dataset_id>/``: the folder of one dataset's tables."""
+    return results_dir(out_dir) / "tables" / "datasets" / dataset_id
+
+
+def write_tables(
+    result: DatasetResult, out: str | Path | None = None, *, tables: Sequence[str] | None = None, flat: bool = False
+) -> dict[str, Path]:
+    """Write the tables of ``result`` (:data:`TABLE_FILES`; ``tables``: only these) as CSV (floats to 6
+    significant digits) into ``<out>/tables/datasets/<id>/`` (:func:`dataset_tables_dir`), or, with
+    ``flat``, into ``out`` itself (``sasp-atlas score``). The one writer of every dataset table.
+    Returns ``{table: path}``."""
+    folder = Path(out) if flat else dataset_tables_dir(out, result.dataset_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in tables or TABLE_FILES:
+        path = folder / TABLE_FILES[name]
+        table = getattr(result, name)
+        if name == "cell_scores":
+            table.to_csv(path, float_format="%.6g")
+        else:
+            table.to_csv(path, index=False, float_format=None if name in _UNROUNDED else "%.6g")
+        written[name] = path
+    log.info("%s: %d tables -> %s", result.dataset_id, len(written), folder)
+    return written
+
+
+def write_class_table(out: str | Path | None = None) -> Path:
+    """``<out>/tables/sasp_classes.csv``: the SASP factor class of every gene with its source
+    (:func:`sasp_atlas.genes.sasp_classes`), the table the composition columns refer to."""
+    path = results_dir(out) / "tables" / "sasp_classes.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sasp_classes().to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def _read_table(path: Path, **options) -> pd.DataFrame:
+    """A table as :func:`write_tables` wrote it, with its empty cells as they were: an empty text cell is
+    ``""`` (a caveat, a flag), an empty number ``NaN``. A column is numeric when every non-empty cell is a
+    number; a column with no non-empty cell stays text."""
+    table = pd.read_csv(path, keep_default_na=False, **options)
+    for col in table.select_dtypes(include="object").columns:
+        text = table[col]
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        if (text != "").any() and numbers.notna().sum() == (text != "").sum():
+            table[col] = numbers
+    return table
+
+
+def read_tables(out: str | Path | None, dataset_id: str, adata: AnnData) -> DatasetResult:
+    """The :class:`DatasetResult` that :func:`write_tables` wrote under ``out`` for ``dataset_id``, with
+    ``adata`` (the scored object, e.g. ``scored.h5ad``) attached: what a page or report renders
+    without computing again. A table recorded as not computed (``adata.uns["tables_skipped"]``) carries
+    the reason in ``attrs["skipped"]``."""
+    folder = dataset_tables_dir(out, dataset_id)
+    skipped = dict(adata.uns.get(SKIPPED_KEY, {}))
+    tables = {}
+    for name, file in TABLE_FILES.items():
+        table = _read_table(folder / file, index_col=0 if name == "cell_scores" else None)
+        if name in skipped:
+            table.attrs["skipped"] = str(skipped[name])
+        tables[name] = table
+    return DatasetResult(dataset_id, adata, **tables)
 
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
@@ -337,7 +435,7 @@ def signature_coverage(adata: AnnData, *, key: str = SCORES_KEY, dataset_id: str
     return cov[cov["signature"] != HUSI_KEY].reset_index(drop=True)
 
 
-def run_dataset(
+def compute_dataset(
     dataset_id: str,
     *,
     signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
@@ -355,7 +453,8 @@ def run_dataset(
     groupby: str = CELL_TYPE_KEY,
     sample_key: str = SAMPLE_KEY,
 ) -> DatasetResult:
-    """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
+    """Load, score and summarise one registry dataset; returns every table (:class:`DatasetResult`)
+    and writes nothing (:func:`write_tables` does; :func:`run_dataset` does both).
 
     ``adata`` (optional): an already loaded and harmonised object (``obs[groupby]``,
     ``obs[sample_key]``, log-normalised ``X``; ``uns["provenance"]`` with ``cancer_type`` and ``value_type``,
@@ -363,8 +462,8 @@ def run_dataset(
     own data (:func:`sasp_atlas.atlas.run_user_file`).
     ``min_cells``: cell types with fewer cells are flagged in ``celltype_scores``.
 
-    Files written (``out_dir`` defaults to ``results/``):
-    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean and effect sizes with
+    The tables (:data:`TABLE_FILES` names each one's file under ``tables/datasets/<id>/``):
+    ``celltype_scores.csv`` (per cell type: mean and effect sizes with
     random-effects intervals over samples, evidence, p and q values, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
     ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
     cell type), ``null.csv`` (each cell type's mean against ``n_null`` expression-matched random
@@ -380,8 +479,8 @@ def run_dataset(
     summarised over tumours: :func:`sasp_atlas.stats.communication.sasp_communication`, with the
     ligand's class), ``sasp_sender_split.csv`` (SASP-high vs SASP-low senders of each type,
     :func:`sasp_atlas.stats.communication.sasp_sender_split`),
-    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP), and the class table
-    ``tables/sasp_classes.csv`` (:func:`sasp_atlas.genes.sasp_classes`).
+    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP). The class table they refer
+    to, ``tables/sasp_classes.csv``, is written once per build (:func:`write_class_table`).
 
     Parameters
     ----------
@@ -395,7 +494,7 @@ def run_dataset(
         Seed of the ``scanpy`` method's control draw and of the display-only embedding; written into
         every table. The default method and every statistic are seed-free, so the tables do not change with it.
     out_dir
-        Results folder (default ``results/``).
+        Results folder (default ``results/``): its signature validity table labels the rows.
     mirror
         Local mirror folder for the registry files.
     with_embedding
@@ -488,6 +587,7 @@ def run_dataset(
         communication = pd.DataFrame(columns=COMMUNICATION_COLUMNS)
         sender_split = pd.DataFrame(columns=SPLIT_COLUMNS)
         communication.attrs["skipped"] = sender_split.attrs["skipped"] = skip
+        adata.uns[SKIPPED_KEY] = {"sasp_communication": skip, "sasp_sender_split": skip}
     else:
         communication = sasp_communication(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
         sender_split = sasp_sender_split(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
@@ -520,24 +620,7 @@ def run_dataset(
     if "X_umap" in adata.obsm:
         cells["umap_1"], cells["umap_2"] = adata.obsm["X_umap"][:, 0], adata.obsm["X_umap"][:, 1]
     cells.index.name = "cell"
-    out = results_dir(out_dir) / "tables" / "datasets" / dataset_id
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "celltype_scores.csv", index=False, float_format="%.6g")
-    cov.to_csv(out / "coverage.csv", index=False)
-    samples.to_csv(out / "sample_celltype_scores.csv", index=False, float_format="%.6g")
-    genes.to_csv(out / "gene_decomposition.csv", index=False, float_format="%.6g")
-    null.to_csv(out / "null.csv", index=False, float_format="%.6g")
-    method_means.to_csv(out / "method_means.csv", index=False, float_format="%.6g")
-    method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
-    class_scores.to_csv(out / "sasp_class_scores.csv", index=False, float_format="%.6g")
-    class_samples.to_csv(out / "sample_sasp_class_scores.csv", index=False, float_format="%.6g")
-    communication.to_csv(out / "sasp_communication.csv", index=False, float_format="%.6g")
-    sender_split.to_csv(out / "sasp_sender_split.csv", index=False, float_format="%.6g")
-    husi_assoc.to_csv(out / "sasp_husi_association.csv", index=False, float_format="%.6g")
-    husi_samples.to_csv(out / "sample_sasp_husi_association.csv", index=False, float_format="%.6g")
-    _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
-    cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
-    log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
+    log.info("%s: %d cells scored for %d signatures", dataset_id, adata.n_obs, len(sigs))
     return DatasetResult(
         dataset_id,
         adata,
@@ -556,6 +639,48 @@ def run_dataset(
         husi_assoc,
         husi_samples,
     )
+
+
+def run_dataset(
+    dataset_id: str,
+    *,
+    signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    method: str = DEFAULT_METHOD,
+    random_state: int = 0,
+    out_dir: str | Path | None = None,
+    mirror: str | None = None,
+    with_embedding: bool = True,
+    adata: AnnData | None = None,
+    n_null: int = N_NULL,
+    compare_methods: tuple[str, ...] = COMPARED_METHODS,
+    min_cells: int = 10,
+    value_type: str | None = None,
+    key: str = SCORES_KEY,
+    groupby: str = CELL_TYPE_KEY,
+    sample_key: str = SAMPLE_KEY,
+) -> DatasetResult:
+    """:func:`compute_dataset` and :func:`write_tables`: every table of one dataset under
+    ``<out_dir>/tables/datasets/<id>/`` (``out_dir`` defaults to ``results/``); the same parameters.
+    Returns the :class:`DatasetResult`."""
+    res = compute_dataset(
+        dataset_id,
+        signatures=signatures,
+        method=method,
+        random_state=random_state,
+        out_dir=out_dir,
+        mirror=mirror,
+        with_embedding=with_embedding,
+        adata=adata,
+        n_null=n_null,
+        compare_methods=compare_methods,
+        min_cells=min_cells,
+        value_type=value_type,
+        key=key,
+        groupby=groupby,
+        sample_key=sample_key,
+    )
+    write_tables(res, out_dir)
+    return res
 
 
 def _record_value_type(adata: AnnData, value_type: str | None) -> None:
@@ -666,19 +791,13 @@ def catalogue_coverage(
     return cov
 
 
-def _write_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write a CSV under a temporary name and rename it: page kernels running in parallel may collect
-    (and read) the same combined tables, and must never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
-
-
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
+    """Once per build, after every dataset's tables are written and before the pages that read them
+    (:func:`read_collected_tables`): concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
     tables); pool the samples of every cancer type into ``tables/meta_analysis.csv``
     (:func:`sasp_atlas.stats.meta_analysis`); read ``tables/coverage.csv`` (all signatures x datasets,
-    :func:`catalogue_coverage`) and the Table 2 checks when they exist."""
+    :func:`catalogue_coverage`) and the Table 2 checks when they exist; write the class table
+    (:func:`write_class_table`). Returns ``{name: table}``."""
     base = results_dir(out_dir) / "tables"
     ids = dataset_ids or sorted(p.name for p in (base / "datasets").iterdir() if p.is_dir())
     out = {}
@@ -687,8 +806,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     for name in ("table2_checks", "crosswalk"):
         if (base / f"{name}.csv").exists():
             out[name] = pd.read_csv(base / f"{name}.csv")
-    if (base / "sasp_classes.csv").exists():
-        out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
+    out["sasp_classes"] = pd.read_csv(write_class_table(out_dir))
     for name in (
         "celltype_scores",
         "sample_celltype_scores",
@@ -702,7 +820,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     ):
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
-        _write_atomic(df, base / f"{name}.csv")
+        df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
         out[name] = df
     known = {d.id: d["cancer_type"] for d in list_datasets()}
     cancer = {
@@ -719,6 +837,32 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
         celltype=out["celltype_scores"],
     )
     meta = with_validity(meta, read_validity_labels(out_dir))
-    _write_atomic(meta, base / "meta_analysis.csv")
+    meta.to_csv(base / "meta_analysis.csv", index=False, float_format="%.6g")
     out["meta_analysis"] = meta
     return out
+
+
+#: the combined tables of :func:`collect_tables`, in ``tables/``
+COLLECTED_TABLES = (
+    "coverage",
+    "table2_checks",
+    "crosswalk",
+    "sasp_classes",
+    "celltype_scores",
+    "sample_celltype_scores",
+    "gene_decomposition",
+    "null",
+    "method_means",
+    "method_concordance",
+    "sasp_class_scores",
+    "sasp_communication",
+    "sasp_husi_association",
+    "meta_analysis",
+)
+
+
+def read_collected_tables(out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """``{name: table}`` of the combined tables :func:`collect_tables` wrote under ``<out_dir>/tables/``
+    (those present): what the atlas, Table 2 and catalogue pages read; they compute nothing."""
+    base = results_dir(out_dir) / "tables"
+    return {name: pd.read_csv(base / f"{name}.csv") for name in COLLECTED_TABLES if (base / f"{name}.csv").exists()}
