@@ -248,11 +248,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_page(args) -> int:
-    if args.mirror:  # the page's kernel inherits it
-        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
     render_page = _api("site.report", "render_page")
     written = render_page(
-        args.dataset_id, args.out, signatures=args.signatures, method=args.method, random_state=args.random_state
+        args.dataset_id,
+        args.out,
+        signatures=args.signatures,
+        method=args.method,
+        random_state=args.random_state,
+        mirror=args.mirror,
     )
     for name, path in written.items():
         print(f"{name}\t{path}")
@@ -266,22 +269,12 @@ def cmd_page(args) -> int:
 
 
 def cmd_table2(args) -> int:
-    if args.mirror:
-        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
-    list_datasets, run_table2 = _api("sources", "list_datasets"), _api("atlas", "run_table2")
-    ids = [d.id for d in list_datasets(args.profile)]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    checks = run_table2(
-        ids,
-        out_dir=out.parent.parent if out.parent.name == "tables" else out.parent,
-        random_state=args.random_state,
-        out_csv=out,
-    )
+    run_profile_table2 = _api("atlas.build", "run_profile_table2")
+    checks = run_profile_table2(args.profile, args.out, mirror=args.mirror, random_state=args.random_state)
     counts = checks["verdict"].value_counts()
     for verdict, n in counts.items():
         console.print(f"{n:>4}  {verdict}")
-    console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {out}")
+    console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {args.out}")
     return 0
 
 

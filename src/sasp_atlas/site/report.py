@@ -21,6 +21,7 @@ from ..atlas import (
     score_user_file,
     score_user_file_dask,
 )
+from ..atlas.build import use_mirror
 from ..data import user_dataset_id
 from ..engines import DEFAULT_METHOD
 from ..sources import get_dataset, project_file
@@ -144,6 +145,7 @@ def render_page(
     signatures: list[str] | None = None,
     method: str = DEFAULT_METHOD,
     random_state: int = 0,
+    mirror: str | Path | None = None,
 ) -> dict[str, Path]:
     """``sasp-atlas page``: one registry dataset's page, executed locally as the build executes it.
 
@@ -152,8 +154,10 @@ def render_page(
     ``signatures``, ``method``, ``random_state``, ``results``); it leaves ``out_dir/<id>.ipynb`` (the
     executed notebook), ``out_dir/<id>.html`` (standalone, charts drawn offline, as
     :func:`render_report`) and the page's tables and figures in ``out_dir/<id>_files/``. The files
-    come from the mirror or the cache (``$SASP_ATLAS_MIRROR``). Returns ``{name: path}``.
+    come from ``mirror`` (which the page's kernel inherits: :func:`sasp_atlas.atlas.build.use_mirror`), else
+    ``$SASP_ATLAS_MIRROR`` or the cache. Returns ``{name: path}``.
     """
+    use_mirror(mirror)
     ds = get_dataset(dataset_id)  # an unknown id raises here, naming the registry's ids
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from .fetch import (
     pin_registry_entries,
     pin_registry_text,
 )
-from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
+from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, atlas_version, project_file
 from .registry import (
     TRUST_LEVELS,
     USER_TRUST,
@@ -31,6 +31,7 @@ from .registry import (
     list_datasets,
     list_ground_truth,
     list_unverified,
+    list_unverified_signatures,
     load_registry,
     load_resources,
     registry_path,
@@ -51,6 +52,7 @@ __all__ = [
     "get_resource",
     "list_datasets",
     "list_unverified",
+    "list_unverified_signatures",
     "load_registry",
     "load_resources",
     "registry_path",
@@ -71,6 +73,7 @@ __all__ = [
     "pin_registry_entries",
     "pin_registry_text",
     "atlas_package_version",
+    "atlas_version",
     "project_file",
     "BUNDLED_DIR",
     "CHECKOUT_DIR",
