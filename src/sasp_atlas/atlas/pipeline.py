@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -144,8 +145,8 @@ TABLE_FILES = {
 }
 #: the tables whose rows are counts and names only (written without rounding)
 _UNROUNDED = ("coverage",)
-#: ``adata.uns`` key recording why a table was not computed (``{table: reason}``; the pages say it)
-SKIPPED_KEY = "tables_skipped"
+#: the file beside a dataset's tables recording why a table was not computed (``{table: reason}``; the pages say it)
+SKIPPED_FILE = "skipped.json"
 
 
 def dataset_tables_dir(out_dir: str | Path | None, dataset_id: str) -> Path:
@@ -156,10 +157,22 @@ def dataset_tables_dir(out_dir: str | Path | None, dataset_id: str) -> Path:
 def write_tables(
     result: DatasetResult, out: str | Path | None = None, *, tables: Sequence[str] | None = None, flat: bool = False
 ) -> dict[str, Path]:
-    """Write the tables of ``result`` (:data:`TABLE_FILES`; ``tables``: only these) as CSV (floats to 6
-    significant digits) into ``<out>/tables/datasets/<id>/`` (:func:`dataset_tables_dir`), or, with
-    ``flat``, into ``out`` itself (``sasp-atlas score``). The one writer of every dataset table.
-    Returns ``{table: path}``."""
+    """Write the tables of ``result`` as CSV (floats to 6 significant digits): the one writer of every
+    dataset table (the build's pages, ``sasp-atlas score`` and its report). Why a table was not
+    computed (its ``attrs["skipped"]``) goes to :data:`SKIPPED_FILE` beside them. Returns ``{table: path}``.
+
+    Parameters
+    ----------
+    result
+        The tables of one dataset (:func:`compute_dataset`).
+    out
+        Results folder (default ``results/``): the tables go to ``<out>/tables/datasets/<id>/``
+        (:func:`dataset_tables_dir`), each named by :data:`TABLE_FILES`.
+    tables
+        Only these tables (names of :data:`TABLE_FILES`; default all).
+    flat
+        Write into ``out`` itself (``sasp-atlas score``'s ``celltype_scores.csv`` and ``coverage.csv``).
+    """
     folder = Path(out) if flat else dataset_tables_dir(out, result.dataset_id)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -171,6 +184,12 @@ def write_tables(
         else:
             table.to_csv(path, index=False, float_format=None if name in _UNROUNDED else "%.6g")
         written[name] = path
+    skipped = {
+        name: table.attrs["skipped"] for name in written if (table := getattr(result, name)).attrs.get("skipped")
+    }
+    (folder / SKIPPED_FILE).unlink(missing_ok=True)
+    if skipped:
+        (folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=1) + "\n")
     log.info("%s: %d tables -> %s", result.dataset_id, len(written), folder)
     return written
 
@@ -198,12 +217,22 @@ def _read_table(path: Path, **options) -> pd.DataFrame:
 
 
 def read_tables(out: str | Path | None, dataset_id: str, adata: AnnData) -> DatasetResult:
-    """The :class:`DatasetResult` that :func:`write_tables` wrote under ``out`` for ``dataset_id``, with
-    ``adata`` (the scored object, e.g. ``scored.h5ad``) attached: what a page or report renders
-    without computing again. A table recorded as not computed (``adata.uns["tables_skipped"]``) carries
-    the reason in ``attrs["skipped"]``."""
+    """The :class:`DatasetResult` that :func:`write_tables` wrote: what a page or report renders without
+    computing again. Empty text cells read as ``""`` and empty numbers as NaN, as computed; a table
+    recorded as not computed (:data:`SKIPPED_FILE`) carries the reason in ``attrs["skipped"]``.
+
+    Parameters
+    ----------
+    out
+        The results folder given to :func:`write_tables`.
+    dataset_id
+        The dataset (its folder ``<out>/tables/datasets/<dataset_id>/``).
+    adata
+        The scored object to attach as ``result.adata`` (e.g. ``scored.h5ad``; its ``uns["provenance"]``
+        is what the pages read).
+    """
     folder = dataset_tables_dir(out, dataset_id)
-    skipped = dict(adata.uns.get(SKIPPED_KEY, {}))
+    skipped = json.loads((folder / SKIPPED_FILE).read_text()) if (folder / SKIPPED_FILE).exists() else {}
     tables = {}
     for name, file in TABLE_FILES.items():
         table = _read_table(folder / file, index_col=0 if name == "cell_scores" else None)
@@ -587,7 +616,6 @@ def compute_dataset(
         communication = pd.DataFrame(columns=COMMUNICATION_COLUMNS)
         sender_split = pd.DataFrame(columns=SPLIT_COLUMNS)
         communication.attrs["skipped"] = sender_split.attrs["skipped"] = skip
-        adata.uns[SKIPPED_KEY] = {"sasp_communication": skip, "sasp_sender_split": skip}
     else:
         communication = sasp_communication(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
         sender_split = sasp_sender_split(adata, sample_key=sample_key, groupby=groupby, dataset_id=dataset_id)
@@ -659,9 +687,6 @@ def run_dataset(
     groupby: str = CELL_TYPE_KEY,
     sample_key: str = SAMPLE_KEY,
 ) -> DatasetResult:
-    """:func:`compute_dataset` and :func:`write_tables`: every table of one dataset under
-    ``<out_dir>/tables/datasets/<id>/`` (``out_dir`` defaults to ``results/``); the same parameters.
-    Returns the :class:`DatasetResult`."""
     res = compute_dataset(
         dataset_id,
         signatures=signatures,
@@ -681,6 +706,13 @@ def run_dataset(
     )
     write_tables(res, out_dir)
     return res
+
+
+run_dataset.__doc__ = """Load, score and summarise one registry dataset (:func:`compute_dataset`) and write every table under
+    ``<out_dir>/tables/datasets/<id>/`` (:func:`write_tables`; ``out_dir`` defaults to ``results/``).
+    Returns the :class:`DatasetResult` (``res.celltype_scores``, ``res.null``, ...).
+
+""" + compute_dataset.__doc__[compute_dataset.__doc__.index("    Parameters\n") :]
 
 
 def _record_value_type(adata: AnnData, value_type: str | None) -> None:

@@ -17,7 +17,6 @@ import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +260,6 @@ def figure_id(kind: str, **params: Any) -> str:
     return FIGURES[kind].id.format(**params)
 
 
-@lru_cache(maxsize=4)
 def _dataset_sources(datasets: list[Dataset]) -> list[str]:
     out = []
     for d in datasets:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def atlas_package_version() -> str:
         return "0+unknown"
 
 
+@lru_cache(maxsize=4)
 def atlas_version(root: str | Path | None = None) -> dict[str, str]:
     """Package version and git commit of the build (``$SASP_ATLAS_COMMIT`` overrides git; git is
     asked in ``root``, else in the source checkout, else in the working directory)."""
