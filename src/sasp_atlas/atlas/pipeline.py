@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -669,45 +671,14 @@ def compute_dataset(
     )
 
 
-def run_dataset(
-    dataset_id: str,
-    *,
-    signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
-    method: str = DEFAULT_METHOD,
-    random_state: int = 0,
-    out_dir: str | Path | None = None,
-    mirror: str | None = None,
-    with_embedding: bool = True,
-    adata: AnnData | None = None,
-    n_null: int = N_NULL,
-    compare_methods: tuple[str, ...] = COMPARED_METHODS,
-    min_cells: int = 10,
-    value_type: str | None = None,
-    key: str = SCORES_KEY,
-    groupby: str = CELL_TYPE_KEY,
-    sample_key: str = SAMPLE_KEY,
-) -> DatasetResult:
-    res = compute_dataset(
-        dataset_id,
-        signatures=signatures,
-        method=method,
-        random_state=random_state,
-        out_dir=out_dir,
-        mirror=mirror,
-        with_embedding=with_embedding,
-        adata=adata,
-        n_null=n_null,
-        compare_methods=compare_methods,
-        min_cells=min_cells,
-        value_type=value_type,
-        key=key,
-        groupby=groupby,
-        sample_key=sample_key,
-    )
-    write_tables(res, out_dir)
+def run_dataset(dataset_id: str, **options: Any) -> DatasetResult:
+    res = compute_dataset(dataset_id, **options)
+    write_tables(res, options.get("out_dir"))
     return res
 
 
+# one signature and one parameter text for both (compute_dataset's), as docrep shares them
+run_dataset.__signature__ = inspect.signature(compute_dataset)
 run_dataset.__doc__ = """Load, score and summarise one registry dataset (:func:`compute_dataset`) and write every table under
     ``<out_dir>/tables/datasets/<id>/`` (:func:`write_tables`; ``out_dir`` defaults to ``results/``).
     Returns the :class:`DatasetResult` (``res.celltype_scores``, ``res.null``, ...).
@@ -823,6 +794,22 @@ def catalogue_coverage(
     return cov
 
 
+#: the per-dataset tables :func:`collect_tables` concatenates over datasets into ``tables/<name>.csv``
+CONCATENATED_TABLES = (
+    "celltype_scores",
+    "sample_celltype_scores",
+    "gene_decomposition",
+    "null",
+    "method_means",
+    "method_concordance",
+    "sasp_class_scores",
+    "sasp_communication",
+    "sasp_husi_association",
+)
+#: every combined table of :func:`collect_tables` in ``tables/`` (:func:`read_collected_tables` reads them)
+COLLECTED_TABLES = ("coverage", "table2_checks", "crosswalk", "sasp_classes", *CONCATENATED_TABLES, "meta_analysis")
+
+
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Once per build, after every dataset's tables are written and before the pages that read them
     (:func:`read_collected_tables`): concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
@@ -839,17 +826,7 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
         if (base / f"{name}.csv").exists():
             out[name] = pd.read_csv(base / f"{name}.csv")
     out["sasp_classes"] = pd.read_csv(write_class_table(out_dir))
-    for name in (
-        "celltype_scores",
-        "sample_celltype_scores",
-        "gene_decomposition",
-        "null",
-        "method_means",
-        "method_concordance",
-        "sasp_class_scores",
-        "sasp_communication",
-        "sasp_husi_association",
-    ):
+    for name in CONCATENATED_TABLES:
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
         df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
@@ -872,25 +849,6 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     meta.to_csv(base / "meta_analysis.csv", index=False, float_format="%.6g")
     out["meta_analysis"] = meta
     return out
-
-
-#: the combined tables of :func:`collect_tables`, in ``tables/``
-COLLECTED_TABLES = (
-    "coverage",
-    "table2_checks",
-    "crosswalk",
-    "sasp_classes",
-    "celltype_scores",
-    "sample_celltype_scores",
-    "gene_decomposition",
-    "null",
-    "method_means",
-    "method_concordance",
-    "sasp_class_scores",
-    "sasp_communication",
-    "sasp_husi_association",
-    "meta_analysis",
-)
 
 
 def read_collected_tables(out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
