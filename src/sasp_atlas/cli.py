@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -376,24 +377,10 @@ def cmd_publish(args) -> int:
     return 0
 
 
-#: the ``score`` options that describe the user's file: the fields of ``sasp_atlas.atlas.UserOptions``
-USER_OPTION_FIELDS = (
-    "cell_type_key",
-    "sample_key",
-    "species",
-    "malignant_key",
-    "cancer_type",
-    "min_cells",
-    "layer",
-    "gene_symbols_key",
-    "value_type",
-)
-
-
 def _user_options(args) -> dict:
-    """The :class:`sasp_atlas.atlas.UserOptions` fields given on the ``score`` command line (a test checks
-    that :data:`USER_OPTION_FIELDS` names every field)."""
-    return {name: getattr(args, name) for name in USER_OPTION_FIELDS}
+    """The fields of :class:`sasp_atlas.atlas.UserOptions` (the one definition of the options that describe
+    a user's file) as given on the ``score`` command line; each field is an option of the same name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(_api("atlas.user", "UserOptions"))}
 
 
 def cmd_score(args) -> int:
