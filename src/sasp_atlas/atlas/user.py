@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -365,7 +366,7 @@ def score_user_file_dask(
     workers: int = 2,
     memory_limit: str = "auto",
     report_cells: int = 0,
-    on_connect=None,
+    on_connect: Callable[[int, str], None] | None = None,
     **score_options: Any,
 ) -> dict[str, Path]:
     """:func:`score_user_file` with ``lazy=True`` on a dask cluster: connect to ``scheduler`` (an address
@@ -383,9 +384,8 @@ def score_user_file_dask(
     if scheduler:
         client = distributed.Client(scheduler)
     else:
-        with dask.config.set(
-            lazy_import("sasp_atlas.engines", "local_worker_config")()
-        ):  # one zarr decoding thread per 1-thread worker
+        worker_config = lazy_import("sasp_atlas.engines", "local_worker_config")()
+        with dask.config.set(worker_config):  # one zarr decoding thread per 1-thread worker
             cluster = distributed.LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
