@@ -28,10 +28,10 @@ import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 
 policy.setup_page()
-from sasp_atlas.atlas import DEFAULT_SIGNATURES, collect_tables
+from sasp_atlas.atlas import DEFAULT_SIGNATURES, read_collected_tables
 
 signatures = list(signatures or DEFAULT_SIGNATURES)
-tables = collect_tables(results)
+tables = read_collected_tables(results)  # written once by the build (collect_tables) before this page
 celltype = tables["celltype_scores"]
 celltype = celltype[celltype["method"] == method]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(celltype["dataset"].unique())]

@@ -26,12 +26,12 @@ import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 
 policy.setup_page()
-from sasp_atlas.atlas import collect_tables
+from sasp_atlas.atlas import read_collected_tables
 from sasp_atlas.genes import catalogue as catalogue_records
 from sasp_atlas.genes import jaccard_matrix, list_signatures
 
 catalogue = list_signatures()
-coverage = collect_tables(results)["coverage"]
+coverage = read_collected_tables(results)["coverage"]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(coverage["dataset"].unique())]
 
 # %% [markdown]

@@ -24,10 +24,9 @@ signatures = None  # None: sasp_atlas.atlas.DEFAULT_SIGNATURES
 method = "expected"  # the seed-free control-gene score (sasp_atlas.engines.DEFAULT_METHOD)
 random_state = 0
 results = "results"
-input_h5ad = None  # a user's .h5ad (sasp-atlas score) instead of the registry entry
-user_options = {}  # options for sasp_atlas.data.load_user_data (cell_type_key, sample_key, species, ...)
-report_cells = None  # a report_cells.h5ad of sasp-atlas score --dask (the report's cells; input_h5ad names the file)
-all_cells_table = None  # that run's celltype_scores.csv of all cells (compared in the report's banner)
+input_h5ad = None  # a user's file (sasp-atlas score) instead of the registry entry: the report of its run
+scored_h5ad = None  # that run's scored.h5ad (or report_cells.h5ad of --dask); its tables are under `results`
+all_cells_table = None  # --dask: that run's celltype_scores.csv of all cells (compared in the report's banner)
 
 # %% tags=["remove-cell"]
 from IPython.display import Markdown, display
@@ -37,15 +36,11 @@ from sasp_atlas.site import figures, pages, policy, references
 from sasp_atlas.stats import communication
 
 policy.setup_page()
-from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, run_dataset, run_report_cells, run_user_file
+from sasp_atlas.atlas import COMPARED_METHODS, DEFAULT_SIGNATURES, read_scored_tables, run_dataset
 
 signatures = list(signatures or DEFAULT_SIGNATURES)
-if report_cells:
-    ds, res = run_report_cells(report_cells, signatures=signatures, method=method, random_state=random_state,
-                               out_dir=results, **user_options)
-elif input_h5ad:
-    ds, res = run_user_file(input_h5ad, signatures=signatures, method=method, random_state=random_state,
-                            out_dir=results, **user_options)
+if input_h5ad:  # sasp-atlas score computed once and wrote the tables: the report only reads them
+    ds, res = read_scored_tables(scored_h5ad, results)
 else:
     ds = sasp_atlas.get_dataset(dataset_id)
     res = run_dataset(ds.id, signatures=signatures, method=method, random_state=random_state, out_dir=results)
@@ -53,11 +48,12 @@ detail = policy.detail_signatures(signatures)
 prov = res.adata.uns["provenance"]
 fig = dict(datasets=[ds], method=method, page_depth=2, results=results)
 site_page = not input_h5ad  # the site cites with footnotes; a user's standalone report does not
+subsample = res.adata.uns.get("report_subsample")  # sasp-atlas score --dask: the report's cells
 cited = references.cite_sources([ds], signatures) if site_page else ""
 
 # %% tags=["remove-input"]
-if report_cells:
-    display(Markdown(pages.report_subsample_markdown(res.adata.uns["report_subsample"], res.celltype_scores,
+if subsample:
+    display(Markdown(pages.report_subsample_markdown(subsample, res.celltype_scores,
                                                      all_cells_table)))
 display(Markdown(pages.dataset_motivation(ds, res.celltype_scores, cite=cited)))
 
@@ -183,7 +179,7 @@ display(Markdown(pages.signature_sources_markdown(signatures)))
 
 # %% tags=["remove-input"]
 display(Markdown(pages.reproduce_markdown(ds.id, method=method, random_state=random_state,
-                                              input_h5ad=input_h5ad, lazy=bool(report_cells))))
+                                              input_h5ad=input_h5ad, lazy=bool(subsample))))
 
 # %% [markdown]
 # ## Key takeaways

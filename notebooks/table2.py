@@ -26,10 +26,10 @@ import sasp_atlas
 from sasp_atlas.site import figures, pages, policy, references
 
 policy.setup_page()
-from sasp_atlas.atlas import collect_tables
+from sasp_atlas.atlas import read_collected_tables
 from sasp_atlas.genes import signature_record
 
-checks = collect_tables(results)["table2_checks"]
+checks = read_collected_tables(results)["table2_checks"]
 datasets = [sasp_atlas.get_dataset(d) for d in sorted(checks["dataset"].unique())]
 review = references.signature_key(signature_record(checks["signature"].iloc[0]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -20,8 +21,6 @@ from rich.table import Table
 from ._lazy import lazy_import
 
 console = Console(stderr=True)
-#: inputs larger than this are scored lazily (sasp-atlas score --dask)
-LAZY_BYTES = 4 * 2**30
 #: defaults shown in --help without importing the layers that define them (a test checks they agree:
 #: ``engines.DEFAULT_METHOD`` and ``atlas.REPORT_CELLS``)
 DEFAULT_METHOD = "expected"
@@ -279,11 +278,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_page(args) -> int:
-    if args.mirror:  # the page's kernel inherits it
-        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
     render_page = _api("site.report", "render_page")
     written = render_page(
-        args.dataset_id, args.out, signatures=args.signatures, method=args.method, random_state=args.random_state
+        args.dataset_id,
+        args.out,
+        signatures=args.signatures,
+        method=args.method,
+        random_state=args.random_state,
+        mirror=args.mirror,
     )
     for name, path in written.items():
         print(f"{name}\t{path}")
@@ -297,22 +299,12 @@ def cmd_page(args) -> int:
 
 
 def cmd_table2(args) -> int:
-    if args.mirror:
-        os.environ["SASP_ATLAS_MIRROR"] = str(Path(args.mirror).resolve())
-    list_datasets, run_table2 = _api("sources", "list_datasets"), _api("atlas", "run_table2")
-    ids = [d.id for d in list_datasets(args.profile)]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    checks = run_table2(
-        ids,
-        out_dir=out.parent.parent if out.parent.name == "tables" else out.parent,
-        random_state=args.random_state,
-        out_csv=out,
-    )
+    run_profile_table2 = _api("atlas.build", "run_profile_table2")
+    checks = run_profile_table2(args.profile, args.out, mirror=args.mirror, random_state=args.random_state)
     counts = checks["verdict"].value_counts()
     for verdict, n in counts.items():
         console.print(f"{n:>4}  {verdict}")
-    console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {out}")
+    console.print(f"[green]Table 2[/green]: {len(checks)} row x dataset checks -> {args.out}")
     return 0
 
 
@@ -414,104 +406,41 @@ def cmd_publish(args) -> int:
     return 0
 
 
-def _lazy_input(args) -> bool:
-    """``--dask``, a zarr store (never read whole), or a file larger than :data:`LAZY_BYTES`."""
-    path = Path(args.input)
-    return args.dask or path.is_dir() or (path.is_file() and path.stat().st_size > LAZY_BYTES)
-
-
 def _user_options(args) -> dict:
-    """The options of :func:`sasp_atlas.data.load_user_data` given on the ``score`` command line."""
-    return {
-        "cell_type_key": args.cell_type_key,
-        "sample_key": args.sample_key,
-        "species": args.species,
-        "malignant_key": args.malignant_key,
-        "cancer_type": args.cancer_type,
-        "min_cells": args.min_cells,
-        "layer": args.layer,
-        "gene_symbols_key": args.gene_symbols_key,
-        "value_type": args.value_type,
-    }
-
-
-def _cmd_score_dask(args) -> dict[str, Path]:
-    """The lazy path: connect to ``--scheduler`` or start a LocalCluster on 127.0.0.1 (closed at the end);
-    the report is computed in this process on the ``--report-cells`` subsample."""
-    dask, (Client, LocalCluster) = (
-        lazy_import("dask"),
-        (lazy_import("distributed", n) for n in ("Client", "LocalCluster")),
-    )
-    InputError, local_worker_config = _api("data", "InputError"), _api("engines", "local_worker_config")
-    DEFAULT_SIGNATURES, score_user_file = _api("atlas", "DEFAULT_SIGNATURES", "score_user_file")
-    render_report = _api("site.report", "render_report")
-    if not args.no_report and args.report_cells < 1:
-        raise InputError(f"--report-cells must be at least 1, not {args.report_cells} (or pass --no-report)")
-    cluster = None
-    if args.scheduler:
-        client = Client(args.scheduler)
-    else:
-        with dask.config.set(local_worker_config()):  # one zarr decoding thread per 1-thread worker
-            cluster = LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                memory_limit=args.memory_limit,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
-        client = Client(cluster)
-    console.print(f"dask: {len(client.scheduler_info()['workers'])} worker(s) at {client.scheduler.address}")
-    try:
-        written = score_user_file(
-            args.input,
-            args.out,
-            signatures=args.signatures,
-            method=args.method,
-            **_user_options(args),
-            lazy=True,
-            chunk_rows=args.chunk_rows,
-            progress=not args.no_progress,
-            report_cells=0 if args.no_report else args.report_cells,
-        )
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    if not args.no_report:
-        console.print(
-            f"report: computed in this process on the {args.report_cells:,}-cell (at most) subsample "
-            f"{written['report_cells']}"
-        )
-        written["report"] = render_report(
-            Path(args.input),
-            Path(args.out),
-            user_options=_user_options(args),
-            signatures=list(args.signatures or DEFAULT_SIGNATURES),
-            method=args.method,
-            random_state=0,
-            title=f"SASP signature scores: {Path(args.input).name}",
-            report_cells=written["report_cells"],
-        )
-    return written
+    """The fields of :class:`sasp_atlas.atlas.UserOptions` (the one definition of the options that describe
+    a user's file) as given on the ``score`` command line; each field is an option of the same name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(_api("atlas.user", "UserOptions"))}
 
 
 def cmd_score(args) -> int:
     InputError, InputWarning = _api("data", "InputError", "InputWarning")
     score_and_report = _api("site.report", "score_and_report")
+
+    def connected(n_workers, address):
+        console.print(f"dask: {n_workers} worker(s) at {address}")
+
+    dask_options = {
+        "scheduler": args.scheduler,
+        "workers": args.workers,
+        "memory_limit": args.memory_limit,
+        "chunk_rows": args.chunk_rows,
+        "progress": not args.no_progress,
+        "report_cells": args.report_cells,
+        "on_connect": connected,
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:
-            if _lazy_input(args):
-                written = _cmd_score_dask(args)
-            else:
-                written = score_and_report(
-                    args.input,
-                    args.out,
-                    signatures=args.signatures,
-                    method=args.method,
-                    report=not args.no_report,
-                    **_user_options(args),
-                )
+            written = score_and_report(
+                args.input,
+                args.out,
+                signatures=args.signatures,
+                method=args.method,
+                report=not args.no_report,
+                dask=args.dask,
+                dask_options=dask_options,
+                **_user_options(args),
+            )
         except InputError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             return 2

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ALL_DATASETS, MIRROR, PROJECT_ROOT, REGISTRY_YAML, SOURCES_YAML, files_in
+from conftest import ALL_DATASETS, MIRROR, REGISTRY_YAML, SOURCES_YAML, files_in
 from conftest import registry_entry as _entry
 from conftest import write_registry as _write
 
@@ -163,13 +163,6 @@ def test_unverified_are_never_datasets():
     assert registry.get_unverified("zuani2024_nsclc_ebi")["url"].startswith("ftp://")
     with pytest.raises(KeyError, match="no_such"):
         registry.get_unverified("no_such")
-
-
-def test_unverified_sources_page_is_generated_from_the_registry():
-    page = PROJECT_ROOT / "book" / "unverified_sources.md"
-    assert page.read_text() == registry.unverified_markdown(), "regenerate: sasp_atlas.registry.unverified_markdown()"
-    for u in registry.list_unverified():
-        assert f"`{u['id']}`" in page.read_text()
 
 
 def test_crosswalk_blocks_are_registry_datasets():
@@ -387,7 +380,8 @@ def test_pin_registry_text_keeps_everything_else():
 
 # --------------------------------------------------------------------------- build pre-flight
 def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, no_network):
-    from sasp_atlas.site.book import preflight, print_unavailable_report
+    from sasp_atlas.atlas.build import preflight
+    from sasp_atlas.site.book import print_unavailable_report
 
     available, problems = preflight(registry.list_datasets("full"), profile="full")
     assert [d.id for d in available] == list(ALL_DATASETS)
@@ -426,14 +420,14 @@ def test_preflight_full_offline_reports_and_keeps_the_core(mirror, empty_cache, 
 
 
 def test_preflight_core_still_stops_on_a_missing_dataset(empty_cache, tmp_path, no_network):
-    from sasp_atlas.site.book import preflight
+    from sasp_atlas.atlas.build import preflight
 
     with pytest.raises(DataUnavailableError):
         preflight(registry.list_datasets("core"), profile="core", mirror=tmp_path / "empty")
 
 
 def test_preflight_with_nothing_available_raises_with_the_report(empty_cache, tmp_path, no_network):
-    from sasp_atlas.site.book import preflight
+    from sasp_atlas.atlas.build import preflight
 
     with pytest.raises(DataUnavailableError) as exc:
         preflight(full_entries(), profile="full", mirror=tmp_path / "empty")
@@ -517,9 +511,9 @@ def full_mirror(mirror, tmp_path, monkeypatch, empty_cache):
 def test_preflight_builds_what_it_has(full_mirror, tmp_path, no_network, empty_cache):
     """Available full datasets go on (read once, labels checked against the crosswalk); a full
     dataset whose documented-guess loader options do not fit the file is reported, not fatal."""
+    from sasp_atlas.atlas.build import preflight
     from sasp_atlas.data.load import _cache_key, load_dataset
     from sasp_atlas.site import pages
-    from sasp_atlas.site.book import preflight
 
     results = tmp_path / "results"
     available, problems = preflight(
@@ -610,7 +604,7 @@ def test_pinned_on_first_download_entry_lifecycle(https_server, empty_cache, tmp
     """Unpinned: never read, skipped by the full pre-flight with the command that fixes it. `registry pin`
     downloads once and records sha256, size, date and URL. Later: a different file at that URL is refused
     by name and never cached."""
-    from sasp_atlas.site.book import _how_to_provide, preflight
+    from sasp_atlas.atlas.build import how_to_provide, preflight
 
     monkeypatch.delenv("SASP_ATLAS_MIRROR", raising=False)
     url = f"{https_server['url']}/{NAME}"
@@ -626,7 +620,7 @@ def test_pinned_on_first_download_entry_lifecycle(https_server, empty_cache, tmp
     with pytest.raises(fetch.DataUnavailableError, match="not pinned"):
         preflight([ds], profile="full", mirror=None)  # nothing else available: the report is the error
     problem = {"dataset": ds, "status": "not pinned", "missing": ds.files, "detail": ""}
-    assert f"sasp-atlas registry pin {TNBC1}" in _how_to_provide(problem, None)
+    assert f"sasp-atlas registry pin {TNBC1}" in how_to_provide(problem, None)
 
     records = fetch.pin_dataset(TNBC1, registry=reg)
     sha = fetch.hashlib.sha256(PAYLOAD).hexdigest()

@@ -5,6 +5,7 @@ The seed is recorded in every output."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import subprocess
@@ -19,7 +20,7 @@ from conftest import MGH, TESTS_DIR
 from test_user import SIGS, user_adata, write
 
 from sasp_atlas.atlas import score_user_file
-from sasp_atlas.atlas.pipeline import run_dataset
+from sasp_atlas.atlas.pipeline import TABLE_FILES, DatasetResult, read_tables, run_dataset, write_tables
 from sasp_atlas.data import InputError
 
 
@@ -224,3 +225,36 @@ def test_run_dataset_takes_the_value_type_as_an_argument(tmp_path):
     assert adata.uns["provenance"]["value_type"] == "raw_counts"
     assert set(res.celltype_scores["cell_type"]) == {"A", "B"}
     assert (tmp_path / "tables" / "datasets" / "u" / "sasp_class_scores.csv").exists()
+
+
+def _small_result() -> DatasetResult:
+    cells = pd.DataFrame({"senmayo": [0.1, 0.2], "cell_type": ["B", "T"], "lineage": ["", ""]}, index=["c1", "c2"])
+    cells.index.name = "cell"
+    table = pd.DataFrame(
+        {"signature": ["senmayo", "husi"], "mean": [0.123456789, 0.5], "null_mean": [0.1, np.nan], "caveat": ["", "x"]}
+    )
+    empty = pd.DataFrame(columns=["ligand", "n_samples_found"])
+    empty.attrs["skipped"] = "one tumour only"
+    tables = {name: table for name in TABLE_FILES}
+    tables |= {"cell_scores": cells, "sasp_communication": empty, "sasp_sender_split": empty}
+    return DatasetResult("d1", ad.AnnData(np.zeros((2, 1))), **tables)
+
+
+def test_write_tables_then_read_tables_gives_the_tables_back(tmp_path):
+    """The one writer and its reader: every table of TABLE_FILES, 6 significant digits, empty text cells
+    as "", empty numbers NaN, and the reason a table was not computed."""
+    res = _small_result()
+    written = write_tables(res, tmp_path)
+    assert set(written) == set(TABLE_FILES)
+    assert all(p.parent == tmp_path / "tables" / "datasets" / "d1" for p in written.values())
+    back = read_tables(tmp_path, "d1", res.adata)
+    got = back.celltype_scores
+    assert got["mean"].tolist() == [0.123457, 0.5] and np.isnan(got["null_mean"][1])
+    assert got["caveat"].tolist() == ["", "x"]
+    assert back.cell_scores["lineage"].tolist() == ["", ""] and back.cell_scores.index.name == "cell"
+    assert back.sasp_communication.attrs["skipped"] == back.sasp_sender_split.attrs["skipped"] == "one tumour only"
+    assert "skipped" not in back.null.attrs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.null = got
+    flat = write_tables(res, tmp_path / "flat", tables=("celltype_scores", "coverage"), flat=True)
+    assert sorted(p.name for p in flat.values()) == ["celltype_scores.csv", "coverage.csv"]

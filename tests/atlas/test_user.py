@@ -5,7 +5,6 @@ Each test here backs a row of book/bad_inputs.md."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import anndata as ad
 import numpy as np
@@ -21,7 +20,6 @@ from sasp_atlas.data import user as data_user
 from sasp_atlas.data import validate as data_validate
 from sasp_atlas.genes.signatures import get_signature
 from sasp_atlas.site import figures, pages
-from sasp_atlas.site.report import render_report, score_and_report
 from sasp_atlas.sources.fetch import file_sha256
 
 SIGS = ["senmayo", "fridman_senescence_up"]
@@ -446,33 +444,6 @@ def test_low_coverage_is_flagged_and_a_signature_without_genes_refused(tmp_path)
         score_user_file(path, tmp_path / "out2", cell_type_key="annotation", sample_key="patient", signatures=SIGS)
 
 
-def test_cli_score(tmp_path, capsys):
-    from sasp_atlas.cli import main
-
-    path = write(user_adata(), tmp_path)
-    rc = main(["score", str(path), "--out", str(tmp_path / "bad"), "--cell-type-key", "celltype"])
-    err = " ".join(capsys.readouterr().err.split())
-    assert rc == 2 and "error: cell_type_key 'celltype' is not an obs column" in err
-    assert not (tmp_path / "bad").exists()
-    rc = main(
-        [
-            "score",
-            str(path),
-            "--out",
-            str(tmp_path / "ok"),
-            "--cell-type-key",
-            "annotation",
-            "--signatures",
-            *SIGS,
-            "--no-report",
-        ]
-    )
-    captured = capsys.readouterr()
-    assert rc == 0
-    assert "warning: no sample_key" in " ".join(captured.err.split())
-    assert f"celltype_scores\t{tmp_path / 'ok' / 'celltype_scores.csv'}" in captured.out
-
-
 # --------------------------------------------------------------------------- pages without a DOI
 def test_pages_and_captions_cope_with_an_empty_doi(tmp_path):
     ds, _ = load(write(user_adata(), tmp_path))
@@ -483,75 +454,3 @@ def test_pages_and_captions_cope_with_an_empty_doi(tmp_path):
     assert "doi:" not in source and source.startswith("user: User-provided data: user.h5ad. Files: file://")
     bib = figures._bibtex("fig-user-heatmap", "Heatmap", [ds], ["senmayo"])
     assert "data: User-provided data: user.h5ad" in bib and "data: doi:;" not in bib
-
-
-# --------------------------------------------------------------------------- the HTML report
-@pytest.mark.slow
-def test_report_is_standalone_and_draws_offline(tmp_path):
-    path = write(user_adata(), tmp_path)
-    out = tmp_path / "out"
-    written = score_and_report(path, out, cell_type_key="annotation", sample_key="patient", signatures=SIGS)
-    report = written["report"]
-    assert report == out / "report.html"
-    text = report.read_text()
-    assert text.count("<script>(function () {") == 1 and "window.vegaEmbed" in text  # the bundle, once, inline
-    assert "cdn.jsdelivr" not in text and "Traceback" not in text
-    assert "SASP signature scores: user.h5ad" in text and "User-provided data: user.h5ad" in text
-    assert 'href="report_files/figures/' in text and 'href="../../_static' not in text
-    n_charts = text.count('class="sasp-chart"')
-    assert n_charts >= 5
-    # a user's data gets the SASP composition and communication sections of the dataset pages
-    assert "SASP composition" in text and "SASP communication" in text and "sasp-composition" in text
-    comp = pd.read_csv(out / "report_files" / "tables" / "datasets" / "user" / "sasp_class_scores.csv")
-    comp = comp[comp["share"].notna()]
-    assert len(comp) and ((comp.groupby("cell_type")["share"].sum() - 1).abs() < 1e-5).all()
-    assert (out / "report_files" / "tables" / "datasets" / "user" / "sasp_communication.csv").exists()
-    # the page's own tables (computed in the notebook kernel) equal the ones written beside it
-    page_table = out / "report_files" / "tables" / "datasets" / "user" / "celltype_scores.csv"
-    assert page_table.read_bytes() == (out / "celltype_scores.csv").read_bytes()
-
-    from sasp_atlas.site.sitecheck import check_site, chromium_path
-
-    if chromium_path() is None:
-        pytest.skip("Debian chromium not installed: the offline drawing check needs it")
-    site = tmp_path / "site"
-    shutil.copytree(out / "report_files", site / "report_files")
-    shutil.copy(report, site / "index.html")
-    result = check_site(site)
-    (page,) = result["pages"]
-    assert page["charts"] == n_charts and page["drawn"] >= n_charts
-    assert page["external"] == [] and page["errors"] == 0 and result["ok"], page
-
-
-@pytest.mark.slow
-def test_a_failing_report_notebook_publishes_nothing(tmp_path):
-    import nbformat
-
-    from sasp_atlas.site.notebooks import NotebookFailed
-
-    nb = nbformat.v4.new_notebook(
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-    )
-    nb.cells = [
-        nbformat.v4.new_markdown_cell("# Page"),
-        nbformat.v4.new_code_cell("input_h5ad = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError('boom in the page')"),
-    ]
-    template = tmp_path / "template.ipynb"  # any jupytext-readable template
-    nbformat.write(nb, template)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.html").write_text("an older report")
-    with pytest.raises(NotebookFailed, match="the report notebook failed"):
-        render_report(
-            tmp_path / "user.h5ad",
-            out,
-            user_options={},
-            signatures=SIGS,
-            method="scanpy",
-            random_state=0,
-            title="t",
-            template=template,
-        )
-    assert not (out / "report.html").exists()
-    assert list(out.rglob("*.html")) == [] and list(out.rglob("*.ipynb")) == []

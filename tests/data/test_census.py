@@ -256,7 +256,7 @@ def test_cli_registry_pin_of_a_census_entry(census_registry, capsys, monkeypatch
 
 
 def test_preflight_reports_unpinned_and_unreachable_census_entries(census_registry, monkeypatch):
-    from sasp_atlas.site.book import preflight
+    from sasp_atlas.atlas.build import preflight
 
     # nothing else to build: preflight raises with its report (the build's end-of-run table has the same rows)
     ds = registry.get_dataset(LUAD, census_registry)

@@ -7,8 +7,11 @@ import pytest
 import yaml
 from conftest import PROJECT_ROOT
 
+from sasp_atlas.atlas import run_dataset
+from sasp_atlas.atlas.build import collect_atlas_tables
 from sasp_atlas.site.book import GENERATED_PAGE_DIRS
 from sasp_atlas.site.home import HOME_PAGE
+from sasp_atlas.site.notebooks import execute_page
 from sasp_atlas.sources.registry import list_datasets
 
 
@@ -96,3 +99,17 @@ def test_an_empty_project_folder_gets_the_packaged_pages(tmp_path):
     assert (tmp_path / "book" / "intro.md").read_text() == "# my own intro"
     assert (tmp_path / "_toc.yml").read_text() == (PROJECT_ROOT / "_toc.yml").read_text()
     assert prepare_project(PROJECT_ROOT) == PROJECT_ROOT.resolve()
+
+
+@pytest.mark.slow
+def test_the_atlas_pages_only_read_the_tables_collected_once(tmp_path):
+    """``build`` combines the tables once (:func:`sasp_atlas.atlas.build.collect_atlas_tables`) before the
+    Table 2, catalogue and atlas pages; the pages run on them and write no table (~90 s: one small dataset)."""
+    results = tmp_path / "results"
+    run_dataset("tirosh2016_oligodendroglioma", out_dir=results, with_embedding=False, n_null=100)
+    collect_atlas_tables(["tirosh2016_oligodendroglioma"], results)
+    written = {p: p.stat().st_mtime_ns for p in (results / "tables").rglob("*") if p.is_file()}
+    assert {"meta_analysis.csv", "sasp_classes.csv", "table2_checks.csv"} <= {p.name for p in written}
+    for name, params in (("table2", {}), ("catalogue", {}), ("atlas", {"method": "expected"})):
+        execute_page(name, tmp_path / "book" / f"{name}.ipynb", {"results": str(results), **params}, cwd=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in (results / "tables").rglob("*") if p.is_file()} == written

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sasp_atlas.sources.registry import list_datasets
+from conftest import PROJECT_ROOT
+
+from sasp_atlas.site import pages
+from sasp_atlas.sources.registry import list_datasets, list_unverified
 
 
 def test_reproduce_page_lists_every_registry_hash():
@@ -15,3 +18,12 @@ def test_reproduce_page_lists_every_registry_hash():
         for f in d.files:
             assert f["sha256"] in text
     assert "| scanpy |" in text
+
+
+def test_unverified_sources_page_is_generated_from_the_registry():
+    page = PROJECT_ROOT / "book" / "unverified_sources.md"
+    assert page.read_text() == pages.unverified_sources_markdown(), (
+        "regenerate: sasp_atlas.site.pages.unverified_sources_markdown()"
+    )
+    for u in list_unverified():
+        assert f"`{u['id']}`" in page.read_text()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import json
 import logging
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +73,13 @@ __all__ = [
     "run_table2",
     "catalogue_coverage",
     "collect_tables",
+    "compute_dataset",
+    "write_tables",
+    "write_class_table",
+    "read_tables",
+    "read_collected_tables",
+    "dataset_tables_dir",
+    "TABLE_FILES",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,8 +104,12 @@ def results_dir(base: str | Path | None = None) -> Path:
     return Path(base) if base else Path("results")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetResult:
+    """Every table of one dataset (:func:`compute_dataset`), and the scored ``adata``; written by
+    :func:`write_tables`, read back by :func:`read_tables`. Each table attribute is named by
+    :data:`TABLE_FILES`, which gives its file."""
+
     dataset_id: str
     adata: AnnData
     celltype_scores: pd.DataFrame
@@ -113,6 +126,122 @@ class DatasetResult:
     sasp_sender_split: pd.DataFrame | None = None
     husi_association: pd.DataFrame | None = None
     husi_association_samples: pd.DataFrame | None = None
+
+
+#: every table of a :class:`DatasetResult` and its file in the dataset's folder (``tables/datasets/<id>/``)
+TABLE_FILES = {
+    "celltype_scores": "celltype_scores.csv",
+    "coverage": "coverage.csv",
+    "sample_scores": "sample_celltype_scores.csv",
+    "gene_decomposition": "gene_decomposition.csv",
+    "null": "null.csv",
+    "method_means": "method_means.csv",
+    "method_concordance": "method_concordance.csv",
+    "sasp_class_scores": "sasp_class_scores.csv",
+    "sasp_class_samples": "sample_sasp_class_scores.csv",
+    "sasp_communication": "sasp_communication.csv",
+    "sasp_sender_split": "sasp_sender_split.csv",
+    "husi_association": "sasp_husi_association.csv",
+    "husi_association_samples": "sample_sasp_husi_association.csv",
+    "cell_scores": "cell_scores.csv.gz",
+}
+#: the tables whose rows are counts and names only (written without rounding)
+_UNROUNDED = ("coverage",)
+#: the file beside a dataset's tables recording why a table was not computed (``{table: reason}``; the pages say it)
+SKIPPED_FILE = "skipped.json"
+
+
+def dataset_tables_dir(out_dir: str | Path | None, dataset_id: str) -> Path:
+    """``<out_dir>/tables/datasets/<dataset_id>/``: the folder of one dataset's tables."""
+    return results_dir(out_dir) / "tables" / "datasets" / dataset_id
+
+
+def write_tables(
+    result: DatasetResult, out: str | Path | None = None, *, tables: Sequence[str] | None = None, flat: bool = False
+) -> dict[str, Path]:
+    """Write the tables of ``result`` as CSV (floats to 6 significant digits): the one writer of every
+    dataset table (the build's pages, ``sasp-atlas score`` and its report). Why a table was not
+    computed (its ``attrs["skipped"]``) goes to :data:`SKIPPED_FILE` beside them. Returns ``{table: path}``.
+
+    Parameters
+    ----------
+    result
+        The tables of one dataset (:func:`compute_dataset`).
+    out
+        Results folder (default ``results/``): the tables go to ``<out>/tables/datasets/<id>/``
+        (:func:`dataset_tables_dir`), each named by :data:`TABLE_FILES`.
+    tables
+        Only these tables (names of :data:`TABLE_FILES`; default all).
+    flat
+        Write into ``out`` itself (``sasp-atlas score``'s ``celltype_scores.csv`` and ``coverage.csv``).
+    """
+    folder = Path(out) if flat else dataset_tables_dir(out, result.dataset_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in tables or TABLE_FILES:
+        path = folder / TABLE_FILES[name]
+        table = getattr(result, name)
+        if name == "cell_scores":
+            table.to_csv(path, float_format="%.6g")
+        else:
+            table.to_csv(path, index=False, float_format=None if name in _UNROUNDED else "%.6g")
+        written[name] = path
+    skipped = {
+        name: table.attrs["skipped"] for name in written if (table := getattr(result, name)).attrs.get("skipped")
+    }
+    (folder / SKIPPED_FILE).unlink(missing_ok=True)
+    if skipped:
+        (folder / SKIPPED_FILE).write_text(json.dumps(skipped, indent=1) + "\n")
+    log.info("%s: %d tables -> %s", result.dataset_id, len(written), folder)
+    return written
+
+
+def write_class_table(out: str | Path | None = None) -> Path:
+    """``<out>/tables/sasp_classes.csv``: the SASP factor class of every gene with its source
+    (:func:`sasp_atlas.genes.sasp_classes`), the table the composition columns refer to."""
+    path = results_dir(out) / "tables" / "sasp_classes.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sasp_classes().to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def _read_table(path: Path, **options) -> pd.DataFrame:
+    """A table as :func:`write_tables` wrote it, with its empty cells as they were: an empty text cell is
+    ``""`` (a caveat, a flag), an empty number ``NaN``. A column is numeric when every non-empty cell is a
+    number; a column with no non-empty cell stays text."""
+    table = pd.read_csv(path, keep_default_na=False, **options)
+    for col in table.select_dtypes(include="object").columns:
+        text = table[col]
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        if (text != "").any() and numbers.notna().sum() == (text != "").sum():
+            table[col] = numbers
+    return table
+
+
+def read_tables(out: str | Path | None, dataset_id: str, adata: AnnData) -> DatasetResult:
+    """The :class:`DatasetResult` that :func:`write_tables` wrote: what a page or report renders without
+    computing again. Empty text cells read as ``""`` and empty numbers as NaN, as computed; a table
+    recorded as not computed (:data:`SKIPPED_FILE`) carries the reason in ``attrs["skipped"]``.
+
+    Parameters
+    ----------
+    out
+        The results folder given to :func:`write_tables`.
+    dataset_id
+        The dataset (its folder ``<out>/tables/datasets/<dataset_id>/``).
+    adata
+        The scored object to attach as ``result.adata`` (e.g. ``scored.h5ad``; its ``uns["provenance"]``
+        is what the pages read).
+    """
+    folder = dataset_tables_dir(out, dataset_id)
+    skipped = json.loads((folder / SKIPPED_FILE).read_text()) if (folder / SKIPPED_FILE).exists() else {}
+    tables = {}
+    for name, file in TABLE_FILES.items():
+        table = _read_table(folder / file, index_col=0 if name == "cell_scores" else None)
+        if name in skipped:
+            table.attrs["skipped"] = str(skipped[name])
+        tables[name] = table
+    return DatasetResult(dataset_id, adata, **tables)
 
 
 #: the display-only embedding is computed on at most this many cells (a seeded subsample; the page
@@ -337,7 +466,7 @@ def signature_coverage(adata: AnnData, *, key: str = SCORES_KEY, dataset_id: str
     return cov[cov["signature"] != HUSI_KEY].reset_index(drop=True)
 
 
-def run_dataset(
+def compute_dataset(
     dataset_id: str,
     *,
     signatures: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
@@ -355,7 +484,8 @@ def run_dataset(
     groupby: str = CELL_TYPE_KEY,
     sample_key: str = SAMPLE_KEY,
 ) -> DatasetResult:
-    """Load, score and summarise one registry dataset; write its tables under ``out_dir``.
+    """Load, score and summarise one registry dataset; returns every table (:class:`DatasetResult`)
+    and writes nothing (:func:`write_tables` does; :func:`run_dataset` does both).
 
     ``adata`` (optional): an already loaded and harmonised object (``obs[groupby]``,
     ``obs[sample_key]``, log-normalised ``X``; ``uns["provenance"]`` with ``cancer_type`` and ``value_type``,
@@ -363,8 +493,8 @@ def run_dataset(
     own data (:func:`sasp_atlas.atlas.run_user_file`).
     ``min_cells``: cell types with fewer cells are flagged in ``celltype_scores``.
 
-    Files written (``out_dir`` defaults to ``results/``):
-    ``tables/datasets/<id>/celltype_scores.csv`` (per cell type: mean and effect sizes with
+    The tables (:data:`TABLE_FILES` names each one's file under ``tables/datasets/<id>/``):
+    ``celltype_scores.csv`` (per cell type: mean and effect sizes with
     random-effects intervals over samples, evidence, p and q values, n), ``sample_celltype_scores.csv`` (per sample and cell type), ``coverage.csv``,
     ``gene_decomposition.csv`` (mean expression and fraction expressing of each signature gene per
     cell type), ``null.csv`` (each cell type's mean against ``n_null`` expression-matched random
@@ -380,8 +510,8 @@ def run_dataset(
     summarised over tumours: :func:`sasp_atlas.stats.communication.sasp_communication`, with the
     ligand's class), ``sasp_sender_split.csv`` (SASP-high vs SASP-low senders of each type,
     :func:`sasp_atlas.stats.communication.sasp_sender_split`),
-    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP), and the class table
-    ``tables/sasp_classes.csv`` (:func:`sasp_atlas.genes.sasp_classes`).
+    ``cell_scores.csv.gz`` (per-cell scores with cell type, sample and UMAP). The class table they refer
+    to, ``tables/sasp_classes.csv``, is written once per build (:func:`write_class_table`).
 
     Parameters
     ----------
@@ -395,7 +525,7 @@ def run_dataset(
         Seed of the ``scanpy`` method's control draw and of the display-only embedding; written into
         every table. The default method and every statistic are seed-free, so the tables do not change with it.
     out_dir
-        Results folder (default ``results/``).
+        Results folder (default ``results/``): its signature validity table labels the rows.
     mirror
         Local mirror folder for the registry files.
     with_embedding
@@ -520,24 +650,7 @@ def run_dataset(
     if "X_umap" in adata.obsm:
         cells["umap_1"], cells["umap_2"] = adata.obsm["X_umap"][:, 0], adata.obsm["X_umap"][:, 1]
     cells.index.name = "cell"
-    out = results_dir(out_dir) / "tables" / "datasets" / dataset_id
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "celltype_scores.csv", index=False, float_format="%.6g")
-    cov.to_csv(out / "coverage.csv", index=False)
-    samples.to_csv(out / "sample_celltype_scores.csv", index=False, float_format="%.6g")
-    genes.to_csv(out / "gene_decomposition.csv", index=False, float_format="%.6g")
-    null.to_csv(out / "null.csv", index=False, float_format="%.6g")
-    method_means.to_csv(out / "method_means.csv", index=False, float_format="%.6g")
-    method_conc.to_csv(out / "method_concordance.csv", index=False, float_format="%.6g")
-    class_scores.to_csv(out / "sasp_class_scores.csv", index=False, float_format="%.6g")
-    class_samples.to_csv(out / "sample_sasp_class_scores.csv", index=False, float_format="%.6g")
-    communication.to_csv(out / "sasp_communication.csv", index=False, float_format="%.6g")
-    sender_split.to_csv(out / "sasp_sender_split.csv", index=False, float_format="%.6g")
-    husi_assoc.to_csv(out / "sasp_husi_association.csv", index=False, float_format="%.6g")
-    husi_samples.to_csv(out / "sample_sasp_husi_association.csv", index=False, float_format="%.6g")
-    _write_atomic(classes, results_dir(out_dir) / "tables" / "sasp_classes.csv")
-    cells.to_csv(out / "cell_scores.csv.gz", float_format="%.6g")
-    log.info("%s: %d cells scored for %d signatures -> %s", dataset_id, adata.n_obs, len(sigs), out)
+    log.info("%s: %d cells scored for %d signatures", dataset_id, adata.n_obs, len(sigs))
     return DatasetResult(
         dataset_id,
         adata,
@@ -556,6 +669,21 @@ def run_dataset(
         husi_assoc,
         husi_samples,
     )
+
+
+def run_dataset(dataset_id: str, **options: Any) -> DatasetResult:
+    res = compute_dataset(dataset_id, **options)
+    write_tables(res, options.get("out_dir"))
+    return res
+
+
+# one signature and one parameter text for both (compute_dataset's), as docrep shares them
+run_dataset.__signature__ = inspect.signature(compute_dataset)
+run_dataset.__doc__ = """Load, score and summarise one registry dataset (:func:`compute_dataset`) and write every table under
+    ``<out_dir>/tables/datasets/<id>/`` (:func:`write_tables`; ``out_dir`` defaults to ``results/``).
+    Returns the :class:`DatasetResult` (``res.celltype_scores``, ``res.null``, ...).
+
+""" + compute_dataset.__doc__[compute_dataset.__doc__.index("    Parameters\n") :]
 
 
 def _record_value_type(adata: AnnData, value_type: str | None) -> None:
@@ -666,19 +794,29 @@ def catalogue_coverage(
     return cov
 
 
-def _write_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write a CSV under a temporary name and rename it: page kernels running in parallel may collect
-    (and read) the same combined tables, and must never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+#: the per-dataset tables :func:`collect_tables` concatenates over datasets into ``tables/<name>.csv``
+CONCATENATED_TABLES = (
+    "celltype_scores",
+    "sample_celltype_scores",
+    "gene_decomposition",
+    "null",
+    "method_means",
+    "method_concordance",
+    "sasp_class_scores",
+    "sasp_communication",
+    "sasp_husi_association",
+)
+#: every combined table of :func:`collect_tables` in ``tables/`` (:func:`read_collected_tables` reads them)
+COLLECTED_TABLES = ("coverage", "table2_checks", "crosswalk", "sasp_classes", *CONCATENATED_TABLES, "meta_analysis")
 
 
 def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
+    """Once per build, after every dataset's tables are written and before the pages that read them
+    (:func:`read_collected_tables`): concatenate the per-dataset tables into ``tables/celltype_scores.csv`` (and the other per-dataset
     tables); pool the samples of every cancer type into ``tables/meta_analysis.csv``
     (:func:`sasp_atlas.stats.meta_analysis`); read ``tables/coverage.csv`` (all signatures x datasets,
-    :func:`catalogue_coverage`) and the Table 2 checks when they exist."""
+    :func:`catalogue_coverage`) and the Table 2 checks when they exist; write the class table
+    (:func:`write_class_table`). Returns ``{name: table}``."""
     base = results_dir(out_dir) / "tables"
     ids = dataset_ids or sorted(p.name for p in (base / "datasets").iterdir() if p.is_dir())
     out = {}
@@ -687,22 +825,11 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
     for name in ("table2_checks", "crosswalk"):
         if (base / f"{name}.csv").exists():
             out[name] = pd.read_csv(base / f"{name}.csv")
-    if (base / "sasp_classes.csv").exists():
-        out["sasp_classes"] = pd.read_csv(base / "sasp_classes.csv")
-    for name in (
-        "celltype_scores",
-        "sample_celltype_scores",
-        "gene_decomposition",
-        "null",
-        "method_means",
-        "method_concordance",
-        "sasp_class_scores",
-        "sasp_communication",
-        "sasp_husi_association",
-    ):
+    out["sasp_classes"] = pd.read_csv(write_class_table(out_dir))
+    for name in CONCATENATED_TABLES:
         frames = [pd.read_csv(base / "datasets" / i / f"{name}.csv") for i in ids]
         df = pd.concat(frames, ignore_index=True)
-        _write_atomic(df, base / f"{name}.csv")
+        df.to_csv(base / f"{name}.csv", index=False, float_format="%.6g")
         out[name] = df
     known = {d.id: d["cancer_type"] for d in list_datasets()}
     cancer = {
@@ -719,6 +846,13 @@ def collect_tables(out_dir: str | Path | None = None, dataset_ids: list[str] | N
         celltype=out["celltype_scores"],
     )
     meta = with_validity(meta, read_validity_labels(out_dir))
-    _write_atomic(meta, base / "meta_analysis.csv")
+    meta.to_csv(base / "meta_analysis.csv", index=False, float_format="%.6g")
     out["meta_analysis"] = meta
     return out
+
+
+def read_collected_tables(out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """``{name: table}`` of the combined tables :func:`collect_tables` wrote under ``<out_dir>/tables/``
+    (those present): what the atlas, Table 2 and catalogue pages read; they compute nothing."""
+    base = results_dir(out_dir) / "tables"
+    return {name: pd.read_csv(base / f"{name}.csv") for name in COLLECTED_TABLES if (base / f"{name}.csv").exists()}

@@ -2,15 +2,19 @@
 
 The file is read and checked by :func:`sasp_atlas.data.load_user_data` (the same harmoniser,
 duplicate-gene policy and matrix checks as registry data) and scored and summarised by
-:func:`sasp_atlas.atlas.run_dataset`, exactly like a registry dataset. A file larger than memory
-(``lazy=True``, ``sasp-atlas score --dask``) takes :func:`score_user_file_lazy`: the same tables
-from a dask array of row chunks.
+:func:`sasp_atlas.atlas.compute_dataset`, exactly like a registry dataset, once; the tables are
+written by :func:`sasp_atlas.atlas.write_tables`, and the report renders from them. A file larger
+than memory (``lazy=True``, ``sasp-atlas score --dask``) takes :func:`score_user_file_lazy`: the same
+tables from a dask array of row chunks, on the cluster :func:`score_user_file_dask` starts or joins.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +32,27 @@ from ..data.validate import examples
 from ..engines import ALL_CELL_METHODS, DASK_METHODS, DEFAULT_METHOD, reduce_statistics
 from ..genes import present_genes, resolve_signatures
 from ..sources import Dataset
-from .pipeline import DEFAULT_SIGNATURES, N_NULL, DatasetResult, run_dataset, score_tables, signature_coverage
+from .pipeline import (
+    DEFAULT_SIGNATURES,
+    N_NULL,
+    DatasetResult,
+    compute_dataset,
+    read_tables,
+    score_tables,
+    signature_coverage,
+    write_class_table,
+    write_tables,
+)
 
 __all__ = [
+    "UserOptions",
     "run_user_file",
     "score_user_file",
     "score_user_file_lazy",
+    "score_user_file_dask",
+    "read_scored_tables",
+    "is_lazy_input",
+    "LAZY_BYTES",
     "check_signatures_present",
     "USER_OUTPUTS",
     "report_subsample",
@@ -42,8 +61,63 @@ __all__ = [
     "REPORT_CELLS",
 ]
 
+log = logging.getLogger(__name__)
+
 #: the files :func:`score_user_file` writes (``report.html`` is added by :mod:`sasp_atlas.site.report`)
 USER_OUTPUTS = ("celltype_scores.csv", "coverage.csv", "scored.h5ad")
+#: ``uns`` key of ``scored.h5ad`` holding its :class:`~sasp_atlas.sources.Dataset` record as JSON (the report reads it)
+DATASET_ENTRY_KEY = "dataset_entry"
+#: inputs larger than this are scored lazily (``sasp-atlas score --dask``)
+LAZY_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class UserOptions:
+    """How to read a user's file: the options of :func:`sasp_atlas.data.load_user_data` that ``sasp-atlas
+    score`` offers, defined once (the command line, :func:`score_user_file` and the report take them from here).
+
+    Attributes
+    ----------
+    cell_type_key
+        obs column of cell-type labels (``None``: a ``cell_type`` column if there is one).
+    sample_key
+        obs column of samples (patients); ``None``: one pseudo-sample (warned).
+    species
+        ``"human"`` or ``"mouse"``.
+    malignant_key
+        obs column of booleans marking malignant cells.
+    cancer_type
+        Free text for the tables and the report.
+    min_cells
+        Cell types with fewer cells are flagged.
+    layer
+        Score ``adata.layers[layer]`` (``"raw"``: ``adata.raw``) instead of ``X``.
+    gene_symbols_key
+        var column of gene symbols when ``var_names`` are Ensembl ids.
+    value_type
+        What the values are (``None``: detected).
+    """
+
+    cell_type_key: str | None = None
+    sample_key: str | None = None
+    species: str = "human"
+    malignant_key: str | None = None
+    cancer_type: str = "unknown"
+    min_cells: int = DEFAULT_MIN_CELLS
+    layer: str | None = None
+    gene_symbols_key: str | None = None
+    value_type: str | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keywords of :func:`sasp_atlas.data.load_user_data`."""
+        return asdict(self)
+
+
+def is_lazy_input(path: str | Path, *, dask: bool = False) -> bool:
+    """Whether ``sasp-atlas score`` reads ``path`` lazily: ``dask`` asked, a zarr store (never read
+    whole), or a file larger than :data:`LAZY_BYTES`."""
+    path = Path(path)
+    return dask or path.is_dir() or (path.is_file() and path.stat().st_size > LAZY_BYTES)
 
 
 def check_signatures_present(adata: AnnData, signatures: list[str]) -> None:
@@ -71,8 +145,10 @@ def run_user_file(
     with_embedding: bool = True,
     **options: Any,
 ) -> tuple[Dataset, DatasetResult]:
-    """Load a user's file (``options``: the keywords of :func:`sasp_atlas.data.load_user_data`) and run
-    :func:`sasp_atlas.atlas.run_dataset` on it; returns ``(Dataset record, result)``.
+    """Load a user's file and compute its tables with :func:`sasp_atlas.atlas.compute_dataset` (nothing
+    is written: :func:`sasp_atlas.atlas.write_tables` does); returns ``(Dataset record, result)``.
+    The result's ``adata.uns["dataset_entry"]`` holds the record (JSON), so a written ``scored.h5ad``
+    is enough to render the report (:func:`read_scored_tables`).
 
     Parameters
     ----------
@@ -85,17 +161,17 @@ def run_user_file(
     random_state
         The seed, recorded in every table.
     out_dir
-        Results folder of :func:`~sasp_atlas.atlas.run_dataset`.
+        Results folder whose signature validity table labels the rows (none: ``not assessed``).
     with_embedding
         Compute the display-only UMAP.
     **options
-        ``cell_type_key``, ``sample_key``, ``species``, ``malignant_key``, ``cancer_type``, ``min_cells``,
-        ``layer``, ``gene_symbols_key``, ``backed`` (see :func:`sasp_atlas.data.load_user_data`).
+        The fields of :class:`UserOptions`, and ``backed`` (see :func:`sasp_atlas.data.load_user_data`).
     """
     sigs = list(signatures or DEFAULT_SIGNATURES)
     ds, adata = load_user_data(path, **options)
     check_signatures_present(adata, sigs)
-    res = run_dataset(
+    adata.uns[DATASET_ENTRY_KEY] = json.dumps(ds.entry)
+    res = compute_dataset(
         ds.id,
         adata=adata,
         signatures=sigs,
@@ -108,29 +184,33 @@ def run_user_file(
     return ds, res
 
 
+def _write_scored(adata: AnnData, path: Path) -> Path:
+    """``scored.h5ad``: the harmonised object with its scores and the signature order they were asked in."""
+    adata.uns[SCORES_KEY]["signature_ids"] = list(adata.obsm[SCORES_KEY].columns)
+    adata.write_h5ad(path)
+    return path
+
+
 def score_user_file(
     path: str | Path,
     out_dir: str | Path,
     *,
-    cell_type_key: str | None = None,
-    sample_key: str | None = None,
     signatures: list[str] | None = None,
     method: str = DEFAULT_METHOD,
-    species: str = "human",
     random_state: int = 0,
-    malignant_key: str | None = None,
-    cancer_type: str = "unknown",
-    min_cells: int = DEFAULT_MIN_CELLS,
-    layer: str | None = None,
-    gene_symbols_key: str | None = None,
+    tables_dir: str | Path | None = None,
     lazy: bool = False,
-    value_type: str | None = None,
-    **lazy_options: Any,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: bool = False,
+    n_null: int = N_NULL,
+    report_cells: int = 0,
+    **options: Any,
 ) -> dict[str, Path]:
-    """Score a user's ``.h5ad`` and write the results to ``out_dir``.
+    """Score a user's ``.h5ad`` once and write the results to ``out_dir``.
 
-    Loads with :func:`sasp_atlas.data.load_user_data` (same keyword options), scores and summarises
-    with :func:`sasp_atlas.atlas.run_dataset` (no embedding) and writes exactly:
+    Loads with :func:`sasp_atlas.data.load_user_data` (``options``: the fields of :class:`UserOptions`),
+    computes with :func:`sasp_atlas.atlas.compute_dataset` and writes exactly
+    (:func:`sasp_atlas.atlas.write_tables`):
 
     * ``celltype_scores.csv`` — the atlas table (:data:`sasp_atlas.stats.CELLTYPE_COLUMNS`; the
       ``random_state`` column records the seed), ``flag`` using ``min_cells``;
@@ -138,8 +218,10 @@ def score_user_file(
     * ``scored.h5ad`` — the harmonised object with ``obsm[SCORES_KEY]`` (cells x signatures;
       :data:`sasp_atlas._constants.SCORES_KEY`) and ``uns[SCORES_KEY]`` (method, parameters including ``random_state``, genes used per signature).
 
-    The HTML report is the site layer's job (:func:`sasp_atlas.site.report.render_report`; the
-    ``sasp-atlas score`` command writes both). Returns ``{name: path}`` of the files written.
+    With ``tables_dir`` (the report's results folder), the same computation, with the display-only
+    embedding, also writes every table of a dataset page under ``tables_dir/tables/`` (as the build
+    does), so the report (:func:`sasp_atlas.site.report.render_report`) renders from the written files
+    and ``scored.h5ad`` and computes nothing again. Returns ``{name: path}`` of the files written.
 
     Parameters
     ----------
@@ -147,52 +229,61 @@ def score_user_file(
         The user's ``.h5ad``.
     out_dir
         Output folder (created).
-    cell_type_key, sample_key, species, malignant_key, cancer_type, min_cells, layer, gene_symbols_key, value_type
-        As for :func:`sasp_atlas.data.load_user_data`.
     signatures, method, random_state
         As for :func:`run_user_file`.
-    lazy, **lazy_options
+    tables_dir
+        Also write the page tables there (in memory; lazily: :func:`score_user_file_dask`).
+    lazy, chunk_rows, progress, n_null, report_cells
         Read the matrix lazily and compute on the current dask scheduler
-        (:func:`score_user_file_lazy`, options ``chunk_rows``, ``progress``,
-        ``n_null``): the same tables, and ``scored.zarr``/``scored.h5ad`` without the matrix.
+        (:func:`score_user_file_lazy`): the same tables, and ``scored.zarr``/``scored.h5ad`` without the matrix.
+    **options
+        The fields of :class:`UserOptions`.
     """
-    out = Path(out_dir)
-    options = {
-        "cell_type_key": cell_type_key,
-        "sample_key": sample_key,
-        "species": species,
-        "malignant_key": malignant_key,
-        "cancer_type": cancer_type,
-        "min_cells": min_cells,
-        "layer": layer,
-        "gene_symbols_key": gene_symbols_key,
-        "value_type": value_type,
-    }
+    opts = UserOptions(**options)
     if lazy:
         return score_user_file_lazy(
-            path, out_dir, signatures=signatures, method=method, random_state=random_state, **options, **lazy_options
+            path,
+            out_dir,
+            signatures=signatures,
+            method=method,
+            random_state=random_state,
+            chunk_rows=chunk_rows,
+            progress=progress,
+            n_null=n_null,
+            report_cells=report_cells,
+            **opts.as_kwargs(),
         )
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as no_validity:  # a user's rows are not labelled by any build's validity
         _, res = run_user_file(
             path,
             signatures=signatures,
             method=method,
             random_state=random_state,
-            out_dir=tmp,
-            with_embedding=False,
-            **options,
+            out_dir=no_validity,
+            with_embedding=tables_dir is not None,
+            **opts.as_kwargs(),
         )
-    out.mkdir(parents=True, exist_ok=True)
-    written = {
-        "celltype_scores": out / "celltype_scores.csv",
-        "coverage": out / "coverage.csv",
-        "scored": out / "scored.h5ad",
-    }
-    res.celltype_scores.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
-    res.coverage.to_csv(written["coverage"], index=False)
-    res.adata.uns[SCORES_KEY]["signature_ids"] = list(res.adata.obsm[SCORES_KEY].columns)
-    res.adata.write_h5ad(written["scored"])
+    out = Path(out_dir)
+    written = write_tables(res, out, tables=("celltype_scores", "coverage"), flat=True)
+    written["scored"] = _write_scored(res.adata, out / "scored.h5ad")
+    if tables_dir is not None:
+        write_tables(res, tables_dir)
+        write_class_table(tables_dir)
     return written
+
+
+def read_scored_tables(scored: str | Path, tables_dir: str | Path) -> tuple[Dataset, DatasetResult]:
+    """``(Dataset record, result)`` of a user's file scored by :func:`score_user_file` with ``tables_dir``:
+    the object ``scored`` (``scored.h5ad``, or the ``report_cells.h5ad`` of a lazily scored file) and
+    the tables written under ``tables_dir`` (:func:`sasp_atlas.atlas.read_tables`). What the report renders."""
+    adata = ad.read_h5ad(scored)
+    entry = adata.uns.get(DATASET_ENTRY_KEY) or adata.uns.get("report_subsample", {}).get("dataset_entry")
+    if entry is None:
+        raise InputError(
+            f"{scored} was not written by sasp-atlas score (no uns['{DATASET_ENTRY_KEY}']); score the file again"
+        )
+    ds = Dataset(json.loads(entry))
+    return ds, read_tables(tables_dir, ds.id, adata)
 
 
 # --------------------------------------------------------------------------- beyond memory (sasp-atlas score --dask)
@@ -212,11 +303,10 @@ def score_user_file_lazy(
 ) -> dict[str, Path]:
     """:func:`sasp_atlas.atlas.score_user_file` on a lazily read ``.zarr``/``.h5ad`` (see the module doc).
 
-    ``options``: ``cell_type_key``, ``sample_key``, ``species``, ``malignant_key``, ``cancer_type``,
-    ``layer``, ``gene_symbols_key`` of :func:`sasp_atlas.data.load_user_data`. ``report_cells > 0``
+    ``options``: the fields of :class:`UserOptions` but ``min_cells``. ``report_cells > 0``
     also writes ``report_cells.h5ad``: at most that many cells, drawn by :func:`report_subsample`
     (every sample x cell type kept, seeded by ``random_state``), harmonised and in memory, for the
-    report (:func:`run_report_cells`). Returns ``{name: path}``.
+    report (:func:`score_user_file_dask` computes its tables). Returns ``{name: path}``.
     """
     if method in ALL_CELL_METHODS:
         raise InputError(
@@ -252,8 +342,8 @@ def score_user_file_lazy(
         "coverage": out / "coverage.csv",
         "scored": out / ("scored.zarr" if as_zarr else "scored.h5ad"),
     }
-    table.to_csv(written["celltype_scores"], index=False, float_format="%.6g")
-    cov.to_csv(written["coverage"], index=False)
+    tables = DatasetResult(ds.id, adata, table, cov, *[pd.DataFrame()] * 6)  # the two tables written here
+    write_tables(tables, out, tables=("celltype_scores", "coverage"), flat=True)
     adata.uns[SCORES_KEY]["signature_ids"] = list(adata.obsm[SCORES_KEY].columns)
     scored = ad.AnnData(obs=adata.obs, var=adata.var, obsm={SCORES_KEY: adata.obsm[SCORES_KEY]}, uns=dict(adata.uns))
     scored.uns["matrix"] = f"not copied: the scored matrix is in {Path(path).name} ({prov.get('normalisation', '')})"
@@ -265,6 +355,63 @@ def score_user_file_lazy(
         written["report_cells"] = _write_report_cells(
             adata, ds, out / "report_cells.h5ad", max_cells=report_cells, random_state=random_state
         )
+    return written
+
+
+def score_user_file_dask(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    memory_limit: str = "auto",
+    report_cells: int = 0,
+    on_connect: Callable[[int, str], None] | None = None,
+    **score_options: Any,
+) -> dict[str, Path]:
+    """:func:`score_user_file` with ``lazy=True`` on a dask cluster: connect to ``scheduler`` (an address
+    such as ``tcp://host:8786``) or start a LocalCluster of ``workers`` one-thread worker processes on
+    127.0.0.1 (each limited to ``memory_limit``), closed at the end. ``report_cells``: cells of the
+    report's subsample (0: none; below 0 an :class:`~sasp_atlas.data.InputError`); its tables are
+    computed in this process after the cluster is closed, and written under ``score_options["tables_dir"]``
+    (then ``report_cells`` must be at least 1). ``on_connect(n_workers, address)`` is called once
+    connected (the command line prints it). ``score_options``: those of :func:`score_user_file`."""
+    tables_dir = score_options.pop("tables_dir", None)  # the report's tables: computed after the cluster closes
+    if report_cells < 0 or (tables_dir is not None and report_cells < 1):
+        raise InputError(f"--report-cells must be at least 1, not {report_cells} (or pass --no-report)")
+    dask, distributed = lazy_import("dask"), lazy_import("distributed")
+    cluster = None
+    if scheduler:
+        client = distributed.Client(scheduler)
+    else:
+        worker_config = lazy_import("sasp_atlas.engines", "local_worker_config")()
+        with dask.config.set(worker_config):  # one zarr decoding thread per 1-thread worker
+            cluster = distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                memory_limit=memory_limit,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+        client = distributed.Client(cluster)
+    if on_connect is not None:
+        on_connect(len(client.scheduler_info()["workers"]), client.scheduler.address)
+    try:
+        written = score_user_file(path, out_dir, lazy=True, report_cells=report_cells, **score_options)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if report_cells and tables_dir is not None:
+        _, res = run_report_cells(
+            written["report_cells"],
+            signatures=score_options.get("signatures"),
+            method=score_options.get("method", DEFAULT_METHOD),
+            random_state=score_options.get("random_state", 0),
+            min_cells=score_options.get("min_cells", DEFAULT_MIN_CELLS),
+        )
+        write_tables(res, tables_dir)
+        write_class_table(tables_dir)
     return written
 
 
@@ -359,13 +506,13 @@ def run_report_cells(
     **options: Any,
 ) -> tuple[Dataset, DatasetResult]:
     """:func:`sasp_atlas.atlas.run_dataset` on a ``report_cells.h5ad`` (:func:`read_report_cells`), with
-    the display-only embedding; the report of ``sasp-atlas score --dask``. ``options``: the run's
-    :func:`~sasp_atlas.data.load_user_data` options, as for :func:`run_user_file`; the cells are
-    already harmonised, so only ``min_cells`` is used."""
+    the display-only embedding; the report of ``sasp-atlas score --dask`` (nothing is written:
+    :func:`sasp_atlas.atlas.write_tables` does). ``options``: the run's :class:`UserOptions` fields;
+    the cells are already harmonised, so only ``min_cells`` is used."""
     sigs = list(signatures or DEFAULT_SIGNATURES)
     ds, adata = read_report_cells(path)
     check_signatures_present(adata, sigs)
-    res = run_dataset(
+    res = compute_dataset(
         ds.id,
         adata=adata,
         signatures=sigs,

@@ -1,9 +1,11 @@
-"""Book orchestration: papermill pages from the registry, then Jupyter Book 1.x.
+"""Book rendering: papermill pages from the registry, then Jupyter Book 1.x.
 
-Steps of :func:`build`: fetch every dataset of the profile (verified; for ``--profile full`` a
-pre-flight, :func:`preflight`, leaves out and reports the datasets that cannot be reached or read),
-execute the dataset page template once per dataset into ``book/datasets/<id>.ipynb`` (2 workers),
-then the Table 2, atlas and catalogue pages; tidy the outputs (hide parameter cells, give each page
+Steps of :func:`build`: the atlas layer fetches every dataset of the profile (verified; for
+``--profile full`` its pre-flight, :func:`sasp_atlas.atlas.build.preflight`, leaves out and reports the
+datasets that cannot be reached or read) and sets the environment the page kernels inherit; the
+dataset page template runs once per dataset into ``book/datasets/<id>.ipynb`` (2 workers); the atlas
+layer then combines the tables once (:func:`sasp_atlas.atlas.build.collect_atlas_tables`) and the
+Table 2, atlas and catalogue pages only read them; tidy the outputs (hide parameter cells, give each page
 its own title); stop on the first failed notebook (a traceback is never published); write the Vega
 bundle, figures and tables under ``_static/``; run ``jupyter-book build . -W``.
 
@@ -15,9 +17,7 @@ generated pages, so a build never rewrites a tracked file.
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -29,30 +29,18 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ..atlas import DEFAULT_SIGNATURES, catalogue_coverage, load_datasets, run_table2
+from ..atlas import DEFAULT_SIGNATURES
+from ..atlas.build import (
+    IncompleteBuildError,
+    collect_atlas_tables,
+    how_to_provide,
+    preflight,
+    use_build_environment,
+)
 from ..atlas.validity import run_validity
-from ..data import load_dataset
 from ..engines import DEFAULT_METHOD
 from ..genes import list_signatures
-from ..sources import (
-    PROJECT_SKELETON,
-    Dataset,
-    DataUnavailableError,
-    HashMismatchError,
-    NotPinnedError,
-    census_pin,
-    fetch_file,
-    file_hashes,
-    get_dataset,
-    is_census_entry,
-    list_datasets,
-    load_registry,
-    load_resources,
-    mirror_dir,
-    pin_registry_entries,
-    project_file,
-    registry_path,
-)
+from ..sources import PROJECT_SKELETON, Dataset, list_datasets, load_resources, mirror_dir, project_file
 from .charts import write_vega_bundle
 from .figures import atlas_version, write_index
 from .home import write_home_page
@@ -75,18 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class IncompleteBuildError(DataUnavailableError):
-    """``build(strict=True)``: the pre-flight left datasets out; ``problems`` holds its records (one per dataset,
-    as :func:`print_unavailable_report` takes them). Raised before any page runs."""
-
-    def __init__(self, problems: list[dict], profile: str):
-        self.problems = problems
-        super().__init__(
-            f"{len(problems)} dataset(s) of profile {profile!r} are not available (strict build): "
-            + ", ".join(f"{p['dataset'].id} ({p['status']})" for p in problems)
-        )
 
 
 #: folders of generated pages, matched by the ``glob`` entries of ``_toc.yml`` (ignored by git)
@@ -188,148 +164,6 @@ def run_dataset_page(dataset_id: str, title: str, params: dict, root: str) -> tu
     return dataset_id, secs
 
 
-# --------------------------------------------------------------------------- pre-flight (profile full)
-def preflight(
-    datasets: list[Dataset], *, profile: str, mirror: str | None = None, advance=None, resolve_dir: Path | None = None
-) -> tuple[list[Dataset], list[dict]]:
-    """Fetch (and, for ``profile: full`` entries, read once) every dataset before any page runs.
-
-    Profile ``core``: the first missing or corrupt file raises, as before. Other profiles: a
-    dataset is left out and reported, and the build goes on with the others, when its files cannot
-    be reached (:class:`~sasp_atlas.fetch.DataUnavailableError`) or are refused
-    (:class:`~sasp_atlas.fetch.HashMismatchError`), or, for ``profile: full`` entries (whose loader
-    options are partly documented guesses), when it cannot be converted or has author cell types
-    missing from ``crosswalk.yaml``.
-    With ``resolve_dir`` (the build's results folder), files verified by their git blob id only get
-    their sha256 and size in a build-local registry copy first (see :func:`_resolve_unpinned`), so the
-    read here fills the same converted-h5ad cache entry the page kernels use.
-    Returns ``(available datasets, problems)``; ``problems`` has one record per left-out dataset.
-    """
-    strict = profile == "core"
-    fetched, available, problems, paths = [], [], [], {}
-    for d in datasets:
-        missing, refused, unpinned = [], [], []
-        if is_census_entry(d) and census_pin(d) is None:  # no file: its census subset is pinned, or never read
-            problems.append(
-                {
-                    "dataset": d,
-                    "status": "not pinned",
-                    "missing": [],
-                    "detail": "no census pin yet (trust level: pinned census subset)",
-                }
-            )
-            if advance:
-                advance()
-            continue
-        for f in d.files:
-            try:
-                paths[(d.id, f["name"])] = fetch_file(d, f, mirror=mirror)
-            except DataUnavailableError:
-                if strict:
-                    raise
-                missing.append(f)
-            except HashMismatchError as exc:
-                if strict:
-                    raise
-                refused.append(f"{f['name']}: {exc}")
-            except NotPinnedError:
-                if strict:
-                    raise
-                unpinned.append(f)
-        if unpinned:
-            problems.append(
-                {
-                    "dataset": d,
-                    "status": "not pinned",
-                    "missing": unpinned,
-                    "detail": "no hash yet (trust level: pinned on first download)",
-                }
-            )
-        elif missing or refused:
-            problems.append(
-                {
-                    "dataset": d,
-                    "status": "refused (hash mismatch)" if refused else "not reachable",
-                    "missing": missing,
-                    "detail": "; ".join(refused),
-                }
-            )
-        else:
-            fetched.append(d)
-        if advance:
-            advance()
-    if not strict and resolve_dir is not None:
-        fetched = _resolve_unpinned(fetched, paths, Path(resolve_dir))
-    for d in fetched:
-        if d["profile"] == "full" and not strict and (err := _read_check(d, mirror)):
-            status = "not reachable" if is_census_entry(d) and err.startswith("DataUnavailableError") else "unreadable"
-            problems.append({"dataset": d, "status": status, "missing": [], "detail": err})
-        else:
-            available.append(d)
-    if problems and not available:
-        raise DataUnavailableError(
-            "no dataset of profile "
-            + repr(profile)
-            + " is available:\n"
-            + unavailable_report_text(problems, mirror_dir(mirror))
-        )
-    return available, problems
-
-
-def _read_check(d: Dataset, mirror: str | None) -> str | None:
-    """Convert a full-profile dataset once and check its labels against the crosswalk; the error text or None."""
-    try:
-        adata = load_dataset(d.id, mirror=mirror)  # harmonises: unknown author labels raise here
-    except Exception as exc:  # loader options of full entries are partly guesses: report, do not stop
-        return f"{type(exc).__name__}: {exc}".splitlines()[0]
-    del adata
-    gc.collect()
-    return None
-
-
-def _how_to_provide(problem: dict, mdir: Path | None) -> str:
-    d = problem["dataset"]
-    if is_census_entry(d) and problem["status"] == "not pinned":
-        return (
-            f"run `sasp-atlas registry pin {d.id}` once (reads its subset from the CELLxGENE Census release "
-            f"{d['loader']['options']['census_version']} and records its cells, donors and sha256 in data_registry.yaml; "
-            "needs internet or a Census copy in the mirror), then build again"
-        )
-    if is_census_entry(d) and problem["status"] == "not reachable":
-        version = d["loader"]["options"]["census_version"]
-        return (
-            f"build with internet access, or put a copy of the Census release {version} at "
-            f"{mdir or '<mirror>'}/cellxgene-census/{version}/soma (or set SASP_ATLAS_CENSUS_URI to one); the read is "
-            "checked against the registry pin either way"
-        )
-    if problem["status"] == "not pinned":
-        return (
-            f"run `sasp-atlas registry pin {d.id}` once (downloads each file, records its sha256 and size in "
-            "data_registry.yaml; needs internet or the files in the mirror), then build again"
-        )
-    if problem["status"] == "unreadable":
-        return (
-            "the loader options or labels are a documented guess (see the entry notes in data_registry.yaml): "
-            "fix loader/columns there, or add the author labels to crosswalk.yaml"
-        )
-    if problem["missing"]:
-        how = f"copy the missing file(s) into {mdir or '<mirror>'}/{d.id}/"
-        if mdir is None:
-            how += " and pass --mirror <mirror> (or set SASP_ATLAS_MIRROR)"
-        return how + ", or build with internet access (verified by sha256 / git blob id either way)"
-    return "replace the refused file(s) with the bytes from the registry URL"
-
-
-def unavailable_report_text(problems: list[dict], mdir: Path | None) -> str:
-    """Plain-text version of the pre-flight report (for error messages and logs)."""
-    return "\n".join(
-        f"- {p['dataset'].id} ({p['dataset']['cancer_type_short']}): {p['status']}"
-        + (f" [{p['detail'] or 'missing: ' + ', '.join(f['name'] for f in p['missing'])}]")
-        + f"; to provide it: {_how_to_provide(p, mdir)}"
-        for p in problems
-    )
-
-
 def print_unavailable_report(problems: list[dict], mirror: str | None, console=None, built: int | None = None) -> None:
     """A rich table: one row per dataset left out of the build, with how to provide it."""
     console = console or Console(stderr=True)
@@ -340,37 +174,13 @@ def print_unavailable_report(problems: list[dict], mirror: str | None, console=N
     for p in problems:
         d = p["dataset"]
         problem = p["detail"] or ("missing: " + ", ".join(f["name"] for f in p["missing"]))
-        table.add_row(d.id, d["cancer_type_short"], p["status"], problem, _how_to_provide(p, mdir))
+        table.add_row(d.id, d["cancer_type_short"], p["status"], problem, how_to_provide(p, mdir))
     console.print(table)
     console.print(
         f"Mirror layout: <mirror>/<dataset id>/<file name> (mirror now: {mdir or 'not set'}). "
         "File names and URLs: `sasp-atlas list --profile full`, data_registry.yaml."
         + (f" Pages were built for the {built} available dataset(s)." if built is not None else "")
     )
-
-
-def _resolve_unpinned(datasets: list[Dataset], paths: dict[tuple[str, str], Path], results: Path) -> list[Dataset]:
-    """Full-profile files verified by git blob id only have no sha256/size in the registry, which the
-    pages show. Write a build-local registry copy (``results/registry.resolved.yaml``) with them
-    filled in from the verified local files and point ``SASP_ATLAS_REGISTRY`` (inherited by the page
-    kernels) at it. ``data_registry.yaml`` itself is never changed (``sasp-atlas registry pin`` does that).
-    """
-    pins = {}
-    for d in datasets:
-        for f in d.files:
-            if not (f.get("sha256") and f.get("size")):
-                path = paths[(d.id, f["name"])]  # verified by fetch_file in the pre-flight
-                pins.setdefault(d.id, {})[f["name"]] = {"sha256": file_hashes(path)[0], "size": path.stat().st_size}
-    if not pins:
-        return datasets
-    text = pin_registry_entries(registry_path().read_text(), pins)
-    out = Path(results) / "registry.resolved.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    load_registry(out)  # validates
-    os.environ["SASP_ATLAS_REGISTRY"] = str(out)
-    log.info("blob-verified files of %s: sha256/size resolved in %s", sorted(pins), out)
-    return [get_dataset(d.id) for d in datasets]
 
 
 def build(
@@ -398,9 +208,7 @@ def build(
     runs, carrying the pre-flight's records (the caller prints the table of what to do).
     """
     root = prepare_project(root)
-    if mirror:
-        os.environ["SASP_ATLAS_MIRROR"] = str(Path(mirror).resolve())  # the page kernels inherit it
-    os.environ["SASP_ATLAS_COMMIT"] = atlas_version(root)["commit"]  # one commit for every caption of this build
+    use_build_environment(root, mirror)  # the page kernels inherit the mirror and the commit
     datasets = list_datasets(profile)
     sigs = list(signatures or DEFAULT_SIGNATURES)
     results = str((root / "results").resolve())
@@ -439,12 +247,7 @@ def build(
 
         t2 = time.perf_counter()
         task = progress.add_task("atlas, Table 2, validity and catalogue pages", total=5)
-        ids = [d.id for d in datasets]
-        adatas = load_datasets(ids)  # each dataset loaded once for coverage and Table 2
-        catalogue_coverage(ids, out_dir=results, adatas=adatas)
-        run_table2(ids, out_dir=results, random_state=random_state, adatas=adatas)
-        del adatas
-        gc.collect()
+        collect_atlas_tables([d.id for d in datasets], results, random_state=random_state)  # the pages only read
         progress.advance(task)
         write_family_pages(root)
         pages = [

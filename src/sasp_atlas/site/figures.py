@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +24,10 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from ..genes import signature_record
-from ..sources import CHECKOUT_DIR, Dataset, atlas_package_version
+from ..sources import Dataset, atlas_version
 from ..stats.effects import UNRECORDED_SUFFIX
 from . import charts
+from .references import bibtex_entry
 
 __all__ = ["FIGURES", "FigureSpec", "MAX_CAPTION", "show", "render", "write_index", "atlas_version", "figure_id"]
 
@@ -262,25 +260,6 @@ def figure_id(kind: str, **params: Any) -> str:
     return FIGURES[kind].id.format(**params)
 
 
-@lru_cache(maxsize=4)
-def atlas_version(root: str | Path | None = None) -> dict[str, str]:
-    """Package version and git commit of the build (``$SASP_ATLAS_COMMIT`` overrides git; git is
-    asked in ``root``, else in the source checkout, else in the working directory)."""
-    commit = os.environ.get("SASP_ATLAS_COMMIT")
-    if not commit:
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "--short=10", "HEAD"],
-                cwd=root or CHECKOUT_DIR or Path.cwd(),
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
-    return {"version": atlas_package_version(), "commit": commit or "unknown"}
-
-
 def _dataset_sources(datasets: list[Dataset]) -> list[str]:
     out = []
     for d in datasets:
@@ -321,17 +300,16 @@ def _bibtex(fig_id: str, title: str, datasets: list[Dataset], signatures: list[s
             if _has_signature(s) and signature_record(s)["source"].get("doi")
         ]
     )
-    key = fig_id.replace("-", "_")
-    return (
-        f"@misc{{{key},\n  title = {{{title} (figure {fig_id})}},\n  author = {{{{sasp-atlas contributors}}}},\n"
-        f"  year = {{2026}},\n  howpublished = {{SASP atlas, version {v['version']}, commit {v['commit']}}},\n"
-        f"  note = {{{notes}}}" + (f",\n  annote = {{{_bib_escape(provenance)}}}" if provenance else "") + "\n}"
-    )
-
-
-def _bib_escape(text: str) -> str:
-    """Braces balanced for a BibTeX field (URLs and citations carry no TeX)."""
-    return text.replace("{", "(").replace("}", ")")
+    fields = {
+        "title": f"{title} (figure {fig_id})",
+        "author": "{sasp-atlas contributors}",  # braced: a corporate author, not a first and last name
+        "year": "2026",
+        "howpublished": f"SASP atlas, version {v['version']}, commit {v['commit']}",
+        "note": notes,
+    }
+    if provenance:
+        fields["annote"] = provenance
+    return bibtex_entry(fig_id.replace("-", "_"), fields, verbatim=("author",))
 
 
 def _has_signature(s: str) -> bool:

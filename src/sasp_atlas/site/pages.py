@@ -22,6 +22,8 @@ from ..sources import (
     cohort_of,
     is_census_entry,
     list_datasets,
+    list_unverified,
+    list_unverified_signatures,
     trust_level,
 )
 from ..stats.communication import EXPR_PROP, FOUND_RANK, MIN_CELLS, N_PERMS, SEED
@@ -1235,3 +1237,69 @@ def husi_association_markdown(association: pd.DataFrame | None, celltype: pd.Dat
             f"{r.n_samples} | {r.n_cells} |"
         )
     return "\n".join(lines)
+
+
+def unverified_sources_markdown(path: str | Path | None = None) -> str:
+    """``book/unverified_sources.md``: the registry's unverified candidates (:func:`sasp_atlas.sources.list_unverified`,
+    :func:`sasp_atlas.sources.list_unverified_signatures`) as a page (regenerate after editing the registry)."""
+    entries = list_unverified(path)
+    lines = [
+        "# Unverified sources",
+        "",
+        "<!-- Generated from the `unverified:` section of data_registry.yaml by "
+        "`sasp_atlas.site.pages.unverified_sources_markdown()`; do not edit by hand. -->",
+        "",
+        f"These {len(entries)} public datasets would extend the atlas, but it does not fetch them, for the reason "
+        "in the last column: almost always that no checksum (sha256, md5 or git blob id) was published for their "
+        "files, so a download could not be verified. They are listed here and in the `unverified:` section of "
+        "`data_registry.yaml` only: `sasp-atlas list`, `fetch` and `build` never download them. To add one, obtain "
+        "a checksum from its publisher (or download it once on a trusted connection, record the sha256 and size, "
+        "and say so in the entry notes) and move it to `datasets:` with `profile: full`.",
+        "",
+        "| id | title | cancer type | cells | publication | URL | why not fetched |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for u in entries:
+        cells = f"{u['n_cells']:,}" if isinstance(u.get("n_cells"), int) else "unknown"
+        pub = (
+            "; ".join(x for x in ((f"doi:{u['doi']}" if u.get("doi") else ""), u.get("accession") or "") if x)
+            or "none given"
+        )
+        urls = [u["url"], *u.get("other_urls", [])]
+        url_md = "<br>".join(f"<{x}>" for x in urls)
+        cells_md = " | ".join(
+            str(x).replace("|", "\\|")
+            for x in (f"`{u['id']}`", u["title"], u.get("cancer_type", ""), cells, pub, url_md, u["reason"])
+        )
+        lines.append(f"| {cells_md} |")
+    signatures = list_unverified_signatures(path)
+    if signatures:
+        lines += [
+            "",
+            "## Signatures not catalogued",
+            "",
+            f"These {len(signatures)} published gene sets are not in the signature catalogue and are never "
+            "scored: no machine-readable copy whose table and licence could be traced to the publication was "
+            "found (the reason is in the last column).",
+            "",
+            "| id | signature | publication | why not catalogued |",
+            "|---|---|---|---|",
+        ]
+        for u in signatures:
+            pub = (
+                u["citation"]
+                + (f" doi:{u['doi']}" if u.get("doi") else "")
+                + (f" <{u['url']}>" if u.get("url") else "")
+            )
+            cells = " | ".join(str(x).replace("|", "\\|") for x in (f"`{u['id']}`", u["name"], pub, u["reason"]))
+            lines.append(f"| {cells} |")
+    lines += [
+        "",
+        "## Key takeaways",
+        "",
+        "- Nothing on this page is fetched, listed or built: a file without a published checksum could change "
+        "without anyone noticing.",
+        "- A source moves into the atlas once its publisher's checksum is found, or once it is pinned on first "
+        "download (`sasp-atlas registry pin ID`) with that trust level shown on its page.",
+    ]
+    return "\n".join(lines) + "\n"

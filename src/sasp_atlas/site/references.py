@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..genes import catalogue
@@ -52,17 +52,30 @@ def signature_key(record: dict) -> str:
     return bib_key(src["citation"], src.get("doi"))
 
 
-def _field(text: str) -> str:
+def bib_field(text: str) -> str:
+    """A value safe inside one BibTeX field's braces: braces become parentheses and backslashes slashes
+    (citations, URLs and provenance carry no TeX, and an unbalanced brace would end the field)."""
     return str(text).replace("{", "(").replace("}", ")").replace("\\", "/")
 
 
+def bibtex_entry(key: str, fields: Mapping[str, str], *, kind: str = "misc", verbatim: Iterable[str] = ()) -> str:
+    """The one BibTeX writer (the bibliography and every figure's record): ``@kind{key, name = {value}, ...}``
+    with each value escaped by :func:`bib_field`, but those named in ``verbatim`` (already BibTeX, such
+    as a braced corporate author)."""
+    verbatim = set(verbatim)
+    body = ",\n".join(
+        f"  {name} = {{{value if name in verbatim else bib_field(value)}}}" for name, value in fields.items()
+    )
+    return f"@{kind}{{{key},\n{body}\n}}"
+
+
 def _entry(key: str, citation: str, doi: str | None, url: str | None) -> str:
-    fields = [f"  note = {{{_field(citation)}}}"]
+    fields = {"note": citation}
     if doi:
-        fields.append(f"  doi = {{{_field(doi)}}}")
+        fields["doi"] = doi
     elif url:
-        fields.append(f"  url = {{{_field(url)}}}")
-    return f"@misc{{{key},\n" + ",\n".join(fields) + "\n}\n"
+        fields["url"] = url
+    return bibtex_entry(key, fields) + "\n"
 
 
 def bibliography_text(datasets: Iterable[Dataset] | None = None, records: Iterable[dict] | None = None) -> str:

@@ -13,103 +13,120 @@ from typing import Any
 import nbformat
 from markdown_it import MarkdownIt
 
-from ..atlas import DEFAULT_SIGNATURES, score_user_file
-from ..data import DEFAULT_MIN_CELLS, user_dataset_id
+from ..atlas import (
+    DEFAULT_SIGNATURES,
+    REPORT_CELLS,
+    UserOptions,
+    is_lazy_input,
+    score_user_file,
+    score_user_file_dask,
+)
+from ..atlas.build import use_mirror
+from ..data import user_dataset_id
 from ..engines import DEFAULT_METHOD
 from ..sources import get_dataset, project_file
 from .charts import write_vega_bundle
 from .notebooks import NotebookFailed, execute_page
 
-__all__ = ["score_and_report", "render_report", "render_page", "notebook_html"]
+__all__ = ["score_and_report", "render_report", "render_page", "notebook_html", "clear_report", "REPORT_FILES"]
 
 
 def score_and_report(
     path: str | Path,
     out_dir: str | Path,
     *,
-    cell_type_key: str | None = None,
-    sample_key: str | None = None,
     signatures: list[str] | None = None,
     method: str = DEFAULT_METHOD,
-    species: str = "human",
     random_state: int = 0,
     report: bool = True,
-    malignant_key: str | None = None,
-    cancer_type: str = "unknown",
-    min_cells: int = DEFAULT_MIN_CELLS,
-    layer: str | None = None,
-    gene_symbols_key: str | None = None,
-    value_type: str | None = None,
+    dask: bool = False,
+    dask_options: dict[str, Any] | None = None,
+    **options: Any,
 ) -> dict[str, Path]:
-    """``sasp-atlas score``: :func:`sasp_atlas.atlas.score_user_file` (``celltype_scores.csv``,
-    ``coverage.csv``, ``scored.h5ad``) and, with ``report``, :func:`render_report` (``report.html``
-    and its figures in ``report_files/``). Returns ``{name: path}`` of the files written."""
-    options = {
-        "cell_type_key": cell_type_key,
-        "sample_key": sample_key,
-        "species": species,
-        "malignant_key": malignant_key,
-        "cancer_type": cancer_type,
-        "min_cells": min_cells,
-        "layer": layer,
-        "gene_symbols_key": gene_symbols_key,
-        "value_type": value_type,
-    }
+    """``sasp-atlas score``: score once (:func:`sasp_atlas.atlas.score_user_file`: ``celltype_scores.csv``,
+    ``coverage.csv``, ``scored.h5ad`` and, with ``report``, every page table under ``report_files/``),
+    then render the report from those files (:func:`render_report`: ``report.html``, figures in
+    ``report_files/``). ``options``: the fields of :class:`sasp_atlas.atlas.UserOptions`. A file read
+    lazily (``dask``, a ``.zarr`` store or a file over :data:`sasp_atlas.atlas.user.LAZY_BYTES`) is
+    scored on a dask cluster (:func:`sasp_atlas.atlas.score_user_file_dask` with ``dask_options``:
+    ``scheduler``, ``workers``, ``memory_limit``, ``chunk_rows``, ``progress``, ``report_cells``,
+    ``on_connect``) and its report is computed on the ``report_cells`` subsample. Returns ``{name: path}``
+    of the files written."""
+    out = Path(out_dir)
     sigs = list(signatures or DEFAULT_SIGNATURES)
-    written = score_user_file(path, out_dir, signatures=sigs, method=method, random_state=random_state, **options)
+    opts = UserOptions(**options)
+    tables_dir = out / REPORT_FILES if report else None
+    clear_report(out)  # never leave an older report next to new tables
+    common = dict(signatures=sigs, method=method, random_state=random_state, tables_dir=tables_dir, **opts.as_kwargs())
+    lazy = is_lazy_input(path, dask=dask)
+    if lazy:
+        dask_options = {"report_cells": REPORT_CELLS, **(dask_options or {})}
+        if not report:
+            dask_options["report_cells"] = 0
+        written = score_user_file_dask(path, out, **dask_options, **common)
+    else:
+        written = score_user_file(path, out, **common)
     if report:
         written["report"] = render_report(
             Path(path),
-            Path(out_dir),
-            user_options=options,
+            out,
+            scored=written["report_cells"] if lazy else written["scored"],
             signatures=sigs,
             method=method,
             random_state=random_state,
             title=f"SASP signature scores: {Path(path).name}",
+            all_cells_table=out / "celltype_scores.csv" if lazy else None,
         )
     return written
+
+
+#: the report's results folder next to ``report.html``: its figures and the tables it renders
+REPORT_FILES = "report_files"
+
+
+def clear_report(out: Path) -> None:
+    """Remove ``out/report.html`` and ``out/report_files/`` of an earlier run."""
+    (out / "report.html").unlink(missing_ok=True)
+    shutil.rmtree(out / REPORT_FILES, ignore_errors=True)
 
 
 def render_report(
     input_h5ad: Path,
     out: Path,
     *,
-    user_options: dict[str, Any],
+    scored: Path,
     signatures: list[str],
     method: str,
     random_state: int,
     title: str,
     template: str | Path = "dataset",
-    report_cells: Path | None = None,
+    all_cells_table: Path | None = None,
 ) -> Path:
-    """Execute the dataset page template on the user's file and write ``out/report.html``.
+    """Render ``out/report.html`` from a scored file: the dataset page template reads ``scored``
+    (``scored.h5ad``, or the ``report_cells.h5ad`` of ``sasp-atlas score --dask``) and the tables
+    :func:`sasp_atlas.atlas.score_user_file` wrote under ``out/report_files/tables/``, and computes nothing.
 
     The one papermill runner (:func:`sasp_atlas.site.notebooks.execute_page`) runs the dataset page
-    template (parameters ``input_h5ad``, ``user_options``, ``signatures``, ``method``,
-    ``random_state``, ``results=out/report_files``) in a temporary folder; a notebook with an error
-    output raises :class:`~sasp_atlas.site.notebooks.NotebookFailed` and no report (and no
-    traceback) is written. ``report_cells``: the ``report_cells.h5ad`` of a lazily scored file
-    (``sasp-atlas score --dask``): the report is computed on those cells and its banner compares
-    them with ``out/celltype_scores.csv`` of all cells.
+    template (parameters ``input_h5ad``, ``scored_h5ad``, ``signatures``, ``method``, ``random_state``,
+    ``results=out/report_files``) in a temporary folder; a notebook with an error output raises
+    :class:`~sasp_atlas.site.notebooks.NotebookFailed` and no report (and no traceback) is written.
+    ``all_cells_table``: the ``celltype_scores.csv`` of all cells of a lazily scored file, which the
+    report's banner compares with its subsample.
     """
     report = out / "report.html"
-    results = out / "report_files"
+    results = out / REPORT_FILES
     report.unlink(missing_ok=True)  # never leave an older report next to new tables
-    shutil.rmtree(results, ignore_errors=True)
     params = {
         "dataset_id": user_dataset_id(input_h5ad),
         "input_h5ad": str(Path(input_h5ad).resolve()),
-        "user_options": user_options,
+        "scored_h5ad": str(Path(scored).resolve()),
         "signatures": signatures,
         "method": method,
         "random_state": random_state,
         "results": str(results.resolve()),
     }
-    if report_cells is not None:
-        params |= {
-            "report_cells": str(Path(report_cells).resolve()),
-            "all_cells_table": str((out / "celltype_scores.csv").resolve()),
-        }
+    if all_cells_table is not None:
+        params["all_cells_table"] = str(Path(all_cells_table).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "report.ipynb"
         try:
@@ -117,7 +134,7 @@ def render_report(
         except NotebookFailed as exc:
             raise NotebookFailed(f"the report notebook failed: {exc}") from None
         page = notebook_html(executed, title)
-    report.write_text(page.replace('href="../../_static/figures/', 'href="report_files/figures/'), encoding="utf-8")
+    report.write_text(page.replace('href="../../_static/figures/', f'href="{REPORT_FILES}/figures/'), encoding="utf-8")
     return report
 
 
@@ -128,6 +145,7 @@ def render_page(
     signatures: list[str] | None = None,
     method: str = DEFAULT_METHOD,
     random_state: int = 0,
+    mirror: str | Path | None = None,
 ) -> dict[str, Path]:
     """``sasp-atlas page``: one registry dataset's page, executed locally as the build executes it.
 
@@ -136,8 +154,10 @@ def render_page(
     ``signatures``, ``method``, ``random_state``, ``results``); it leaves ``out_dir/<id>.ipynb`` (the
     executed notebook), ``out_dir/<id>.html`` (standalone, charts drawn offline, as
     :func:`render_report`) and the page's tables and figures in ``out_dir/<id>_files/``. The files
-    come from the mirror or the cache (``$SASP_ATLAS_MIRROR``). Returns ``{name: path}``.
+    come from ``mirror`` (which the page's kernel inherits: :func:`sasp_atlas.atlas.build.use_mirror`), else
+    ``$SASP_ATLAS_MIRROR`` or the cache. Returns ``{name: path}``.
     """
+    use_mirror(mirror)
     ds = get_dataset(dataset_id)  # an unknown id raises here, naming the registry's ids
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

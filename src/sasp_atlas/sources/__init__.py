@@ -21,7 +21,7 @@ from .fetch import (
     pin_registry_entries,
     pin_registry_text,
 )
-from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, project_file
+from .paths import BUNDLED_DIR, CHECKOUT_DIR, PROJECT_SKELETON, atlas_package_version, atlas_version, project_file
 from .registry import (
     CENSUS_LOADER,
     CENSUS_TRUST,
@@ -38,6 +38,7 @@ from .registry import (
     list_datasets,
     list_ground_truth,
     list_unverified,
+    list_unverified_signatures,
     load_registry,
     load_resources,
     registry_path,
@@ -65,6 +66,7 @@ __all__ = [
     "get_resource",
     "list_datasets",
     "list_unverified",
+    "list_unverified_signatures",
     "load_registry",
     "load_resources",
     "registry_path",
@@ -85,6 +87,7 @@ __all__ = [
     "pin_registry_entries",
     "pin_registry_text",
     "atlas_package_version",
+    "atlas_version",
     "project_file",
     "BUNDLED_DIR",
     "CHECKOUT_DIR",

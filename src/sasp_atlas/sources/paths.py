@@ -11,10 +11,21 @@ a path from ``__file__``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["PACKAGE_DIR", "BUNDLED_DIR", "CHECKOUT_DIR", "project_file", "atlas_package_version", "PROJECT_SKELETON"]
+__all__ = [
+    "PACKAGE_DIR",
+    "BUNDLED_DIR",
+    "CHECKOUT_DIR",
+    "project_file",
+    "atlas_package_version",
+    "atlas_version",
+    "PROJECT_SKELETON",
+]
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: files copied into the wheel (see ``[tool.hatch.build.targets.wheel.force-include]``)
@@ -64,3 +75,22 @@ def atlas_package_version() -> str:
         return version("sasp-atlas")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0+unknown"
+
+
+@lru_cache(maxsize=4)
+def atlas_version(root: str | Path | None = None) -> dict[str, str]:
+    """Package version and git commit of the build (``$SASP_ATLAS_COMMIT`` overrides git; git is
+    asked in ``root``, else in the source checkout, else in the working directory)."""
+    commit = os.environ.get("SASP_ATLAS_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short=10", "HEAD"],
+                cwd=root or CHECKOUT_DIR or Path.cwd(),
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+    return {"version": atlas_package_version(), "commit": commit or "unknown"}

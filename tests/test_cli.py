@@ -1,18 +1,23 @@
-"""The command line as a user meets it (issue 27, items 4 and 6): fast start, --version, list formats."""
+"""The command line (:mod:`sasp_atlas.cli`) as a user meets it (issue 27, items 4 and 6): fast start, --version,
+list formats, the score options; each command parses its arguments and calls one function."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, TESTS_DIR
 
 from sasp_atlas import cli
+from sasp_atlas.atlas import UserOptions
 
 SRC = PROJECT_ROOT / "src"
+TOY = TESTS_DIR / "_data" / "toy.h5ad"
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
@@ -105,6 +110,41 @@ def test_the_reproduce_page_and_the_readme_say_how_to_rerun_and_open_one_page():
 def test_score_value_type_option_reaches_the_loader():
     args = cli.build_parser().parse_args(["score", "in.h5ad", "--out", "o", "--value-type", "tpm"])
     assert cli._user_options(args)["value_type"] == "tpm"
+
+
+def test_score_options_are_the_user_options():
+    """The ``score`` options describing the file are the fields of :class:`sasp_atlas.atlas.UserOptions`,
+    with its defaults (``--help`` shows them without importing the atlas, so that it stays fast)."""
+    args = cli.build_parser().parse_args(["score", "in.h5ad", "--out", "o"])
+    assert set(cli._user_options(args)) == {f.name for f in dataclasses.fields(UserOptions)}
+    assert UserOptions(**cli._user_options(args)) == UserOptions()
+
+
+@pytest.mark.slow
+def test_cli_score(tmp_path, capsys):
+    path = tmp_path / "user.h5ad"
+    shutil.copy(TOY, path)
+    rc = cli.main(["score", str(path), "--out", str(tmp_path / "bad"), "--cell-type-key", "celltype"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "error: cell_type_key 'celltype' is not an obs column" in err
+    assert not (tmp_path / "bad").exists()
+    rc = cli.main(
+        [
+            "score",
+            str(path),
+            "--out",
+            str(tmp_path / "ok"),
+            "--cell-type-key",
+            "annotation",
+            "--signatures",
+            "senmayo",
+            "--no-report",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "warning: no sample_key" in " ".join(captured.err.split())
+    assert f"celltype_scores\t{tmp_path / 'ok' / 'celltype_scores.csv'}" in captured.out
 
 
 @pytest.mark.slow
