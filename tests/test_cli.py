@@ -64,6 +64,7 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.startswith("sasp-atlas 0.")
 
 
+@pytest.mark.slow  # over 5 s on 2 cores (subprocesses / real data)
 def test_list_piped_is_a_plain_table_with_every_id_whole():
     from sasp_atlas.sources import list_datasets  # noqa: PLC0415
 
@@ -76,6 +77,7 @@ def test_list_piped_is_a_plain_table_with_every_id_whole():
     assert "│" not in proc.stdout and "┃" not in proc.stdout  # no rich box
 
 
+@pytest.mark.slow  # over 5 s on 2 cores (subprocesses / real data)
 def test_list_tsv_and_json_and_registry_donors():
     tsv = _run("list", "--format", "tsv").stdout.splitlines()
     header = tsv[0].split("\t")

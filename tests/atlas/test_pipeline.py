@@ -114,6 +114,7 @@ def test_score_user_file_is_byte_identical_in_a_fresh_interpreter(tmp_path):
     pd.testing.assert_frame_equal(scored.obsm["sasp_scores"], fresh.obsm["sasp_scores"])
 
 
+@pytest.mark.slow  # over 5 s on 2 cores (subprocesses / real data)
 def test_method_sensitivity_compares_every_engine_and_names_what_it_left_out(mgh, monkeypatch):
     """The comparison covers the R-checked engines too; GSVA, quadratic in cells, is left out above its cost
     budget and the page sentence names it; ``gsva_kernel_terms`` is sum_g nnz_g^2."""
