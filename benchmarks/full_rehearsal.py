@@ -70,6 +70,9 @@ from rich.table import Table
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SASP_ATLAS_SHARED", PROJECT.parent / "shared"))
 REGISTRY = PROJECT / "data_registry.yaml"
+# the data server's address: a loopback address other than the site check's 127.0.0.1/localhost, so that the pages'
+# links to the data files count as external links (as the real hosts' do), not as broken links of the site
+HOST = "127.0.0.2"
 CXG_TINY_MAX = 0.05  # CELLxGENE whole-collection files are written only at scales up to this
 RUNNER = {"disk_bytes": 14 * 10**9, "memory_bytes": 16 * 2**30, "cores": 4, "name": "GitHub-hosted ubuntu-latest"}
 console = Console(stderr=True)
@@ -777,7 +780,7 @@ def start_server(root: Path, certs: Path):
     cert, key = certs / "cert.pem", certs / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+         "-days", "1", "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=IP:{HOST}"],
         check=True, capture_output=True,
     )  # fmt: skip
 
@@ -785,12 +788,12 @@ def start_server(root: Path, certs: Path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer((HOST, 0), partial(Handler, directory=str(root)))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, cert, f"https://127.0.0.1:{server.server_address[1]}"
+    return server, cert, f"https://{HOST}:{server.server_address[1]}"
 
 
 # --------------------------------------------------------------------------- measured steps
@@ -928,6 +931,13 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="build --workers")
     ap.add_argument("--only", nargs="+", help="limit to these full-profile ids (debugging; core is always built)")
     ap.add_argument(
+        "--recheck-site",
+        action="store_true",
+        help="with --resummarise: run check-site again on a copy of the site whose links to the rehearsal's data "
+        "server are the registry's real URLs (runs made before the server moved off 127.0.0.1, which the site "
+        "check takes for its own host)",
+    )
+    ap.add_argument(
         "--resummarise",
         metavar="OLD_JSON",
         help="only rewrite the JSON from a kept --work folder (its logs) and the measurements of OLD_JSON",
@@ -999,8 +1009,8 @@ def main(argv=None) -> int:
             SASP_ATLAS_CACHE=str(cache),
             REQUESTS_CA_BUNDLE=str(cert),
             COLUMNS="160",  # rich tables in the logs stay readable
-            NO_PROXY="127.0.0.1,localhost",
-            no_proxy="127.0.0.1,localhost",
+            NO_PROXY=f"{HOST},127.0.0.1,localhost",
+            no_proxy=f"{HOST},127.0.0.1,localhost",
             PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT / "src"), os.environ.get("PYTHONPATH")])),
         )
         if axe := axe_script():
@@ -1070,6 +1080,8 @@ def resummarise(args) -> int:
             steps[name] = {**st, "log": (work / "logs" / f"{name}.log").read_text(), "per_dataset_peak_rss": {}}
         steps["build"]["per_dataset_peak_rss"] = peaks
     doc = yaml.safe_load(REGISTRY.read_text())
+    if args.recheck_site:
+        steps["check_site"] = recheck_site(work, doc, {e["id"] for _, e in _entries(doc)})
     entries = [(k, e) for k, e in _entries(doc) if e["id"] in records or k == "resource"]
     for k, e in entries:
         records.setdefault(e["id"], {"id": e["id"], "kind": k, "profile": "resource", "status": None})
@@ -1078,6 +1090,42 @@ def resummarise(args) -> int:
     Path(args.json).write_text(json.dumps(out, indent=2, default=str) + "\n")
     print_summary(out)
     return 0
+
+
+def recheck_site(work: Path, doc: dict, ids: set[str]) -> dict:
+    """check-site on ``_build/html_real_urls``: the built site with each rehearsal data URL replaced by the
+    registry's real URL of that file (the only difference to a site built from the real hosts)."""
+    project = work / "project"
+    served_doc = yaml.safe_load((project / "data_registry.yaml").read_text())
+    real = {(e["id"], f["name"]): f["url"] for _, e in _entries(doc) for f in e.get("files", [])}
+    mapping = {
+        f["url"]: real[(e["id"], f["name"])]
+        for _, e in _entries(served_doc)
+        for f in e.get("files", [])
+        if (e["id"], f["name"]) in real and f["url"] != real[(e["id"], f["name"])]
+    }
+    site = project / "_build" / "html_real_urls"
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.copytree(project / "_build" / "html", site)
+    pattern = re.compile("|".join(re.escape(u) for u in sorted(mapping, key=len, reverse=True)))
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        new = pattern.sub(lambda m: mapping[m.group(0)], text)
+        if new != text:
+            page.write_text(new)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SASP_ATLAS_")}
+    env["PYTHONPATH"] = str(PROJECT / "src")
+    env["COLUMNS"] = "160"
+    if axe := axe_script():
+        env["SASP_ATLAS_AXE"] = axe
+    cmd = [sys.executable, "-m", "sasp_atlas.cli", "check-site", str(site)]
+    step = run_step(
+        "check_site", cmd, cwd=project, env=env, log_dir=work / "logs", cache=project / "cache", ids=list(ids)
+    )
+    step["note"] = (
+        f"rerun on a copy of the site with {len(mapping)} rehearsal data URLs replaced by the registry's real URLs"
+    )
+    return step
 
 
 # CELLxGENE subsets: cells each entry keeps (not published; estimates with their source)
@@ -1211,9 +1259,10 @@ def summarise(args, started, gen_seconds, records, steps, project, served_root, 
         "per_dataset": per,
         "notes": [
             "peak_rss_bytes: the whole process tree of the step (CLI, worker processes, notebook kernels, browser), "
-            "sampled with psutil every 0.5 s; per dataset: the largest RSS of one process while it had that dataset's "
-            "cache files open (its page kernel, or the build's pre-flight read), so per-dataset figures are lower bounds "
-            "of that process and exclude the rest of the tree",
+            "sampled with psutil every 0.5 s. Per dataset: the largest RSS of one process of the tree while it had that "
+            "dataset's cache files open (its page kernel; or the build's main process, during the pre-flight read and "
+            "the Table 2/coverage step, which loads every dataset at once, so for the datasets loaded last that "
+            "figure includes the ones loaded before: an upper bound for one dataset, a lower bound for the tree)",
             "disk_bytes: downloads + cache (<project>/cache) + results + book + _build, measured with du after the run",
             "files are served from a local HTTPS server: download time is local disk speed, not a network's",
         ],
