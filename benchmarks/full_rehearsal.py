@@ -662,7 +662,7 @@ def generate(entries, gen: Generator, scale: float, records: dict, progress: Pro
             ):
                 rec["source"] = "real files (../shared)"
             elif loader == "cellxgene_census":
-                made = gen_census(e, gen, rec)
+                rec["source"] = "local Census (written after the files)"
             elif loader == "cellxgene":
                 url = e["files"][0]["url"]
                 if scale > CXG_TINY_MAX:
@@ -715,17 +715,77 @@ def generate(entries, gen: Generator, scale: float, records: dict, progress: Pro
                 served.setdefault(f["url"], p)
         rec["download_bytes"] = sum(served[f["url"]].stat().st_size for f in e["files"] if f["url"] in served)
         progress.advance(task)
+    census = [e for _, e in entries if (e.get("loader") or {}).get("name") == "cellxgene_census"]
+    try:
+        served["census_uri"] = gen_census(census, gen, records, gen.served)
+    except Exception as exc:  # noqa: BLE001 - recorded per entry
+        for e in census:
+            records[e["id"]].update(status="generation failed", reason=f"{type(exc).__name__}: {exc}")
+        served["census_uri"] = None
     return served
 
 
-def gen_census(entry, gen: Generator, rec):
-    try:
-        from sasp_atlas.data.census import write_local_census  # noqa: F401 - lazily, the census branch adds it
-    except ImportError:
-        rec["status"] = "skipped"
-        rec["reason"] = "skipped: census loader not merged"
+def census_adata(sim: Simulator, cells_by_disease: dict[str, int], donors_per: int):
+    """One CELLxGENE dataset as ``write_local_census`` takes it: raw counts in X, var indexed by feature_id with
+    feature_name, the schema obs columns (every 9th cell not primary)."""
+    import anndata as ad
+
+    types = [("malignant cell", "CL:0001064"), ("fibroblast", "CL:0000057"), ("macrophage", "CL:0000235"),
+             ("T cell", "CL:0000084"), ("B cell", "CL:0000236"), ("endothelial cell", "CL:0000115")]  # fmt: skip
+    rows = []
+    for disease, n in cells_by_disease.items():
+        for i in range(n):
+            t = types[i % len(types)] if disease != "normal" else types[1 + i % (len(types) - 1)]
+            rows.append((disease, t[0], t[1], f"{disease[:4]}_D{i % donors_per}"))
+    obs = pd.DataFrame(rows, columns=["disease", "cell_type", "cell_type_ontology_term_id", "donor_id"])
+    obs.index = [f"cxg_{i:07d}" for i in range(len(obs))]
+    obs["tissue"] = "tissue"
+    obs["assay"] = "10x 3' v3"
+    obs["is_primary_data"] = np.arange(len(obs)) % 9 != 8
+    X = sim.counts([f"{c} {d}" for c, d in zip(obs["cell_type"], obs["disease"])], 4000.0)
+    var = pd.DataFrame(
+        {"feature_name": sim.genes}, index=pd.Index([f"ENSG{i:011d}" for i in range(len(sim.genes))], name="feature_id")
+    )
+    return ad.AnnData(X=X, obs=obs, var=var)
+
+
+def gen_census(census_entries, gen: Generator, records: dict, served_root: Path) -> str | None:
+    """A local Census (``write_local_census``, imported lazily: the census branch adds it) holding, per dataset
+    version, the cells of every entry that reads it (ESTIMATE ``CENSUS_SUBSET_CELLS`` x scale per entry; the
+    subsets' sizes are recorded by the first pin of the real entries) plus normal cells; returns its URI."""
+    if not census_entries:
         return None
-    raise NotImplementedError("census entries: write_local_census is available; wire the subset sizes first")
+    try:
+        from sasp_atlas.data.census import write_local_census
+    except ImportError:
+        for e in census_entries:
+            records[e["id"]].update(status="skipped", reason="skipped: census loader not merged")
+        return None
+    versions = {e["loader"]["options"]["census_version"] for e in census_entries}
+    if len(versions) != 1:
+        raise ValueError(f"census entries name several releases {sorted(versions)}; one local copy per run")
+    by_version: dict[str, dict[str, int]] = {}
+    for e in census_entries:
+        opts = e["loader"]["options"]
+        diseases = re.findall(r"disease\s*==\s*'([^']+)'", opts.get("obs_value_filter", "")) or ["unknown"]
+        cells = by_version.setdefault(opts["dataset_version_id"], {"normal": _n(CENSUS_SUBSET_CELLS, gen.scale)})
+        for d in diseases:
+            cells[d] = _n(CENSUS_SUBSET_CELLS, gen.scale)
+        records[e["id"]].update(
+            n_cells_written=sum(_n(CENSUS_SUBSET_CELLS, gen.scale) for _ in diseases),
+            n_genes_written=30000,
+            size_basis=f"ESTIMATE {CENSUS_SUBSET_CELLS:,} cells per entry x scale (subset sizes are not published; the "
+            "first pin of the real entry records them); 30,000 genes",
+            source="generated (local Census)",
+        )
+    genes = _genes(gen.pool, 30000)
+    adatas = {vid: census_adata(Simulator(genes, seed=len(vid)), cells, 3) for vid, cells in by_version.items()}
+    uri = served_root / "cellxgene-census" / versions.pop() / "soma"
+    uri.parent.mkdir(parents=True, exist_ok=True)
+    return str(write_local_census(adatas, uri, census_version=uri.parent.name))
+
+
+CENSUS_SUBSET_CELLS = 20_000
 
 
 GENERATORS = {
@@ -992,6 +1052,7 @@ def main(argv=None) -> int:
                   TimeElapsedColumn(), console=console) as progress:  # fmt: skip
         t_gen = time.perf_counter()
         served = generate(entries, gen, args.scale, records, progress)
+        census_uri = served.pop("census_uri", None)
         gen_seconds = time.perf_counter() - t_gen
 
     server, cert, base = start_server(served_root, work)
@@ -1015,6 +1076,8 @@ def main(argv=None) -> int:
         )
         if axe := axe_script():
             env["SASP_ATLAS_AXE"] = axe
+        if census_uri:
+            env["SASP_ATLAS_CENSUS_URI"] = census_uri
         cli = [sys.executable, "-m", "sasp_atlas.cli"]
         ids = [e["id"] for _, e in entries]
         steps = {}
