@@ -73,7 +73,12 @@ REGISTRY = PROJECT / "data_registry.yaml"
 # the data server's address: a loopback address other than the site check's 127.0.0.1/localhost, so that the pages'
 # links to the data files count as external links (as the real hosts' do), not as broken links of the site
 HOST = "127.0.0.2"
-CXG_TINY_MAX = 0.05  # CELLxGENE whole-collection files are written only at scales up to this
+CXG_TINY_MAX = 0.05
+NOT_REHEARSED = (
+    "not rehearsed at full size: the cellxgene loader downloads the whole CELLxGENE collection file ({cells:,} cells), "
+    "which this script writes only at scales up to {tiny} (see fits_github_runner for the estimate; the Census loader "
+    "reads only the entry's cells)"
+)  # CELLxGENE whole-collection files are written only at scales up to this
 RUNNER = {"disk_bytes": 14 * 10**9, "memory_bytes": 16 * 2**30, "cores": 4, "name": "GitHub-hosted ubuntu-latest"}
 console = Console(stderr=True)
 
@@ -667,11 +672,7 @@ def generate(entries, gen: Generator, scale: float, records: dict, progress: Pro
                 url = e["files"][0]["url"]
                 if scale > CXG_TINY_MAX:
                     rec["status"] = "not rehearsed"
-                    rec["reason"] = (
-                        f"not rehearsed at full size: whole collection of {rec['collection_cells']:,} cells does not fit "
-                        "(the cellxgene loader downloads the whole CELLxGENE collection file; the Census loader reads "
-                        "only the entry's cells)"
-                    )
+                    rec["reason"] = NOT_REHEARSED.format(cells=rec["collection_cells"], tiny=CXG_TINY_MAX)
                 elif url in cxg_done:
                     rec["source"] = f"shared collection file written for {cxg_done[url]}"
                 else:
@@ -1264,6 +1265,7 @@ def summarise(args, started, gen_seconds, records, steps, project, served_root, 
         dl = rec.get("download_bytes") or 0
         if rec["status"] == "not rehearsed":
             cells = rec.get("collection_cells") or 0
+            rec["reason"] = NOT_REHEARSED.format(cells=cells, tiny=CXG_TINY_MAX)
             est = int(cells * CXG_BYTES_PER_CELL_FLOOR)
             rec["fits_github_runner"] = {
                 "disk": est < RUNNER["disk_bytes"],
@@ -1283,6 +1285,9 @@ def summarise(args, started, gen_seconds, records, steps, project, served_root, 
             }
         per.append(rec)
     datasets = [r for r in per if r["kind"] == "dataset" and r["profile"] == "full"]
+    build_dir = du(project / "_build") - du(
+        project / "_build" / "html_real_urls"
+    )  # --recheck-site's copy: not the build's
     return {
         "scale": args.scale,
         "date": started.isoformat(timespec="seconds"),
@@ -1299,13 +1304,13 @@ def summarise(args, started, gen_seconds, records, steps, project, served_root, 
         "wall_seconds": round(sum(s["wall_seconds"] for s in steps.values()), 1),
         "generate_seconds": round(gen_seconds, 1),
         "peak_rss_bytes": peak_all,
-        "disk_bytes": du(cache) + du(project / "results") + du(project / "_build") + du(project / "book"),
+        "disk_bytes": du(cache) + du(project / "results") + build_dir + du(project / "book"),
         "disk": {
             "downloads_and_cache_bytes": du(cache),
             "results_bytes": du(project / "results"),
             "book_bytes": du(project / "book"),
             "site_bytes": du(html),
-            "build_folder_bytes": du(project / "_build"),
+            "build_folder_bytes": build_dir,
             "served_bytes": du(served_root),
         },
         "pages_rendered": len(pages),
@@ -1333,8 +1338,19 @@ def summarise(args, started, gen_seconds, records, steps, project, served_root, 
 
 
 def _left_out_reason(log: str, dataset_id: str) -> str | None:
-    lines = [ln.strip() for ln in log.splitlines() if dataset_id in ln]
-    return " | ".join(lines[:4])[:600] or None
+    """The build's own words: the row of ``dataset_id`` in its table of left-out datasets (cells joined)."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(rf"^[│|]\s*{re.escape(dataset_id)}\s*[│|]", line):
+            row = [line]
+            for nxt in lines[i + 1 :]:
+                if nxt.startswith(("├", "└", "+")) or not nxt.startswith(("│", "|")):
+                    break
+                row.append(nxt)
+            columns = zip(*[[x.strip() for x in r.strip().strip("│|").split("│")] for r in row])
+            cells = [" ".join(" ".join(col).split()) for col in columns]
+            return " | ".join(c for c in cells if c)[:800]
+    return None
 
 
 def print_summary(out: dict) -> None:
