@@ -1,6 +1,6 @@
 """The full-profile rehearsal (benchmarks/full_rehearsal.py) at a tiny scale: every full-profile entry written in
 its format (a few dozen cells each), served over local HTTPS, `registry pin --all`, `build --profile full` and
-`check-site` run in a fresh folder. Slow: the build renders every dataset page (about 15 min on 2 shared cores)."""
+`check-site` run in a fresh folder. Slow: the build renders every dataset page (14 min on 2 shared cores)."""
 
 from __future__ import annotations
 
