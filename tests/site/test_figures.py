@@ -240,3 +240,41 @@ def test_cite_sources_cites_datasets_then_catalogue_signatures_and_skips_user_se
     bib = set(re.findall(r"@misc\{([^,]+),", references.bibliography_text()))
     assert set(keys) <= bib  # every key the page cites resolves in the generated bibliography
     assert references.cite_sources([], ["my_own_set"]) == "" == references.cite_sources()
+
+
+def test_class_heatmap_keeps_a_panel_without_any_estimate():
+    """A dataset whose every class has no estimate keeps its (grey) panel: with Vega-Lite's default
+    filtering of invalid values its panel would be an empty mark container, which a screen reader
+    meets as an unlabelled image (axe svg-img-alt, seen on a 20-dataset build)."""
+    vl_convert = pytest.importorskip("vl_convert")
+    rows = [
+        {
+            "dataset": ds,
+            "cancer_type": ct,
+            "cell_type": cell,
+            "class_label": cls,
+            "class_order": order,
+            "balanced_effect": np.nan if ds == "B" else 0.6,
+            "balanced_ci_low": np.nan if ds == "B" else 0.5,
+            "balanced_ci_high": np.nan if ds == "B" else 0.7,
+            "share": 0.2,
+            "n_cells": 10,
+            "n_samples": 1,
+            "evidence": "one tumour",
+            "n_genes_present": 0 if ds == "B" else 3,
+            "low_coverage": False,
+        }
+        for ds, ct in (("A", "cancer a"), ("B", "cancer b"))
+        for cell in ("T cell", "B cell")
+        for order, cls in enumerate(("interleukins", "chemokines"))
+    ]
+    vega = vl_convert.vegalite_to_vega(charts.sasp_class_heatmap(pd.DataFrame(rows)).to_json())
+    text = json.dumps(vega)
+    # no data-level filter drops the NaN rows; the fill tests no_estimate first (grey)
+    assert all(
+        "balanced_effect" not in json.dumps(t)
+        for d in vega["data"]
+        for t in d.get("transform", [])
+        if t.get("type") == "filter"
+    )
+    assert '"test": "datum.no_estimate", "value": "#d9d9d9"' in text

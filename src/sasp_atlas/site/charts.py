@@ -354,7 +354,7 @@ def sasp_class_heatmap(scores: pd.DataFrame) -> alt.Chart:
     colour = _auroc_colour("balanced_effect", "balanced AUROC")
     return (
         alt.Chart(df)
-        .mark_rect(strokeWidth=2)
+        .mark_rect(strokeWidth=2, invalid="show")  # a panel whose every class has no estimate stays (grey)
         .encode(
             x=alt.X(
                 "class_label:N", sort=_class_order(scores), title=None, axis=alt.Axis(labelAngle=-40, labelLimit=180)
