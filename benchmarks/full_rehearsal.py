@@ -992,6 +992,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="build --workers")
     ap.add_argument("--only", nargs="+", help="limit to these full-profile ids (debugging; core is always built)")
     ap.add_argument(
+        "--exact",
+        action="store_true",
+        help="with --only: core datasets too only when named (the CI smoke test; ground truth and resources stay)",
+    )
+    ap.add_argument(
         "--recheck-site",
         action="store_true",
         help="with --resummarise: run check-site again on a copy of the site whose links to the rehearsal's data "
@@ -1022,7 +1027,14 @@ def main(argv=None) -> int:
     entries += [("resource", e) for e in doc.get("resources") or []]
     if args.only:
         keep = set(args.only)
-        entries = [(k, e) for k, e in entries if e.get("profile") == "core" or k == "resource" or e["id"] in keep]
+
+        def kept(kind: str, e: dict) -> bool:
+            if kind == "resource" or e["id"] in keep:
+                return True
+            # core ground truth always (every build runs the validity step); core datasets unless --exact
+            return e.get("profile") == "core" and (kind != "dataset" or not args.exact)
+
+        entries = [(k, e) for k, e in entries if kept(k, e)]
     from sasp_atlas.sources import registry as _registry  # noqa: F401 - validates the package imports here
 
     records = {}
@@ -1037,7 +1049,8 @@ def main(argv=None) -> int:
             "status": None,
         }
         if rec["loader"] in ("cellxgene", "cellxgene_census"):
-            url = e["files"][0]["url"]
+            # the collection: the h5ad URL (whole-collection loader) or the Census dataset version
+            url = e["files"][0]["url"] if e.get("files") else e["loader"]["options"]["dataset_version_id"]
             cand = {
                 c["id"]: c
                 for c in yaml.safe_load((SHARED / "data" / "remote_candidates.yaml").read_text())["candidates"]

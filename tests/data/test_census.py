@@ -55,7 +55,9 @@ def _dataset(n: int, diseases: list[str], genes: list[str], seed: int, dataset_i
     if dataset_id:
         obs["dataset_id"] = dataset_id
     counts = rng.poisson(3.0, size=(n, len(genes))).astype(np.float32)
-    var = pd.DataFrame({"feature_name": [GENES[g] for g in genes]}, index=genes)
+    var = pd.DataFrame(
+        {"feature_name": [GENES[g] for g in genes]}, index=pd.Index(genes, name="feature_id")
+    )  # named, as CELLxGENE h5ads have it
     return ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var)
 
 

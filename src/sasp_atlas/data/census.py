@@ -397,7 +397,7 @@ def write_local_census(adatas: dict[str, ad.AnnData], uri: str | os.PathLike, ce
         obs = _census_obs(adata, version_id)
         var = pd.DataFrame(
             {"feature_name": adata.var["feature_name"].astype(str).to_numpy()},
-            index=pd.Index(adata.var_names.astype(str)),
+            index=pd.Index(adata.var_names.astype(str)).rename(None),  # a named index (e.g. "feature_id") would clash
         )
         shaped.append((version_id, obs, var))
         dataset_id = obs["dataset_id"].iloc[0] if len(obs) else str(uuid.uuid5(uuid.NAMESPACE_URL, version_id))
