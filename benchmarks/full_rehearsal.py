@@ -377,21 +377,18 @@ class Generator:
         )
         genes = _genes(self.pool, g_real)  # the Wu files share one gene list (29,733)
         X = self.sim(genes, entry).values(list(cd["celltype_major"]), entry["value_type"])
-        f = entry["files"][0]
-        write_r(
-            self.folder(entry) / f["name"],
-            entry["loader"]["options"]["object"],
-            X,
-            genes,
-            cells,
-            kind="sce",
-            coldata=cd,
-        )
+        self.write_sce(entry, X, genes, cells, cd)
         basis = (
             f"registry expected n_cells {n_real:,} x n_genes {g_real:,}; cell types drawn with the proportions of the "
             "real CID4465 file (celltype_major/minor), as the sample's own labels are inside the remote file"
         )
         return n, len(genes), basis
+
+    def write_sce(self, entry, X, genes, cells, coldata) -> None:
+        """The entry's one file: a SingleCellExperiment object named as its loader options say (Rscript)."""
+        f = entry["files"][0]
+        write_r(self.folder(entry) / f["name"], entry["loader"]["options"]["object"], X, genes, cells, kind="sce",
+                coldata=coldata)  # fmt: skip
 
     def puram_sce(self, entry):
         n_real, g_real = 5902, 23686
@@ -408,16 +405,7 @@ class Generator:
         )
         genes = _genes(self.pool, g_real)
         X = self.sim(genes, entry).values(list(labels), entry["value_type"])
-        f = entry["files"][0]
-        write_r(
-            self.folder(entry) / f["name"],
-            entry["loader"]["options"]["object"],
-            X,
-            genes,
-            cells,
-            kind="sce",
-            coldata=cd,
-        )
+        self.write_sce(entry, X, genes, cells, cd)
         basis = (
             "ESTIMATE, upper bound: the file is a subsample (features and cells) of unknown size, so the publication's "
             "5,902 cells x 23,686 genes (Puram 2017, GEO GSE103322) are used; cell classes of the publication "
