@@ -262,12 +262,9 @@ def write_r(path: Path, obj_name: str, X_cells_by_genes: sp.csr_matrix, genes, c
         subprocess.run(["Rscript", str(d / "w.R"), str(d), kind, obj_name, str(path)], check=True)
 
 
-def write_cellxgene_h5ad(path: Path, sim: Simulator, cells_by_disease: dict[str, int], donors_per: int, rng):
-    """A CELLxGENE-schema (5.x) h5ad: raw.X counts, X log-normalised, var index Ensembl-like ids with
-    feature_name symbols, obs with the schema columns (cell_type + its CL id, donor_id, disease, tissue, assay,
-    is_primary_data: every 9th cell a duplicate from another collection)."""
-    import anndata as ad
-
+def cxg_obs(cells_by_disease: dict[str, int], donors_per: int) -> pd.DataFrame:
+    """CELLxGENE-schema obs: per disease its cells cycling over six cell types with their CL ids (normal tissue
+    without malignant cells), ``donors_per`` donors per disease, tissue, assay, and every 9th cell not primary."""
     types = [
         ("malignant cell", "CL:0001064"),
         ("fibroblast", "CL:0000057"),
@@ -286,6 +283,16 @@ def write_cellxgene_h5ad(path: Path, sim: Simulator, cells_by_disease: dict[str,
     obs["tissue"] = "tissue"
     obs["assay"] = "10x 3' v3"
     obs["is_primary_data"] = np.arange(len(obs)) % 9 != 8
+    return obs
+
+
+def write_cellxgene_h5ad(path: Path, sim: Simulator, cells_by_disease: dict[str, int], donors_per: int, rng):
+    """A CELLxGENE-schema (5.x) h5ad: raw.X counts, X log-normalised, var index Ensembl-like ids with
+    feature_name symbols, obs with the schema columns (cell_type + its CL id, donor_id, disease, tissue, assay,
+    is_primary_data: every 9th cell a duplicate from another collection)."""
+    import anndata as ad
+
+    obs = cxg_obs(cells_by_disease, donors_per)
     for c in ("disease", "cell_type", "cell_type_ontology_term_id", "donor_id", "tissue", "assay"):
         obs[c] = obs[c].astype("category")
     counts = sim.counts([f"{c} {d}" for c, d in zip(obs["cell_type"], obs["disease"])], 4000.0)
@@ -719,18 +726,7 @@ def census_adata(sim: Simulator, cells_by_disease: dict[str, int], donors_per: i
     feature_name, the schema obs columns (every 9th cell not primary)."""
     import anndata as ad
 
-    types = [("malignant cell", "CL:0001064"), ("fibroblast", "CL:0000057"), ("macrophage", "CL:0000235"),
-             ("T cell", "CL:0000084"), ("B cell", "CL:0000236"), ("endothelial cell", "CL:0000115")]  # fmt: skip
-    rows = []
-    for disease, n in cells_by_disease.items():
-        for i in range(n):
-            t = types[i % len(types)] if disease != "normal" else types[1 + i % (len(types) - 1)]
-            rows.append((disease, t[0], t[1], f"{disease[:4]}_D{i % donors_per}"))
-    obs = pd.DataFrame(rows, columns=["disease", "cell_type", "cell_type_ontology_term_id", "donor_id"])
-    obs.index = [f"cxg_{i:07d}" for i in range(len(obs))]
-    obs["tissue"] = "tissue"
-    obs["assay"] = "10x 3' v3"
-    obs["is_primary_data"] = np.arange(len(obs)) % 9 != 8
+    obs = cxg_obs(cells_by_disease, donors_per)
     X = sim.counts([f"{c} {d}" for c, d in zip(obs["cell_type"], obs["disease"])], 4000.0)
     var = pd.DataFrame(
         {"feature_name": sim.genes}, index=pd.Index([f"ENSG{i:011d}" for i in range(len(sim.genes))], name="feature_id")
